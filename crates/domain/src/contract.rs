@@ -1,0 +1,19 @@
+//! Data contracts (DESIGN §5): the declarative, versioned mapping from a source's
+//! documents to canonical records.
+//!
+//! A contract arrives as JSON ([`ContractSpec`]), is validated and compiled once into a
+//! [`Contract`], and is immutable from then on. Compilation checks everything that can
+//! be checked without data (every path compiles, key fields exist and are required,
+//! ratios name real measures…) and reports every problem with the field at fault.
+
+mod compile;
+mod error;
+mod spec;
+
+pub(crate) use compile::MeasureSource;
+pub use compile::{CallbackRule, Contract, DocumentFormat, FieldPath};
+pub use error::{ContractError, ContractIssue};
+pub use spec::{
+    CallbackSpec, ContractSpec, CsvSpec, DelayUnit, FieldSpec, FieldType, FormatName, IdentitySpec,
+    InvalidPolicy, MeasureSpec, MergePolicy,
+};

@@ -1,0 +1,244 @@
+//! Mapping: a compiled contract turns a decoded raw record into a canonical one.
+//!
+//! Each field is looked up at its path and coerced to its type; a required field that
+//! is absent, empty or of the wrong type makes the record invalid, and every such
+//! problem is reported with the record's location and the field's name. An optional
+//! field with a bad value is reported the same way: silently dropping data a feed sent
+//! would hide a changed external API.
+
+mod coerce;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::contract::{CallbackRule, Contract, FieldType, MeasureSource};
+use crate::model::{
+    Attributes, Dimensions, FieldValue, Location, Measures, Record, RecordError, RecordKey, Version,
+};
+use crate::raw::RawRecord;
+
+pub use coerce::parse_timestamp;
+
+/// A record mapped through a contract, ready to merge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedRecord {
+    /// The canonical record, derived measures computed.
+    pub record: Record,
+    /// The mapped identity fields, by name, when the contract has an identity check.
+    pub identity: Option<Identity>,
+    /// Where the record was in its document.
+    pub location: Location,
+    /// When a callback is due after this version is accepted.
+    pub callback_after: Option<Duration>,
+    /// Ratio measures that were undefined (zero denominator) and left out.
+    pub undefined_ratios: Vec<String>,
+}
+
+/// The identity of a record: the canonical identity key and the fields that must agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The identity key in canonical form (see [`RecordKey`]).
+    pub key: String,
+    /// The identity fields (`None`: absent in this record).
+    pub fields: BTreeMap<String, Option<FieldValue>>,
+}
+
+type Values = BTreeMap<String, FieldValue>;
+
+impl Contract {
+    /// Maps one raw record.
+    ///
+    /// # Errors
+    /// Every problem found in the record (at least one), each with the record's location.
+    pub fn map(&self, raw: &RawRecord) -> Result<MappedRecord, Vec<RecordError>> {
+        let location = raw.location().clone();
+        let fail = |field: &str, message: String| RecordError {
+            location: location.clone(),
+            field: Some(field.to_owned()),
+            message,
+        };
+        let mut values = Values::new();
+        let mut errors = Vec::new();
+        for field in &self.fields {
+            match raw
+                .lookup(&field.path)
+                .map(|v| coerce::coerce(v, field.kind))
+            {
+                Some(Ok(Some(value))) => {
+                    values.insert(field.name.clone(), value);
+                }
+                Some(Err(message)) => errors.push(fail(&field.name, message)),
+                None | Some(Ok(None)) if field.required => {
+                    errors.push(fail(
+                        &field.name,
+                        format!(
+                            "required field is missing or empty (path {})",
+                            field.path.join("/")
+                        ),
+                    ));
+                }
+                None | Some(Ok(None)) => {}
+            }
+        }
+        match self.callback_after(&values) {
+            Ok(after) if errors.is_empty() => self
+                .build(values, location.clone(), after)
+                .map_err(|(field, message)| vec![fail(&field, message)]),
+            Ok(_) => Err(errors),
+            Err(message) => {
+                errors.push(fail(self.callback_field(), message));
+                Err(errors)
+            }
+        }
+    }
+
+    fn callback_field(&self) -> &str {
+        match self.callback() {
+            Some(CallbackRule::Field { field, .. }) => field,
+            _ => "callback",
+        }
+    }
+
+    fn build(
+        &self,
+        mut values: Values,
+        location: Location,
+        callback_after: Option<Duration>,
+    ) -> Result<MappedRecord, (String, String)> {
+        let key = self.key_of(&values)?;
+        let version = self.version_of(&values);
+        let identity = self.identity_of(&values);
+        let mut dimensions = Dimensions::default();
+        for name in self.dimensions() {
+            if let Some(text) = values.remove(name).and_then(|v| v.as_text()) {
+                dimensions
+                    .insert(name, text)
+                    .map_err(|e| (name.clone(), e.to_string()))?;
+            }
+        }
+        let mut measures = Measures::default();
+        for (name, source) in &self.measures {
+            if let MeasureSource::Field(field) = source {
+                let value = values.get(field).and_then(FieldValue::as_f64);
+                if let Some(v) = value {
+                    measures
+                        .insert(name, v)
+                        .map_err(|e| (field.clone(), e.to_string()))?;
+                }
+            }
+        }
+        for (_, source) in &self.measures {
+            if let MeasureSource::Field(field) = source {
+                values.remove(field);
+            }
+        }
+        let undefined_ratios = self.derive(&mut measures);
+        let attributes =
+            Attributes::try_from(values).map_err(|e| ("fields".to_owned(), e.to_string()))?;
+        Ok(MappedRecord {
+            record: Record {
+                key,
+                version,
+                dimensions,
+                measures,
+                attributes,
+            },
+            identity,
+            location,
+            callback_after,
+            undefined_ratios,
+        })
+    }
+
+    /// Computes the ratio measures from the field-backed ones; returns the names of the
+    /// ratios left out because they are undefined (denominator 0, or an operand absent).
+    pub fn derive(&self, measures: &mut Measures) -> Vec<String> {
+        let mut undefined = Vec::new();
+        for (name, source) in &self.measures {
+            let MeasureSource::Ratio {
+                numerator,
+                denominator,
+                scale,
+            } = source
+            else {
+                continue;
+            };
+            let value = match (measures.get(numerator), measures.get(denominator)) {
+                (Some(n), Some(d)) if d != 0.0 => Some(n / d * scale),
+                _ => None,
+            };
+            match value.filter(|v| v.is_finite()) {
+                Some(v) => {
+                    // The name was checked when the contract compiled and v is finite.
+                    let _ = measures.insert(name, v);
+                }
+                None => {
+                    measures.remove(name);
+                    undefined.push(name.clone());
+                }
+            }
+        }
+        undefined
+    }
+
+    fn key_of(&self, values: &Values) -> Result<RecordKey, (String, String)> {
+        let parts = self
+            .key_fields()
+            .iter()
+            .map(|name| {
+                values
+                    .get(name)
+                    .and_then(FieldValue::as_text)
+                    .ok_or_else(|| (name.clone(), "key field is missing".to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordKey::try_new(parts).map_err(|e| ("key".to_owned(), e.to_string()))
+    }
+
+    fn version_of(&self, values: &Values) -> Option<Version> {
+        match values.get(self.spec().version.as_ref()?)? {
+            FieldValue::Integer(i) => Some(Version::new(*i)),
+            FieldValue::Timestamp(t) => Some(Version::new(t.timestamp_micros())),
+            _ => None,
+        }
+    }
+
+    fn identity_of(&self, values: &Values) -> Option<Identity> {
+        let spec = self.spec().identity.as_ref()?;
+        let parts = spec
+            .key
+            .iter()
+            .map(|name| values.get(name).and_then(FieldValue::as_text))
+            .collect::<Option<Vec<_>>>()?;
+        let key = RecordKey::try_new(parts).ok()?.canonical();
+        let fields = spec
+            .fields
+            .iter()
+            .map(|name| (name.clone(), values.get(name).cloned()))
+            .collect();
+        Some(Identity { key, fields })
+    }
+
+    fn callback_after(&self, values: &Values) -> Result<Option<Duration>, String> {
+        match self.callback() {
+            None => Ok(None),
+            Some(CallbackRule::After(after)) => Ok(Some(*after)),
+            Some(CallbackRule::Field {
+                field,
+                millis_per_unit,
+            }) => {
+                let Some(delay) = values.get(field).and_then(FieldValue::as_f64) else {
+                    return Ok(None);
+                };
+                let millis = delay * *millis_per_unit as f64;
+                if !(0.0..=1e15).contains(&millis) {
+                    return Err(format!("callback delay {delay} is negative or too large"));
+                }
+                Ok(Some(Duration::from_millis(millis.round() as u64)))
+            }
+        }
+    }
+}
+
+/// The type a field is coerced to, re-exported for adapters that render schemas.
+pub type MappedType = FieldType;

@@ -1,0 +1,216 @@
+//! A merge session: one document's records merged in order against a state, with the
+//! report, history, conflicts and verdict it produces. The import service runs one per
+//! batch against the state it loaded for the batch's keys; tests and dry runs run one
+//! over a whole document.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::{MergeOutcome, Verdict, check_identity};
+use crate::contract::Contract;
+use crate::mapping::MappedRecord;
+use crate::model::{Conflict, FieldValue, ImportReport, Location, Record, RecordError, RecordKey};
+use crate::raw::{DecodeError, RawRecord};
+
+/// Whether an accepted change created or updated its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// `record.created`.
+    Created,
+    /// `record.updated`.
+    Updated,
+}
+
+/// One accepted change: a history entry, an outbox event and maybe a callback timer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Created or updated.
+    pub kind: ChangeKind,
+    /// The key's new state.
+    pub record: Record,
+    /// Where the record that caused it was.
+    pub location: Location,
+    /// When its callback is due, if the contract has callbacks.
+    pub callback_after: Option<Duration>,
+}
+
+/// What a finished session produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionResult {
+    /// Apply or reject (see [`crate::contract::InvalidPolicy::verdict`]).
+    pub verdict: Verdict,
+    /// The counts and first errors. After a reject, only `seen`, `invalid` and the
+    /// errors are non-zero: nothing was applied.
+    pub report: ImportReport,
+    /// Accepted changes in document order (empty after a reject).
+    pub changes: Vec<Change>,
+    /// Conflicts in document order (empty after a reject).
+    pub conflicts: Vec<Conflict>,
+    /// The final state of every key the session touched (empty after a reject).
+    pub records: BTreeMap<RecordKey, Record>,
+}
+
+type IdentityFields = BTreeMap<String, Option<FieldValue>>;
+
+/// Merges a document's records in order; see the module documentation.
+#[derive(Debug)]
+pub struct MergeSession<'c> {
+    contract: &'c Contract,
+    records: HashMap<RecordKey, Record>,
+    identities: HashMap<String, IdentityFields>,
+    report: ImportReport,
+    changes: Vec<Change>,
+    conflicts: Vec<Conflict>,
+    broke_off: bool,
+}
+
+impl<'c> MergeSession<'c> {
+    /// A session over an empty state.
+    pub fn new(contract: &'c Contract) -> Self {
+        Self::with_state(contract, HashMap::new(), HashMap::new())
+    }
+
+    /// A session over the given current records and identity references.
+    pub fn with_state(
+        contract: &'c Contract,
+        records: HashMap<RecordKey, Record>,
+        identities: HashMap<String, IdentityFields>,
+    ) -> Self {
+        Self {
+            contract,
+            records,
+            identities,
+            report: ImportReport::default(),
+            changes: Vec::new(),
+            conflicts: Vec::new(),
+            broke_off: false,
+        }
+    }
+
+    /// Takes the next item a decoder produced: maps it and merges it, or reports it.
+    pub fn push(&mut self, item: Result<RawRecord, DecodeError>) {
+        match item {
+            Ok(raw) => {
+                self.report.seen += 1;
+                match self.contract.map(&raw) {
+                    Ok(mapped) => self.merge(mapped),
+                    Err(errors) => self.invalid(errors),
+                }
+            }
+            Err(e) => {
+                if e.is_fatal {
+                    self.broke_off = true;
+                } else {
+                    self.report.seen += 1;
+                }
+                self.invalid(vec![RecordError {
+                    location: e.location,
+                    field: None,
+                    message: e.message,
+                }]);
+            }
+        }
+    }
+
+    /// Whether the document is already certain to be rejected (merging can stop; the
+    /// rest is only validated for the report).
+    pub fn is_rejected(&self) -> bool {
+        self.contract
+            .on_invalid()
+            .verdict(self.report.invalid, self.broke_off)
+            == Verdict::Reject
+    }
+
+    fn invalid(&mut self, errors: Vec<RecordError>) {
+        self.report.invalid += 1;
+        for e in errors {
+            self.report.push_error(e);
+        }
+    }
+
+    fn merge(&mut self, mapped: MappedRecord) {
+        if self.is_rejected() {
+            return;
+        }
+        self.report.undefined_ratios += mapped.undefined_ratios.len() as u64;
+        self.check_identity(&mapped);
+        let key = mapped.record.key.clone();
+        let outcome = self.contract.merge(self.records.get(&key), &mapped);
+        let (kind, record) = match outcome {
+            MergeOutcome::Inserted(r) => (ChangeKind::Created, r),
+            MergeOutcome::Updated(r) => (ChangeKind::Updated, r),
+            MergeOutcome::Unchanged => return self.report.unchanged += 1,
+            MergeOutcome::Superseded => return self.report.superseded += 1,
+            MergeOutcome::Conflict(c) => return self.conflict(c),
+        };
+        match kind {
+            ChangeKind::Created => self.report.inserted += 1,
+            ChangeKind::Updated => self.report.updated += 1,
+        }
+        self.records.insert(key, record.clone());
+        self.changes.push(Change {
+            kind,
+            record,
+            location: mapped.location,
+            callback_after: mapped.callback_after,
+        });
+    }
+
+    fn check_identity(&mut self, mapped: &MappedRecord) {
+        let Some(identity) = &mapped.identity else {
+            return;
+        };
+        match self.identities.get(&identity.key) {
+            Some(reference) => {
+                if let Some(c) = check_identity(reference, mapped, identity) {
+                    self.conflict(c);
+                }
+            }
+            None => {
+                self.identities
+                    .insert(identity.key.clone(), identity.fields.clone());
+            }
+        }
+    }
+
+    fn conflict(&mut self, conflict: Conflict) {
+        self.report.conflicts += 1;
+        self.conflicts.push(conflict);
+    }
+
+    /// The identity references as they stand (new ones included), for the store.
+    pub fn identities(&self) -> &HashMap<String, IdentityFields> {
+        &self.identities
+    }
+
+    /// Ends the session with its verdict.
+    pub fn finish(self) -> SessionResult {
+        let verdict = self
+            .contract
+            .on_invalid()
+            .verdict(self.report.invalid, self.broke_off);
+        if verdict == Verdict::Reject {
+            let report = ImportReport {
+                seen: self.report.seen,
+                invalid: self.report.invalid,
+                errors: self.report.errors,
+                errors_truncated: self.report.errors_truncated,
+                ..ImportReport::default()
+            };
+            return SessionResult {
+                verdict,
+                report,
+                changes: Vec::new(),
+                conflicts: Vec::new(),
+                records: BTreeMap::new(),
+            };
+        }
+        SessionResult {
+            verdict,
+            report: self.report,
+            changes: self.changes,
+            conflicts: self.conflicts,
+            records: self.records.into_iter().collect(),
+        }
+    }
+}

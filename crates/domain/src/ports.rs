@@ -1,0 +1,54 @@
+//! Ports: the traits adapters implement (DESIGN §3).
+//!
+//! Each port is small, named for what it does, object-safe and `Send + Sync`, shared
+//! as `Arc<dyn Port>`, and speaks only domain types and its own error enum. Every
+//! method documents its contract (ordering, idempotency, what each error means): that
+//! text is what the conformance suites in [`crate::testkit`] (feature `testkit`)
+//! assert against every adapter. The `mocks` feature exposes a `mockall` mock of each
+//! (`MockRecordStore`, …) for other crates' tests.
+//!
+//! Ports exist only for IO and nondeterminism. Decoding is here too because wire
+//! formats are adapters: the `codecs` crate implements [`DocumentDecoder`].
+
+mod analytics;
+mod catalog;
+mod clock;
+mod decoder;
+mod delivery;
+mod imports;
+mod jobs;
+mod records;
+
+pub use analytics::{
+    Analytics, AnalyticsError, AnalyticsQuery, Cache, CacheKey, GroupAggregate, TopQuery, TopRecord,
+};
+pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract};
+pub use clock::Clock;
+pub use decoder::{DocumentDecoder, RecordStream};
+pub use delivery::{
+    CallbackTimer, CallbackTimers, DeliveryError, DeliveryResult, Event, EventKind, ExternalSource,
+    FetchedPage, Outbox, PageCursor, SourceError, WebhookSender,
+};
+pub use imports::{
+    ImportQueue, ImportSummary, ImportVault, Lease, NewImport, QueueError, VaultError, VaultReader,
+    VaultWriter,
+};
+pub use jobs::{Job, JobError, JobStore};
+pub use records::{ImportWriter, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord};
+
+#[cfg(any(test, feature = "mocks"))]
+pub use analytics::{MockAnalytics, MockCache};
+#[cfg(any(test, feature = "mocks"))]
+pub use catalog::{MockContractStore, MockDatasetStore};
+#[cfg(any(test, feature = "mocks"))]
+pub use clock::MockClock;
+#[cfg(any(test, feature = "mocks"))]
+pub use decoder::MockDocumentDecoder;
+#[cfg(any(test, feature = "mocks"))]
+pub use delivery::{MockCallbackTimers, MockExternalSource, MockOutbox, MockWebhookSender};
+#[cfg(any(test, feature = "mocks"))]
+pub use imports::{MockImportQueue, MockImportVault};
+#[cfg(any(test, feature = "mocks"))]
+pub use jobs::MockJobStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use records::MockRecordStore;

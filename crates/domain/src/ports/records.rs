@@ -1,0 +1,149 @@
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::merge::{Change, Verdict};
+use crate::model::{
+    Conflict, DatasetName, FieldValue, ImportId, ImportReport, Record, RecordKey, Revision,
+};
+use crate::ports::Lease;
+
+/// A record with where and when its state came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// The state.
+    pub record: Record,
+    /// The import that produced it.
+    pub import: ImportId,
+    /// When it was committed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which records to list: equality filters on dimensions, and a page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordQuery {
+    /// `dimension = value` filters, all of which must hold.
+    pub filters: BTreeMap<String, String>,
+    /// Page size.
+    pub limit: u32,
+    /// Records to skip (ordered by canonical key).
+    pub offset: u64,
+}
+
+/// One page of records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPage {
+    /// The records, ordered by canonical key.
+    pub records: Vec<StoredRecord>,
+    /// How many match in all.
+    pub total: u64,
+}
+
+/// Errors of the record store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such dataset or record.
+    #[error("not found")]
+    NotFound,
+    /// The import's lease was lost while writing; the writer rolled back.
+    #[error("lease lost")]
+    LeaseLost,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Identity references by canonical identity key.
+pub type IdentityMap = HashMap<String, BTreeMap<String, Option<FieldValue>>>;
+
+/// One import's writes, in one transaction inside the adapter. Batches stream through
+/// it; nothing is visible to readers until [`ImportWriter::commit`]; dropping it without
+/// committing rolls everything back.
+#[async_trait::async_trait]
+pub trait ImportWriter: Send {
+    /// The current state of these keys and identity references, as this transaction
+    /// sees them (earlier batches included).
+    ///
+    /// # Errors
+    /// - `Unexpected` when reading failed.
+    async fn load(
+        &mut self,
+        keys: &[RecordKey],
+        identities: &[String],
+    ) -> Result<(HashMap<RecordKey, Record>, IdentityMap), StoreError>;
+
+    /// Writes a batch: latest state and history for each change, new identity
+    /// references, conflicts, `record.created`/`record.updated` outbox events, and
+    /// callback timers (replacing the key's pending timer).
+    ///
+    /// # Errors
+    /// - `Unexpected` when writing failed; the writer is then unusable.
+    async fn apply(
+        &mut self,
+        changes: &[Change],
+        identities: &IdentityMap,
+        conflicts: &[Conflict],
+    ) -> Result<(), StoreError>;
+
+    /// Marks the import finished with its report (`completed` for `Commit`, `failed`
+    /// for `Reject`, in which case nothing applied is kept), writes the
+    /// `import.completed`/`import.failed` event, bumps the dataset revision on commit,
+    /// and commits, all at once.
+    ///
+    /// # Errors
+    /// - `LeaseLost` when the lease expired meanwhile (nothing is committed).
+    async fn finish(
+        self: Box<Self>,
+        verdict: Verdict,
+        report: &ImportReport,
+    ) -> Result<Revision, StoreError>;
+}
+
+/// Latest state, history and conflicts of records.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Opens the unit of work of a claimed import.
+    ///
+    /// # Errors
+    /// - `LeaseLost` when the lease is no longer held.
+    async fn begin_apply(&self, lease: &Lease) -> Result<Box<dyn ImportWriter>, StoreError>;
+
+    /// One record's latest state.
+    ///
+    /// # Errors
+    /// - `NotFound` when the key has no record.
+    async fn get(&self, dataset: &DatasetName, key: &RecordKey)
+    -> Result<StoredRecord, StoreError>;
+
+    /// Records matching a query, ordered by canonical key.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn list(
+        &self,
+        dataset: &DatasetName,
+        query: &RecordQuery,
+    ) -> Result<RecordPage, StoreError>;
+
+    /// Every accepted state of one key, oldest first.
+    ///
+    /// # Errors
+    /// - `NotFound` when the key never had a record.
+    async fn history(
+        &self,
+        dataset: &DatasetName,
+        key: &RecordKey,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// A dataset's conflicts, oldest first.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn conflicts(
+        &self,
+        dataset: &DatasetName,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(ImportId, Conflict)>, StoreError>;
+}
