@@ -1,1 +1,114 @@
-//! placeholder
+//! `intake-codecs`: streaming decoders for the document formats of data contracts.
+//!
+//! An adapter of the [`DocumentDecoder`] port: it turns a document (any
+//! [`std::io::Read`]) into [`RawRecord`]s one at a time, in document order, each with
+//! its location. Memory stays bounded by the largest single record (capped at
+//! [`Codecs::max_record_bytes`]), never by the document. A record that cannot be
+//! decoded yields a non-fatal [`DecodeError`] and decoding goes on with the next record
+//! where the format allows (CSV rows, JSON array elements, NDJSON lines); a broken
+//! document structure yields a fatal error and ends the stream.
+
+mod csv;
+mod json;
+mod lines;
+mod ndjson;
+mod xml;
+
+use std::io::{BufReader, Read};
+
+use intake_domain::contract::DocumentFormat;
+use intake_domain::ports::{DocumentDecoder, RecordStream};
+use intake_domain::{DecodeError, Location, RawRecord};
+
+/// The decoders, configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Codecs {
+    max_record_bytes: usize,
+}
+
+impl Default for Codecs {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: Self::DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+impl Codecs {
+    /// The default cap on one record's size: 16 MiB.
+    pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+
+    /// Decoders that refuse (as a non-fatal error) any record larger than `max` bytes.
+    pub fn with_max_record_bytes(max: usize) -> Self {
+        Self {
+            max_record_bytes: max.max(1),
+        }
+    }
+
+    /// The cap on one record's size.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_bytes
+    }
+
+    /// Decodes a document (a convenience over the port's method).
+    pub fn decode_reader<R: Read + Send + 'static>(
+        &self,
+        format: &DocumentFormat,
+        input: R,
+    ) -> RecordStream {
+        let input = BufReader::with_capacity(64 * 1024, input);
+        match format {
+            DocumentFormat::Xml { records } => Box::new(xml::XmlRecords::new(
+                input,
+                records.clone(),
+                self.max_record_bytes,
+            )),
+            DocumentFormat::Csv { delimiter, quote } => {
+                Box::new(csv::CsvRecords::new(input, *delimiter, *quote))
+            }
+            DocumentFormat::Json { records } => Box::new(json::JsonRecords::new(
+                input,
+                records.clone(),
+                self.max_record_bytes,
+            )),
+            DocumentFormat::Ndjson => {
+                Box::new(ndjson::NdjsonRecords::new(input, self.max_record_bytes))
+            }
+        }
+    }
+}
+
+impl DocumentDecoder for Codecs {
+    fn decode(&self, format: &DocumentFormat, input: Box<dyn Read + Send>) -> RecordStream {
+        self.decode_reader(format, input)
+    }
+}
+
+/// A located error.
+fn error(location: Location, message: impl Into<String>, is_fatal: bool) -> DecodeError {
+    DecodeError {
+        location,
+        message: message.into(),
+        is_fatal,
+    }
+}
+
+/// A record from a JSON object value, or `None` for another kind of value.
+fn object_record(
+    value: serde_json::Value,
+    location: Location,
+) -> Result<RawRecord, (Location, String)> {
+    match value {
+        serde_json::Value::Object(map) => Ok(RawRecord::new(map, location)),
+        other => {
+            let kind = match other {
+                serde_json::Value::Array(_) => "a list",
+                serde_json::Value::String(_) => "text",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            Err((location, format!("expected an object, found {kind}")))
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! CSV with a header row: each row becomes an object of text values keyed by column
+//! name. A row with the wrong number of fields or invalid UTF-8 is a non-fatal error
+//! (the next row follows); a read failure is fatal.
+
+use std::io::Read;
+
+use csv::{ByteRecord, ErrorKind, ReaderBuilder};
+use intake_domain::{DecodeError, Location, RawRecord};
+use serde_json::{Map, Value};
+
+use crate::error;
+
+pub(crate) struct CsvRecords<R> {
+    reader: csv::Reader<R>,
+    headers: Option<Vec<String>>,
+    row: ByteRecord,
+    count: u64,
+    is_done: bool,
+}
+
+type Item = Result<RawRecord, DecodeError>;
+
+impl<R: Read> CsvRecords<R> {
+    pub(crate) fn new(input: R, delimiter: u8, quote: u8) -> Self {
+        let reader = ReaderBuilder::new()
+            .delimiter(delimiter)
+            .quote(quote)
+            .has_headers(false)
+            .flexible(false)
+            .from_reader(input);
+        Self {
+            reader,
+            headers: None,
+            row: ByteRecord::new(),
+            count: 0,
+            is_done: false,
+        }
+    }
+
+    fn location(&self, line: Option<u64>, record: Option<u64>) -> Location {
+        Location {
+            record,
+            row: record.map(|r| r + 1),
+            line,
+            ..Location::default()
+        }
+    }
+
+    fn read_headers(&mut self) -> Result<bool, DecodeError> {
+        let has_row = self.reader.read_byte_record(&mut self.row).map_err(|e| {
+            error(
+                self.location(Some(1), None),
+                format!("unreadable header row: {e}"),
+                true,
+            )
+        })?;
+        if !has_row {
+            return Ok(false);
+        }
+        let mut headers = Vec::with_capacity(self.row.len());
+        for (i, field) in self.row.iter().enumerate() {
+            let field = if i == 0 {
+                field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
+            } else {
+                field
+            };
+            let name = std::str::from_utf8(field)
+                .map_err(|_| {
+                    error(
+                        self.location(Some(1), None),
+                        format!("column {} of the header is not UTF-8", i + 1),
+                        true,
+                    )
+                })?
+                .trim()
+                .to_owned();
+            if headers.contains(&name) {
+                return Err(error(
+                    self.location(Some(1), None),
+                    format!("column {name:?} appears twice in the header"),
+                    true,
+                ));
+            }
+            headers.push(name);
+        }
+        self.headers = Some(headers);
+        Ok(true)
+    }
+
+    fn next_item(&mut self) -> Option<Item> {
+        if self.is_done {
+            return None;
+        }
+        if self.headers.is_none() {
+            match self.read_headers() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.is_done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.is_done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let result = self.reader.read_byte_record(&mut self.row);
+        match result {
+            Ok(false) => {
+                self.is_done = true;
+                None
+            }
+            Ok(true) => {
+                self.count += 1;
+                let location = self.location(
+                    Some(self.row.position().map_or(0, |p| p.line())),
+                    Some(self.count),
+                );
+                Some(self.to_record(location))
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line());
+                match e.kind() {
+                    ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
+                        self.count += 1;
+                        let location = self.location(line, Some(self.count));
+                        Some(Err(error(
+                            location,
+                            format!("row has {len} fields, the header has {expected_len}"),
+                            false,
+                        )))
+                    }
+                    _ => {
+                        self.is_done = true;
+                        Some(Err(error(
+                            self.location(line, None),
+                            format!("unreadable CSV: {e}"),
+                            true,
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    fn to_record(&self, location: Location) -> Item {
+        let headers = self.headers.as_deref().unwrap_or_default();
+        let mut map = Map::new();
+        for (i, (name, field)) in headers.iter().zip(self.row.iter()).enumerate() {
+            let Ok(text) = std::str::from_utf8(field) else {
+                return Err(error(
+                    location,
+                    format!("column {} ({name:?}) is not valid UTF-8", i + 1),
+                    false,
+                ));
+            };
+            map.insert(name.clone(), Value::String(text.to_owned()));
+        }
+        Ok(RawRecord::new(map, location))
+    }
+}
+
+impl<R: Read> Iterator for CsvRecords<R> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        self.next_item()
+    }
+}

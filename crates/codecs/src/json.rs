@@ -1,0 +1,283 @@
+//! JSON: records are the elements of an array, at the top level or at a dotted path of
+//! object keys. A small scanner walks the document structure without building it,
+//! captures one element's bytes at a time and hands them to `serde_json`: an element
+//! that is not valid JSON (or not an object) is a non-fatal error and the next element
+//! follows; broken structure (unbalanced brackets, an unterminated string, the end of
+//! the document inside the array) is fatal.
+
+use std::io::BufRead;
+
+use intake_domain::{DecodeError, Location, RawRecord};
+
+use crate::{error, object_record};
+
+pub(crate) struct JsonRecords<R> {
+    scan: Scanner<R>,
+    path: Vec<String>,
+    state: State,
+    index: u64,
+    max_bytes: usize,
+    capture: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    FirstElement,
+    NextElement,
+    Done,
+}
+
+type Item = Result<RawRecord, DecodeError>;
+
+/// A structural failure: what went wrong (the scanner knows where).
+struct Broken(String);
+
+impl From<std::io::Error> for Broken {
+    fn from(e: std::io::Error) -> Self {
+        Broken(format!("reading the document failed: {e}"))
+    }
+}
+
+impl<R: BufRead> JsonRecords<R> {
+    pub(crate) fn new(input: R, path: Vec<String>, max_bytes: usize) -> Self {
+        Self {
+            scan: Scanner {
+                inner: input,
+                line: 1,
+                column: 1,
+            },
+            path,
+            state: State::Start,
+            index: 0,
+            max_bytes,
+            capture: Vec::new(),
+        }
+    }
+
+    fn array_path(&self) -> String {
+        std::iter::once("$".to_owned())
+            .chain(self.path.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    fn find_array(&mut self) -> Result<(), Broken> {
+        for (depth, segment) in self.path.clone().iter().enumerate() {
+            let at = if depth == 0 {
+                "$".to_owned()
+            } else {
+                format!("$.{}", self.path[..depth].join("."))
+            };
+            self.scan.expect(b'{', &format!("an object at {at}"))?;
+            self.find_key(segment, &at)?;
+        }
+        self.scan
+            .expect(b'[', &format!("an array at {}", self.array_path()))
+    }
+
+    fn find_key(&mut self, key: &str, at: &str) -> Result<(), Broken> {
+        let missing = || Broken(format!("{at} has no key {key:?}"));
+        if self.scan.skip_ws()? == Some(b'}') {
+            return Err(missing());
+        }
+        loop {
+            let name = self.scan.string_value(self.max_bytes)?;
+            self.scan.expect(b':', "':' after an object key")?;
+            if name == key {
+                return Ok(());
+            }
+            self.scan.value(None, self.max_bytes)?;
+            match self.scan.skip_ws()? {
+                Some(b',') => self.scan.bump()?,
+                Some(b'}') => return Err(missing()),
+                _ => return Err(Broken("expected ',' or '}' in an object".into())),
+            };
+        }
+    }
+
+    fn element(&mut self) -> Result<Option<Item>, Broken> {
+        let next = self.scan.skip_ws()?;
+        if self.state == State::FirstElement && next == Some(b']') {
+            self.state = State::Done;
+            return Ok(None);
+        }
+        let location = Location {
+            record: Some(self.index + 1),
+            line: Some(self.scan.line),
+            column: Some(self.scan.column),
+            path: Some(format!("{}[{}]", self.array_path(), self.index)),
+            ..Location::default()
+        };
+        self.index += 1;
+        self.capture.clear();
+        let fits = self.scan.value(Some(&mut self.capture), self.max_bytes)?;
+        match self.scan.skip_ws()? {
+            Some(b',') => self.state = State::NextElement,
+            Some(b']') => self.state = State::Done,
+            _ => return Err(Broken("expected ',' or ']' after an array element".into())),
+        }
+        self.scan.bump()?;
+        if !fits {
+            return Ok(Some(Err(error(
+                location,
+                format!(
+                    "record is larger than the limit of {} bytes",
+                    self.max_bytes
+                ),
+                false,
+            ))));
+        }
+        let parsed = serde_json::from_slice(&self.capture)
+            .map_err(|e| (location.clone(), format!("invalid JSON: {e}")))
+            .and_then(|value| object_record(value, location));
+        Ok(Some(parsed.map_err(|(l, m)| error(l, m, false))))
+    }
+}
+
+impl<R: BufRead> Iterator for JsonRecords<R> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        let step = match self.state {
+            State::Done => return None,
+            State::Start => self.find_array().map(|()| {
+                self.state = State::FirstElement;
+                None
+            }),
+            State::FirstElement | State::NextElement => self.element(),
+        };
+        match step {
+            Ok(None) if self.state != State::Done => self.next(),
+            Ok(item) => item,
+            Err(Broken(message)) => {
+                self.state = State::Done;
+                let location = Location {
+                    record: (self.index > 0).then_some(self.index),
+                    line: Some(self.scan.line),
+                    column: Some(self.scan.column),
+                    ..Location::default()
+                };
+                Some(Err(error(location, message, true)))
+            }
+        }
+    }
+}
+
+/// Byte-level cursor with line and column.
+struct Scanner<R> {
+    inner: R,
+    line: u64,
+    column: u64,
+}
+
+impl<R: BufRead> Scanner<R> {
+    fn peek(&mut self) -> Result<Option<u8>, Broken> {
+        Ok(self.inner.fill_buf()?.first().copied())
+    }
+
+    fn bump(&mut self) -> Result<Option<u8>, Broken> {
+        let b = self.peek()?;
+        if let Some(b) = b {
+            self.inner.consume(1);
+            if b == b'\n' {
+                self.line += 1;
+                self.column = 1;
+            } else {
+                self.column += 1;
+            }
+        }
+        Ok(b)
+    }
+
+    fn skip_ws(&mut self) -> Result<Option<u8>, Broken> {
+        while let Some(b) = self.peek()? {
+            if !b.is_ascii_whitespace() {
+                return Ok(Some(b));
+            }
+            self.bump()?;
+        }
+        Ok(None)
+    }
+
+    fn expect(&mut self, wanted: u8, what: &str) -> Result<(), Broken> {
+        match self.skip_ws()? {
+            Some(b) if b == wanted => {
+                self.bump()?;
+                Ok(())
+            }
+            Some(b) => Err(Broken(format!("expected {what}, found {:?}", b as char))),
+            None => Err(Broken(format!(
+                "expected {what}, found the end of the document"
+            ))),
+        }
+    }
+
+    fn string_value(&mut self, max: usize) -> Result<String, Broken> {
+        let mut raw = Vec::new();
+        self.skip_ws()?;
+        if self.peek()? != Some(b'"') || !self.value(Some(&mut raw), max)? {
+            return Err(Broken("expected an object key".into()));
+        }
+        serde_json::from_slice(&raw).map_err(|e| Broken(format!("invalid object key: {e}")))
+    }
+
+    /// Walks one value, copying its bytes into `out` while they fit in `max`. Returns
+    /// whether the whole value fit. Only structure is checked here; `serde_json`
+    /// validates the captured bytes.
+    fn value(&mut self, mut out: Option<&mut Vec<u8>>, max: usize) -> Result<bool, Broken> {
+        let mut fits = true;
+        let mut keep = |b: u8, out: &mut Option<&mut Vec<u8>>| {
+            if let Some(buf) = out.as_deref_mut() {
+                if buf.len() < max {
+                    buf.push(b);
+                } else {
+                    fits = false;
+                }
+            }
+        };
+        let mut closers: Vec<u8> = Vec::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        self.skip_ws()?;
+        loop {
+            let Some(b) = self.peek()? else {
+                return Err(Broken("the document ends inside a value".into()));
+            };
+            let is_scalar_end = !in_string
+                && closers.is_empty()
+                && (b == b',' || b == b']' || b == b'}' || b.is_ascii_whitespace());
+            if is_scalar_end {
+                break;
+            }
+            self.bump()?;
+            keep(b, &mut out);
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+            } else {
+                match b {
+                    b'"' => in_string = true,
+                    b'{' => closers.push(b'}'),
+                    b'[' => closers.push(b']'),
+                    b'}' | b']' if closers.pop() != Some(b) => {
+                        return Err(Broken(format!("unbalanced {:?}", b as char)));
+                    }
+                    _ => {}
+                }
+            }
+            if !in_string && closers.is_empty() && matches!(b, b'"' | b'}' | b']') {
+                break;
+            }
+        }
+        let captured_anything = out.as_ref().is_none_or(|o| !o.is_empty()) || !fits;
+        if !captured_anything {
+            return Err(Broken("expected a value".into()));
+        }
+        Ok(fits)
+    }
+}

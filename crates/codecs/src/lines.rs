@@ -1,0 +1,110 @@
+//! Byte-offset to line/column, for decoders whose parser reports offsets.
+//!
+//! [`LineCounter`] wraps a `BufRead` and counts newlines as the parser consumes bytes,
+//! keeping the offsets of the most recent ones (a bounded window), so an offset near
+//! the parser's position maps to an exact line and column in constant memory.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Read, Result};
+
+const WINDOW: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct LineCounter<R> {
+    inner: R,
+    consumed: u64,
+    newlines: u64,
+    recent: VecDeque<u64>,
+}
+
+impl<R> LineCounter<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self {
+            inner,
+            consumed: 0,
+            newlines: 0,
+            recent: VecDeque::with_capacity(WINDOW),
+        }
+    }
+
+    /// 1-based (line, column) of a byte offset at or before the consumed position.
+    /// Offsets older than the window of recent newlines get the oldest known line.
+    pub(crate) fn line_col(&self, offset: u64) -> (u64, u64) {
+        let after = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|&&nl| nl >= offset)
+            .count() as u64;
+        let line = self.newlines - after + 1;
+        let line_start = self
+            .recent
+            .iter()
+            .rev()
+            .find(|&&nl| nl < offset)
+            .map_or(0, |nl| nl + 1);
+        (line, offset.saturating_sub(line_start) + 1)
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = self.inner.read(buf)?;
+        count(
+            &mut self.consumed,
+            &mut self.newlines,
+            &mut self.recent,
+            &buf[..n],
+        );
+        Ok(n)
+    }
+}
+
+fn count(consumed: &mut u64, newlines: &mut u64, recent: &mut VecDeque<u64>, bytes: &[u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\n' {
+            if recent.len() == WINDOW {
+                recent.pop_front();
+            }
+            recent.push_back(*consumed + i as u64);
+            *newlines += 1;
+        }
+    }
+    *consumed += bytes.len() as u64;
+}
+
+impl<R: BufRead> BufRead for LineCounter<R> {
+    fn fill_buf(&mut self) -> Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        let Self {
+            inner,
+            consumed,
+            newlines,
+            recent,
+        } = self;
+        if let Ok(buf) = inner.fill_buf() {
+            count(consumed, newlines, recent, &buf[..amt.min(buf.len())]);
+        }
+        inner.consume(amt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_map_to_lines_and_columns() {
+        let mut c = LineCounter::new(&b"ab\ncd\n\nef"[..]);
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).unwrap();
+        assert_eq!(c.line_col(0), (1, 1));
+        assert_eq!(c.line_col(1), (1, 2));
+        assert_eq!(c.line_col(3), (2, 1));
+        assert_eq!(c.line_col(6), (3, 1));
+        assert_eq!(c.line_col(8), (4, 2));
+    }
+}

@@ -1,0 +1,293 @@
+//! XML: records are the elements at an element path (`root/record`). Each record
+//! becomes an object: attributes as `@name`, child elements by tag (repeats become a
+//! list, text-only children become their text), own text as `#text`. The root element
+//! must be the path's first element: a document with another root is invalid, not
+//! empty. XML has no way to resynchronise after a syntax error, so those are fatal.
+
+use std::io::BufRead;
+
+use intake_domain::{DecodeError, Location, RawRecord};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
+use serde_json::{Map, Value};
+
+use crate::error;
+use crate::lines::LineCounter;
+
+pub(crate) struct XmlRecords<R> {
+    reader: Reader<LineCounter<R>>,
+    buf: Vec<u8>,
+    records_path: Vec<String>,
+    stack: Vec<String>,
+    record: Option<Builder>,
+    is_root_seen: bool,
+    count: u64,
+    is_done: bool,
+    max_bytes: usize,
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+    location: Location,
+    size: usize,
+    problem: Option<String>,
+}
+
+#[derive(Default)]
+struct Node {
+    name: String,
+    attrs: Vec<(String, String)>,
+    children: Map<String, Value>,
+    text: String,
+}
+
+impl Node {
+    fn into_value(self, is_record: bool) -> Value {
+        if !is_record && self.attrs.is_empty() && self.children.is_empty() {
+            return Value::String(self.text);
+        }
+        let mut map = Map::new();
+        for (k, v) in self.attrs {
+            map.insert(format!("@{k}"), Value::String(v));
+        }
+        map.extend(self.children);
+        if !self.text.trim().is_empty() {
+            map.insert("#text".to_owned(), Value::String(self.text));
+        }
+        Value::Object(map)
+    }
+
+    fn add_child(&mut self, name: String, value: Value) {
+        match self.children.get_mut(&name) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None => {
+                self.children.insert(name, value);
+            }
+        }
+    }
+}
+
+type Item = Result<RawRecord, DecodeError>;
+
+impl<R: BufRead> XmlRecords<R> {
+    pub(crate) fn new(input: R, records_path: Vec<String>, max_bytes: usize) -> Self {
+        let mut reader = Reader::from_reader(LineCounter::new(input));
+        reader.config_mut().expand_empty_elements = true;
+        Self {
+            reader,
+            buf: Vec::with_capacity(4096),
+            records_path,
+            stack: Vec::new(),
+            record: None,
+            is_root_seen: false,
+            count: 0,
+            is_done: false,
+            max_bytes,
+        }
+    }
+
+    fn location_at(&self, offset: u64) -> Location {
+        let (line, column) = self.reader.get_ref().line_col(offset);
+        Location {
+            record: self
+                .record
+                .as_ref()
+                .map(|r| r.location.record)
+                .unwrap_or_default(),
+            line: Some(line),
+            column: Some(column),
+            path: (!self.stack.is_empty()).then(|| self.stack.join("/")),
+            ..Location::default()
+        }
+    }
+
+    fn fatal(&mut self, offset: u64, message: String) -> Option<Item> {
+        self.is_done = true;
+        Some(Err(error(self.location_at(offset), message, true)))
+    }
+
+    fn next_item(&mut self) -> Option<Item> {
+        loop {
+            if self.is_done {
+                return None;
+            }
+            self.buf.clear();
+            let mut buf = std::mem::take(&mut self.buf);
+            let item = match self.reader.read_event_into(&mut buf) {
+                Err(e) => self.fatal(self.reader.error_position(), format!("malformed XML: {e}")),
+                Ok(Event::Start(start)) => self.open(&start),
+                Ok(Event::End(_)) => self.close(),
+                Ok(Event::Text(t)) => {
+                    self.text(&t.xml10_content());
+                    None
+                }
+                Ok(Event::CData(c)) => {
+                    self.text(&c.xml10_content());
+                    None
+                }
+                Ok(Event::GeneralRef(r)) => {
+                    self.reference(&r);
+                    None
+                }
+                Ok(Event::Eof) => self.end_of_document(),
+                Ok(_) => None,
+            };
+            self.buf = buf;
+            if item.is_some() {
+                return item;
+            }
+        }
+    }
+
+    fn open(&mut self, start: &BytesStart<'_>) -> Option<Item> {
+        let end = self.reader.buffer_position();
+        let offset = end.saturating_sub(start.len() as u64 + 2);
+        let name = start.name().as_ref().to_owned();
+        if !self.is_root_seen {
+            self.is_root_seen = true;
+            if self.records_path.first() != Some(&name) {
+                let expected = self.records_path.first().cloned().unwrap_or_default();
+                return self.fatal(
+                    offset,
+                    format!("root element is <{name}>, expected <{expected}>"),
+                );
+            }
+        }
+        let attrs = match attributes(start) {
+            Ok(attrs) => attrs,
+            Err(message) => return self.fatal(offset, message),
+        };
+        self.stack.push(name.clone());
+        if self.record.is_none() && self.stack == self.records_path {
+            self.count += 1;
+            let mut location = self.location_at(offset);
+            location.record = Some(self.count);
+            location.path = Some(format!("{}[{}]", self.records_path.join("/"), self.count));
+            self.record = Some(Builder {
+                nodes: Vec::new(),
+                location,
+                size: 0,
+                problem: None,
+            });
+        }
+        if let Some(record) = &mut self.record {
+            record.grow(
+                name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+                self.max_bytes,
+            );
+            record.nodes.push(Node {
+                name,
+                attrs,
+                ..Node::default()
+            });
+        }
+        None
+    }
+
+    fn close(&mut self) -> Option<Item> {
+        self.stack.pop();
+        let record = self.record.as_mut()?;
+        let node = record.nodes.pop()?;
+        if let Some(parent) = record.nodes.last_mut() {
+            if record.problem.is_none() {
+                let name = node.name.clone();
+                parent.add_child(name, node.into_value(false));
+            }
+            return None;
+        }
+        let record = self.record.take()?;
+        Some(match (record.problem, node.into_value(true)) {
+            (None, Value::Object(map)) => Ok(RawRecord::new(map, record.location)),
+            (Some(problem), _) => Err(error(record.location, problem, false)),
+            (None, _) => Err(error(record.location, "record is not an element", false)),
+        })
+    }
+
+    fn text(&mut self, text: &str) {
+        let max = self.max_bytes;
+        if let Some(record) = &mut self.record {
+            record.grow(text.len(), max);
+            if record.problem.is_none() {
+                if let Some(node) = record.nodes.last_mut() {
+                    node.text.push_str(text);
+                }
+            }
+        }
+    }
+
+    fn reference(&mut self, reference: &quick_xml::events::BytesRef<'_>) {
+        let Some(record) = &mut self.record else {
+            return;
+        };
+        let name: &str = reference;
+        let resolved = match reference.resolve_char_ref() {
+            Ok(Some(c)) => Some(c.to_string()),
+            Ok(None) => quick_xml::escape::resolve_predefined_entity(name).map(str::to_owned),
+            Err(_) => None,
+        };
+        match resolved {
+            Some(text) => self.text(&text),
+            None => {
+                record
+                    .problem
+                    .get_or_insert_with(|| format!("unknown entity &{name};"));
+            }
+        }
+    }
+
+    fn end_of_document(&mut self) -> Option<Item> {
+        let offset = self.reader.buffer_position();
+        if !self.is_root_seen {
+            let expected = self.records_path.first().cloned().unwrap_or_default();
+            return self.fatal(
+                offset,
+                format!("document is empty: expected root element <{expected}>"),
+            );
+        }
+        if let Some(open) = self.stack.last().cloned() {
+            return self.fatal(offset, format!("document ends inside <{open}>"));
+        }
+        self.is_done = true;
+        None
+    }
+}
+
+impl Builder {
+    fn grow(&mut self, bytes: usize, max: usize) {
+        self.size = self.size.saturating_add(bytes);
+        if self.size > max && self.problem.is_none() {
+            self.problem = Some(format!("record is larger than the limit of {max} bytes"));
+            self.nodes.iter_mut().for_each(|n| {
+                *n = Node {
+                    name: std::mem::take(&mut n.name),
+                    ..Node::default()
+                }
+            });
+        }
+    }
+}
+
+fn attributes(start: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
+    start
+        .attributes()
+        .map(|attr| {
+            let attr = attr.map_err(|e| format!("malformed attribute: {e}"))?;
+            let value = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| format!("malformed attribute value: {e}"))?;
+            Ok((attr.key.as_ref().to_owned(), value.into_owned()))
+        })
+        .collect()
+}
+
+impl<R: BufRead> Iterator for XmlRecords<R> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        self.next_item()
+    }
+}

@@ -1,0 +1,266 @@
+//! Each decoder on small documents: records, locations, recoverable and fatal errors.
+
+use intake_codecs::Codecs;
+use intake_domain::contract::DocumentFormat;
+use intake_domain::{DecodeError, RawRecord};
+use serde_json::{Value, json};
+
+fn decode(format: DocumentFormat, doc: &str) -> Vec<Result<RawRecord, DecodeError>> {
+    Codecs::default()
+        .decode_reader(&format, std::io::Cursor::new(doc.as_bytes().to_vec()))
+        .collect()
+}
+
+fn xml(records: &str) -> DocumentFormat {
+    DocumentFormat::Xml {
+        records: records.split('/').map(str::to_owned).collect(),
+    }
+}
+
+fn json_at(path: &str) -> DocumentFormat {
+    DocumentFormat::Json {
+        records: if path.is_empty() {
+            vec![]
+        } else {
+            path.split('.').map(str::to_owned).collect()
+        },
+    }
+}
+
+const CSV: DocumentFormat = DocumentFormat::Csv {
+    delimiter: b',',
+    quote: b'"',
+};
+
+fn fields(item: &Result<RawRecord, DecodeError>) -> Value {
+    Value::Object(item.as_ref().expect("a record").fields().clone())
+}
+
+#[test]
+fn xml_records_carry_attributes_children_text_and_location() {
+    let doc = "<?xml version=\"1.0\"?>\n<results>\n  <meta>ignored</meta>\n  <result scanned-on=\"2017-12-04\">\n    <name>K &amp; J</name>\n    <marks available=\"20\" obtained=\"13\"/>\n    <answer q=\"0\">D</answer><answer q=\"1\">A</answer>\n  </result>\n  <result><name/></result>\n</results>\n";
+    let items = decode(xml("results/result"), doc);
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        fields(&items[0]),
+        json!({"@scanned-on": "2017-12-04", "name": "K & J", "marks": {"@available": "20", "@obtained": "13"},
+               "answer": [{"@q": "0", "#text": "D"}, {"@q": "1", "#text": "A"}]})
+    );
+    let loc = items[0].as_ref().unwrap().location();
+    assert_eq!(
+        (loc.record, loc.line, loc.column),
+        (Some(1), Some(4), Some(3))
+    );
+    assert_eq!(loc.path.as_deref(), Some("results/result[1]"));
+    assert_eq!(fields(&items[1]), json!({"name": ""}));
+}
+
+#[test]
+fn xml_with_another_root_is_invalid_not_empty() {
+    let items = decode(
+        xml("mcq-test-results/mcq-test-result"),
+        "<other><mcq-test-result/></other>",
+    );
+    let err = items[0].as_ref().unwrap_err();
+    assert!(err.is_fatal);
+    assert!(
+        err.message.contains("root element is <other>"),
+        "{}",
+        err.message
+    );
+    let empty = decode(xml("a/b"), "");
+    assert!(
+        empty[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("document is empty")
+    );
+}
+
+#[test]
+fn xml_syntax_errors_are_fatal_with_line_and_path() {
+    let items = decode(xml("a/b"), "<a>\n<b><c>1</c></b>\n<b><c>2</d></b></a>");
+    assert_eq!(items.len(), 2);
+    assert!(items[0].is_ok());
+    let err = items[1].as_ref().unwrap_err();
+    assert!(err.is_fatal);
+    assert_eq!(err.location.line, Some(3));
+    assert_eq!(err.location.path.as_deref(), Some("a/b/c"));
+    let truncated = decode(xml("a/b"), "<a><b>1</b>");
+    assert!(
+        truncated
+            .last()
+            .unwrap()
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("ends inside <a>")
+    );
+}
+
+#[test]
+fn xml_unknown_entities_spoil_only_their_record() {
+    let items = decode(xml("a/b"), "<a><b>&nope;</b><b>&#65;</b></a>");
+    assert!(
+        items[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("unknown entity")
+    );
+    assert!(!items[0].as_ref().unwrap_err().is_fatal);
+    assert_eq!(fields(&items[1]), json!({"#text": "A"}));
+}
+
+#[test]
+fn csv_rows_become_objects_and_bad_rows_are_skipped_with_their_row() {
+    let doc = "\u{feff}id,name\n1,\"Smith, J\"\n2\n3,\"multi\nline\"\n4,ok\n";
+    let items = decode(CSV, doc);
+    assert_eq!(items.len(), 4);
+    assert_eq!(fields(&items[0]), json!({"id": "1", "name": "Smith, J"}));
+    let err = items[1].as_ref().unwrap_err();
+    assert!(!err.is_fatal);
+    assert_eq!(
+        (err.location.row, err.location.record, err.location.line),
+        (Some(3), Some(2), Some(3))
+    );
+    assert_eq!(fields(&items[2]), json!({"id": "3", "name": "multi\nline"}));
+    let last = items[3].as_ref().unwrap().location();
+    assert_eq!((last.row, last.line), (Some(5), Some(6)));
+}
+
+#[test]
+fn csv_invalid_utf8_spoils_only_its_row() {
+    let mut doc = b"id,name\n1,".to_vec();
+    doc.extend_from_slice(&[0xff, 0xfe]);
+    doc.extend_from_slice(b"\n2,b\n");
+    let items: Vec<_> = Codecs::default()
+        .decode_reader(&CSV, std::io::Cursor::new(doc))
+        .collect();
+    assert!(items[0].as_ref().unwrap_err().message.contains("UTF-8"));
+    assert_eq!(fields(&items[1]), json!({"id": "2", "name": "b"}));
+}
+
+#[test]
+fn csv_with_a_duplicate_column_is_refused() {
+    let items = decode(CSV, "id,id\n1,2\n");
+    assert!(items[0].as_ref().unwrap_err().is_fatal);
+    assert!(decode(CSV, "").is_empty());
+}
+
+#[test]
+fn json_top_level_array_skips_bad_elements_and_keeps_going() {
+    let items = decode(
+        json_at(""),
+        "[\n {\"a\": 1},\n {\"a\": tru},\n 7,\n {\"a\": \"x]\\\"\"}\n]",
+    );
+    assert_eq!(items.len(), 4);
+    assert_eq!(fields(&items[0]), json!({"a": 1}));
+    let bad = items[1].as_ref().unwrap_err();
+    assert!(!bad.is_fatal);
+    assert_eq!((bad.location.line, bad.location.column), (Some(3), Some(2)));
+    assert_eq!(bad.location.path.as_deref(), Some("$[1]"));
+    assert!(
+        items[2]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("expected an object")
+    );
+    assert_eq!(fields(&items[3]), json!({"a": "x]\""}));
+}
+
+#[test]
+fn json_array_at_a_path_is_found_past_other_keys() {
+    let doc = r#"{"meta": {"items": [1, 2]}, "page": {"items": [{"id": "a"}, {"id": "b"}]}}"#;
+    let items = decode(json_at("page.items"), doc);
+    assert_eq!(
+        items.iter().map(fields).collect::<Vec<_>>(),
+        vec![json!({"id": "a"}), json!({"id": "b"})]
+    );
+    let missing = decode(json_at("page.nope"), doc);
+    assert!(
+        missing[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("no key \"nope\"")
+    );
+}
+
+#[test]
+fn json_broken_structure_is_fatal() {
+    for doc in [
+        "[{\"a\": 1}",
+        "[{\"a\": [1}]",
+        "{\"a\": 1}",
+        "[{\"a\": 1} {\"b\": 2}]",
+        "[\"open",
+    ] {
+        let items = decode(json_at(""), doc);
+        let last = items.last().unwrap().as_ref().unwrap_err();
+        assert!(last.is_fatal, "{doc}: {last:?}");
+    }
+    assert!(decode(json_at(""), "[]").is_empty());
+}
+
+#[test]
+fn ndjson_skips_blank_lines_and_reports_bad_ones() {
+    let items = decode(
+        DocumentFormat::Ndjson,
+        "{\"a\":1}\n\n{oops}\n[1]\n{\"a\":2}",
+    );
+    assert_eq!(items.len(), 4);
+    assert_eq!(items[1].as_ref().unwrap_err().location.line, Some(3));
+    assert!(
+        items[2]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("expected an object")
+    );
+    assert_eq!(fields(&items[3]), json!({"a": 2}));
+}
+
+#[test]
+fn oversized_records_are_refused_one_by_one() {
+    let codecs = Codecs::with_max_record_bytes(32);
+    let big = "x".repeat(100);
+    let ndjson = format!("{{\"a\":\"{big}\"}}\n{{\"a\":1}}\n");
+    let items: Vec<_> = codecs
+        .decode_reader(&DocumentFormat::Ndjson, std::io::Cursor::new(ndjson))
+        .collect();
+    assert!(
+        items[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("larger than")
+    );
+    assert!(items[1].is_ok());
+    let json = format!("[{{\"a\":\"{big}\"}},{{\"a\":1}}]");
+    let items: Vec<_> = codecs
+        .decode_reader(&json_at(""), std::io::Cursor::new(json))
+        .collect();
+    assert!(
+        items[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("larger than")
+    );
+    assert!(items[1].is_ok());
+    let xml_doc = format!("<a><b>{big}</b><b>1</b></a>");
+    let items: Vec<_> = codecs
+        .decode_reader(&xml("a/b"), std::io::Cursor::new(xml_doc))
+        .collect();
+    assert!(
+        items[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("larger than")
+    );
+    assert!(items[1].is_ok());
+}
