@@ -52,8 +52,7 @@ fn exam_results_merge_rescans_by_max_and_report_name_conflicts() {
     let expected = ImportReport {
         seen: 6,
         inserted: 4,
-        updated: 1,
-        unchanged: 1,
+        updated: 2,
         conflicts: 1,
         undefined_ratios: 1,
         ..ImportReport::default()
@@ -109,6 +108,7 @@ fn exam_results_merge_rescans_by_max_and_report_name_conflicts() {
             (ChangeKind::Created, "1234/2299".to_owned()),
             (ChangeKind::Created, "1234/3000".to_owned()),
             (ChangeKind::Updated, "1234/002299".to_owned()),
+            (ChangeKind::Updated, "1234/3000".to_owned()),
             (ChangeKind::Created, "5678/002299".to_owned()),
         ]
     );

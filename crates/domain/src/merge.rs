@@ -83,8 +83,8 @@ impl Contract {
 
     /// `max_measures`: each field-backed measure keeps its maximum, ratios are derived
     /// again, the version is the highest, and the other fields come from the
-    /// higher-ranked of the two records (see [`rank`]), so the result does not depend
-    /// on arrival order.
+    /// higher-ranked of the two records (see [`rank`]), so the final state does not
+    /// depend on arrival order.
     fn max_measures(&self, current: &Record, incoming: &Record) -> Record {
         let winner = match rank(current, incoming) {
             Ordering::Less => incoming,
@@ -113,22 +113,19 @@ impl Contract {
 }
 
 /// A total order over records used to pick whose non-measure fields survive a
-/// `max_measures` merge: measures compared by name then value, then the canonical
-/// JSON of the contents. The higher record wins.
+/// `max_measures` merge: the canonical JSON of their dimensions and attributes, the
+/// higher one winning. Taking a maximum keeps the result independent of arrival order
+/// (measures cannot take part: the state already holds merged maxima); differing
+/// fields are reported by the identity check where the contract has one.
 pub fn rank(a: &Record, b: &Record) -> Ordering {
-    let measures = |r: &Record| {
-        r.measures
-            .iter()
-            .map(|(n, v)| (n.to_owned(), v))
-            .collect::<Vec<_>>()
+    let fields = |r: &Record| {
+        let dims: Vec<_> = r.dimensions.iter().collect();
+        (
+            serde_json::to_string(&dims).unwrap_or_default(),
+            r.attributes.to_json().to_string(),
+        )
     };
-    let (ma, mb) = (measures(a), measures(b));
-    ma.iter()
-        .zip(mb.iter())
-        .map(|((na, va), (nb, vb))| na.cmp(nb).then(va.total_cmp(vb)))
-        .find(|o| o.is_ne())
-        .unwrap_or_else(|| ma.len().cmp(&mb.len()))
-        .then_with(|| a.contents().to_string().cmp(&b.contents().to_string()))
+    fields(a).cmp(&fields(b))
 }
 
 /// The identity check: the first identity fields seen for an identity key are the

@@ -527,14 +527,8 @@ fn check_identity(spec: &ContractSpec, fields: &Fields<'_>, issues: &mut Vec<Con
         check_unique(list, &at, issues);
         for (i, name) in list.iter().enumerate() {
             let at = format!("{at}[{i}]");
-            let Some(field) = lookup(fields, name, &at, issues) else {
+            if lookup(fields, name, &at, issues).is_none() {
                 continue;
-            };
-            if part == "key" && !field.required {
-                issues.push(ContractIssue::new(
-                    &at,
-                    format!("identity key field {name:?} must be required"),
-                ));
             }
             if part == "fields" && identity.key.contains(name) {
                 issues.push(ContractIssue::new(

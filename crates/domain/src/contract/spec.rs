@@ -37,7 +37,8 @@ pub struct ContractSpec {
     pub merge: MergePolicy,
     /// What an invalid record does to its document.
     pub on_invalid: InvalidPolicy,
-    /// An identity check: records agreeing on `key` must agree on `fields`.
+    /// An identity check: records agreeing on `key` must agree on `fields`. Records
+    /// without the identity key are not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentitySpec>,
     /// A callback after each accepted version.
