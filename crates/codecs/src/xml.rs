@@ -211,10 +211,8 @@ impl<R: BufRead> XmlRecords<R> {
         let max = self.max_bytes;
         if let Some(record) = &mut self.record {
             record.grow(text.len(), max);
-            if record.problem.is_none() {
-                if let Some(node) = record.nodes.last_mut() {
-                    node.text.push_str(text);
-                }
+            if let (None, Some(node)) = (&record.problem, record.nodes.last_mut()) {
+                node.text.push_str(text);
             }
         }
     }

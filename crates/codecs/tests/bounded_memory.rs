@@ -2,6 +2,12 @@
 //! an instrumented global allocator, stays a small constant however large the document.
 //! The documents are generated while they are read, so the test itself holds none.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
+
 use std::alloc::System;
 use std::io::Read;
 

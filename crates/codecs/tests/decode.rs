@@ -1,5 +1,11 @@
 //! Each decoder on small documents: records, locations, recoverable and fatal errors.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
+
 use intake_codecs::Codecs;
 use intake_domain::contract::DocumentFormat;
 use intake_domain::{DecodeError, RawRecord};

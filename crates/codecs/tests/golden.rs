@@ -1,6 +1,12 @@
 //! Golden tests: the reference workloads of `examples/` decoded through their contracts
 //! and merged, asserting the exact records, outcomes, errors and conflicts.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
+
 use std::fs::File;
 
 use intake_codecs::Codecs;

@@ -1,6 +1,12 @@
 //! Property tests: no input makes a decoder panic, and generated valid documents decode
 //! to exactly the generated records.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
+
 use std::io::Cursor;
 
 use intake_codecs::Codecs;

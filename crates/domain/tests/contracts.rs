@@ -1,6 +1,12 @@
 //! Contract parsing and validation: the reference contracts compile, and every kind of
 //! mistake is refused with the field at fault named.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
+
 use intake_domain::contract::{CallbackRule, DocumentFormat, InvalidPolicy, MergePolicy};
 use intake_domain::{Contract, ContractError};
 use serde_json::{Value, json};

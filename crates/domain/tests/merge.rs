@@ -1,6 +1,12 @@
 //! Mapping and merging through a contract: each policy's outcomes, the identity check,
 //! the document-level rule, and order-insensitivity where a policy promises it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
+
 use std::collections::BTreeMap;
 
 use intake_domain::merge::{MergeOutcome, MergeSession, Verdict};

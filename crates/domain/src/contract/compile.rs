@@ -469,13 +469,12 @@ fn field_measure(
     at: &str,
     issues: &mut Vec<ContractIssue>,
 ) -> MeasureSource {
-    if let Some(f) = lookup(fields, field, at, issues) {
-        if !matches!(f.kind, FieldType::Integer | FieldType::Number) {
-            issues.push(ContractIssue::new(
-                at,
-                format!("field {field:?} must be an integer or a number"),
-            ));
-        }
+    let found = lookup(fields, field, at, issues);
+    if found.is_some_and(|f| !matches!(f.kind, FieldType::Integer | FieldType::Number)) {
+        issues.push(ContractIssue::new(
+            at,
+            format!("field {field:?} must be an integer or a number"),
+        ));
     }
     if name != field && fields.contains_key(name) {
         issues.push(ContractIssue::new(
