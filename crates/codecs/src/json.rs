@@ -9,7 +9,7 @@ use std::io::BufRead;
 
 use intake_domain::{DecodeError, Location, RawRecord};
 
-use crate::{error, object_record};
+use crate::{error, parse_object};
 
 pub(crate) struct JsonRecords<R> {
     scan: Scanner<R>,
@@ -128,10 +128,8 @@ impl<R: BufRead> JsonRecords<R> {
                 false,
             ))));
         }
-        let parsed = serde_json::from_slice(&self.capture)
-            .map_err(|e| (location.clone(), format!("invalid JSON: {e}")))
-            .and_then(|value| object_record(value, location));
-        Ok(Some(parsed.map_err(|(l, m)| error(l, m, false))))
+        let parsed = parse_object(&self.capture, location);
+        Ok(Some(parsed))
     }
 }
 

@@ -93,22 +93,20 @@ fn error(location: Location, message: impl Into<String>, is_fatal: bool) -> Deco
     }
 }
 
-/// A record from a JSON object value, or `None` for another kind of value.
-fn object_record(
-    value: serde_json::Value,
-    location: Location,
-) -> Result<RawRecord, (Location, String)> {
-    match value {
-        serde_json::Value::Object(map) => Ok(RawRecord::new(map, location)),
-        other => {
-            let kind = match other {
-                serde_json::Value::Array(_) => "a list",
-                serde_json::Value::String(_) => "text",
-                serde_json::Value::Number(_) => "a number",
-                serde_json::Value::Bool(_) => "a boolean",
-                _ => "null",
-            };
-            Err((location, format!("expected an object, found {kind}")))
-        }
-    }
+/// One JSON record: an object, or a non-fatal error at `location`.
+fn parse_object(bytes: &[u8], location: Location) -> Result<RawRecord, DecodeError> {
+    let kind = match serde_json::from_slice(bytes) {
+        Ok(serde_json::Value::Object(map)) => return Ok(RawRecord::new(map, location)),
+        Err(e) => return Err(error(location, format!("invalid JSON: {e}"), false)),
+        Ok(serde_json::Value::Array(_)) => "a list",
+        Ok(serde_json::Value::String(_)) => "text",
+        Ok(serde_json::Value::Number(_)) => "a number",
+        Ok(serde_json::Value::Bool(_)) => "a boolean",
+        Ok(serde_json::Value::Null) => "null",
+    };
+    Err(error(
+        location,
+        format!("expected an object, found {kind}"),
+        false,
+    ))
 }

@@ -5,7 +5,7 @@ use std::io::BufRead;
 
 use intake_domain::{DecodeError, Location, RawRecord};
 
-use crate::{error, object_record};
+use crate::{error, parse_object};
 
 pub(crate) struct NdjsonRecords<R> {
     input: R,
@@ -103,10 +103,8 @@ impl<R: BufRead> Iterator for NdjsonRecords<R> {
                     false,
                 )));
             }
-            let parsed = serde_json::from_slice(&self.buf)
-                .map_err(|e| (location.clone(), format!("invalid JSON: {e}")))
-                .and_then(|value| object_record(value, location));
-            return Some(parsed.map_err(|(l, m)| error(l, m, false)));
+            let parsed = parse_object(&self.buf, location);
+            return Some(parsed);
         }
         None
     }

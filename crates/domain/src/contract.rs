@@ -6,8 +6,10 @@
 //! be checked without data (every path compiles, key fields exist and are required,
 //! ratios name real measures…) and reports every problem with the field at fault.
 
+mod checks;
 mod compile;
 mod error;
+mod paths;
 mod spec;
 
 pub(crate) use compile::MeasureSource;

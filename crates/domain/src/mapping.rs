@@ -11,7 +11,7 @@ mod coerce;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::contract::{CallbackRule, Contract, FieldType, MeasureSource};
+use crate::contract::{CallbackRule, Contract, MeasureSource};
 use crate::model::{
     Attributes, Dimensions, FieldValue, Location, Measures, Record, RecordError, RecordKey, Version,
 };
@@ -239,6 +239,3 @@ impl Contract {
         }
     }
 }
-
-/// The type a field is coerced to, re-exported for adapters that render schemas.
-pub type MappedType = FieldType;

@@ -75,23 +75,6 @@ impl Measures {
     }
 }
 
-impl TryFrom<BTreeMap<String, f64>> for Measures {
-    type Error = NameError;
-    fn try_from(value: BTreeMap<String, f64>) -> Result<Self, Self::Error> {
-        let mut measures = Self::default();
-        for (name, v) in value {
-            measures.insert(&name, v)?;
-        }
-        Ok(measures)
-    }
-}
-
-impl From<Measures> for BTreeMap<String, f64> {
-    fn from(value: Measures) -> Self {
-        value.0
-    }
-}
-
 /// Text values a record is grouped and filtered by, by dimension name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
@@ -119,23 +102,6 @@ impl Dimensions {
     /// All dimensions, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-}
-
-impl TryFrom<BTreeMap<String, String>> for Dimensions {
-    type Error = NameError;
-    fn try_from(value: BTreeMap<String, String>) -> Result<Self, Self::Error> {
-        let mut dims = Self::default();
-        for (name, v) in value {
-            dims.insert(&name, v)?;
-        }
-        Ok(dims)
-    }
-}
-
-impl From<Dimensions> for BTreeMap<String, String> {
-    fn from(value: Dimensions) -> Self {
-        value.0
     }
 }
 
@@ -178,22 +144,32 @@ impl Attributes {
     }
 }
 
-impl TryFrom<BTreeMap<String, FieldValue>> for Attributes {
-    type Error = NameError;
-    fn try_from(value: BTreeMap<String, FieldValue>) -> Result<Self, Self::Error> {
-        let mut attrs = Self::default();
-        for (name, v) in value {
-            attrs.insert(&name, v)?;
+/// Conversions between a validated name map and its plain `BTreeMap`: loading goes
+/// through `insert`, so stored data is checked like new data.
+macro_rules! map_conversions {
+    ($map:ident, $value:ty) => {
+        impl TryFrom<BTreeMap<String, $value>> for $map {
+            type Error = NameError;
+            fn try_from(value: BTreeMap<String, $value>) -> Result<Self, Self::Error> {
+                let mut map = Self::default();
+                for (name, v) in value {
+                    map.insert(&name, v)?;
+                }
+                Ok(map)
+            }
         }
-        Ok(attrs)
-    }
+
+        impl From<$map> for BTreeMap<String, $value> {
+            fn from(value: $map) -> Self {
+                value.0
+            }
+        }
+    };
 }
 
-impl From<Attributes> for BTreeMap<String, FieldValue> {
-    fn from(value: Attributes) -> Self {
-        value.0
-    }
-}
+map_conversions!(Measures, f64);
+map_conversions!(Dimensions, String);
+map_conversions!(Attributes, FieldValue);
 
 /// The state of one record of a dataset: what the latest-state table holds per key and
 /// what every history entry records.
