@@ -8,10 +8,11 @@ use csv::{ByteRecord, ErrorKind, ReaderBuilder};
 use intake_domain::{DecodeError, Location, RawRecord};
 use serde_json::{Map, Value};
 
+use crate::budget::{Budget, TooLarge};
 use crate::error;
 
 pub(crate) struct CsvRecords<R> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<Budget<R>>,
     headers: Option<Vec<String>>,
     row: ByteRecord,
     count: u64,
@@ -21,13 +22,13 @@ pub(crate) struct CsvRecords<R> {
 type Item = Result<RawRecord, DecodeError>;
 
 impl<R: Read> CsvRecords<R> {
-    pub(crate) fn new(input: R, delimiter: u8, quote: u8) -> Self {
+    pub(crate) fn new(input: R, delimiter: u8, quote: u8, max_bytes: usize) -> Self {
         let reader = ReaderBuilder::new()
             .delimiter(delimiter)
             .quote(quote)
             .has_headers(false)
             .flexible(false)
-            .from_reader(input);
+            .from_reader(Budget::new(input, max_bytes));
         Self {
             reader,
             headers: None,
@@ -94,54 +95,52 @@ impl<R: Read> CsvRecords<R> {
         if self.headers.is_none() {
             match self.read_headers() {
                 Ok(true) => {}
-                Ok(false) => {
-                    self.is_done = true;
-                    return None;
-                }
-                Err(e) => {
-                    self.is_done = true;
-                    return Some(Err(e));
-                }
+                Ok(false) => return self.end(None),
+                Err(e) => return self.end(Some(Err(e))),
             }
         }
         let result = self.reader.read_byte_record(&mut self.row);
+        self.reader.get_mut().reset();
         match result {
-            Ok(false) => {
-                self.is_done = true;
-                None
-            }
+            Ok(false) => self.end(None),
             Ok(true) => {
                 self.count += 1;
-                let location = self.location(
-                    Some(self.row.position().map_or(0, |p| p.line())),
-                    Some(self.count),
-                );
-                Some(self.to_record(location))
+                let line = self.row.position().map_or(0, |p| p.line());
+                Some(self.to_record(self.location(Some(line), Some(self.count))))
             }
-            Err(e) => {
-                let line = e.position().map(|p| p.line());
-                match e.kind() {
-                    ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => {
-                        self.count += 1;
-                        let location = self.location(line, Some(self.count));
-                        Some(Err(error(
-                            location,
-                            format!("row has {len} fields, the header has {expected_len}"),
-                            false,
-                        )))
-                    }
-                    _ => {
-                        self.is_done = true;
-                        Some(Err(error(
-                            self.location(line, None),
-                            format!("unreadable CSV: {e}"),
-                            true,
-                        )))
-                    }
-                }
+            Err(e) => self.read_error(&e),
+        }
+    }
+
+    fn end(&mut self, last: Option<Item>) -> Option<Item> {
+        self.is_done = true;
+        last
+    }
+
+    fn read_error(&mut self, e: &csv::Error) -> Option<Item> {
+        let line = e.position().map(|p| p.line());
+        match e.kind() {
+            ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => {
+                self.count += 1;
+                let location = self.location(line, Some(self.count));
+                let message = format!("row has {len} fields, the header has {expected_len}");
+                Some(Err(error(location, message, false)))
             }
+            ErrorKind::Io(io) => {
+                let message = match TooLarge::find(io) {
+                    Some(t) => format!("{t} (an unterminated quote?)"),
+                    None => format!("reading the document failed: {io}"),
+                };
+                let location = self.location(line, Some(self.count + 1));
+                self.end(Some(Err(error(location, message, true))))
+            }
+            _ => self.end(Some(Err(error(
+                self.location(line, None),
+                format!("unreadable CSV: {e}"),
+                true,
+            )))),
         }
     }
 

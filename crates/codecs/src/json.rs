@@ -25,8 +25,12 @@ enum State {
     Start,
     FirstElement,
     NextElement,
+    Trailer,
     Done,
 }
+
+/// Deeper nesting is refused (serde_json's own limit is 128 too).
+const MAX_DEPTH: usize = 128;
 
 type Item = Result<RawRecord, DecodeError>;
 
@@ -63,6 +67,7 @@ impl<R: BufRead> JsonRecords<R> {
     }
 
     fn find_array(&mut self) -> Result<(), Broken> {
+        self.scan.skip_bom()?;
         for (depth, segment) in self.path.clone().iter().enumerate() {
             let at = if depth == 0 {
                 "$".to_owned()
@@ -96,10 +101,38 @@ impl<R: BufRead> JsonRecords<R> {
         }
     }
 
+    /// After the records array: the rest of the enclosing objects, then nothing. A
+    /// document cut off or followed by garbage is broken even if every record was fine.
+    fn trailer(&mut self) -> Result<(), Broken> {
+        for _ in 0..self.path.len() {
+            loop {
+                match self.scan.skip_ws()? {
+                    Some(b'}') => break,
+                    Some(b',') => {
+                        self.scan.bump()?;
+                        self.scan.string_value(self.max_bytes)?;
+                        self.scan.expect(b':', "':' after an object key")?;
+                        self.scan.value(None, self.max_bytes)?;
+                    }
+                    _ => return Err(Broken("expected ',' or '}' after the records array".into())),
+                }
+            }
+            self.scan.bump()?;
+        }
+        match self.scan.skip_ws()? {
+            None => Ok(()),
+            Some(b) => Err(Broken(format!(
+                "unexpected {:?} after the end of the document",
+                b as char
+            ))),
+        }
+    }
+
     fn element(&mut self) -> Result<Option<Item>, Broken> {
         let next = self.scan.skip_ws()?;
         if self.state == State::FirstElement && next == Some(b']') {
-            self.state = State::Done;
+            self.scan.bump()?;
+            self.state = State::Trailer;
             return Ok(None);
         }
         let location = Location {
@@ -114,7 +147,7 @@ impl<R: BufRead> JsonRecords<R> {
         let fits = self.scan.value(Some(&mut self.capture), self.max_bytes)?;
         match self.scan.skip_ws()? {
             Some(b',') => self.state = State::NextElement,
-            Some(b']') => self.state = State::Done,
+            Some(b']') => self.state = State::Trailer,
             _ => return Err(Broken("expected ',' or ']' after an array element".into())),
         }
         self.scan.bump()?;
@@ -144,6 +177,10 @@ impl<R: BufRead> Iterator for JsonRecords<R> {
                 None
             }),
             State::FirstElement | State::NextElement => self.element(),
+            State::Trailer => self.trailer().map(|()| {
+                self.state = State::Done;
+                None
+            }),
         };
         match step {
             Ok(None) if self.state != State::Done => self.next(),
@@ -186,6 +223,13 @@ impl<R: BufRead> Scanner<R> {
             }
         }
         Ok(b)
+    }
+
+    fn skip_bom(&mut self) -> Result<(), Broken> {
+        if self.inner.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+            self.inner.consume(3);
+        }
+        Ok(())
     }
 
     fn skip_ws(&mut self) -> Result<Option<u8>, Broken> {
@@ -260,6 +304,9 @@ impl<R: BufRead> Scanner<R> {
             } else {
                 match b {
                     b'"' => in_string = true,
+                    b'{' | b'[' if closers.len() == MAX_DEPTH => {
+                        return Err(Broken(format!("nesting deeper than {MAX_DEPTH} levels")));
+                    }
                     b'{' => closers.push(b'}'),
                     b'[' => closers.push(b']'),
                     b'}' | b']' if closers.pop() != Some(b) => {

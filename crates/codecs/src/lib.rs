@@ -8,6 +8,7 @@
 //! where the format allows (CSV rows, JSON array elements, NDJSON lines); a broken
 //! document structure yields a fatal error and ends the stream.
 
+mod budget;
 mod csv;
 mod json;
 mod lines;
@@ -63,9 +64,12 @@ impl Codecs {
                 records.clone(),
                 self.max_record_bytes,
             )),
-            DocumentFormat::Csv { delimiter, quote } => {
-                Box::new(csv::CsvRecords::new(input, *delimiter, *quote))
-            }
+            DocumentFormat::Csv { delimiter, quote } => Box::new(csv::CsvRecords::new(
+                input,
+                *delimiter,
+                *quote,
+                self.max_record_bytes,
+            )),
             DocumentFormat::Json { records } => Box::new(json::JsonRecords::new(
                 input,
                 records.clone(),

@@ -2,10 +2,14 @@
 //!
 //! [`LineCounter`] wraps a `BufRead` and counts newlines as the parser consumes bytes,
 //! keeping the offsets of the most recent ones (a bounded window), so an offset near
-//! the parser's position maps to an exact line and column in constant memory.
+//! the parser's position maps to an exact line and column in constant memory. It also
+//! caps the bytes the parser may pull between two marks (see [`crate::budget`]), so one
+//! runaway token cannot pull the document into memory.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Read, Result};
+use std::io::{self, BufRead, Read, Result};
+
+use crate::budget::TooLarge;
 
 const WINDOW: usize = 4096;
 
@@ -15,16 +19,25 @@ pub(crate) struct LineCounter<R> {
     consumed: u64,
     newlines: u64,
     recent: VecDeque<u64>,
+    mark: u64,
+    limit: u64,
 }
 
 impl<R> LineCounter<R> {
-    pub(crate) fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R, limit: usize) -> Self {
         Self {
             inner,
             consumed: 0,
             newlines: 0,
             recent: VecDeque::with_capacity(WINDOW),
+            mark: 0,
+            limit: limit as u64,
         }
+    }
+
+    /// A token boundary: the parser may pull `limit` more bytes.
+    pub(crate) fn mark(&mut self) {
+        self.mark = self.consumed;
     }
 
     /// 1-based (line, column) of a byte offset at or before the consumed position.
@@ -75,6 +88,12 @@ fn count(consumed: &mut u64, newlines: &mut u64, recent: &mut VecDeque<u64>, byt
 
 impl<R: BufRead> BufRead for LineCounter<R> {
     fn fill_buf(&mut self) -> Result<&[u8]> {
+        if self.consumed - self.mark > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                TooLarge(self.limit),
+            ));
+        }
         self.inner.fill_buf()
     }
 
@@ -84,6 +103,7 @@ impl<R: BufRead> BufRead for LineCounter<R> {
             consumed,
             newlines,
             recent,
+            ..
         } = self;
         if let Ok(buf) = inner.fill_buf() {
             count(consumed, newlines, recent, &buf[..amt.min(buf.len())]);
@@ -98,7 +118,7 @@ mod tests {
 
     #[test]
     fn offsets_map_to_lines_and_columns() {
-        let mut c = LineCounter::new(&b"ab\ncd\n\nef"[..]);
+        let mut c = LineCounter::new(&b"ab\ncd\n\nef"[..], 100);
         let mut all = Vec::new();
         c.read_to_end(&mut all).unwrap();
         assert_eq!(c.line_col(0), (1, 1));

@@ -11,6 +11,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 use serde_json::{Map, Value};
 
+use crate::budget::TooLarge;
 use crate::error;
 use crate::lines::LineCounter;
 
@@ -75,7 +76,7 @@ type Item = Result<RawRecord, DecodeError>;
 
 impl<R: BufRead> XmlRecords<R> {
     pub(crate) fn new(input: R, records_path: Vec<String>, max_bytes: usize) -> Self {
-        let mut reader = Reader::from_reader(LineCounter::new(input));
+        let mut reader = Reader::from_reader(LineCounter::new(input, max_bytes));
         reader.config_mut().expand_empty_elements = true;
         Self {
             reader,
@@ -111,42 +112,48 @@ impl<R: BufRead> XmlRecords<R> {
     }
 
     fn next_item(&mut self) -> Option<Item> {
-        loop {
-            if self.is_done {
-                return None;
-            }
-            self.buf.clear();
+        while !self.is_done {
             let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            // Whitespace is not trimmed, so the event starts exactly here.
+            let start = self.reader.buffer_position();
             let item = match self.reader.read_event_into(&mut buf) {
-                Err(e) => self.fatal(self.reader.error_position(), format!("malformed XML: {e}")),
-                Ok(Event::Start(start)) => self.open(&start),
+                Err(e) => self.syntax_error(&e),
+                Ok(Event::Start(tag)) => self.open(&tag, start),
                 Ok(Event::End(_)) => self.close(),
-                Ok(Event::Text(t)) => {
-                    self.text(&t.xml10_content());
-                    None
-                }
-                Ok(Event::CData(c)) => {
-                    self.text(&c.xml10_content());
-                    None
-                }
-                Ok(Event::GeneralRef(r)) => {
-                    self.reference(&r);
-                    None
-                }
+                Ok(Event::Text(t)) => self.text(&t.xml10_content()),
+                Ok(Event::CData(c)) => self.text(&c.xml10_content()),
+                Ok(Event::GeneralRef(r)) => self.reference(&r),
                 Ok(Event::Eof) => self.end_of_document(),
                 Ok(_) => None,
             };
-            self.buf = buf;
+            self.reader.get_mut().mark();
+            // One huge event must not keep its buffer for the rest of the document.
+            self.buf = if buf.capacity() > 1 << 20 {
+                Vec::with_capacity(4096)
+            } else {
+                buf
+            };
             if item.is_some() {
                 return item;
             }
         }
+        None
     }
 
-    fn open(&mut self, start: &BytesStart<'_>) -> Option<Item> {
-        let end = self.reader.buffer_position();
-        let offset = end.saturating_sub(start.len() as u64 + 2);
-        let name = start.name().as_ref().to_owned();
+    fn syntax_error(&mut self, e: &quick_xml::Error) -> Option<Item> {
+        let message = match e {
+            quick_xml::Error::Io(io) => match TooLarge::find(io) {
+                Some(t) => t.to_string(),
+                None => format!("reading the document failed: {io}"),
+            },
+            other => format!("malformed XML: {other}"),
+        };
+        self.fatal(self.reader.error_position(), message)
+    }
+
+    fn open(&mut self, tag: &BytesStart<'_>, offset: u64) -> Option<Item> {
+        let name = tag.name().as_ref().to_owned();
         if !self.is_root_seen {
             self.is_root_seen = true;
             if self.records_path.first() != Some(&name) {
@@ -157,10 +164,6 @@ impl<R: BufRead> XmlRecords<R> {
                 );
             }
         }
-        let attrs = match attributes(start) {
-            Ok(attrs) => attrs,
-            Err(message) => return self.fatal(offset, message),
-        };
         self.stack.push(name.clone());
         if self.record.is_none() && self.stack == self.records_path {
             self.count += 1;
@@ -174,17 +177,22 @@ impl<R: BufRead> XmlRecords<R> {
                 problem: None,
             });
         }
-        if let Some(record) = &mut self.record {
-            record.grow(
-                name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
-                self.max_bytes,
-            );
-            record.nodes.push(Node {
-                name,
-                attrs,
-                ..Node::default()
-            });
-        }
+        // Attributes outside records are never read, so they cannot spoil anything.
+        let max = self.max_bytes;
+        let record = self.record.as_mut()?;
+        let attrs = attributes(tag).unwrap_or_else(|problem| {
+            record.problem.get_or_insert(problem);
+            Vec::new()
+        });
+        record.grow(
+            name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+            max,
+        );
+        record.nodes.push(Node {
+            name,
+            attrs,
+            ..Node::default()
+        });
         None
     }
 
@@ -207,20 +215,19 @@ impl<R: BufRead> XmlRecords<R> {
         })
     }
 
-    fn text(&mut self, text: &str) {
+    /// Text of the current element; never ends a record, so it answers `None`.
+    fn text(&mut self, text: &str) -> Option<Item> {
         let max = self.max_bytes;
-        if let Some(record) = &mut self.record {
-            record.grow(text.len(), max);
-            if let (None, Some(node)) = (&record.problem, record.nodes.last_mut()) {
-                node.text.push_str(text);
-            }
+        let record = self.record.as_mut()?;
+        record.grow(text.len(), max);
+        if let (None, Some(node)) = (&record.problem, record.nodes.last_mut()) {
+            node.text.push_str(text);
         }
+        None
     }
 
-    fn reference(&mut self, reference: &quick_xml::events::BytesRef<'_>) {
-        let Some(record) = &mut self.record else {
-            return;
-        };
+    /// An entity or character reference inside text.
+    fn reference(&mut self, reference: &quick_xml::events::BytesRef<'_>) -> Option<Item> {
         let name: &str = reference;
         let resolved = match reference.resolve_char_ref() {
             Ok(Some(c)) => Some(c.to_string()),
@@ -230,9 +237,11 @@ impl<R: BufRead> XmlRecords<R> {
         match resolved {
             Some(text) => self.text(&text),
             None => {
+                let record = self.record.as_mut()?;
                 record
                     .problem
                     .get_or_insert_with(|| format!("unknown entity &{name};"));
+                None
             }
         }
     }

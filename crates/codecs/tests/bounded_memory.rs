@@ -79,22 +79,27 @@ impl<F: FnMut(u64) -> String> Read for Generated<F> {
     }
 }
 
-/// Decodes the whole document; returns (records, peak heap bytes during decoding).
-fn decode_counting<R: Read + Send + 'static>(format: &DocumentFormat, input: R) -> (u64, usize) {
+/// Decodes the whole document with `codecs`; returns (records, errors, peak heap bytes).
+fn decode_counting<R: Read + Send + 'static>(
+    codecs: Codecs,
+    format: &DocumentFormat,
+    input: R,
+) -> (u64, Vec<String>, usize) {
     HEAP.reset_peak_memory();
-    let mut records = 0;
-    for item in Codecs::default().decode_reader(format, input) {
-        assert!(item.is_ok(), "{:?}", item.err());
-        records += 1;
+    let (mut records, mut errors) = (0, Vec::new());
+    for item in codecs.decode_reader(format, input) {
+        match item {
+            Ok(_) => records += 1,
+            Err(e) => errors.push(e.message),
+        }
     }
-    (records, HEAP.get_peak_memory())
+    (records, errors, HEAP.get_peak_memory())
 }
 
 fn filler(i: u64) -> String {
     format!("{:0>120}", i * 7919)
 }
 
-#[test]
 fn a_200_mb_csv_and_a_200_mb_xml_decode_in_bounded_heap() {
     let csv = Generated::new(
         "id,first_name,last_name,email,note\n",
@@ -107,13 +112,15 @@ fn a_200_mb_csv_and_a_200_mb_xml_decode_in_bounded_heap() {
         "",
         DOCUMENT_BYTES,
     );
-    let (rows, peak) = decode_counting(
+    let (rows, errors, peak) = decode_counting(
+        Codecs::default(),
         &DocumentFormat::Csv {
             delimiter: b',',
             quote: b'"',
         },
         csv,
     );
+    assert!(errors.is_empty(), "{errors:?}");
     assert!(rows > 1_000_000, "{rows} rows");
     eprintln!("CSV: {rows} rows, peak heap {peak} bytes");
     assert!(
@@ -136,11 +143,98 @@ fn a_200_mb_csv_and_a_200_mb_xml_decode_in_bounded_heap() {
     let format = DocumentFormat::Xml {
         records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
     };
-    let (results, peak) = decode_counting(&format, xml);
+    let (results, errors, peak) = decode_counting(Codecs::default(), &format, xml);
+    assert!(errors.is_empty(), "{errors:?}");
     assert!(results > 500_000, "{results} results");
     eprintln!("XML: {results} results, peak heap {peak} bytes");
     assert!(
         peak < PEAK_LIMIT,
         "XML: peak heap {peak} bytes for {results} results"
     );
+}
+
+fn json_and_ndjson_streams_decode_in_bounded_heap() {
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let record = |i: u64| {
+        format!(
+            "{{\"id\": \"a-{i}\", \"tokens\": {i}, \"data\": {{\"note\": \"{}\", \"tags\": [1, 2, 3]}}}}",
+            filler(i)
+        )
+    };
+    let array = Generated::new(
+        "{\"page\": {\"items\": [",
+        move |i| format!("{}{}", if i == 0 { "" } else { ",\n" }, record(i)),
+        "]}}",
+        SIZE,
+    );
+    let format = DocumentFormat::Json {
+        records: vec!["page".into(), "items".into()],
+    };
+    let (records, errors, peak) = decode_counting(Codecs::default(), &format, array);
+    eprintln!("JSON: {records} records, peak heap {peak} bytes");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        records > 200_000 && peak < PEAK_LIMIT,
+        "JSON: peak heap {peak} bytes for {records} records"
+    );
+
+    let lines = Generated::new("", move |i| record(i) + "\n", "", SIZE);
+    let (records, errors, peak) =
+        decode_counting(Codecs::default(), &DocumentFormat::Ndjson, lines);
+    eprintln!("NDJSON: {records} records, peak heap {peak} bytes");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        records > 200_000 && peak < PEAK_LIMIT,
+        "NDJSON: peak heap {peak} bytes for {records} records"
+    );
+}
+
+fn a_runaway_token_in_any_format_costs_the_record_cap_not_the_document() {
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let cap = Codecs::with_max_record_bytes(256 * 1024);
+    let xs = |_| "x".repeat(4096);
+    let cases: Vec<(&str, DocumentFormat, Generated<_>)> = vec![
+        (
+            "CSV unterminated quote",
+            DocumentFormat::Csv {
+                delimiter: b',',
+                quote: b'"',
+            },
+            Generated::new("id,name\n1,\"", xs, "", SIZE),
+        ),
+        (
+            "XML text node",
+            DocumentFormat::Xml {
+                records: vec!["a".into(), "b".into()],
+            },
+            Generated::new("<a><b>", xs, "</b></a>", SIZE),
+        ),
+        (
+            "JSON string",
+            DocumentFormat::Json { records: vec![] },
+            Generated::new("[{\"a\": \"", xs, "\"}]", SIZE),
+        ),
+        (
+            "NDJSON line",
+            DocumentFormat::Ndjson,
+            Generated::new("{\"a\": \"", xs, "\"}\n", SIZE),
+        ),
+    ];
+    for (what, format, doc) in cases {
+        let (_, errors, peak) = decode_counting(cap, &format, doc);
+        eprintln!("{what}: peak heap {peak} bytes, errors {errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("larger than the limit")),
+            "{what}: {errors:?}"
+        );
+        assert!(peak < PEAK_LIMIT, "{what}: peak heap {peak} bytes");
+    }
+}
+
+/// One test: the peak is process-wide, so the measurements must not run concurrently.
+#[test]
+fn every_decoder_holds_one_record_at_a_time() {
+    a_200_mb_csv_and_a_200_mb_xml_decode_in_bounded_heap();
+    json_and_ndjson_streams_decode_in_bounded_heap();
+    a_runaway_token_in_any_format_costs_the_record_cap_not_the_document();
 }

@@ -270,3 +270,110 @@ fn oversized_records_are_refused_one_by_one() {
     );
     assert!(items[1].is_ok());
 }
+
+#[test]
+fn a_runaway_csv_quote_is_cut_off_at_the_record_cap() {
+    let doc = format!("id,name\n1,ok\n2,\"never closed{}\n", "x".repeat(10_000));
+    let items: Vec<_> = Codecs::with_max_record_bytes(1024)
+        .decode_reader(&CSV, std::io::Cursor::new(doc))
+        .collect();
+    assert_eq!(fields(&items[0]), json!({"id": "1", "name": "ok"}));
+    let err = items[1].as_ref().unwrap_err();
+    assert!(
+        err.is_fatal && err.message.contains("larger than the limit of 1024 bytes"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_huge_xml_text_node_is_cut_off_even_outside_records() {
+    // Larger than the cap plus one read-ahead buffer (64 KiB).
+    let doc = format!("<a><junk>{}</junk><b>1</b></a>", "x".repeat(200_000));
+    let items: Vec<_> = Codecs::with_max_record_bytes(1024)
+        .decode_reader(&xml("a/b"), std::io::Cursor::new(doc))
+        .collect();
+    let err = items[0].as_ref().unwrap_err();
+    assert!(
+        err.is_fatal && err.message.contains("larger than the limit"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn xml_self_closing_records_and_attribute_entities() {
+    let items = decode(
+        xml("a/b"),
+        "<a x=\"&bad;\">\n  <b id=\"1\"/>\n  <b id=\"&bad;\"/><b id=\"&lt;3\"/></a>",
+    );
+    let first = items[0].as_ref().unwrap();
+    assert_eq!(
+        (first.location().line, first.location().column),
+        (Some(2), Some(3))
+    );
+    assert_eq!(fields(&items[0]), json!({"@id": "1"}));
+    let spoiled = items[1].as_ref().unwrap_err();
+    assert!(
+        !spoiled.is_fatal,
+        "an attribute problem spoils only its record"
+    );
+    assert_eq!(fields(&items[2]), json!({"@id": "<3"}));
+}
+
+#[test]
+fn json_after_the_records_array_must_close_and_end() {
+    let at_path = json_at("page.items");
+    assert_eq!(
+        decode(
+            at_path.clone(),
+            "{\"page\": {\"items\": [{\"a\": 1}], \"n\": 2}, \"x\": [1]}\n"
+        )
+        .len(),
+        1
+    );
+    for doc in [
+        "{\"page\": {\"items\": [{\"a\": 1}]",
+        "{\"page\": {\"items\": [{\"a\": 1}]}} trailing",
+    ] {
+        let items = decode(at_path.clone(), doc);
+        assert!(items[0].is_ok());
+        assert!(items[1].as_ref().unwrap_err().is_fatal, "{doc}");
+    }
+    let items = decode(json_at(""), "[{\"a\": 1}] ]");
+    assert!(
+        items[1]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("after the end of the document")
+    );
+}
+
+#[test]
+fn json_nesting_is_capped() {
+    let doc = format!("[{{\"a\": {}1{}}}]", "[".repeat(200), "]".repeat(200));
+    let items = decode(json_at(""), &doc);
+    assert!(
+        items[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("nesting deeper than 128")
+    );
+}
+
+#[test]
+fn a_utf8_byte_order_mark_is_skipped_in_every_format() {
+    let bom = "\u{feff}";
+    assert_eq!(
+        fields(&decode(json_at(""), &format!("{bom}[{{\"a\": 1}}]"))[0]),
+        json!({"a": 1})
+    );
+    assert_eq!(
+        fields(&decode(DocumentFormat::Ndjson, &format!("{bom}{{\"a\": 1}}\n"))[0]),
+        json!({"a": 1})
+    );
+    assert_eq!(
+        fields(&decode(xml("a/b"), &format!("{bom}<a><b>1</b></a>"))[0]),
+        json!({"#text": "1"})
+    );
+}
