@@ -63,7 +63,7 @@ fn run(contract_path: &str, document_path: &str) -> ExitCode {
     let records: Vec<_> = result
         .records
         .values()
-        .map(|r| json!({"key": r.key.canonical(), "version": r.version.map(|v| v.get()), "contents": r.contents()}))
+        .map(|r| json!({"key": r.key.canonical(), "version": r.version.map(|v| v.get()), "contents": contract.contents(r)}))
         .collect();
     let out = json!({
         "verdict": if result.verdict == Verdict::Commit { "commit" } else { "reject" },

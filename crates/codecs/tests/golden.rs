@@ -255,12 +255,21 @@ fn account_updates_keep_the_highest_version_and_report_missing_versions() {
         .collect();
     assert_eq!(top, expected);
 
-    // Every accepted version schedules its callback; `data` is kept as JSON.
+    // Every accepted version schedules its callback after its own callbackTimeMs.
+    assert_eq!(result.changes.len(), 96);
+    for change in &result.changes {
+        let delay = match change.record.attributes.get("callback_ms") {
+            Some(FieldValue::Integer(ms)) => std::time::Duration::from_millis(*ms as u64),
+            other => panic!("callback_ms is {other:?}"),
+        };
+        assert_eq!(change.callback_after, Some(delay), "{}", change.record.key);
+    }
     let first = &result.changes[0];
     assert_eq!(
         first.callback_after,
         Some(std::time::Duration::from_millis(500))
     );
+    // `data` is kept as JSON.
     assert!(matches!(
         first.record.attributes.get("data"),
         Some(FieldValue::Json(_))

@@ -31,13 +31,20 @@ fn formats() -> Vec<DocumentFormat> {
     ]
 }
 
-/// Decodes everything, checking the stream's own promises on the way.
-fn drain(format: &DocumentFormat, bytes: Vec<u8>) -> Vec<Result<Map<String, Value>, String>> {
+/// Decodes everything, checking the stream's own promises on the way: it ends (every
+/// item consumes at least one byte, so it has at most one item per byte, plus one), and
+/// nothing follows a fatal error.
+fn drain_with(
+    codecs: Codecs,
+    format: &DocumentFormat,
+    bytes: Vec<u8>,
+) -> Vec<Result<Map<String, Value>, String>> {
+    let most = bytes.len() + 1;
     let mut out = Vec::new();
     let mut is_ended = false;
-    for item in Codecs::with_max_record_bytes(4096)
+    for item in codecs
         .decode_reader(format, Cursor::new(bytes))
-        .take(10_000)
+        .take(most + 1)
     {
         assert!(!is_ended, "nothing may follow a fatal error");
         match item {
@@ -48,7 +55,17 @@ fn drain(format: &DocumentFormat, bytes: Vec<u8>) -> Vec<Result<Map<String, Valu
             }
         }
     }
+    assert!(
+        out.len() <= most,
+        "{} items from {} bytes: the stream does not end",
+        out.len(),
+        most - 1
+    );
     out
+}
+
+fn drain(format: &DocumentFormat, bytes: Vec<u8>) -> Vec<Result<Map<String, Value>, String>> {
+    drain_with(Codecs::with_max_record_bytes(4096), format, bytes)
 }
 
 /// A generated record: column names and text values.
@@ -92,6 +109,8 @@ proptest! {
     fn any_bytes_give_records_or_errors_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         for format in formats() {
             drain(&format, bytes.clone());
+            // A tiny cap sends every path through the size checks too.
+            drain_with(Codecs::with_max_record_bytes(8), &format, bytes.clone());
         }
     }
 

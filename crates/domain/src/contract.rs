@@ -16,6 +16,6 @@ pub(crate) use compile::MeasureSource;
 pub use compile::{CallbackRule, Contract, DocumentFormat, FieldPath};
 pub use error::{ContractError, ContractIssue};
 pub use spec::{
-    CallbackSpec, ContractSpec, CsvSpec, DelayUnit, FieldSpec, FieldType, FormatName, IdentitySpec,
-    InvalidPolicy, MeasureSpec, MergePolicy,
+    AfterSpec, CallbackSpec, ContractSpec, CsvSpec, DelaySpec, DelayUnit, FieldSpec, FieldType,
+    FormatName, IdentitySpec, InvalidPolicy, MeasureSpec, MergePolicy, RatioSpec,
 };

@@ -11,7 +11,7 @@ mod coerce;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::contract::{CallbackRule, Contract, MeasureSource};
+use crate::contract::{CallbackRule, Contract, FieldType, MeasureSource};
 use crate::model::{
     Attributes, Dimensions, FieldValue, Location, Measures, Record, RecordError, RecordKey, Version,
 };
@@ -108,46 +108,99 @@ impl Contract {
         let key = self.key_of(&values)?;
         let version = self.version_of(&values);
         let identity = self.identity_of(&values);
-        let mut dimensions = Dimensions::default();
-        for name in self.dimensions() {
-            if let Some(text) = values.remove(name).and_then(|v| v.as_text()) {
-                dimensions
-                    .insert(name, text)
-                    .map_err(|e| (name.clone(), e.to_string()))?;
-            }
-        }
-        let mut measures = Measures::default();
-        for (name, source) in &self.measures {
-            if let MeasureSource::Field(field) = source {
-                let value = values.get(field).and_then(FieldValue::as_f64);
-                if let Some(v) = value {
-                    measures
-                        .insert(name, v)
-                        .map_err(|e| (field.clone(), e.to_string()))?;
-                }
-            }
-        }
-        for (_, source) in &self.measures {
-            if let MeasureSource::Field(field) = source {
-                values.remove(field);
-            }
+        // Measures and dimensions read the values before any is moved out, so one
+        // field can be both (an integer year to group by and to average).
+        let mut measures = self.measures_of(&values)?;
+        let dimensions = self.dimensions_of(&values)?;
+        for name in self.dimensions().iter().chain(self.measure_fields()) {
+            values.remove(name);
         }
         let undefined_ratios = self.derive(&mut measures);
         let attributes =
             Attributes::try_from(values).map_err(|e| ("fields".to_owned(), e.to_string()))?;
+        let record = Record {
+            key,
+            version,
+            dimensions,
+            measures,
+            attributes,
+        };
         Ok(MappedRecord {
-            record: Record {
-                key,
-                version,
-                dimensions,
-                measures,
-                attributes,
-            },
+            record,
             identity,
             location,
             callback_after,
             undefined_ratios,
         })
+    }
+
+    fn measures_of(&self, values: &Values) -> Result<Measures, (String, String)> {
+        let mut measures = Measures::default();
+        for (name, source) in &self.measures {
+            let MeasureSource::Field(field) = source else {
+                continue;
+            };
+            if let Some(v) = values.get(field).and_then(FieldValue::as_f64) {
+                measures
+                    .insert(name, v)
+                    .map_err(|e| (field.clone(), e.to_string()))?;
+            }
+        }
+        Ok(measures)
+    }
+
+    fn dimensions_of(&self, values: &Values) -> Result<Dimensions, (String, String)> {
+        let mut dimensions = Dimensions::default();
+        for name in self.dimensions() {
+            if let Some(text) = values.get(name).and_then(FieldValue::as_text) {
+                dimensions
+                    .insert(name, text)
+                    .map_err(|e| (name.clone(), e.to_string()))?;
+            }
+        }
+        Ok(dimensions)
+    }
+
+    /// The fields that back a measure.
+    fn measure_fields(&self) -> impl Iterator<Item = &String> {
+        self.measures.iter().filter_map(|(_, source)| match source {
+            MeasureSource::Field(field) => Some(field),
+            MeasureSource::Ratio { .. } => None,
+        })
+    }
+
+    /// A record's contents as the fields it was mapped from, typed as the contract
+    /// declares them (an integer field backing a measure is an integer again, an integer
+    /// dimension a number), plus the derived ratio measures under their own names. This
+    /// is what clients and callbacks see as "the record".
+    pub fn contents(&self, record: &Record) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for field in &self.fields {
+            let measure = self
+                .measures
+                .iter()
+                .find_map(|(name, source)| match source {
+                    MeasureSource::Field(f) if *f == field.name => record.measures.get(name),
+                    _ => None,
+                });
+            let value = match (
+                record.attributes.get(&field.name),
+                measure,
+                record.dimensions.get(&field.name),
+            ) {
+                (Some(v), _, _) => v.to_json(),
+                (None, Some(m), _) => number_as(m, field.kind),
+                (None, None, Some(text)) => text_as(text, field.kind),
+                (None, None, None) => continue,
+            };
+            out.insert(field.name.clone(), value);
+        }
+        for (name, source) in &self.measures {
+            if let (MeasureSource::Ratio { .. }, Some(v)) = (source, record.measures.get(name)) {
+                out.insert(name.clone(), v.into());
+            }
+        }
+        out.into()
     }
 
     /// Computes the ratio measures from the field-backed ones; returns the names of the
@@ -238,4 +291,22 @@ impl Contract {
             }
         }
     }
+}
+
+fn number_as(value: f64, kind: FieldType) -> serde_json::Value {
+    let is_whole = value.fract() == 0.0 && value.abs() < 9.007_199_254_740_992e15;
+    if kind == FieldType::Integer && is_whole {
+        serde_json::Value::from(value as i64)
+    } else {
+        serde_json::Value::from(value)
+    }
+}
+
+fn text_as(text: &str, kind: FieldType) -> serde_json::Value {
+    let typed = match kind {
+        FieldType::Integer => text.parse::<i64>().ok().map(serde_json::Value::from),
+        FieldType::Boolean => text.parse::<bool>().ok().map(serde_json::Value::from),
+        _ => None,
+    };
+    typed.unwrap_or_else(|| text.into())
 }

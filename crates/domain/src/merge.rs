@@ -11,7 +11,7 @@ use crate::contract::{Contract, InvalidPolicy, MergePolicy};
 use crate::mapping::{Identity, MappedRecord};
 use crate::model::{Conflict, ConflictKind, FieldDifference, FieldValue, Measures, Record};
 
-pub use session::{Change, ChangeKind, MergeSession, SessionResult};
+pub use session::{Batch, Change, ChangeKind, MergeSession, SessionResult};
 
 /// What merging one incoming record did to the state of its key.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,10 +33,18 @@ fn fields_at_fault(contract: Value) -> Vec<String> {
     issues(contract).into_iter().map(|(f, _)| f).collect()
 }
 
+/// Sets the value at `pointer`, creating the last key if needed.
 fn with(mut contract: Value, pointer: &str, value: Value) -> Value {
-    *contract
-        .pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("{pointer} exists")) = value;
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let parent = if parent.is_empty() {
+        &mut contract
+    } else {
+        contract.pointer_mut(parent).unwrap()
+    };
+    let object = parent
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("{pointer} has an object parent"));
+    object.insert(key.to_owned(), value);
     contract
 }
 
@@ -110,7 +118,23 @@ fn shape_errors_name_the_field() {
             "fields.available.type",
         ),
         (with(exam(), "/key", json!("test_id")), "key"),
-        (without(exam(), "", "on_invalid"), "(contract)"),
+        (without(exam(), "", "on_invalid"), "on_invalid"),
+        (
+            without(exam(), "/fields/available", "type"),
+            "fields.available.type",
+        ),
+        (
+            with(exam(), "/measures/percent/scal", json!(100)),
+            "measures.percent",
+        ),
+        (
+            with(
+                exam(),
+                "/callback",
+                json!({"after": "30s", "delay": "obtained"}),
+            ),
+            "callback",
+        ),
     ];
     for (contract, field) in cases {
         assert_eq!(fields_at_fault(contract), vec![field.to_owned()], "{field}");

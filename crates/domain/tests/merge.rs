@@ -273,3 +273,100 @@ proptest! {
         prop_assert_eq!(final_state(&c, &records), final_state(&c, &shuffled));
     }
 }
+
+#[test]
+fn one_field_can_be_a_dimension_and_a_measure_and_contents_keep_declared_types() {
+    let spec = json!({
+        "format": "json",
+        "fields": {
+            "id": {"type": "string", "required": true},
+            "year": {"type": "integer"},
+            "tokens": {"type": "integer"},
+            "paid": {"type": "number"},
+            "active": {"type": "boolean"}
+        },
+        "key": ["id"],
+        "dimensions": ["year", "active"],
+        "measures": {"year": "year", "tokens": "tokens", "paid": "paid", "per_token": {"ratio": ["paid", "tokens"]}},
+        "merge": "last_wins",
+        "on_invalid": "skip_record"
+    });
+    let c = Contract::parse(&spec.to_string()).unwrap();
+    let record = c
+        .map(&raw(
+            1,
+            json!({"id": "a", "year": 2024, "tokens": "517", "paid": 258.5, "active": "yes"}),
+        ))
+        .unwrap()
+        .record;
+    assert_eq!(record.dimensions.get("year"), Some("2024"));
+    assert_eq!(record.measures.get("year"), Some(2024.0));
+    assert_eq!(
+        c.contents(&record),
+        json!({"id": "a", "year": 2024, "tokens": 517, "paid": 258.5, "active": true, "per_token": 0.5})
+    );
+}
+
+#[test]
+fn a_session_in_batches_keeps_one_report_and_verdict_for_the_document() {
+    let c = contract("last_wins", "reject_document");
+    let mut session = MergeSession::new(&c);
+    session.push(Ok(raw(1, json!({"id": "a", "a": 1}))));
+    session.push(Ok(raw(2, json!({"a": 2}))));
+    let first = session.take_batch();
+    assert_eq!(
+        first.changes.len(),
+        1,
+        "merged before the invalid record was seen"
+    );
+    assert!(session.is_rejected());
+    session.push(Ok(raw(3, json!({"id": "c", "a": 3}))));
+    assert!(
+        session.take_batch().changes.is_empty(),
+        "nothing merges once the document is rejected"
+    );
+    let result = session.finish();
+    assert_eq!(result.verdict, Verdict::Reject);
+    assert_eq!((result.report.seen, result.report.invalid), (3, 1));
+}
+
+#[test]
+fn a_batch_merges_against_the_state_added_from_the_store() {
+    let c = contract("highest_version", "skip_record");
+    let mut session = MergeSession::new(&c);
+    session.push(Ok(raw(
+        1,
+        json!({"id": "a", "v": 2, "a": 1, "group": "g", "name": "Ann"}),
+    )));
+    let first = session.take_batch();
+    let stored: std::collections::HashMap<_, _> = first
+        .changes
+        .iter()
+        .map(|ch| (ch.record.key.clone(), ch.record.clone()))
+        .collect();
+    session.add_state(stored, first.identities);
+    session.push(Ok(raw(
+        2,
+        json!({"id": "a", "v": 1, "a": 9, "group": "g", "name": "Ann"}),
+    )));
+    session.push(Ok(raw(
+        3,
+        json!({"id": "b", "v": 1, "a": 9, "group": "g", "name": "Bob"}),
+    )));
+    let second = session.take_batch();
+    assert_eq!(
+        second.changes.len(),
+        1,
+        "the older version of a is superseded"
+    );
+    assert_eq!(
+        second.conflicts.len(),
+        1,
+        "Bob disagrees with the stored identity of g"
+    );
+    let report = session.finish().report;
+    assert_eq!(
+        (report.inserted, report.superseded, report.conflicts),
+        (2, 1, 1)
+    );
+}

@@ -32,13 +32,16 @@ impl Summary {
         self.add_to_sum(x);
     }
 
-    // Neumaier's compensated summation.
+    // Neumaier's compensated summation. Once the sum overflows to ±inf the
+    // compensation would become NaN, so it stops being updated.
     fn add_to_sum(&mut self, x: f64) {
         let t = self.sum + x;
-        if self.sum.abs() >= x.abs() {
-            self.compensation += (self.sum - t) + x;
-        } else {
-            self.compensation += (x - t) + self.sum;
+        if t.is_finite() {
+            if self.sum.abs() >= x.abs() {
+                self.compensation += (self.sum - t) + x;
+            } else {
+                self.compensation += (x - t) + self.sum;
+            }
         }
         self.sum = t;
     }
@@ -74,7 +77,12 @@ impl Summary {
 
     /// Sum of the values (0 when empty).
     pub fn sum(&self) -> f64 {
-        self.sum + self.compensation
+        let compensated = self.sum + self.compensation;
+        if compensated.is_nan() {
+            self.sum
+        } else {
+            compensated
+        }
     }
 
     /// Mean, or `None` when empty.
@@ -130,6 +138,13 @@ mod tests {
     fn compensated_sum_does_not_lose_small_values() {
         let s: Summary = [1e16, 1.0, -1e16].into_iter().collect();
         assert_eq!(s.sum(), 1.0);
+    }
+
+    #[test]
+    fn an_overflowing_sum_is_infinite_not_nan() {
+        let s: Summary = [1e308, 1e308].into_iter().collect();
+        assert_eq!(s.sum(), f64::INFINITY);
+        assert_eq!(s.mean(), Some(1e308));
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use super::compile::{CallbackRule, CompiledField, MeasureSource};
 use super::error::ContractIssue;
-use super::spec::{CallbackSpec, ContractSpec, DelayUnit, FieldType, MeasureSpec, MergePolicy};
+use super::spec::{
+    AfterSpec, CallbackSpec, ContractSpec, DelaySpec, DelayUnit, FieldType, MeasureSpec,
+    MergePolicy, RatioSpec,
+};
 use crate::model::record::check_name;
 
 type Fields<'a> = BTreeMap<&'a str, &'a CompiledField>;
@@ -135,7 +138,13 @@ pub(super) fn compile_measures(
             }
             let source = match measure {
                 MeasureSpec::Field(field) => field_measure(name, field, fields, &at, issues),
-                MeasureSpec::Ratio { ratio, scale } => {
+                MeasureSpec::Ratio(RatioSpec { ratio, scale }) => {
+                    if fields.contains_key(name.as_str()) {
+                        issues.push(ContractIssue::new(
+                            &at,
+                            format!("measure {name:?} would hide the field of the same name"),
+                        ));
+                    }
                     ratio_measure(ratio, *scale, &field_backed, &at, issues)
                 }
             };
@@ -231,7 +240,7 @@ pub(super) fn compile_callback(
     issues: &mut Vec<ContractIssue>,
 ) -> Option<CallbackRule> {
     match spec.callback.as_ref()? {
-        CallbackSpec::Delay { delay, unit } => {
+        CallbackSpec::Delay(DelaySpec { delay, unit }) => {
             let field = lookup(fields, delay, "callback.delay", issues)?;
             if !matches!(field.kind, FieldType::Integer | FieldType::Number) {
                 issues.push(ContractIssue::new(
@@ -248,7 +257,7 @@ pub(super) fn compile_callback(
                 millis_per_unit,
             })
         }
-        CallbackSpec::After { after } => {
+        CallbackSpec::After(AfterSpec { after }) => {
             match parse_duration(after) {
                 Some(d) => Some(CallbackRule::After(d)),
                 None => {

@@ -99,11 +99,9 @@ impl Contract {
                     message: inner.to_string(),
                 }
             } else {
-                let field = match e.path().to_string() {
-                    p if p == "." => "(contract)".to_owned(),
-                    p => p,
-                };
-                ContractError::Invalid(vec![ContractIssue::new(field, strip_position(inner))])
+                let message = strip_position(inner);
+                let field = field_at_fault(&e.path().to_string(), &message);
+                ContractError::Invalid(vec![ContractIssue::new(field, message)])
             }
         })?;
         de.end().map_err(|e| ContractError::Syntax {
@@ -185,6 +183,20 @@ impl Contract {
     /// The contract as JSON text (the form it is stored in).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The field a shape error is about: its path, completed by the missing field's name
+/// when serde reports one ("missing field `on_invalid`").
+fn field_at_fault(path: &str, message: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "(contract)".to_owned(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        (path, None) => path.to_owned(),
     }
 }
 

@@ -112,15 +112,20 @@ pub enum FieldType {
 pub enum MeasureSpec {
     /// The measure is the value of this (integer or number) field.
     Field(String),
-    /// `numerator / denominator * scale`, computed after the merge; undefined (and left
-    /// out) when the denominator is 0.
-    Ratio {
-        /// `[numerator, denominator]`: names of field-backed measures.
-        ratio: [String; 2],
-        /// Multiplier; default 1.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        scale: Option<f64>,
-    },
+    /// A ratio of two other measures.
+    Ratio(RatioSpec),
+}
+
+/// `numerator / denominator * scale`, computed after the merge; undefined (and left
+/// out) when the denominator is 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatioSpec {
+    /// `[numerator, denominator]`: names of field-backed measures.
+    pub ratio: [String; 2],
+    /// Multiplier; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
 }
 
 /// The merge policies of DESIGN §5.
@@ -163,17 +168,27 @@ pub struct IdentitySpec {
 #[serde(untagged)]
 pub enum CallbackSpec {
     /// After the delay given by a field of the record.
-    Delay {
-        /// The (integer or number) field holding the delay.
-        delay: String,
-        /// The field's unit.
-        unit: DelayUnit,
-    },
-    /// After a fixed delay such as `"30s"`, `"500ms"`, `"5m"`, `"1h"`.
-    After {
-        /// The delay.
-        after: String,
-    },
+    Delay(DelaySpec),
+    /// After a fixed delay.
+    After(AfterSpec),
+}
+
+/// A callback after the delay held by a field of the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelaySpec {
+    /// The (integer or number) field holding the delay.
+    pub delay: String,
+    /// The field's unit.
+    pub unit: DelayUnit,
+}
+
+/// A callback after a fixed delay such as `"30s"`, `"500ms"`, `"5m"`, `"1h"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterSpec {
+    /// The delay.
+    pub after: String,
 }
 
 /// Units of a callback delay field.

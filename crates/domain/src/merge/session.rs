@@ -1,7 +1,12 @@
 //! A merge session: one document's records merged in order against a state, with the
-//! report, history, conflicts and verdict it produces. The import service runs one per
-//! batch against the state it loaded for the batch's keys; tests and dry runs run one
-//! over a whole document.
+//! report, history, conflicts and verdict it produces.
+//!
+//! One session serves a whole document, so its report and verdict cover every record.
+//! A dry run or a test gives it an empty state and pushes everything. The import
+//! service works in batches to stay in bounded memory: before each batch it adds the
+//! stored state of the batch's keys ([`MergeSession::add_state`]), pushes the batch,
+//! then takes the batch's changes to write ([`MergeSession::take_batch`]), which also
+//! drops the cached state (the store holds it now).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -46,11 +51,23 @@ pub struct SessionResult {
     pub changes: Vec<Change>,
     /// Conflicts in document order (empty after a reject).
     pub conflicts: Vec<Conflict>,
-    /// The final state of every key the session touched (empty after a reject).
+    /// The final state of every key touched since the last batch was taken (empty
+    /// after a reject).
     pub records: BTreeMap<RecordKey, Record>,
 }
 
 type IdentityFields = BTreeMap<String, Option<FieldValue>>;
+
+/// What one batch produced, for the store to write in the import's transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Batch {
+    /// Accepted changes, in document order.
+    pub changes: Vec<Change>,
+    /// Conflicts, in document order.
+    pub conflicts: Vec<Conflict>,
+    /// Identity references (loaded and new); the store keeps the first per key.
+    pub identities: HashMap<String, IdentityFields>,
+}
 
 /// Merges a document's records in order; see the module documentation.
 #[derive(Debug)]
@@ -178,9 +195,30 @@ impl<'c> MergeSession<'c> {
         self.conflicts.push(conflict);
     }
 
-    /// The identity references as they stand (new ones included), for the store.
-    pub fn identities(&self) -> &HashMap<String, IdentityFields> {
-        &self.identities
+    /// Adds stored state for the next batch's keys and identity keys. State the session
+    /// already holds is newer than the store's and is kept.
+    pub fn add_state(
+        &mut self,
+        records: HashMap<RecordKey, Record>,
+        identities: HashMap<String, IdentityFields>,
+    ) {
+        for (key, record) in records {
+            self.records.entry(key).or_insert(record);
+        }
+        for (key, fields) in identities {
+            self.identities.entry(key).or_insert(fields);
+        }
+    }
+
+    /// Takes what the records pushed since the last call produced, to be written, and
+    /// forgets the cached state. The report and verdict keep covering the document.
+    pub fn take_batch(&mut self) -> Batch {
+        self.records.clear();
+        Batch {
+            changes: std::mem::take(&mut self.changes),
+            conflicts: std::mem::take(&mut self.conflicts),
+            identities: std::mem::take(&mut self.identities),
+        }
     }
 
     /// Ends the session with its verdict.

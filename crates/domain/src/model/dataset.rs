@@ -10,7 +10,7 @@ pub struct DatasetName(String);
 
 /// Why a dataset name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DatasetNameError {
+pub enum DatasetEntryError {
     /// The name was empty.
     #[error("dataset name is empty")]
     Empty,
@@ -29,20 +29,20 @@ impl DatasetName {
     /// Validates and wraps a dataset name.
     ///
     /// # Errors
-    /// A [`DatasetNameError`] saying which rule the name breaks.
-    pub fn parse(name: impl Into<String>) -> Result<Self, DatasetNameError> {
+    /// A [`DatasetEntryError`] saying which rule the name breaks.
+    pub fn parse(name: impl Into<String>) -> Result<Self, DatasetEntryError> {
         let name = name.into();
-        let first = name.chars().next().ok_or(DatasetNameError::Empty)?;
+        let first = name.chars().next().ok_or(DatasetEntryError::Empty)?;
         if name.len() > 63 {
-            return Err(DatasetNameError::TooLong);
+            return Err(DatasetEntryError::TooLong);
         }
         if !first.is_ascii_lowercase() {
-            return Err(DatasetNameError::BadStart);
+            return Err(DatasetEntryError::BadStart);
         }
         let allowed =
             |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
         match name.chars().find(|c| !allowed(*c)) {
-            Some(c) => Err(DatasetNameError::BadChar(c)),
+            Some(c) => Err(DatasetEntryError::BadChar(c)),
             None => Ok(Self(name)),
         }
     }
@@ -54,7 +54,7 @@ impl DatasetName {
 }
 
 impl TryFrom<String> for DatasetName {
-    type Error = DatasetNameError;
+    type Error = DatasetEntryError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(value)
     }
@@ -106,9 +106,16 @@ impl ContractVersion {
     /// The first contract of a dataset.
     pub const FIRST: Self = Self(1);
 
-    /// Wraps a contract number; `None` for 0, which is never a contract.
-    pub fn try_new(value: u32) -> Option<Self> {
-        (value > 0).then_some(Self(value))
+    /// Wraps a contract number; 0 is never a contract.
+    ///
+    /// # Errors
+    /// [`ContractVersionError`] for 0.
+    pub fn try_new(value: u32) -> Result<Self, ContractVersionError> {
+        if value > 0 {
+            Ok(Self(value))
+        } else {
+            Err(ContractVersionError)
+        }
     }
 
     /// The number that the next published contract gets.
@@ -122,10 +129,15 @@ impl ContractVersion {
     }
 }
 
+/// Contract numbers start at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("contract versions start at 1")]
+pub struct ContractVersionError;
+
 impl TryFrom<u32> for ContractVersion {
-    type Error = &'static str;
+    type Error = ContractVersionError;
     fn try_from(value: u32) -> Result<Self, Self::Error> {
-        Self::try_new(value).ok_or("contract versions start at 1")
+        Self::try_new(value)
     }
 }
 
@@ -174,25 +186,25 @@ mod tests {
             ("exam-results", Ok(())),
             ("a", Ok(())),
             ("a_1-b", Ok(())),
-            ("", Err(DatasetNameError::Empty)),
-            ("Exam", Err(DatasetNameError::BadStart)),
-            ("1abc", Err(DatasetNameError::BadStart)),
-            ("exam results", Err(DatasetNameError::BadChar(' '))),
-            ("exam/results", Err(DatasetNameError::BadChar('/'))),
+            ("", Err(DatasetEntryError::Empty)),
+            ("Exam", Err(DatasetEntryError::BadStart)),
+            ("1abc", Err(DatasetEntryError::BadStart)),
+            ("exam results", Err(DatasetEntryError::BadChar(' '))),
+            ("exam/results", Err(DatasetEntryError::BadChar('/'))),
         ];
         for (name, expected) in cases {
             assert_eq!(DatasetName::parse(name).map(|_| ()), expected, "{name:?}");
         }
         assert_eq!(
             DatasetName::parse("a".repeat(64)),
-            Err(DatasetNameError::TooLong)
+            Err(DatasetEntryError::TooLong)
         );
         assert!(DatasetName::parse("a".repeat(63)).is_ok());
     }
 
     #[test]
     fn contract_versions_start_at_one() {
-        assert_eq!(ContractVersion::try_new(0), None);
+        assert_eq!(ContractVersion::try_new(0), Err(ContractVersionError));
         assert_eq!(ContractVersion::FIRST.next().get(), 2);
         assert!(serde_json::from_str::<ContractVersion>("0").is_err());
     }

@@ -4,14 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{FieldValue, RecordKey, Version};
 
-/// Why a field, dimension or measure name, or a measure value, was refused.
+/// Why an entry of a record (a field, dimension or measure) was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum NameError {
+pub enum EntryError {
     /// Names are 1–64 characters: ASCII letters, digits and `_`, not starting with a digit.
     #[error(
         "{0:?} is not a valid name (1-64 characters: letters, digits, '_', not starting with a digit)"
     )]
-    Invalid(String),
+    BadName(String),
     /// Measures are finite numbers: NaN and infinities are refused.
     #[error("measure {name:?} is not a finite number ({value})")]
     NotFinite {
@@ -25,15 +25,15 @@ pub enum NameError {
 /// Checks a field, dimension or measure name.
 ///
 /// # Errors
-/// [`NameError::Invalid`] when the name breaks the rule.
-pub(crate) fn check_name(name: &str) -> Result<(), NameError> {
+/// [`EntryError::BadName`] when the name breaks the rule.
+pub(crate) fn check_name(name: &str) -> Result<(), EntryError> {
     let ok = (1..=64).contains(&name.len())
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {
-        Err(NameError::Invalid(name.to_owned()))
+        Err(EntryError::BadName(name.to_owned()))
     }
 }
 
@@ -46,11 +46,11 @@ impl Measures {
     /// Sets a measure.
     ///
     /// # Errors
-    /// [`NameError`] for a bad name or a non-finite value.
-    pub fn insert(&mut self, name: &str, value: f64) -> Result<(), NameError> {
+    /// [`EntryError`] for a bad name or a non-finite value.
+    pub fn insert(&mut self, name: &str, value: f64) -> Result<(), EntryError> {
         check_name(name)?;
         if !value.is_finite() {
-            return Err(NameError::NotFinite {
+            return Err(EntryError::NotFinite {
                 name: name.to_owned(),
                 value,
             });
@@ -87,8 +87,8 @@ impl Dimensions {
     /// Sets a dimension.
     ///
     /// # Errors
-    /// [`NameError::Invalid`] for a bad name.
-    pub fn insert(&mut self, name: &str, value: String) -> Result<(), NameError> {
+    /// [`EntryError::BadName`] for a bad name.
+    pub fn insert(&mut self, name: &str, value: String) -> Result<(), EntryError> {
         check_name(name)?;
         self.0.insert(name.to_owned(), value);
         Ok(())
@@ -117,8 +117,8 @@ impl Attributes {
     /// Sets an attribute.
     ///
     /// # Errors
-    /// [`NameError::Invalid`] for a bad name.
-    pub fn insert(&mut self, name: &str, value: FieldValue) -> Result<(), NameError> {
+    /// [`EntryError::BadName`] for a bad name.
+    pub fn insert(&mut self, name: &str, value: FieldValue) -> Result<(), EntryError> {
         check_name(name)?;
         self.0.insert(name.to_owned(), value);
         Ok(())
@@ -149,7 +149,7 @@ impl Attributes {
 macro_rules! map_conversions {
     ($map:ident, $value:ty) => {
         impl TryFrom<BTreeMap<String, $value>> for $map {
-            type Error = NameError;
+            type Error = EntryError;
             fn try_from(value: BTreeMap<String, $value>) -> Result<Self, Self::Error> {
                 let mut map = Self::default();
                 for (name, v) in value {
@@ -187,24 +187,6 @@ pub struct Record {
     pub attributes: Attributes,
 }
 
-impl Record {
-    /// The record as one flat JSON object of its fields: what a callback or a client
-    /// sees as the record's contents.
-    pub fn contents(&self) -> serde_json::Value {
-        let mut out = match self.attributes.to_json() {
-            serde_json::Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        for (name, value) in self.dimensions.iter() {
-            out.insert(name.to_owned(), value.into());
-        }
-        for (name, value) in self.measures.iter() {
-            out.insert(name.to_owned(), value.into());
-        }
-        out.into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,14 +197,14 @@ mod tests {
         assert!(m.insert("percent", 50.0).is_ok());
         assert!(matches!(
             m.insert("p", f64::NAN),
-            Err(NameError::NotFinite { .. })
+            Err(EntryError::NotFinite { .. })
         ));
         assert!(matches!(
             m.insert("p", f64::INFINITY),
-            Err(NameError::NotFinite { .. })
+            Err(EntryError::NotFinite { .. })
         ));
-        assert!(matches!(m.insert("9p", 1.0), Err(NameError::Invalid(_))));
-        assert!(matches!(m.insert("a-b", 1.0), Err(NameError::Invalid(_))));
+        assert!(matches!(m.insert("9p", 1.0), Err(EntryError::BadName(_))));
+        assert!(matches!(m.insert("a-b", 1.0), Err(EntryError::BadName(_))));
         assert_eq!(m.get("percent"), Some(50.0));
     }
 

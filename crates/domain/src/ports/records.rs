@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use crate::merge::{Change, Verdict};
+use crate::merge::{Batch, Verdict};
 use crate::model::{
     Conflict, DatasetName, FieldValue, ImportId, ImportReport, Record, RecordKey, Revision,
 };
@@ -57,8 +57,9 @@ pub enum StoreError {
 pub type IdentityMap = HashMap<String, BTreeMap<String, Option<FieldValue>>>;
 
 /// One import's writes, in one transaction inside the adapter. Batches stream through
-/// it; nothing is visible to readers until [`ImportWriter::commit`]; dropping it without
-/// committing rolls everything back.
+/// it (one [`crate::merge::Batch`] at a time, from the import's merge session); nothing
+/// is visible to readers until [`ImportWriter::finish`]; dropping it without finishing
+/// rolls everything back.
 #[async_trait::async_trait]
 pub trait ImportWriter: Send {
     /// The current state of these keys and identity references, as this transaction
@@ -72,18 +73,14 @@ pub trait ImportWriter: Send {
         identities: &[String],
     ) -> Result<(HashMap<RecordKey, Record>, IdentityMap), StoreError>;
 
-    /// Writes a batch: latest state and history for each change, new identity
-    /// references, conflicts, `record.created`/`record.updated` outbox events, and
-    /// callback timers (replacing the key's pending timer).
+    /// Writes a batch: latest state and history for each change, identity references
+    /// not yet stored (the first one per key stays), conflicts,
+    /// `record.created`/`record.updated` outbox events, and callback timers (replacing
+    /// the key's pending timer).
     ///
     /// # Errors
     /// - `Unexpected` when writing failed; the writer is then unusable.
-    async fn apply(
-        &mut self,
-        changes: &[Change],
-        identities: &IdentityMap,
-        conflicts: &[Conflict],
-    ) -> Result<(), StoreError>;
+    async fn apply(&mut self, batch: &Batch) -> Result<(), StoreError>;
 
     /// Marks the import finished with its report (`completed` for `Commit`, `failed`
     /// for `Reject`, in which case nothing applied is kept), writes the
