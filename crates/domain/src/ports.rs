@@ -3,9 +3,9 @@
 //! Each port is small, named for what it does, object-safe and `Send + Sync`, shared
 //! as `Arc<dyn Port>`, and speaks only domain types and its own error enum. Every
 //! method documents its contract (ordering, idempotency, what each error means): that
-//! text is what the conformance suites in [`crate::testkit`] (feature `testkit`)
-//! assert against every adapter. The `mocks` feature exposes a `mockall` mock of each
-//! (`MockRecordStore`, …) for other crates' tests.
+//! text is what the conformance suites (feature `testkit`, written with each port's
+//! first adapter) assert against every adapter. The `mocks` feature exposes a
+//! `mockall` mock of each (`MockRecordStore`, …) for other crates' tests.
 //!
 //! Ports exist only for IO and nondeterminism. Decoding is here too because wire
 //! formats are adapters: the `codecs` crate implements [`DocumentDecoder`].

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 /// tell. `record` is the 1-based position of the record among the document's records;
 /// `line`/`column` are 1-based text positions; `row` is the CSV row number counting the
 /// header as row 1; `path` is an element path such as `mcq-test-results/mcq-test-result[3]`
-/// or `$.items[2]`.
+/// (XPath: the third record, counting from 1) or `$.items[2]` (JSONPath: the third,
+/// counting from 0).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
     /// 1-based position of the record among the document's records.

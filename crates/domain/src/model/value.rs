@@ -9,7 +9,7 @@ pub enum FieldValue {
     Text(String),
     /// A whole number.
     Integer(i64),
-    /// A finite floating-point number.
+    /// A floating-point number (mapping only produces finite ones).
     Number(f64),
     /// true or false.
     Boolean(bool),
