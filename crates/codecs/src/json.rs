@@ -269,60 +269,73 @@ impl<R: BufRead> Scanner<R> {
     /// validates the captured bytes.
     fn value(&mut self, mut out: Option<&mut Vec<u8>>, max: usize) -> Result<bool, Broken> {
         let mut fits = true;
-        let mut keep = |b: u8, out: &mut Option<&mut Vec<u8>>| {
-            if let Some(buf) = out.as_deref_mut() {
-                if buf.len() < max {
-                    buf.push(b);
-                } else {
-                    fits = false;
-                }
-            }
-        };
-        let mut closers: Vec<u8> = Vec::new();
-        let mut in_string = false;
-        let mut escaped = false;
+        let mut walk = Walk::default();
         self.skip_ws()?;
         loop {
             let Some(b) = self.peek()? else {
                 return Err(Broken("the document ends inside a value".into()));
             };
-            let is_scalar_end = !in_string
-                && closers.is_empty()
-                && (b == b',' || b == b']' || b == b'}' || b.is_ascii_whitespace());
-            if is_scalar_end {
+            if walk.is_scalar_end(b) {
                 break;
             }
             self.bump()?;
-            keep(b, &mut out);
-            if in_string {
-                match (escaped, b) {
-                    (true, _) => escaped = false,
-                    (false, b'\\') => escaped = true,
-                    (false, b'"') => in_string = false,
-                    _ => {}
-                }
-            } else {
-                match b {
-                    b'"' => in_string = true,
-                    b'{' | b'[' if closers.len() == MAX_DEPTH => {
-                        return Err(Broken(format!("nesting deeper than {MAX_DEPTH} levels")));
-                    }
-                    b'{' => closers.push(b'}'),
-                    b'[' => closers.push(b']'),
-                    b'}' | b']' if closers.pop() != Some(b) => {
-                        return Err(Broken(format!("unbalanced {:?}", b as char)));
-                    }
-                    _ => {}
-                }
+            match out.as_deref_mut() {
+                Some(buf) if buf.len() < max => buf.push(b),
+                Some(_) => fits = false,
+                None => {}
             }
-            if !in_string && closers.is_empty() && matches!(b, b'"' | b'}' | b']') {
+            if walk.step(b)? {
                 break;
             }
         }
-        let captured_anything = out.as_ref().is_none_or(|o| !o.is_empty()) || !fits;
-        if !captured_anything {
+        if out.is_some_and(|o| o.is_empty()) && fits {
             return Err(Broken("expected a value".into()));
         }
         Ok(fits)
+    }
+}
+
+/// Where a value walk is: inside a string (after a backslash?), and which brackets are
+/// open.
+#[derive(Default)]
+struct Walk {
+    closers: Vec<u8>,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Walk {
+    /// A scalar (number, literal) ends at a delimiter that is not part of it.
+    fn is_scalar_end(&self, b: u8) -> bool {
+        !self.in_string
+            && self.closers.is_empty()
+            && (matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
+    }
+
+    /// Takes one byte of the value; `true` once a string, object or array closed it.
+    fn step(&mut self, b: u8) -> Result<bool, Broken> {
+        if self.in_string {
+            match (self.escaped, b) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.in_string = false,
+                _ => {}
+            }
+            return Ok(!self.in_string && self.closers.is_empty());
+        }
+        match b {
+            b'"' => self.in_string = true,
+            b'{' | b'[' if self.closers.len() == MAX_DEPTH => {
+                return Err(Broken(format!("nesting deeper than {MAX_DEPTH} levels")));
+            }
+            b'{' => self.closers.push(b'}'),
+            b'[' => self.closers.push(b']'),
+            b'}' | b']' if self.closers.pop() != Some(b) => {
+                return Err(Broken(format!("unbalanced {:?}", b as char)));
+            }
+            b'}' | b']' => return Ok(self.closers.is_empty()),
+            _ => {}
+        }
+        Ok(false)
     }
 }

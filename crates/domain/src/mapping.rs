@@ -52,11 +52,26 @@ impl Contract {
     /// Every problem found in the record (at least one), each with the record's location.
     pub fn map(&self, raw: &RawRecord) -> Result<MappedRecord, Vec<RecordError>> {
         let location = raw.location().clone();
-        let fail = |field: &str, message: String| RecordError {
+        let fail = |(field, message): (String, String)| RecordError {
             location: location.clone(),
-            field: Some(field.to_owned()),
+            field: Some(field),
             message,
         };
+        let (values, mut errors) = self.read_fields(raw);
+        match self.callback_after(&values) {
+            Ok(after) if errors.is_empty() => self
+                .build(values, location.clone(), after)
+                .map_err(|e| vec![fail(e)]),
+            Ok(_) => Err(errors.into_iter().map(fail).collect()),
+            Err(message) => {
+                errors.push((self.callback_field().to_owned(), message));
+                Err(errors.into_iter().map(fail).collect())
+            }
+        }
+    }
+
+    /// Each field looked up and coerced: the values found, and (field, problem) pairs.
+    fn read_fields(&self, raw: &RawRecord) -> (Values, Vec<(String, String)>) {
         let mut values = Values::new();
         let mut errors = Vec::new();
         for field in &self.fields {
@@ -67,29 +82,18 @@ impl Contract {
                 Some(Ok(Some(value))) => {
                     values.insert(field.name.clone(), value);
                 }
-                Some(Err(message)) => errors.push(fail(&field.name, message)),
+                Some(Err(message)) => errors.push((field.name.clone(), message)),
                 None | Some(Ok(None)) if field.required => {
-                    errors.push(fail(
-                        &field.name,
-                        format!(
-                            "required field is missing or empty (path {})",
-                            field.path.join("/")
-                        ),
+                    let path = field.path.join("/");
+                    errors.push((
+                        field.name.clone(),
+                        format!("required field is missing or empty (path {path})"),
                     ));
                 }
                 None | Some(Ok(None)) => {}
             }
         }
-        match self.callback_after(&values) {
-            Ok(after) if errors.is_empty() => self
-                .build(values, location.clone(), after)
-                .map_err(|(field, message)| vec![fail(&field, message)]),
-            Ok(_) => Err(errors),
-            Err(message) => {
-                errors.push(fail(self.callback_field(), message));
-                Err(errors)
-            }
-        }
+        (values, errors)
     }
 
     fn callback_field(&self) -> &str {
