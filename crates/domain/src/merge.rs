@@ -50,32 +50,60 @@ impl InvalidPolicy {
     }
 }
 
+/// What merging decides, before any record is copied: the session moves the incoming
+/// record into its change instead of cloning it.
+pub(crate) enum Decision {
+    /// The incoming record becomes the state as it is.
+    TakeIncoming(ChangeKind),
+    /// A merge of both becomes the state (`max_measures`).
+    TakeMerged(Record),
+    Unchanged,
+    Superseded,
+    Conflict(ConflictKind),
+}
+
 impl Contract {
     /// Merges an incoming record into the current state of its key under the
     /// contract's merge policy. Derived measures are computed after the merge.
     pub fn merge(&self, current: Option<&Record>, incoming: &MappedRecord) -> MergeOutcome {
-        let Some(current) = current else {
-            return MergeOutcome::Inserted(incoming.record.clone());
-        };
-        let new = &incoming.record;
-        if current == new {
-            return MergeOutcome::Unchanged;
+        match (self.decide(current, &incoming.record), current) {
+            (Decision::TakeIncoming(ChangeKind::Created), _) => {
+                MergeOutcome::Inserted(incoming.record.clone())
+            }
+            (Decision::TakeIncoming(ChangeKind::Updated), _) => {
+                MergeOutcome::Updated(incoming.record.clone())
+            }
+            (Decision::TakeMerged(record), _) => MergeOutcome::Updated(record),
+            (Decision::Unchanged, _) => MergeOutcome::Unchanged,
+            (Decision::Superseded, _) => MergeOutcome::Superseded,
+            (Decision::Conflict(kind), Some(current)) => {
+                MergeOutcome::Conflict(key_conflict(kind, current, incoming))
+            }
+            (Decision::Conflict(_), None) => MergeOutcome::Inserted(incoming.record.clone()),
         }
-        let conflict = |kind| MergeOutcome::Conflict(key_conflict(kind, current, incoming));
+    }
+
+    pub(crate) fn decide(&self, current: Option<&Record>, new: &Record) -> Decision {
+        let Some(current) = current else {
+            return Decision::TakeIncoming(ChangeKind::Created);
+        };
+        if current == new {
+            return Decision::Unchanged;
+        }
         match self.merge_policy() {
             MergePolicy::HighestVersion => match new.version.cmp(&current.version) {
-                Ordering::Greater => MergeOutcome::Updated(new.clone()),
-                Ordering::Less => MergeOutcome::Superseded,
-                Ordering::Equal => conflict(ConflictKind::SameVersion),
+                Ordering::Greater => Decision::TakeIncoming(ChangeKind::Updated),
+                Ordering::Less => Decision::Superseded,
+                Ordering::Equal => Decision::Conflict(ConflictKind::SameVersion),
             },
-            MergePolicy::FirstWins => conflict(ConflictKind::DuplicateKey),
-            MergePolicy::LastWins => MergeOutcome::Updated(new.clone()),
+            MergePolicy::FirstWins => Decision::Conflict(ConflictKind::DuplicateKey),
+            MergePolicy::LastWins => Decision::TakeIncoming(ChangeKind::Updated),
             MergePolicy::MaxMeasures => {
                 let merged = self.max_measures(current, new);
                 if &merged == current {
-                    MergeOutcome::Unchanged
+                    Decision::Unchanged
                 } else {
-                    MergeOutcome::Updated(merged)
+                    Decision::TakeMerged(merged)
                 }
             }
         }
@@ -155,7 +183,11 @@ pub fn check_identity(
     })
 }
 
-fn key_conflict(kind: ConflictKind, current: &Record, incoming: &MappedRecord) -> Conflict {
+pub(crate) fn key_conflict(
+    kind: ConflictKind,
+    current: &Record,
+    incoming: &MappedRecord,
+) -> Conflict {
     Conflict {
         kind,
         key: incoming.record.key.clone(),

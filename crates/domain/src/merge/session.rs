@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{MergeOutcome, Verdict, check_identity};
+use super::{Decision, Verdict, check_identity, key_conflict};
 use crate::contract::Contract;
 use crate::mapping::MappedRecord;
 use crate::model::{Conflict, FieldValue, ImportReport, Location, Record, RecordError, RecordKey};
@@ -58,6 +58,13 @@ pub struct SessionResult {
 
 type IdentityFields = BTreeMap<String, Option<FieldValue>>;
 
+/// The state of a key: as loaded, or the latest change in this batch (not copied).
+#[derive(Debug)]
+enum Held {
+    Loaded(Record),
+    Changed(usize),
+}
+
 /// What one batch produced, for the store to write in the import's transaction.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
@@ -73,7 +80,7 @@ pub struct Batch {
 #[derive(Debug)]
 pub struct MergeSession<'c> {
     contract: &'c Contract,
-    records: HashMap<RecordKey, Record>,
+    records: HashMap<RecordKey, Held>,
     identities: HashMap<String, IdentityFields>,
     report: ImportReport,
     changes: Vec<Change>,
@@ -82,21 +89,12 @@ pub struct MergeSession<'c> {
 }
 
 impl<'c> MergeSession<'c> {
-    /// A session over an empty state.
+    /// A session over an empty state (see [`MergeSession::add_state`]).
     pub fn new(contract: &'c Contract) -> Self {
-        Self::with_state(contract, HashMap::new(), HashMap::new())
-    }
-
-    /// A session over the given current records and identity references.
-    pub fn with_state(
-        contract: &'c Contract,
-        records: HashMap<RecordKey, Record>,
-        identities: HashMap<String, IdentityFields>,
-    ) -> Self {
         Self {
             contract,
-            records,
-            identities,
+            records: HashMap::new(),
+            identities: HashMap::new(),
             report: ImportReport::default(),
             changes: Vec::new(),
             conflicts: Vec::new(),
@@ -152,25 +150,36 @@ impl<'c> MergeSession<'c> {
         self.report.undefined_ratios += mapped.undefined_ratios.len() as u64;
         self.check_identity(&mapped);
         let key = mapped.record.key.clone();
-        let outcome = self.contract.merge(self.records.get(&key), &mapped);
-        let (kind, record) = match outcome {
-            MergeOutcome::Inserted(r) => (ChangeKind::Created, r),
-            MergeOutcome::Updated(r) => (ChangeKind::Updated, r),
-            MergeOutcome::Unchanged => return self.report.unchanged += 1,
-            MergeOutcome::Superseded => return self.report.superseded += 1,
-            MergeOutcome::Conflict(c) => return self.conflict(c),
+        let (kind, record) = match self.contract.decide(self.current(&key), &mapped.record) {
+            Decision::TakeIncoming(kind) => (kind, mapped.record),
+            Decision::TakeMerged(record) => (ChangeKind::Updated, record),
+            Decision::Unchanged => return self.report.unchanged += 1,
+            Decision::Superseded => return self.report.superseded += 1,
+            Decision::Conflict(kind) => {
+                let conflict = self
+                    .current(&key)
+                    .map(|current| key_conflict(kind, current, &mapped));
+                return conflict.into_iter().for_each(|c| self.conflict(c));
+            }
         };
         match kind {
             ChangeKind::Created => self.report.inserted += 1,
             ChangeKind::Updated => self.report.updated += 1,
         }
-        self.records.insert(key, record.clone());
+        self.records.insert(key, Held::Changed(self.changes.len()));
         self.changes.push(Change {
             kind,
             record,
             location: mapped.location,
             callback_after: mapped.callback_after,
         });
+    }
+
+    fn current(&self, key: &RecordKey) -> Option<&Record> {
+        match self.records.get(key)? {
+            Held::Loaded(record) => Some(record),
+            Held::Changed(i) => self.changes.get(*i).map(|c| &c.record),
+        }
     }
 
     fn check_identity(&mut self, mapped: &MappedRecord) {
@@ -203,7 +212,7 @@ impl<'c> MergeSession<'c> {
         identities: HashMap<String, IdentityFields>,
     ) {
         for (key, record) in records {
-            self.records.entry(key).or_insert(record);
+            self.records.entry(key).or_insert(Held::Loaded(record));
         }
         for (key, fields) in identities {
             self.identities.entry(key).or_insert(fields);
@@ -243,12 +252,21 @@ impl<'c> MergeSession<'c> {
                 records: BTreeMap::new(),
             };
         }
+        let changes = self.changes;
+        let records = self
+            .records
+            .into_iter()
+            .filter_map(|(key, held)| match held {
+                Held::Loaded(record) => Some((key, record)),
+                Held::Changed(i) => changes.get(i).map(|c| (key, c.record.clone())),
+            })
+            .collect();
         SessionResult {
             verdict,
             report: self.report,
-            changes: self.changes,
+            changes,
             conflicts: self.conflicts,
-            records: self.records.into_iter().collect(),
+            records,
         }
     }
 }

@@ -48,15 +48,21 @@ impl Measures {
     /// # Errors
     /// [`EntryError`] for a bad name or a non-finite value.
     pub fn insert(&mut self, name: &str, value: f64) -> Result<(), EntryError> {
-        check_name(name)?;
-        if !value.is_finite() {
-            return Err(EntryError::NotFinite {
-                name: name.to_owned(),
-                value,
-            });
-        }
+        Self::check(name, &value)?;
         self.0.insert(name.to_owned(), value);
         Ok(())
+    }
+
+    fn check(name: &str, value: &f64) -> Result<(), EntryError> {
+        check_name(name)?;
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(EntryError::NotFinite {
+                name: name.to_owned(),
+                value: *value,
+            })
+        }
     }
 
     /// A measure's value, if the record has it.
@@ -94,6 +100,10 @@ impl Dimensions {
         Ok(())
     }
 
+    fn check(name: &str, _: &str) -> Result<(), EntryError> {
+        check_name(name)
+    }
+
     /// A dimension's value, if the record has it.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
@@ -124,6 +134,10 @@ impl Attributes {
         Ok(())
     }
 
+    fn check(name: &str, _: &FieldValue) -> Result<(), EntryError> {
+        check_name(name)
+    }
+
     /// An attribute's value, if the record has it.
     pub fn get(&self, name: &str) -> Option<&FieldValue> {
         self.0.get(name)
@@ -144,18 +158,18 @@ impl Attributes {
     }
 }
 
-/// Conversions between a validated name map and its plain `BTreeMap`: loading goes
-/// through `insert`, so stored data is checked like new data.
+/// Conversions between a validated name map and its plain `BTreeMap`: every entry is
+/// checked as `insert` would (so stored data is checked like new data), and the map is
+/// then kept as it is, without copying its keys.
 macro_rules! map_conversions {
     ($map:ident, $value:ty) => {
         impl TryFrom<BTreeMap<String, $value>> for $map {
             type Error = EntryError;
             fn try_from(value: BTreeMap<String, $value>) -> Result<Self, Self::Error> {
-                let mut map = Self::default();
-                for (name, v) in value {
-                    map.insert(&name, v)?;
+                for (name, v) in &value {
+                    Self::check(name, v)?;
                 }
-                Ok(map)
+                Ok(Self(value))
             }
         }
 
