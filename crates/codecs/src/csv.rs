@@ -48,7 +48,9 @@ impl<R: Read> CsvRecords<R> {
     }
 
     fn read_headers(&mut self) -> Result<bool, DecodeError> {
-        let has_row = self.reader.read_byte_record(&mut self.row).map_err(|e| {
+        let read = self.reader.read_byte_record(&mut self.row);
+        self.reader.get_mut().reset();
+        let has_row = read.map_err(|e| {
             error(
                 self.location(Some(1), None),
                 format!("unreadable header row: {e}"),
@@ -60,11 +62,6 @@ impl<R: Read> CsvRecords<R> {
         }
         let mut headers = Vec::with_capacity(self.row.len());
         for (i, field) in self.row.iter().enumerate() {
-            let field = if i == 0 {
-                field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
-            } else {
-                field
-            };
             let name = std::str::from_utf8(field)
                 .map_err(|_| {
                     error(

@@ -29,7 +29,7 @@ enum State {
     Done,
 }
 
-/// Deeper nesting is refused (serde_json's own limit is 128 too).
+/// Deeper nesting is refused (serde_json would refuse such a record anyway).
 const MAX_DEPTH: usize = 128;
 
 type Item = Result<RawRecord, DecodeError>;
@@ -67,7 +67,6 @@ impl<R: BufRead> JsonRecords<R> {
     }
 
     fn find_array(&mut self) -> Result<(), Broken> {
-        self.scan.skip_bom()?;
         for (depth, segment) in self.path.clone().iter().enumerate() {
             let at = if depth == 0 {
                 "$".to_owned()
@@ -225,13 +224,6 @@ impl<R: BufRead> Scanner<R> {
         Ok(b)
     }
 
-    fn skip_bom(&mut self) -> Result<(), Broken> {
-        if self.inner.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
-            self.inner.consume(3);
-        }
-        Ok(())
-    }
-
     fn skip_ws(&mut self) -> Result<Option<u8>, Broken> {
         while let Some(b) = self.peek()? {
             if !b.is_ascii_whitespace() {
@@ -269,6 +261,7 @@ impl<R: BufRead> Scanner<R> {
     /// validates the captured bytes.
     fn value(&mut self, mut out: Option<&mut Vec<u8>>, max: usize) -> Result<bool, Broken> {
         let mut fits = true;
+        let mut walked = 0usize;
         let mut walk = Walk::default();
         self.skip_ws()?;
         loop {
@@ -279,6 +272,7 @@ impl<R: BufRead> Scanner<R> {
                 break;
             }
             self.bump()?;
+            walked += 1;
             match out.as_deref_mut() {
                 Some(buf) if buf.len() < max => buf.push(b),
                 Some(_) => fits = false,
@@ -288,7 +282,7 @@ impl<R: BufRead> Scanner<R> {
                 break;
             }
         }
-        if out.is_some_and(|o| o.is_empty()) && fits {
+        if walked == 0 {
             return Err(Broken("expected a value".into()));
         }
         Ok(fits)

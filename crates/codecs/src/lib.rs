@@ -15,7 +15,7 @@ mod lines;
 mod ndjson;
 mod xml;
 
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 
 use intake_domain::contract::DocumentFormat;
 use intake_domain::ports::{DocumentDecoder, RecordStream};
@@ -39,7 +39,11 @@ impl Codecs {
     /// The default cap on one record's size: 16 MiB.
     pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 
-    /// Decoders that refuse (as a non-fatal error) any record larger than `max` bytes.
+    /// Decoders that refuse any record larger than `max` bytes: as a non-fatal error
+    /// where the format can skip it (a JSON element, an NDJSON line, an XML record made
+    /// of smaller parts), as a fatal one where it cannot (a CSV row, which a runaway
+    /// quote looks like; a single XML token). Parsers read ahead in buffers of up to 64
+    /// KiB, which come on top of the cap.
     pub fn with_max_record_bytes(max: usize) -> Self {
         Self {
             max_record_bytes: max.max(1),
@@ -57,7 +61,8 @@ impl Codecs {
         format: &DocumentFormat,
         input: R,
     ) -> RecordStream {
-        let input = BufReader::with_capacity(64 * 1024, input);
+        let mut input = BufReader::with_capacity(64 * 1024, input);
+        skip_byte_order_mark(&mut input);
         match format {
             DocumentFormat::Xml { records } => Box::new(xml::XmlRecords::new(
                 input,
@@ -85,6 +90,17 @@ impl Codecs {
 impl DocumentDecoder for Codecs {
     fn decode(&self, format: &DocumentFormat, input: Box<dyn Read + Send>) -> RecordStream {
         self.decode_reader(format, input)
+    }
+}
+
+/// Skips a UTF-8 byte-order mark, in every format, before any parser or position
+/// counter sees it. A read error here is left for the decoder to meet and report.
+fn skip_byte_order_mark<R: BufRead>(input: &mut R) {
+    if input
+        .fill_buf()
+        .is_ok_and(|b| b.starts_with(b"\xEF\xBB\xBF"))
+    {
+        input.consume(3);
     }
 }
 

@@ -40,6 +40,12 @@ impl<R> LineCounter<R> {
         self.mark = self.consumed;
     }
 
+    /// Whether the parser consumed more than `limit` bytes since the last mark (a token
+    /// that fitted in one read-ahead buffer, which `fill_buf` could not refuse).
+    pub(crate) fn is_over_limit(&self) -> bool {
+        self.consumed - self.mark > self.limit
+    }
+
     /// 1-based (line, column) of a byte offset at or before the consumed position.
     /// Offsets older than the window of recent newlines get the oldest known line.
     pub(crate) fn line_col(&self, offset: u64) -> (u64, u64) {

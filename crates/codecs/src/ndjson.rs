@@ -83,9 +83,6 @@ impl<R: BufRead> Iterator for NdjsonRecords<R> {
                 self.is_done = true;
                 break;
             }
-            if self.line == 0 && self.buf.starts_with(b"\xEF\xBB\xBF") {
-                self.buf.drain(..3);
-            }
             self.line += 1;
             if fits && self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;

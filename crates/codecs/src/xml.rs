@@ -74,6 +74,9 @@ impl Node {
 
 type Item = Result<RawRecord, DecodeError>;
 
+/// Deeper element nesting is refused: the open elements are held in memory.
+const MAX_DEPTH: usize = 256;
+
 impl<R: BufRead> XmlRecords<R> {
     pub(crate) fn new(input: R, records_path: Vec<String>, max_bytes: usize) -> Self {
         let mut reader = Reader::from_reader(LineCounter::new(input, max_bytes));
@@ -118,7 +121,11 @@ impl<R: BufRead> XmlRecords<R> {
             // Whitespace is not trimmed, so the event starts exactly here.
             let start = self.reader.buffer_position();
             let item = match self.reader.read_event_into(&mut buf) {
-                Err(e) => self.syntax_error(&e),
+                Err(e) => self.syntax_error(&e, start),
+                Ok(_) if self.reader.get_ref().is_over_limit() => {
+                    let too_large = TooLarge(self.max_bytes as u64).to_string();
+                    self.fatal(start, too_large)
+                }
                 Ok(Event::Start(tag)) => self.open(&tag, start),
                 Ok(Event::End(_)) => self.close(),
                 Ok(Event::Text(t)) => self.text(&t.xml10_content()),
@@ -141,15 +148,22 @@ impl<R: BufRead> XmlRecords<R> {
         None
     }
 
-    fn syntax_error(&mut self, e: &quick_xml::Error) -> Option<Item> {
-        let message = match e {
-            quick_xml::Error::Io(io) => match TooLarge::find(io) {
-                Some(t) => t.to_string(),
-                None => format!("reading the document failed: {io}"),
-            },
-            other => format!("malformed XML: {other}"),
-        };
-        self.fatal(self.reader.error_position(), message)
+    fn syntax_error(&mut self, e: &quick_xml::Error, event_start: u64) -> Option<Item> {
+        match e {
+            // quick-xml does not record where a read failed: the event's start is the
+            // best position there is.
+            quick_xml::Error::Io(io) => {
+                let message = match TooLarge::find(io) {
+                    Some(t) => t.to_string(),
+                    None => format!("reading the document failed: {io}"),
+                };
+                self.fatal(event_start, message)
+            }
+            other => self.fatal(
+                self.reader.error_position(),
+                format!("malformed XML: {other}"),
+            ),
+        }
     }
 
     fn open(&mut self, tag: &BytesStart<'_>, offset: u64) -> Option<Item> {
@@ -163,6 +177,12 @@ impl<R: BufRead> XmlRecords<R> {
                     format!("root element is <{name}>, expected <{expected}>"),
                 );
             }
+        }
+        if self.stack.len() == MAX_DEPTH {
+            return self.fatal(
+                offset,
+                format!("elements nested deeper than {MAX_DEPTH} levels"),
+            );
         }
         self.stack.push(name.clone());
         if self.record.is_none() && self.stack == self.records_path {

@@ -257,7 +257,10 @@ fn oversized_records_are_refused_one_by_one() {
             .contains("larger than")
     );
     assert!(items[1].is_ok());
-    let xml_doc = format!("<a><b>{big}</b><b>1</b></a>");
+    // An XML record of many small parts is refused alone; one token over the cap is
+    // fatal (see below), as XML cannot skip half a token.
+    let parts = "<c>xxxxxxxx</c>".repeat(10);
+    let xml_doc = format!("<a><b>{parts}</b><b>1</b></a>");
     let items: Vec<_> = codecs
         .decode_reader(&xml("a/b"), std::io::Cursor::new(xml_doc))
         .collect();
@@ -376,4 +379,62 @@ fn a_utf8_byte_order_mark_is_skipped_in_every_format() {
         fields(&decode(xml("a/b"), &format!("{bom}<a><b>1</b></a>"))[0]),
         json!({"#text": "1"})
     );
+}
+
+#[test]
+fn one_xml_token_over_the_cap_is_fatal_wherever_the_read_buffers_fall() {
+    let doc = format!("<a><b>{}</b><b>1</b></a>", "x".repeat(100));
+    let items: Vec<_> = Codecs::with_max_record_bytes(32)
+        .decode_reader(&xml("a/b"), std::io::Cursor::new(doc))
+        .collect();
+    assert_eq!(items.len(), 1);
+    let err = items[0].as_ref().unwrap_err();
+    assert!(
+        err.is_fatal && err.message.contains("larger than the limit of 32 bytes"),
+        "{err:?}"
+    );
+    assert_eq!(
+        (err.location.line, err.location.column),
+        (Some(1), Some(7)),
+        "at the text node"
+    );
+}
+
+#[test]
+fn xml_nesting_is_capped() {
+    let doc = format!("<a><b>{}</b></a>", "<c>".repeat(300));
+    let items = decode(xml("a/b"), &doc);
+    let err = items.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        err.is_fatal && err.message.contains("nested deeper than 256"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn positions_after_a_byte_order_mark_count_from_the_first_character() {
+    let items = decode(xml("a/b"), "\u{feff}<a>\n<b>1</b></a>");
+    let loc = items[0].as_ref().unwrap().location();
+    assert_eq!((loc.line, loc.column), (Some(2), Some(1)));
+    let csv = decode(CSV, "\u{feff}\"id\",name\n1,a\n");
+    assert_eq!(
+        fields(&csv[0]),
+        json!({"id": "1", "name": "a"}),
+        "a quoted first header after a BOM"
+    );
+}
+
+#[test]
+fn json_values_skipped_on_the_way_must_not_be_empty() {
+    for doc in [
+        "{\"x\": , \"page\": {\"items\": []}}",
+        "{\"page\": {\"items\": [], \"n\": }}",
+    ] {
+        let items = decode(json_at("page.items"), doc);
+        let err = items[0].as_ref().unwrap_err();
+        assert!(
+            err.is_fatal && err.message.contains("expected a value"),
+            "{doc}: {err:?}"
+        );
+    }
 }

@@ -344,15 +344,30 @@ fn a_batch_merges_against_the_state_added_from_the_store() {
         .iter()
         .map(|ch| (ch.record.key.clone(), ch.record.clone()))
         .collect();
-    session.add_state(stored, first.identities);
-    session.push(Ok(raw(
-        2,
+
+    // The worker's flow: accept the batch, load what its keys need, merge, take.
+    let batch = [
         json!({"id": "a", "v": 1, "a": 9, "group": "g", "name": "Ann"}),
-    )));
-    session.push(Ok(raw(
-        3,
         json!({"id": "b", "v": 1, "a": 9, "group": "g", "name": "Bob"}),
-    )));
+        json!({"v": 1}),
+    ];
+    let mapped: Vec<_> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| session.accept(Ok(raw(i as u64 + 2, r.clone()))))
+        .collect();
+    assert_eq!(
+        mapped.len(),
+        2,
+        "the record without an id is reported, not mapped"
+    );
+    let keys: Vec<_> = mapped.iter().map(|m| m.record.key.clone()).collect();
+    let needed = stored
+        .into_iter()
+        .filter(|(k, _)| keys.contains(k))
+        .collect();
+    session.add_state(needed, first.identities);
+    mapped.into_iter().for_each(|m| session.merge(m));
     let second = session.take_batch();
     assert_eq!(
         second.changes.len(),
@@ -366,7 +381,13 @@ fn a_batch_merges_against_the_state_added_from_the_store() {
     );
     let report = session.finish().report;
     assert_eq!(
-        (report.inserted, report.superseded, report.conflicts),
-        (2, 1, 1)
+        (
+            report.seen,
+            report.inserted,
+            report.superseded,
+            report.conflicts,
+            report.invalid
+        ),
+        (4, 2, 1, 1, 1)
     );
 }

@@ -2,11 +2,18 @@
 //! report, history, conflicts and verdict it produces.
 //!
 //! One session serves a whole document, so its report and verdict cover every record.
-//! A dry run or a test gives it an empty state and pushes everything. The import
-//! service works in batches to stay in bounded memory: before each batch it adds the
-//! stored state of the batch's keys ([`MergeSession::add_state`]), pushes the batch,
-//! then takes the batch's changes to write ([`MergeSession::take_batch`]), which also
-//! drops the cached state (the store holds it now).
+//! A dry run or a test gives it an empty state and [`MergeSession::push`]es everything.
+//! The import service works in batches to stay in bounded memory, and for each batch:
+//!
+//! 1. [`MergeSession::accept`]s the batch's items (mapping them, reporting bad ones),
+//!    which gives the record keys and identity keys the batch needs;
+//! 2. loads their stored state and [`MergeSession::add_state`]s it;
+//! 3. [`MergeSession::merge`]s the mapped records in order;
+//! 4. [`MergeSession::take_batch`]s the changes to write, which also forgets the state
+//!    (the store holds it now, so step 2 must load it again for the next batch).
+//!
+//! A key whose state was not added merges as if it were new: loading is the service's
+//! job, and the storage conformance suites check it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -47,12 +54,14 @@ pub struct SessionResult {
     /// The counts and first errors. After a reject, only `seen`, `invalid` and the
     /// errors are non-zero: nothing was applied.
     pub report: ImportReport,
-    /// Accepted changes in document order (empty after a reject).
+    /// Accepted changes in document order, since the last batch was taken (empty after
+    /// a reject).
     pub changes: Vec<Change>,
-    /// Conflicts in document order (empty after a reject).
+    /// Conflicts in document order, since the last batch was taken (empty after a
+    /// reject).
     pub conflicts: Vec<Conflict>,
-    /// The final state of every key touched since the last batch was taken (empty
-    /// after a reject).
+    /// The state held since the last batch was taken: every key added or changed
+    /// (empty after a reject). Without batches, the final state of the document's keys.
     pub records: BTreeMap<RecordKey, Record>,
 }
 
@@ -104,13 +113,21 @@ impl<'c> MergeSession<'c> {
 
     /// Takes the next item a decoder produced: maps it and merges it, or reports it.
     pub fn push(&mut self, item: Result<RawRecord, DecodeError>) {
+        if let Some(mapped) = self.accept(item) {
+            self.merge(mapped);
+        }
+    }
+
+    /// Counts the next item a decoder produced and maps it; a record that cannot be
+    /// decoded or mapped is reported and gives `None`.
+    pub fn accept(&mut self, item: Result<RawRecord, DecodeError>) -> Option<MappedRecord> {
         match item {
             Ok(raw) => {
                 self.report.seen += 1;
-                match self.contract.map(&raw) {
-                    Ok(mapped) => self.merge(mapped),
-                    Err(errors) => self.invalid(errors),
-                }
+                self.contract
+                    .map(&raw)
+                    .map_err(|errors| self.invalid(errors))
+                    .ok()
             }
             Err(e) => {
                 if e.is_fatal {
@@ -118,11 +135,13 @@ impl<'c> MergeSession<'c> {
                 } else {
                     self.report.seen += 1;
                 }
-                self.invalid(vec![RecordError {
+                let error = RecordError {
                     location: e.location,
                     field: None,
                     message: e.message,
-                }]);
+                };
+                self.invalid(vec![error]);
+                None
             }
         }
     }
@@ -143,7 +162,10 @@ impl<'c> MergeSession<'c> {
         }
     }
 
-    fn merge(&mut self, mapped: MappedRecord) {
+    /// Merges a record [`MergeSession::accept`] mapped, against the state held for its
+    /// key (added, or produced by this batch). Nothing merges once the document is
+    /// certain to be rejected.
+    pub fn merge(&mut self, mapped: MappedRecord) {
         if self.is_rejected() {
             return;
         }
@@ -204,8 +226,9 @@ impl<'c> MergeSession<'c> {
         self.conflicts.push(conflict);
     }
 
-    /// Adds stored state for the next batch's keys and identity keys. State the session
-    /// already holds is newer than the store's and is kept.
+    /// Adds stored state for the next batch's keys and identity keys (after the previous
+    /// [`MergeSession::take_batch`], which forgets state). State the session already
+    /// holds is newer than the store's and is kept.
     pub fn add_state(
         &mut self,
         records: HashMap<RecordKey, Record>,
