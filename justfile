@@ -8,6 +8,7 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features
     bash .ci/check-dependency-rule
 
 # The README's test command.

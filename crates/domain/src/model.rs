@@ -12,7 +12,9 @@ pub(crate) mod record;
 mod value;
 
 pub use conflict::{Conflict, ConflictKind, FieldDifference};
-pub use dataset::{ContractVersion, DatasetEntryError, DatasetName, Revision, Version};
+pub use dataset::{
+    ContractVersion, ContractVersionError, DatasetName, DatasetNameError, Revision, Version,
+};
 pub use import::{ImportId, ImportIdError, ImportReport, ImportStatus, RecordError};
 pub use key::{KeyError, RecordKey};
 pub use location::Location;

@@ -10,7 +10,7 @@ pub struct DatasetName(String);
 
 /// Why a dataset name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DatasetEntryError {
+pub enum DatasetNameError {
     /// The name was empty.
     #[error("dataset name is empty")]
     Empty,
@@ -29,20 +29,20 @@ impl DatasetName {
     /// Validates and wraps a dataset name.
     ///
     /// # Errors
-    /// A [`DatasetEntryError`] saying which rule the name breaks.
-    pub fn parse(name: impl Into<String>) -> Result<Self, DatasetEntryError> {
+    /// A [`DatasetNameError`] saying which rule the name breaks.
+    pub fn parse(name: impl Into<String>) -> Result<Self, DatasetNameError> {
         let name = name.into();
-        let first = name.chars().next().ok_or(DatasetEntryError::Empty)?;
+        let first = name.chars().next().ok_or(DatasetNameError::Empty)?;
         if name.len() > 63 {
-            return Err(DatasetEntryError::TooLong);
+            return Err(DatasetNameError::TooLong);
         }
         if !first.is_ascii_lowercase() {
-            return Err(DatasetEntryError::BadStart);
+            return Err(DatasetNameError::BadStart);
         }
         let allowed =
             |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
         match name.chars().find(|c| !allowed(*c)) {
-            Some(c) => Err(DatasetEntryError::BadChar(c)),
+            Some(c) => Err(DatasetNameError::BadChar(c)),
             None => Ok(Self(name)),
         }
     }
@@ -54,7 +54,7 @@ impl DatasetName {
 }
 
 impl TryFrom<String> for DatasetName {
-    type Error = DatasetEntryError;
+    type Error = DatasetNameError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(value)
     }
@@ -186,18 +186,18 @@ mod tests {
             ("exam-results", Ok(())),
             ("a", Ok(())),
             ("a_1-b", Ok(())),
-            ("", Err(DatasetEntryError::Empty)),
-            ("Exam", Err(DatasetEntryError::BadStart)),
-            ("1abc", Err(DatasetEntryError::BadStart)),
-            ("exam results", Err(DatasetEntryError::BadChar(' '))),
-            ("exam/results", Err(DatasetEntryError::BadChar('/'))),
+            ("", Err(DatasetNameError::Empty)),
+            ("Exam", Err(DatasetNameError::BadStart)),
+            ("1abc", Err(DatasetNameError::BadStart)),
+            ("exam results", Err(DatasetNameError::BadChar(' '))),
+            ("exam/results", Err(DatasetNameError::BadChar('/'))),
         ];
         for (name, expected) in cases {
             assert_eq!(DatasetName::parse(name).map(|_| ()), expected, "{name:?}");
         }
         assert_eq!(
             DatasetName::parse("a".repeat(64)),
-            Err(DatasetEntryError::TooLong)
+            Err(DatasetNameError::TooLong)
         );
         assert!(DatasetName::parse("a".repeat(63)).is_ok());
     }
