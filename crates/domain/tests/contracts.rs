@@ -251,9 +251,12 @@ fn identity_dimensions_and_callbacks_are_checked() {
         fields_at_fault(contract),
         vec!["identity.key[0]", "identity.fields[0]"]
     );
+    let text_dimensions = with(exam(), "/dimensions", json!(["scanned_on", "first_name"]));
+    assert!(Contract::parse(&text_dimensions.to_string()).is_ok());
     assert_eq!(
         fields_at_fault(with(exam(), "/dimensions", json!(["available"]))),
-        vec!["dimensions[0]"]
+        vec!["dimensions[0]", "dimensions[0]"],
+        "a number is no dimension, and under max_measures a measure is none either"
     );
     let accounts: Value = serde_json::from_str(ACCOUNTS).unwrap();
     assert_eq!(
@@ -288,4 +291,17 @@ fn every_problem_is_reported_at_once() {
         json!(["ghost"]),
     );
     assert_eq!(fields_at_fault(contract), vec!["key[0]", "dimensions[0]"]);
+}
+
+#[test]
+fn max_measures_refuses_a_field_that_is_both_dimension_and_measure() {
+    let contract = with(exam(), "/dimensions", json!(["test_id", "obtained"]));
+    let found = issues(contract);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[1].0, "dimensions[1]");
+    assert!(
+        found[1]
+            .1
+            .contains("cannot be both a dimension and a measure")
+    );
 }

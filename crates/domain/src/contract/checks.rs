@@ -115,6 +115,18 @@ pub(super) fn check_dimensions(
                 format!("dimension {name:?} must be a string, integer, boolean or timestamp"),
             ));
         }
+        // max_measures takes each measure's maximum but the dimensions of one arrival:
+        // a field that is both would disagree with itself.
+        let is_measure = spec
+            .measures
+            .values()
+            .any(|m| matches!(m, MeasureSpec::Field(f) if f == name));
+        if spec.merge == MergePolicy::MaxMeasures && is_measure {
+            issues.push(ContractIssue::new(
+                &at,
+                format!("with \"merge\": \"max_measures\", {name:?} cannot be both a dimension and a measure"),
+            ));
+        }
     }
 }
 
