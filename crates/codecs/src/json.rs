@@ -224,14 +224,21 @@ impl<R: BufRead> Scanner<R> {
         Ok(b)
     }
 
+    /// Moves past whitespace, a buffer at a time; the next byte, `None` at the end.
     fn skip_ws(&mut self) -> Result<Option<u8>, Broken> {
-        while let Some(b) = self.peek()? {
-            if !b.is_ascii_whitespace() {
-                return Ok(Some(b));
+        loop {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(None);
             }
-            self.bump()?;
+            let spaces = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            advance(&mut self.line, &mut self.column, &buf[..spaces]);
+            let next = buf.get(spaces).copied();
+            self.inner.consume(spaces);
+            if next.is_some() {
+                return Ok(next);
+            }
         }
-        Ok(None)
     }
 
     fn expect(&mut self, wanted: u8, what: &str) -> Result<(), Broken> {
@@ -258,27 +265,28 @@ impl<R: BufRead> Scanner<R> {
 
     /// Walks one value, copying its bytes into `out` while they fit in `max`. Returns
     /// whether the whole value fit. Only structure is checked here; `serde_json`
-    /// validates the captured bytes.
+    /// validates the captured bytes. Works a buffer at a time, not a byte at a time.
     fn value(&mut self, mut out: Option<&mut Vec<u8>>, max: usize) -> Result<bool, Broken> {
         let mut fits = true;
         let mut walked = 0usize;
         let mut walk = Walk::default();
         self.skip_ws()?;
         loop {
-            let Some(b) = self.peek()? else {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
                 return Err(Broken("the document ends inside a value".into()));
-            };
-            if walk.is_scalar_end(b) {
-                break;
             }
-            self.bump()?;
-            walked += 1;
-            match out.as_deref_mut() {
-                Some(buf) if buf.len() < max => buf.push(b),
-                Some(_) => fits = false,
-                None => {}
+            let (used, is_done) = walk.scan(buf)?;
+            let taken = &buf[..used];
+            advance(&mut self.line, &mut self.column, taken);
+            if let Some(out) = out.as_deref_mut() {
+                let room = max.saturating_sub(out.len()).min(used);
+                out.extend_from_slice(&taken[..room]);
+                fits &= room == used;
             }
-            if walk.step(b)? {
+            walked += used;
+            self.inner.consume(used);
+            if is_done {
                 break;
             }
         }
@@ -286,6 +294,17 @@ impl<R: BufRead> Scanner<R> {
             return Err(Broken("expected a value".into()));
         }
         Ok(fits)
+    }
+}
+
+/// Moves a line/column position over `bytes`.
+fn advance(line: &mut u64, column: &mut u64, bytes: &[u8]) {
+    match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(last) => {
+            *line += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            *column = (bytes.len() - last) as u64;
+        }
+        None => *column += bytes.len() as u64,
     }
 }
 
@@ -304,6 +323,20 @@ impl Walk {
         !self.in_string
             && self.closers.is_empty()
             && (matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
+    }
+
+    /// Walks as much of `buf` as belongs to the value: (bytes taken, whether the value
+    /// ended).
+    fn scan(&mut self, buf: &[u8]) -> Result<(usize, bool), Broken> {
+        for (i, &b) in buf.iter().enumerate() {
+            if self.is_scalar_end(b) {
+                return Ok((i, true));
+            }
+            if self.step(b)? {
+                return Ok((i + 1, true));
+            }
+        }
+        Ok((buf.len(), false))
     }
 
     /// Takes one byte of the value; `true` once a string, object or array closed it.
