@@ -104,7 +104,11 @@ impl fmt::Display for RecordKey {
             if i > 0 {
                 f.write_str("/")?;
             }
-            f.write_str(&component.replace('%', "%25").replace('/', "%2F"))?;
+            if component.contains(['%', '/']) {
+                f.write_str(&component.replace('%', "%25").replace('/', "%2F"))?;
+            } else {
+                f.write_str(component)?;
+            }
         }
         Ok(())
     }
