@@ -41,6 +41,14 @@ fn text(v: &str) -> Option<FieldValue> {
     Some(FieldValue::Text(v.to_owned()))
 }
 
+/// (field, record, line) of each reported error.
+fn error_places(result: &SessionResult) -> Vec<(Option<&str>, Option<u64>, Option<u64>)> {
+    let errors = result.report.errors.iter();
+    errors
+        .map(|e| (e.field.as_deref(), e.location.record, e.location.line))
+        .collect()
+}
+
 fn percents(result: &SessionResult, test_id: &str) -> Vec<f64> {
     result
         .records
@@ -134,12 +142,7 @@ fn an_exam_document_with_an_invalid_record_is_rejected_whole() {
         ),
         (2, 1, 0)
     );
-    let errors: Vec<_> = result
-        .report
-        .errors
-        .iter()
-        .map(|e| (e.field.as_deref(), e.location.record, e.location.line))
-        .collect();
+    let errors = error_places(&result);
     assert_eq!(
         errors,
         vec![
@@ -201,12 +204,7 @@ fn account_updates_keep_the_highest_version_and_report_missing_versions() {
         ..ImportReport::default()
     };
     assert_eq!(result.report, expected);
-    let errors: Vec<_> = result
-        .report
-        .errors
-        .iter()
-        .map(|e| (e.field.as_deref(), e.location.record, e.location.line))
-        .collect();
+    let errors = error_places(&result);
     assert_eq!(
         errors,
         vec![
