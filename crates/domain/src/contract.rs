@@ -12,8 +12,8 @@ mod error;
 mod paths;
 mod spec;
 
-pub(crate) use compile::MeasureSource;
 pub use compile::{CallbackRule, Contract, DocumentFormat, FieldPath};
+pub(crate) use compile::{CompiledField, MeasureSource};
 pub use error::{ContractError, ContractIssue};
 pub use spec::{
     AfterSpec, CallbackSpec, ContractSpec, CsvSpec, DelaySpec, DelayUnit, FieldSpec, FieldType,

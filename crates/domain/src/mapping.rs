@@ -11,7 +11,7 @@ mod coerce;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::contract::{CallbackRule, Contract, FieldType, MeasureSource};
+use crate::contract::{CallbackRule, CompiledField, Contract, FieldType, MeasureSource};
 use crate::model::{
     Attributes, Dimensions, FieldValue, Location, Measures, Record, RecordError, RecordKey, Version,
 };
@@ -43,7 +43,33 @@ pub struct Identity {
     pub fields: BTreeMap<String, Option<FieldValue>>,
 }
 
-type Values = BTreeMap<String, FieldValue>;
+/// A record's coerced field values, one slot per contract field: looked up by name
+/// without allocating a map per record.
+struct Values<'c> {
+    fields: &'c [CompiledField],
+    slots: Vec<Option<FieldValue>>,
+}
+
+impl Values<'_> {
+    fn get(&self, name: &str) -> Option<&FieldValue> {
+        let i = self.fields.iter().position(|f| f.name == name)?;
+        self.slots.get(i)?.as_ref()
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(i) = self.fields.iter().position(|f| f.name == name) {
+            self.slots[i] = None;
+        }
+    }
+
+    /// The values left, by field name.
+    fn into_map(self) -> BTreeMap<String, FieldValue> {
+        let named = self.fields.iter().zip(self.slots);
+        named
+            .filter_map(|(f, v)| Some((f.name.clone(), v?)))
+            .collect()
+    }
+}
 
 impl Contract {
     /// Maps one raw record.
@@ -71,28 +97,35 @@ impl Contract {
     }
 
     /// Each field looked up and coerced: the values found, and (field, problem) pairs.
-    fn read_fields(&self, raw: &RawRecord) -> (Values, Vec<(String, String)>) {
-        let mut values = Values::new();
+    fn read_fields(&self, raw: &RawRecord) -> (Values<'_>, Vec<(String, String)>) {
+        let mut slots = Vec::with_capacity(self.fields.len());
         let mut errors = Vec::new();
         for field in &self.fields {
-            match raw
+            let value = match raw
                 .lookup(&field.path)
                 .map(|v| coerce::coerce(v, field.kind))
             {
-                Some(Ok(Some(value))) => {
-                    values.insert(field.name.clone(), value);
+                Some(Ok(Some(value))) => Some(value),
+                Some(Err(message)) => {
+                    errors.push((field.name.clone(), message));
+                    None
                 }
-                Some(Err(message)) => errors.push((field.name.clone(), message)),
                 None | Some(Ok(None)) if field.required => {
                     let path = field.path.join("/");
                     errors.push((
                         field.name.clone(),
                         format!("required field is missing or empty (path {path})"),
                     ));
+                    None
                 }
-                None | Some(Ok(None)) => {}
-            }
+                None | Some(Ok(None)) => None,
+            };
+            slots.push(value);
         }
+        let values = Values {
+            fields: &self.fields,
+            slots,
+        };
         (values, errors)
     }
 
@@ -105,7 +138,7 @@ impl Contract {
 
     fn build(
         &self,
-        mut values: Values,
+        mut values: Values<'_>,
         location: Location,
         callback_after: Option<Duration>,
     ) -> Result<MappedRecord, (String, String)> {
@@ -120,8 +153,8 @@ impl Contract {
             values.remove(name);
         }
         let undefined_ratios = self.derive(&mut measures);
-        let attributes =
-            Attributes::try_from(values).map_err(|e| ("fields".to_owned(), e.to_string()))?;
+        let attributes = Attributes::try_from(values.into_map())
+            .map_err(|e| ("fields".to_owned(), e.to_string()))?;
         let record = Record {
             key,
             version,
@@ -138,7 +171,7 @@ impl Contract {
         })
     }
 
-    fn measures_of(&self, values: &Values) -> Result<Measures, (String, String)> {
+    fn measures_of(&self, values: &Values<'_>) -> Result<Measures, (String, String)> {
         let mut measures = Measures::default();
         for (name, source) in &self.measures {
             let MeasureSource::Field(field) = source else {
@@ -153,7 +186,7 @@ impl Contract {
         Ok(measures)
     }
 
-    fn dimensions_of(&self, values: &Values) -> Result<Dimensions, (String, String)> {
+    fn dimensions_of(&self, values: &Values<'_>) -> Result<Dimensions, (String, String)> {
         let mut dimensions = Dimensions::default();
         for name in self.dimensions() {
             if let Some(text) = values.get(name).and_then(FieldValue::as_text) {
@@ -238,7 +271,7 @@ impl Contract {
         undefined
     }
 
-    fn key_of(&self, values: &Values) -> Result<RecordKey, (String, String)> {
+    fn key_of(&self, values: &Values<'_>) -> Result<RecordKey, (String, String)> {
         let parts = self
             .key_fields()
             .iter()
@@ -252,7 +285,7 @@ impl Contract {
         RecordKey::try_new(parts).map_err(|e| ("key".to_owned(), e.to_string()))
     }
 
-    fn version_of(&self, values: &Values) -> Option<Version> {
+    fn version_of(&self, values: &Values<'_>) -> Option<Version> {
         match values.get(self.spec().version.as_ref()?)? {
             FieldValue::Integer(i) => Some(Version::new(*i)),
             FieldValue::Timestamp(t) => Some(Version::new(t.timestamp_micros())),
@@ -260,7 +293,7 @@ impl Contract {
         }
     }
 
-    fn identity_of(&self, values: &Values) -> Option<Identity> {
+    fn identity_of(&self, values: &Values<'_>) -> Option<Identity> {
         let spec = self.spec().identity.as_ref()?;
         let parts = spec
             .key
@@ -276,7 +309,7 @@ impl Contract {
         Some(Identity { key, fields })
     }
 
-    fn callback_after(&self, values: &Values) -> Result<Option<Duration>, String> {
+    fn callback_after(&self, values: &Values<'_>) -> Result<Option<Duration>, String> {
         match self.callback() {
             None => Ok(None),
             Some(CallbackRule::After(after)) => Ok(Some(*after)),
