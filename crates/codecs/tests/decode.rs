@@ -421,3 +421,41 @@ fn json_values_skipped_on_the_way_must_not_be_empty() {
         );
     }
 }
+
+#[test]
+fn xml_cdata_and_character_references_are_text() {
+    let items = decode(
+        xml("a/b"),
+        "<a><b><n><![CDATA[<K&J>]]></n><m>&#x41;&#66;&amp;</m></b></a>",
+    );
+    assert_eq!(fields(&items[0]), json!({"n": "<K&J>", "m": "AB&"}));
+}
+
+#[test]
+fn csv_dialects_follow_the_contract() {
+    let format = DocumentFormat::Csv {
+        delimiter: b';',
+        quote: b'\'',
+    };
+    let items = decode(format, "id;name\n1;'Smith; J'\n2;'O''Brien'\n");
+    assert_eq!(fields(&items[0]), json!({"id": "1", "name": "Smith; J"}));
+    assert_eq!(fields(&items[1]), json!({"id": "2", "name": "O'Brien"}));
+}
+
+#[test]
+fn a_json_records_path_through_something_else_than_objects_is_fatal() {
+    let items = decode(json_at("page.items"), r#"{"page": [{"items": []}]}"#);
+    let err = items[0].as_ref().unwrap_err();
+    assert!(
+        err.is_fatal && err.message.contains("an object at $.page"),
+        "{err:?}"
+    );
+    let items = decode(json_at("page"), r#"{"page": {"items": []}}"#);
+    assert!(
+        items[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("an array at $.page")
+    );
+}

@@ -391,3 +391,23 @@ fn a_batch_merges_against_the_state_added_from_the_store() {
         (4, 2, 1, 1, 1)
     );
 }
+
+#[test]
+fn callback_delays_come_from_the_record_and_bad_ones_make_it_invalid() {
+    let accounts = include_str!("../../../examples/contracts/accounts.json");
+    let c = Contract::parse(accounts).unwrap();
+    let account = |delay: Value| json!({"id": "a", "parentProgram": "p", "parentProgramSubType": "mint", "tokens": 1, "version": 1, "callbackTimeMs": delay});
+    let mapped = c.map(&raw(1, account(json!(1500)))).unwrap();
+    assert_eq!(
+        mapped.callback_after,
+        Some(std::time::Duration::from_millis(1500))
+    );
+    assert_eq!(
+        c.map(&raw(1, account(Value::Null))).unwrap().callback_after,
+        None,
+        "no delay, no callback"
+    );
+    let errors = c.map(&raw(1, account(json!(-5)))).unwrap_err();
+    assert_eq!(errors[0].field.as_deref(), Some("callback_ms"));
+    assert!(errors[0].message.contains("negative"));
+}
