@@ -38,6 +38,16 @@ const CSV: DocumentFormat = DocumentFormat::Csv {
     quote: b'"',
 };
 
+/// The item's error, after checking that it is fatal and says `text`.
+fn fatal<'a>(item: &'a Result<RawRecord, DecodeError>, text: &str) -> &'a DecodeError {
+    let err = item.as_ref().expect_err("an error");
+    assert!(
+        err.is_fatal && err.message.contains(text),
+        "{err:?} should be fatal and say {text:?}"
+    );
+    err
+}
+
 fn fields(item: &Result<RawRecord, DecodeError>) -> Value {
     Value::Object(item.as_ref().expect("a record").fields().clone())
 }
@@ -264,11 +274,7 @@ fn a_runaway_csv_quote_is_cut_off_at_the_record_cap() {
         .decode_reader(&CSV, std::io::Cursor::new(doc))
         .collect();
     assert_eq!(fields(&items[0]), json!({"id": "1", "name": "ok"}));
-    let err = items[1].as_ref().unwrap_err();
-    assert!(
-        err.is_fatal && err.message.contains("larger than the limit of 1024 bytes"),
-        "{err:?}"
-    );
+    fatal(&items[1], "larger than the limit of 1024 bytes");
 }
 
 #[test]
@@ -278,11 +284,7 @@ fn a_huge_xml_text_node_is_cut_off_even_outside_records() {
     let items: Vec<_> = Codecs::with_max_record_bytes(1024)
         .decode_reader(&xml("a/b"), std::io::Cursor::new(doc))
         .collect();
-    let err = items[0].as_ref().unwrap_err();
-    assert!(
-        err.is_fatal && err.message.contains("larger than the limit"),
-        "{err:?}"
-    );
+    fatal(&items[0], "larger than the limit");
 }
 
 #[test]
@@ -371,11 +373,7 @@ fn one_xml_token_over_the_cap_is_fatal_wherever_the_read_buffers_fall() {
         .decode_reader(&xml("a/b"), std::io::Cursor::new(doc))
         .collect();
     assert_eq!(items.len(), 1);
-    let err = items[0].as_ref().unwrap_err();
-    assert!(
-        err.is_fatal && err.message.contains("larger than the limit of 32 bytes"),
-        "{err:?}"
-    );
+    let err = fatal(&items[0], "larger than the limit of 32 bytes");
     assert_eq!(
         (err.location.line, err.location.column),
         (Some(1), Some(7)),
@@ -387,11 +385,7 @@ fn one_xml_token_over_the_cap_is_fatal_wherever_the_read_buffers_fall() {
 fn xml_nesting_is_capped() {
     let doc = format!("<a><b>{}</b></a>", "<c>".repeat(300));
     let items = decode(xml("a/b"), &doc);
-    let err = items.last().unwrap().as_ref().unwrap_err();
-    assert!(
-        err.is_fatal && err.message.contains("nested deeper than 256"),
-        "{err:?}"
-    );
+    fatal(items.last().unwrap(), "nested deeper than 256");
 }
 
 #[test]
@@ -414,11 +408,7 @@ fn json_values_skipped_on_the_way_must_not_be_empty() {
         "{\"page\": {\"items\": [], \"n\": }}",
     ] {
         let items = decode(json_at("page.items"), doc);
-        let err = items[0].as_ref().unwrap_err();
-        assert!(
-            err.is_fatal && err.message.contains("expected a value"),
-            "{doc}: {err:?}"
-        );
+        fatal(&items[0], "expected a value");
     }
 }
 
@@ -445,11 +435,7 @@ fn csv_dialects_follow_the_contract() {
 #[test]
 fn a_json_records_path_through_something_else_than_objects_is_fatal() {
     let items = decode(json_at("page.items"), r#"{"page": [{"items": []}]}"#);
-    let err = items[0].as_ref().unwrap_err();
-    assert!(
-        err.is_fatal && err.message.contains("an object at $.page"),
-        "{err:?}"
-    );
+    fatal(&items[0], "an object at $.page");
     let items = decode(json_at("page"), r#"{"page": {"items": []}}"#);
     assert!(
         items[0]
