@@ -11,12 +11,19 @@
 
 pub mod analytics;
 pub mod contract;
+pub mod ingest;
 pub mod mapping;
 pub mod merge;
 pub mod model;
 pub mod ports;
 pub mod raw;
 #[cfg(feature = "testkit")]
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "conformance suites are tests: a failed expectation is a failed test"
+)]
 pub mod testkit;
 
 pub use contract::{Contract, ContractError};

@@ -34,7 +34,9 @@ pub use imports::{
     VaultWriter,
 };
 pub use jobs::{Job, JobError, JobStore};
-pub use records::{ImportWriter, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord};
+pub use records::{
+    IdentityMap, ImportWriter, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
+};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use analytics::{MockAnalytics, MockCache};

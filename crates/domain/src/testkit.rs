@@ -1,66 +1,108 @@
-//! Shared material for the conformance suites that every adapter of a port runs against
-//! itself (feature `testkit`). The suites arrive with each port's first adapter; what
-//! they all share is here: the reference workloads of `examples/`, so every adapter is
-//! tested on the same real contracts and documents.
+//! Conformance suites (feature `testkit`): one set of assertions per port, written once,
+//! that every adapter runs against itself (DESIGN §3), plus what they share: the
+//! reference workloads of `examples/` and a harness trait.
+//!
+//! An adapter crate runs the storage suite with one line in a test file:
+//!
+//! ```ignore
+//! intake_domain::storage_conformance!(fresh_store());
+//! ```
+//!
+//! where `fresh_store()` is an async expression giving a [`Harness`] over a fresh
+//! database. The macro expands to one `#[tokio::test]` per case (so the adapter crate
+//! needs `tokio` with `macros` and `rt-multi-thread` as a dev-dependency), runs the
+//! case, and cleans up even when it fails.
 
-/// One reference workload: its contract and sample documents.
-#[derive(Debug, Clone, Copy)]
-pub struct Workload {
-    /// The dataset name the examples use.
-    pub dataset: &'static str,
-    /// The contract, as JSON text.
-    pub contract: &'static str,
-    /// Sample documents: (file name, media type, bytes).
-    pub documents: &'static [(&'static str, &'static str, &'static [u8])],
+mod clock;
+pub mod ingest;
+pub mod storage;
+mod support;
+mod workloads;
+
+use std::sync::Arc;
+
+pub use clock::SystemClock;
+pub use workloads::{ACCOUNTS, CUSTOMERS, EXAM_RESULTS, WORKLOADS, Workload};
+
+use crate::ports::{
+    ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportVault, RecordStore,
+};
+
+/// The storage ports of one adapter over one fresh database, and a decoder for the
+/// suites that process documents.
+#[derive(Clone)]
+pub struct Stores {
+    /// Datasets.
+    pub datasets: Arc<dyn DatasetStore>,
+    /// Contracts.
+    pub contracts: Arc<dyn ContractStore>,
+    /// The raw vault.
+    pub vault: Arc<dyn ImportVault>,
+    /// The import queue.
+    pub queue: Arc<dyn ImportQueue>,
+    /// Records.
+    pub records: Arc<dyn RecordStore>,
+    /// Wire formats (the `codecs` crate).
+    pub decoder: Arc<dyn DocumentDecoder>,
 }
 
-/// The exam-results (Markr) workload.
-pub const EXAM_RESULTS: Workload = Workload {
-    dataset: "exam-results",
-    contract: include_str!("../../../examples/contracts/exam-results.json"),
-    documents: &[
-        (
-            "exam-results.xml",
-            "text/xml+markr",
-            include_bytes!("../../../examples/data/exam-results.xml"),
-        ),
-        (
-            "exam-results-invalid.xml",
-            "text/xml+markr",
-            include_bytes!("../../../examples/data/exam-results-invalid.xml"),
-        ),
-        (
-            "markr-sample-results.xml",
-            "text/xml+markr",
-            include_bytes!("../../../examples/data/markr-sample-results.xml"),
-        ),
-    ],
-};
+/// A fresh database for one test case.
+#[async_trait::async_trait]
+pub trait Harness: Send + 'static {
+    /// The ports over it.
+    fn stores(&self) -> Stores;
 
-/// The accounts workload.
-pub const ACCOUNTS: Workload = Workload {
-    dataset: "accounts",
-    contract: include_str!("../../../examples/contracts/accounts.json"),
-    documents: &[(
-        "account-updates.json",
-        "application/json",
-        include_bytes!("../../../examples/data/account-updates.json"),
-    )],
-};
+    /// Drops the database (or schema, or directory).
+    async fn cleanup(self);
+}
 
-/// The customers workload.
-pub const CUSTOMERS: Workload = Workload {
-    dataset: "customers",
-    contract: include_str!("../../../examples/contracts/customers.json"),
-    documents: &[(
-        "customers.csv",
-        "text/csv",
-        include_bytes!("../../../examples/data/customers.csv"),
-    )],
-};
-
-/// All three, for suites that run every workload.
-pub const WORKLOADS: [Workload; 3] = [EXAM_RESULTS, ACCOUNTS, CUSTOMERS];
+/// Expands to one `#[tokio::test]` per storage and ingestion conformance case; see the
+/// module documentation.
+#[macro_export]
+macro_rules! storage_conformance {
+    ($harness:expr) => {
+        $crate::storage_conformance!(@cases $harness;
+            storage::datasets_are_created_read_and_listed,
+            storage::a_dataset_name_is_taken_once_even_under_races,
+            storage::contracts_are_numbered_without_gaps_under_concurrent_publishers,
+            storage::the_vault_keeps_large_documents_byte_for_byte,
+            storage::the_vault_keeps_nothing_from_a_dropped_writer,
+            storage::the_vault_answers_the_first_import_for_a_repeated_body_or_key,
+            storage::the_vault_lists_imports_newest_first,
+            storage::the_queue_hands_out_the_oldest_import_first,
+            storage::concurrent_claimers_never_share_an_import,
+            storage::expired_leases_are_reclaimed_and_stale_holders_refused,
+            storage::a_released_import_is_claimed_again,
+            storage::a_dropped_writer_rolls_everything_back,
+            storage::a_writer_sees_its_own_batches_and_commits_them_at_once,
+            storage::a_lost_lease_stops_the_writer,
+            storage::a_rejected_import_keeps_nothing_and_is_marked_failed,
+            storage::records_keep_large_values,
+            ingest::workloads_give_the_same_result_as_a_dry_run,
+            ingest::reprocessing_applies_nothing_twice,
+            ingest::a_repeated_body_or_idempotency_key_is_one_import,
+            ingest::an_invalid_document_is_rejected_whole,
+            ingest::records_are_listed_by_dimension_and_page,
+            ingest::only_finished_imports_are_reprocessed,
+            ingest::workers_apply_every_import_exactly_once,
+        );
+    };
+    (@cases $harness:expr; $($suite:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let harness = $harness.await;
+                let stores = $crate::testkit::Harness::stores(&harness);
+                let run = tokio::spawn($crate::testkit::$suite::$case(stores));
+                let outcome = run.await;
+                $crate::testkit::Harness::cleanup(harness).await;
+                if let Err(e) = outcome {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        )*
+    };
+}
 
 #[cfg(test)]
 mod tests {

@@ -135,6 +135,12 @@ pub enum QueueError {
     /// The lease expired and was (or may be) claimed by another worker.
     #[error("lease lost")]
     LeaseLost,
+    /// No such import.
+    #[error("import not found")]
+    NotFound,
+    /// The import is being processed; it can be requeued once it has finished.
+    #[error("import is being processed")]
+    Busy,
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -151,7 +157,8 @@ pub trait ImportQueue: Send + Sync {
     /// - `Unexpected` only; `Ok(None)` when nothing is waiting.
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError>;
 
-    /// Extends a lease still held.
+    /// Extends a lease still held, to `by` from now. While an import's
+    /// [`crate::ports::ImportWriter`] is open, renew through it instead.
     ///
     /// # Errors
     /// - `LeaseLost` when it expired or was claimed by another worker.
@@ -163,9 +170,21 @@ pub trait ImportQueue: Send + Sync {
     /// - `LeaseLost` when the lease was no longer held.
     async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
 
-    /// Number of imports waiting.
+    /// Number of imports waiting (`received`, or `processing` under an expired lease).
     ///
     /// # Errors
     /// - `Unexpected` only.
     async fn depth(&self) -> Result<u64, QueueError>;
+
+    /// Queues a finished import again, to be processed with `contract` (reprocessing):
+    /// it becomes `received` with that contract version; its report is cleared.
+    ///
+    /// # Errors
+    /// - `NotFound` when there is no such import;
+    /// - `Busy` when it is `received` or `processing` (not finished yet).
+    async fn requeue(
+        &self,
+        id: &ImportId,
+        contract: ContractVersion,
+    ) -> Result<ImportSummary, QueueError>;
 }

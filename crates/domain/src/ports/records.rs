@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -82,13 +83,22 @@ pub trait ImportWriter: Send {
     /// - `Unexpected` when writing failed; the writer is then unusable.
     async fn apply(&mut self, batch: &Batch) -> Result<(), StoreError>;
 
+    /// Extends the import's lease to `by` from now while the unit of work is open (an
+    /// embedded database may not accept another writer meanwhile). Until the writer
+    /// finishes, no other worker can claim the import either way.
+    ///
+    /// # Errors
+    /// - `LeaseLost` when another worker claimed the import.
+    async fn renew(&mut self, by: Duration) -> Result<DateTime<Utc>, StoreError>;
+
     /// Marks the import finished with its report (`completed` for `Commit`, `failed`
     /// for `Reject`, in which case nothing applied is kept), writes the
     /// `import.completed`/`import.failed` event, bumps the dataset revision on commit,
     /// and commits, all at once.
     ///
     /// # Errors
-    /// - `LeaseLost` when the lease expired meanwhile (nothing is committed).
+    /// - `LeaseLost` when another worker claimed the import meanwhile (nothing is
+    ///   committed).
     async fn finish(
         self: Box<Self>,
         verdict: Verdict,

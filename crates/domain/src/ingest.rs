@@ -1,0 +1,22 @@
+//! Ingestion (DESIGN §6): documents are received into the raw vault, claimed by a
+//! worker under a lease, decoded, mapped and merged in batches, and committed with
+//! their history, conflicts, events and callback timers in one unit of work.
+//!
+//! [`ImportService`] holds the use cases, generic over the ports; [`ImportWorker`] is
+//! the loop a process runs N times to drain the queue. Decoding and merging run on a
+//! blocking thread while the store's writes run on the async runtime; bounded channels
+//! between them keep memory flat whatever the document's size.
+
+mod events;
+mod pipeline;
+mod service;
+mod shutdown;
+mod worker;
+
+pub use events::{change_event, import_event};
+pub use service::{
+    ImportService, IngestPorts, IngestSettings, ProcessError, Processed, ReceiveError, Received,
+    ReprocessError,
+};
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
+pub use worker::ImportWorker;

@@ -1,0 +1,42 @@
+//! The outbox events an import writes (DESIGN §4), built here so every store writes
+//! the same payloads.
+
+use serde_json::json;
+
+use crate::merge::{Change, ChangeKind, Verdict};
+use crate::model::{DatasetName, ImportId, ImportReport};
+use crate::ports::EventKind;
+
+/// The `record.created`/`record.updated` event of one accepted change.
+pub fn change_event(
+    dataset: &DatasetName,
+    import: &ImportId,
+    change: &Change,
+) -> (EventKind, serde_json::Value) {
+    let kind = match change.kind {
+        ChangeKind::Created => EventKind::RecordCreated,
+        ChangeKind::Updated => EventKind::RecordUpdated,
+    };
+    let payload = json!({
+        "dataset": dataset,
+        "import": import,
+        "key": change.record.key.canonical(),
+        "record": change.record,
+    });
+    (kind, payload)
+}
+
+/// The `import.completed`/`import.failed` event of a finished import.
+pub fn import_event(
+    dataset: &DatasetName,
+    import: &ImportId,
+    verdict: Verdict,
+    report: &ImportReport,
+) -> (EventKind, serde_json::Value) {
+    let kind = match verdict {
+        Verdict::Commit => EventKind::ImportCompleted,
+        Verdict::Reject => EventKind::ImportFailed,
+    };
+    let payload = json!({"dataset": dataset, "import": import, "report": report});
+    (kind, payload)
+}

@@ -1,0 +1,352 @@
+//! The ingestion use cases: receive, claim, process, reprocess, look up.
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+
+use super::pipeline::{self, Renewal, store};
+use crate::merge::Verdict;
+use crate::model::{ContractVersion, DatasetName, ImportId, ImportReport, Revision};
+use crate::ports::{
+    CatalogError, Clock, ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportSummary,
+    ImportVault, Lease, NewImport, QueueError, RecordStore, VaultError,
+};
+
+/// The ports ingestion works through.
+#[derive(Clone)]
+pub struct IngestPorts {
+    /// Datasets (for the current contract).
+    pub datasets: Arc<dyn DatasetStore>,
+    /// Published contracts.
+    pub contracts: Arc<dyn ContractStore>,
+    /// The raw vault.
+    pub vault: Arc<dyn ImportVault>,
+    /// Imports waiting for a worker.
+    pub queue: Arc<dyn ImportQueue>,
+    /// Latest state, history and conflicts.
+    pub records: Arc<dyn RecordStore>,
+    /// Wire formats.
+    pub decoder: Arc<dyn DocumentDecoder>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How ingestion behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// Records merged and written per batch.
+    pub batch_size: usize,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// How often a worker renews its lease while processing.
+    pub renew_every: Duration,
+    /// How long an idle worker waits before polling the queue again.
+    pub idle_poll: Duration,
+    /// The largest document accepted, in bytes.
+    pub max_document_bytes: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            lease: Duration::from_secs(60),
+            renew_every: Duration::from_secs(20),
+            idle_poll: Duration::from_millis(500),
+            max_document_bytes: 1 << 32,
+        }
+    }
+}
+
+/// A document received: its import, and whether it is new or the first import of the
+/// same body or idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// The import (the earlier one when `is_new` is false).
+    pub import: ImportSummary,
+    /// Whether this call stored it.
+    pub is_new: bool,
+}
+
+/// Why a document was not received.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The dataset does not exist.
+    #[error("no such dataset")]
+    UnknownDataset,
+    /// The body is larger than the limit; nothing was stored.
+    #[error("the document is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// Reading the body failed (the client went away); nothing was stored.
+    #[error("reading the document failed: {0}")]
+    Body(String),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What processing an import did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    /// Applied or rejected.
+    pub verdict: Verdict,
+    /// The report stored with the import.
+    pub report: ImportReport,
+    /// The dataset's revision afterwards.
+    pub revision: Revision,
+}
+
+/// Why processing stopped without a verdict (the import stays queued).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Another worker claimed the import; this one's work was rolled back.
+    #[error("lease lost")]
+    LeaseLost,
+    /// Anything else (store unreachable, …); the work was rolled back.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why an import could not be queued for reprocessing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReprocessError {
+    /// No such import.
+    #[error("import not found")]
+    NotFound,
+    /// The dataset has no such contract version.
+    #[error("no such contract version")]
+    UnknownContract,
+    /// The import has not finished processing yet.
+    #[error("import is still being processed")]
+    Busy,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The ingestion use cases.
+pub struct ImportService {
+    ports: IngestPorts,
+    settings: IngestSettings,
+}
+
+impl ImportService {
+    /// A service over these ports.
+    pub fn new(ports: IngestPorts, settings: IngestSettings) -> Self {
+        Self { ports, settings }
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &IngestSettings {
+        &self.settings
+    }
+
+    /// Streams a document into the vault (hashing it on the way) and queues it for
+    /// the dataset's current contract. The same body or idempotency key for the same
+    /// dataset gives the first import back, with nothing stored twice.
+    ///
+    /// # Errors
+    /// See [`ReceiveError`]; on any error nothing is stored.
+    #[tracing::instrument(skip_all, fields(dataset = %dataset), err)]
+    pub async fn receive<S, B, E>(
+        &self,
+        dataset: &DatasetName,
+        content_type: &str,
+        source: &str,
+        idempotency_key: Option<String>,
+        mut body: S,
+    ) -> Result<Received, ReceiveError>
+    where
+        S: Stream<Item = Result<B, E>> + Unpin + Send,
+        B: AsRef<[u8]>,
+        E: Display,
+    {
+        let current = match self.ports.datasets.get(dataset).await {
+            Ok(d) => d.current_contract,
+            Err(CatalogError::NotFound) => return Err(ReceiveError::UnknownDataset),
+            Err(e) => return Err(ReceiveError::Unexpected(e.into())),
+        };
+        let new = NewImport {
+            dataset: dataset.clone(),
+            contract: current,
+            content_type: content_type.to_owned(),
+            source: source.to_owned(),
+            idempotency_key,
+        };
+        let mut writer = match self.ports.vault.begin(&new).await {
+            Ok(w) => w,
+            Err(e) => return earlier(e),
+        };
+        let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ReceiveError::Body(e.to_string()))?;
+            let chunk = chunk.as_ref();
+            size += chunk.len() as u64;
+            if size > self.settings.max_document_bytes {
+                let limit = self.settings.max_document_bytes;
+                return Err(ReceiveError::TooLarge { limit });
+            }
+            hasher.update(chunk);
+            writer.write(chunk).await.map_err(vault_error)?;
+        }
+        let sha256 = hex(&hasher.finalize());
+        match writer.commit(&sha256).await {
+            Ok(import) => {
+                tracing::info!(import = %import.id, size, "document received");
+                Ok(Received {
+                    import,
+                    is_new: true,
+                })
+            }
+            Err(e) => earlier(e),
+        }
+    }
+
+    /// Claims the next waiting import for `worker`.
+    ///
+    /// # Errors
+    /// When the queue is unreachable.
+    pub async fn claim(&self, worker: &str) -> Result<Option<Lease>, QueueError> {
+        self.ports.queue.claim(worker, self.settings.lease).await
+    }
+
+    /// Gives a claimed import back to the queue.
+    ///
+    /// # Errors
+    /// When the lease was lost or the queue is unreachable.
+    pub async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.ports.queue.release(lease).await
+    }
+
+    /// Processes a claimed import: decode, map and merge in batches, write, and finish
+    /// with the verdict, all in the store's one unit of work.
+    ///
+    /// # Errors
+    /// See [`ProcessError`]; nothing is committed then.
+    #[tracing::instrument(skip_all, fields(import = %lease.import), err)]
+    pub async fn process(&self, lease: &Lease) -> Result<Processed, ProcessError> {
+        let import = self.ports.vault.get(&lease.import).await.map_err(anyhow)?;
+        let dataset = &import.import.dataset;
+        let contract = self
+            .ports
+            .contracts
+            .get(dataset, import.import.contract)
+            .await
+            .map_err(anyhow)?
+            .contract;
+        let reader = self.ports.vault.open(&lease.import).await.map_err(anyhow)?;
+        let mut writer = self.ports.records.begin_apply(lease).await.map_err(store)?;
+        let renewal = Renewal::new(self.ports.clock.clone(), &self.settings);
+        let decoder = self.ports.decoder.clone();
+        let batch_size = self.settings.batch_size;
+        let run = pipeline::run(
+            reader,
+            decoder,
+            contract,
+            writer.as_mut(),
+            renewal,
+            batch_size,
+        );
+        let (verdict, report) = run.await?;
+        let revision = writer.finish(verdict, &report).await.map_err(store)?;
+        tracing::info!(
+            ?verdict,
+            seen = report.seen,
+            invalid = report.invalid,
+            "import processed"
+        );
+        Ok(Processed {
+            verdict,
+            report,
+            revision,
+        })
+    }
+
+    /// Queues a finished import again with another contract version (the dataset's
+    /// current one when `None`).
+    ///
+    /// # Errors
+    /// See [`ReprocessError`].
+    #[tracing::instrument(skip_all, fields(import = %id), err)]
+    pub async fn reprocess(
+        &self,
+        id: &ImportId,
+        contract: Option<ContractVersion>,
+    ) -> Result<ImportSummary, ReprocessError> {
+        let import = match self.ports.vault.get(id).await {
+            Ok(i) => i,
+            Err(VaultError::NotFound) => return Err(ReprocessError::NotFound),
+            Err(e) => return Err(ReprocessError::Unexpected(anyhow(e))),
+        };
+        let dataset = &import.import.dataset;
+        let version = match contract {
+            Some(v) => v,
+            None => {
+                self.ports
+                    .datasets
+                    .get(dataset)
+                    .await
+                    .map_err(anyhow)?
+                    .current_contract
+            }
+        };
+        match self.ports.contracts.get(dataset, version).await {
+            Ok(_) => {}
+            Err(CatalogError::NotFound) => return Err(ReprocessError::UnknownContract),
+            Err(e) => return Err(ReprocessError::Unexpected(anyhow(e))),
+        }
+        self.ports
+            .queue
+            .requeue(id, version)
+            .await
+            .map_err(|e| match e {
+                QueueError::NotFound => ReprocessError::NotFound,
+                QueueError::Busy => ReprocessError::Busy,
+                e => ReprocessError::Unexpected(anyhow(e)),
+            })
+    }
+
+    /// One import's metadata, status and report.
+    ///
+    /// # Errors
+    /// `VaultError::NotFound` when there is no such import.
+    pub async fn get(&self, id: &ImportId) -> Result<ImportSummary, VaultError> {
+        self.ports.vault.get(id).await
+    }
+}
+
+/// `AlreadyReceived` is an answer, not an error: the first import.
+fn earlier(e: VaultError) -> Result<Received, ReceiveError> {
+    match e {
+        VaultError::AlreadyReceived(import) => {
+            tracing::info!(import = %import.id, "document already received");
+            Ok(Received {
+                import: *import,
+                is_new: false,
+            })
+        }
+        e => Err(vault_error(e)),
+    }
+}
+
+fn vault_error(e: VaultError) -> ReceiveError {
+    ReceiveError::Unexpected(anyhow(e))
+}
+
+fn anyhow<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

@@ -1,0 +1,76 @@
+//! The import worker loop: claim, process under the lease, repeat; idle when the queue
+//! is empty; give the import back on shutdown.
+
+use std::sync::Arc;
+
+use futures_lite::future;
+
+use super::service::{ImportService, ProcessError};
+use super::shutdown::Shutdown;
+use crate::ports::{Clock, Lease};
+
+/// Drains the import queue. A process runs several, each under its own name; any
+/// number of processes can share one store (the queue's leases keep them apart).
+pub struct ImportWorker {
+    service: Arc<ImportService>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ImportWorker {
+    /// A worker for this service.
+    pub fn new(service: Arc<ImportService>, clock: Arc<dyn Clock>) -> Self {
+        Self { service, clock }
+    }
+
+    /// Works until `shutdown`, then returns. An import in progress at shutdown is
+    /// rolled back and released for another worker; failures are logged and retried
+    /// after the idle delay, never ending the loop.
+    pub async fn run(&self, name: &str, shutdown: Shutdown) {
+        tracing::info!(worker = name, "import worker started");
+        while !shutdown.is_triggered() {
+            match self.service.claim(name).await {
+                Ok(Some(lease)) => self.work(name, lease, &shutdown).await,
+                Ok(None) => self.idle(&shutdown).await,
+                Err(e) => {
+                    tracing::error!(worker = name, error = %e, "claiming an import failed");
+                    self.idle(&shutdown).await;
+                }
+            }
+        }
+        tracing::info!(worker = name, "import worker stopped");
+    }
+
+    async fn work(&self, name: &str, lease: Lease, shutdown: &Shutdown) {
+        let processing = async { Some(self.service.process(&lease).await) };
+        let stopping = async {
+            shutdown.wait().await;
+            None
+        };
+        match future::or(processing, stopping).await {
+            Some(Ok(_)) => {}
+            Some(Err(ProcessError::LeaseLost)) => {
+                tracing::warn!(worker = name, import = %lease.import, "lease lost: another worker has the import");
+            }
+            Some(Err(e)) => {
+                tracing::error!(worker = name, import = %lease.import, error = ?e, "processing failed; the import goes back to the queue");
+                self.release(name, &lease).await;
+                self.idle(shutdown).await;
+            }
+            None => {
+                self.release(name, &lease).await;
+                tracing::info!(worker = name, import = %lease.import, "shutdown: import rolled back and released");
+            }
+        }
+    }
+
+    async fn release(&self, name: &str, lease: &Lease) {
+        if let Err(e) = self.service.release(lease).await {
+            tracing::warn!(worker = name, import = %lease.import, error = %e, "releasing the import failed; its lease will expire");
+        }
+    }
+
+    async fn idle(&self, shutdown: &Shutdown) {
+        let wait = self.clock.sleep(self.service.settings().idle_poll);
+        future::or(wait, shutdown.wait()).await;
+    }
+}

@@ -1,0 +1,292 @@
+//! The ingestion suite: the import service and workers over an adapter's stores,
+//! checked against a dry run (one in-memory merge session over the whole document).
+
+use std::collections::BTreeMap;
+
+use super::Stores;
+use super::storage::{futures_join_all, sleep};
+use super::support::{SIMPLE, contract, dataset, drain, receive, service};
+use super::workloads::{EXAM_RESULTS, WORKLOADS};
+use crate::ingest::{ImportWorker, ReprocessError, shutdown_channel};
+use crate::merge::{MergeSession, SessionResult, Verdict};
+use crate::model::{ImportStatus, Record, RecordKey};
+use crate::ports::{RecordQuery, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every reference document, processed in batches of 16 through the store, leaves the
+/// records, report, history and conflicts that one in-memory session produces.
+pub async fn workloads_give_the_same_result_as_a_dry_run(s: Stores) {
+    let service = service(&s, 16);
+    for (w, workload) in WORKLOADS.iter().enumerate() {
+        for (d, (file, _, body)) in workload.documents.iter().enumerate() {
+            let ds = dataset(&s, &format!("w{w}-d{d}"), workload.contract).await;
+            let expected = dry_run(&s, workload.contract, body);
+            let import = receive(&service, &ds, body, None).await;
+            let processed = drain(&service).await;
+            assert_eq!(processed.len(), 1, "{file}");
+            assert_eq!(processed[0].verdict, expected.verdict, "{file}");
+            assert_eq!(processed[0].report, expected.report, "{file}");
+            let stored = s.vault.get(&import.id).await.expect("get");
+            assert_eq!(stored.report.as_ref(), Some(&expected.report), "{file}");
+            assert_eq!(all_records(&s, &ds).await, expected.records, "{file}");
+            let mut history = 0;
+            for key in expected.records.keys() {
+                history += s.records.history(&ds, key).await.expect("history").len() as u64;
+            }
+            let changes = expected.report.inserted + expected.report.updated;
+            assert_eq!(history, changes, "{file}: one history entry per change");
+            let conflicts = s.records.conflicts(&ds, 1000, 0).await.expect("conflicts");
+            assert_eq!(conflicts.len() as u64, expected.report.conflicts, "{file}");
+            assert!(conflicts.iter().all(|(id, _)| *id == import.id));
+        }
+    }
+}
+
+/// Reprocessing a document that is already applied inserts and updates nothing, and
+/// adds no history.
+pub async fn reprocessing_applies_nothing_twice(s: Stores) {
+    let service = service(&s, 16);
+    for (w, workload) in WORKLOADS.iter().enumerate() {
+        let (_, _, body) = workload.documents[0];
+        let ds = dataset(&s, &format!("again{w}"), workload.contract).await;
+        let import = receive(&service, &ds, body, None).await;
+        drain(&service).await;
+        let before = all_history(&s, &ds).await;
+        service.reprocess(&import.id, None).await.expect("requeued");
+        let again = drain(&service).await;
+        assert_eq!(again.len(), 1);
+        let report = &again[0].report;
+        assert_eq!(
+            (report.inserted, report.updated),
+            (0, 0),
+            "{}",
+            workload.dataset
+        );
+        assert_eq!(all_history(&s, &ds).await, before, "{}", workload.dataset);
+    }
+}
+
+/// The same body twice, or one idempotency key with two bodies, is one import, and
+/// its records are applied once.
+pub async fn a_repeated_body_or_idempotency_key_is_one_import(s: Stores) {
+    let service = service(&s, 16);
+    let ds = dataset(&s, "once", SIMPLE).await;
+    let body = b"id,group,value\n1,a,1\n2,a,2\n";
+    let first = receive(&service, &ds, body, Some("key")).await;
+    let same_body = receive(&service, &ds, body, None).await;
+    let same_key = receive(&service, &ds, b"id,group,value\n3,b,3\n", Some("key")).await;
+    assert_eq!((&same_body.id, &same_key.id), (&first.id, &first.id));
+    assert_eq!(drain(&service).await.len(), 1);
+    assert_eq!(all_history(&s, &ds).await, 2);
+}
+
+/// A `reject_document` workload document with a bad record stores no record and is
+/// `failed` with the errors located.
+pub async fn an_invalid_document_is_rejected_whole(s: Stores) {
+    let service = service(&s, 2);
+    let ds = dataset(&s, "exams", EXAM_RESULTS.contract).await;
+    let (_, _, invalid) = EXAM_RESULTS.documents[1];
+    let import = receive(&service, &ds, invalid, None).await;
+    let processed = drain(&service).await;
+    assert_eq!(processed[0].verdict, Verdict::Reject);
+    assert!(all_records(&s, &ds).await.is_empty());
+    let stored = s.vault.get(&import.id).await.expect("get");
+    assert_eq!(stored.status, ImportStatus::Failed);
+    let report = stored.report.expect("report");
+    assert!(
+        report.invalid > 0 && !report.errors.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(s.datasets.get(&ds).await.expect("get").revision.get(), 0);
+}
+
+/// Records list by canonical key, filtered by dimensions, page by page, with totals.
+pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
+    let service = service(&s, 1000);
+    let ds = dataset(&s, "pages", SIMPLE).await;
+    let rows: String = (0..25)
+        .map(|i| format!("k{i:02},{},{i}\n", ["a", "b"][i % 2]))
+        .collect();
+    receive(
+        &service,
+        &ds,
+        format!("id,group,value\n{rows}").as_bytes(),
+        None,
+    )
+    .await;
+    drain(&service).await;
+    let query = |group: Option<&str>, limit, offset| RecordQuery {
+        filters: group
+            .map(|g| ("group".to_owned(), g.to_owned()))
+            .into_iter()
+            .collect(),
+        limit,
+        offset,
+    };
+    let page = s
+        .records
+        .list(&ds, &query(Some("a"), 5, 5))
+        .await
+        .expect("list");
+    let keys: Vec<_> = page
+        .records
+        .iter()
+        .map(|r| r.record.key.canonical())
+        .collect();
+    assert_eq!(keys, ["k10", "k12", "k14", "k16", "k18"]);
+    assert_eq!(page.total, 13);
+    let everything = s
+        .records
+        .list(&ds, &query(None, 100, 0))
+        .await
+        .expect("list");
+    assert_eq!((everything.records.len(), everything.total), (25, 25));
+    let none = s
+        .records
+        .list(&ds, &query(Some("zzz"), 10, 0))
+        .await
+        .expect("list");
+    assert_eq!((none.records.len(), none.total), (0, 0));
+    let missing = RecordKey::try_new(vec!["nope".into()]).expect("key");
+    assert!(matches!(
+        s.records.get(&ds, &missing).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Only finished imports are requeued, with a contract version the dataset has; the
+/// next run uses that version.
+pub async fn only_finished_imports_are_reprocessed(s: Stores) {
+    let service = service(&s, 16);
+    let ds = dataset(&s, "reproc", SIMPLE).await;
+    let import = receive(&service, &ds, b"id,group,value\n1,a,1\n", None).await;
+    let busy = service.reprocess(&import.id, None).await;
+    assert!(matches!(busy, Err(ReprocessError::Busy)), "{busy:?}");
+    drain(&service).await;
+    let v9 = crate::ContractVersion::try_new(9).expect("version");
+    let unknown = service.reprocess(&import.id, Some(v9)).await;
+    assert!(
+        matches!(unknown, Err(ReprocessError::UnknownContract)),
+        "{unknown:?}"
+    );
+    let missing = crate::ImportId::parse("missing").expect("id");
+    let missing = service.reprocess(&missing, None).await;
+    assert!(
+        matches!(missing, Err(ReprocessError::NotFound)),
+        "{missing:?}"
+    );
+    let v2 = s
+        .contracts
+        .publish(&ds, &contract(SIMPLE))
+        .await
+        .expect("v2")
+        .version;
+    let requeued = service
+        .reprocess(&import.id, Some(v2))
+        .await
+        .expect("requeued");
+    assert_eq!(
+        (requeued.status, requeued.import.contract),
+        (ImportStatus::Received, v2)
+    );
+    assert_eq!(requeued.report, None);
+    assert_eq!(drain(&service).await.len(), 1);
+    assert_eq!(
+        s.vault.get(&import.id).await.expect("get").status,
+        ImportStatus::Completed
+    );
+}
+
+/// Four workers drain 100 imports of 10 new keys each: every key has exactly one
+/// history entry, every import is completed, and shutdown stops them all.
+pub async fn workers_apply_every_import_exactly_once(s: Stores) {
+    let service = service(&s, 4);
+    let ds = dataset(&s, "busy", SIMPLE).await;
+    for doc in 0..100 {
+        let rows: String = (0..10)
+            .map(|r| format!("d{doc}-r{r},g{},{r}\n", doc % 3))
+            .collect();
+        receive(
+            &service,
+            &ds,
+            format!("id,group,value\n{rows}").as_bytes(),
+            None,
+        )
+        .await;
+    }
+    let (trigger, shutdown) = shutdown_channel();
+    let clock = Arc::new(super::SystemClock);
+    let workers = (0..4).map(|i| {
+        let worker = ImportWorker::new(service.clone(), clock.clone());
+        let shutdown = shutdown.clone();
+        async move { worker.run(&format!("worker-{i}"), shutdown).await }
+    });
+    let watch = async {
+        while s
+            .vault
+            .list(&ds, 200, 0)
+            .await
+            .expect("list")
+            .iter()
+            .any(|i| !i.status.is_finished())
+        {
+            sleep(Duration::from_millis(50)).await;
+        }
+        trigger.trigger();
+    };
+    futures_lite::future::zip(futures_join_all(workers), watch).await;
+    let imports = s.vault.list(&ds, 200, 0).await.expect("list");
+    assert_eq!(imports.len(), 100);
+    assert!(imports.iter().all(|i| i.status == ImportStatus::Completed));
+    let page = s
+        .records
+        .list(
+            &ds,
+            &RecordQuery {
+                limit: 2000,
+                ..RecordQuery::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.total, 1000);
+    for r in &page.records {
+        let history = s
+            .records
+            .history(&ds, &r.record.key)
+            .await
+            .expect("history");
+        assert_eq!(history.len(), 1, "{}", r.record.key);
+    }
+    assert_eq!(s.datasets.get(&ds).await.expect("get").revision.get(), 100);
+}
+
+fn dry_run(s: &Stores, json: &str, body: &'static [u8]) -> SessionResult {
+    let contract = contract(json);
+    let mut session = MergeSession::new(&contract);
+    for item in s.decoder.decode(contract.format(), Box::new(body)) {
+        session.push(item);
+    }
+    session.finish()
+}
+
+async fn all_records(s: &Stores, ds: &crate::DatasetName) -> BTreeMap<RecordKey, Record> {
+    let query = RecordQuery {
+        limit: 100_000,
+        ..RecordQuery::default()
+    };
+    let page = s.records.list(ds, &query).await.expect("list");
+    page.records
+        .into_iter()
+        .map(|r| (r.record.key.clone(), r.record))
+        .collect()
+}
+
+async fn all_history(s: &Stores, ds: &crate::DatasetName) -> usize {
+    let mut n = 0;
+    for key in all_records(s, ds).await.keys() {
+        n += s.records.history(ds, key).await.expect("history").len();
+    }
+    n
+}

@@ -1,0 +1,141 @@
+//! Datasets and contracts.
+
+use intake_domain::ports::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract};
+use intake_domain::{Contract, ContractVersion, DatasetName};
+
+use crate::rows::{contract_row, dataset_row};
+use crate::{SqliteStore, is_unique_violation, now, ts, unexpected};
+
+#[async_trait::async_trait]
+impl DatasetStore for SqliteStore {
+    async fn create(
+        &self,
+        name: &DatasetName,
+        contract: &Contract,
+    ) -> Result<Dataset, CatalogError> {
+        let created = ts(now());
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(unexpected("creating a dataset"))?;
+        let inserted = sqlx::query(
+            "INSERT INTO datasets (name, current_contract, revision, created_at) VALUES (?, 1, 0, ?)",
+        )
+        .bind(name.as_str())
+        .bind(&created)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(CatalogError::AlreadyExists),
+            other => other.map_err(unexpected("creating a dataset"))?,
+        };
+        sqlx::query(
+            "INSERT INTO contracts (dataset, version, body, published_at) VALUES (?, 1, ?, ?)",
+        )
+        .bind(name.as_str())
+        .bind(contract.to_json().to_string())
+        .bind(&created)
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected("storing the first contract"))?;
+        tx.commit()
+            .await
+            .map_err(unexpected("creating a dataset"))?;
+        DatasetStore::get(self, name).await
+    }
+
+    async fn get(&self, name: &DatasetName) -> Result<Dataset, CatalogError> {
+        let row = sqlx::query(
+            "SELECT name, current_contract, revision, created_at FROM datasets WHERE name = ?",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unexpected("reading a dataset"))?;
+        Ok(dataset_row(&row.ok_or(CatalogError::NotFound)?)?)
+    }
+
+    async fn list(&self) -> Result<Vec<Dataset>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT name, current_contract, revision, created_at FROM datasets ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing datasets"))?;
+        Ok(rows.iter().map(dataset_row).collect::<Result<_, _>>()?)
+    }
+}
+
+#[async_trait::async_trait]
+impl ContractStore for SqliteStore {
+    async fn publish(
+        &self,
+        dataset: &DatasetName,
+        contract: &Contract,
+    ) -> Result<PublishedContract, CatalogError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(unexpected("publishing a contract"))?;
+        // The UPDATE comes first: it takes the write lock, so the number is computed
+        // while no other publisher can run.
+        let version: Option<i64> = sqlx::query_scalar(
+            "UPDATE datasets SET current_contract = \
+               (SELECT MAX(version) + 1 FROM contracts WHERE dataset = ?1) \
+             WHERE name = ?1 RETURNING current_contract",
+        )
+        .bind(dataset.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unexpected("numbering a contract"))?;
+        let version = version.ok_or(CatalogError::NotFound)?;
+        sqlx::query(
+            "INSERT INTO contracts (dataset, version, body, published_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(dataset.as_str())
+        .bind(version)
+        .bind(contract.to_json().to_string())
+        .bind(ts(now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected("storing a contract"))?;
+        tx.commit()
+            .await
+            .map_err(unexpected("publishing a contract"))?;
+        let version = u32::try_from(version)
+            .ok()
+            .and_then(|v| ContractVersion::try_new(v).ok());
+        let version = version.ok_or(CatalogError::Corrupt("bad version".into()))?;
+        ContractStore::get(self, dataset, version).await
+    }
+
+    async fn get(
+        &self,
+        dataset: &DatasetName,
+        version: ContractVersion,
+    ) -> Result<PublishedContract, CatalogError> {
+        let row = sqlx::query(
+            "SELECT dataset, version, body, published_at FROM contracts WHERE dataset = ? AND version = ?",
+        )
+        .bind(dataset.as_str())
+        .bind(i64::from(version.get()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unexpected("reading a contract"))?;
+        contract_row(&row.ok_or(CatalogError::NotFound)?)
+    }
+
+    async fn list(&self, dataset: &DatasetName) -> Result<Vec<PublishedContract>, CatalogError> {
+        DatasetStore::get(self, dataset).await?;
+        let rows = sqlx::query(
+            "SELECT dataset, version, body, published_at FROM contracts WHERE dataset = ? ORDER BY version",
+        )
+        .bind(dataset.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing contracts"))?;
+        rows.iter().map(contract_row).collect()
+    }
+}

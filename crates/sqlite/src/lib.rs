@@ -1,0 +1,140 @@
+//! `intake-sqlite`: the storage ports on SQLite, the embedded default (DESIGN §3).
+//!
+//! One [`SqliteStore`] implements the dataset and contract stores, the raw vault, the
+//! import queue and the record store over one database file in WAL mode. SQLite has
+//! one writer at a time: an import's unit of work holds the write lock from
+//! `begin_apply` to `finish`, so imports are applied one after another while readers
+//! carry on. Migrations are in `migrations/sqlite` ([`MIGRATOR`]).
+
+mod catalog;
+mod queue;
+mod records;
+mod rows;
+mod vault;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// The migrations of `migrations/sqlite`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// How to reach the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `sqlite://path/to/file.db` (the directory is created when missing).
+    pub url: String,
+    /// Pool size (readers; writers take turns).
+    pub max_connections: u32,
+    /// How long a statement waits for the write lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://./data/intake.db".into(),
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The storage ports over one SQLite database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database file. Call [`SqliteStore::migrate`]
+    /// before use.
+    ///
+    /// # Errors
+    /// When the URL is malformed or the file cannot be opened.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(&settings.url)
+            .with_context(|| format!("parsing the SQLite URL {:?}", settings.url))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(settings.busy_timeout)
+            .foreign_keys(true);
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            create_dir(dir)?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening {}", settings.url))?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations.
+    ///
+    /// # Errors
+    /// When a migration fails or the database has migrations this build does not know.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("migrating the SQLite database")
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// When it does not.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("pinging SQLite")?;
+        Ok(())
+    }
+}
+
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Timestamps as sortable text.
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    let at =
+        DateTime::parse_from_rfc3339(text).with_context(|| format!("bad timestamp {text:?}"))?;
+    Ok(at.with_timezone(&Utc))
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// A new unique id (time-ordered UUID, simple form).
+fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// Adds context to a driver error for a port's `Unexpected` variant.
+fn unexpected(doing: &'static str) -> impl FnOnce(sqlx::Error) -> anyhow::Error {
+    move |e| anyhow::Error::new(e).context(doing)
+}

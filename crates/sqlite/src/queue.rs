@@ -1,0 +1,118 @@
+//! The import queue: leases are columns of the import row. SQLite runs one writer at a
+//! time, so each claim (one UPDATE … RETURNING) is atomic across threads and processes.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use intake_domain::ports::{ImportQueue, ImportSummary, Lease, QueueError};
+use intake_domain::{ContractVersion, ImportId};
+
+use crate::vault::get;
+use crate::{SqliteStore, new_id, now, ts, unexpected};
+
+pub(crate) fn expiry(from: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    from + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
+}
+
+#[async_trait::async_trait]
+impl ImportQueue for SqliteStore {
+    async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
+        let at = now();
+        let (token, expires_at) = (new_id(), expiry(at, lease));
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE imports SET status = 'processing', lease_worker = ?1, lease_token = ?2, \
+               lease_expires_at = ?3 \
+             WHERE seq = (SELECT seq FROM imports WHERE status = 'received' \
+               OR (status = 'processing' AND lease_expires_at < ?4) ORDER BY seq LIMIT 1) \
+             RETURNING id",
+        )
+        .bind(worker)
+        .bind(&token)
+        .bind(ts(expires_at))
+        .bind(ts(at))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unexpected("claiming an import"))?;
+        let Some(id) = id else { return Ok(None) };
+        Ok(Some(Lease {
+            import: ImportId::parse(id).map_err(anyhow::Error::new)?,
+            worker: worker.to_owned(),
+            token,
+            expires_at,
+        }))
+    }
+
+    async fn renew(&self, lease: &Lease, by: Duration) -> Result<Lease, QueueError> {
+        let expires_at = expiry(now(), by);
+        let renewed = sqlx::query(
+            "UPDATE imports SET lease_expires_at = ? \
+             WHERE id = ? AND lease_token = ? AND status = 'processing'",
+        )
+        .bind(ts(expires_at))
+        .bind(lease.import.as_str())
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("renewing a lease"))?;
+        if renewed.rows_affected() == 0 {
+            return Err(QueueError::LeaseLost);
+        }
+        Ok(Lease {
+            expires_at,
+            ..lease.clone()
+        })
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        let released = sqlx::query(
+            "UPDATE imports SET status = 'received', lease_worker = NULL, lease_token = NULL, \
+               lease_expires_at = NULL \
+             WHERE id = ? AND lease_token = ? AND status = 'processing'",
+        )
+        .bind(lease.import.as_str())
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("releasing an import"))?;
+        match released.rows_affected() {
+            0 => Err(QueueError::LeaseLost),
+            _ => Ok(()),
+        }
+    }
+
+    async fn depth(&self) -> Result<u64, QueueError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM imports WHERE status = 'received' \
+               OR (status = 'processing' AND lease_expires_at < ?)",
+        )
+        .bind(ts(now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unexpected("counting waiting imports"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn requeue(
+        &self,
+        id: &ImportId,
+        contract: ContractVersion,
+    ) -> Result<ImportSummary, QueueError> {
+        let requeued = sqlx::query(
+            "UPDATE imports SET status = 'received', contract = ?, report = NULL \
+             WHERE id = ? AND status IN ('completed', 'failed')",
+        )
+        .bind(i64::from(contract.get()))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("requeueing an import"))?;
+        let import = get(&self.pool, id).await.map_err(|e| match e {
+            intake_domain::ports::VaultError::NotFound => QueueError::NotFound,
+            e => QueueError::Unexpected(e.into()),
+        })?;
+        match requeued.rows_affected() {
+            0 => Err(QueueError::Busy),
+            _ => Ok(import),
+        }
+    }
+}

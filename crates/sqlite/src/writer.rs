@@ -1,0 +1,312 @@
+//! An import's unit of work: one SQLite transaction, holding the write lock from
+//! `begin_apply` to `finish`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use intake_domain::ingest::{change_event, import_event};
+use intake_domain::merge::{Batch, Change, Verdict};
+use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
+use intake_domain::{DatasetName, ImportReport, Record, RecordKey, Revision};
+use sqlx::{Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use crate::queue::expiry;
+use crate::rows::status_text;
+use crate::{new_id, now, ts, unexpected};
+
+pub(crate) struct SqliteImportWriter {
+    pool: SqlitePool,
+    tx: Transaction<'static, Sqlite>,
+    lease: Lease,
+    dataset: DatasetName,
+}
+
+impl SqliteImportWriter {
+    /// Opens the transaction; its first statement writes, so it waits for the write
+    /// lock at once instead of failing on upgrade later.
+    pub(crate) async fn begin(pool: &SqlitePool, lease: &Lease) -> Result<Self, StoreError> {
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(unexpected("opening an import's transaction"))?;
+        let dataset: Option<String> = sqlx::query_scalar(
+            "UPDATE imports SET lease_expires_at = lease_expires_at \
+             WHERE id = ? AND lease_token = ? AND status = 'processing' RETURNING dataset",
+        )
+        .bind(lease.import.as_str())
+        .bind(&lease.token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unexpected("checking an import's lease"))?;
+        let dataset = dataset.ok_or(StoreError::LeaseLost)?;
+        Ok(Self {
+            pool: pool.clone(),
+            tx,
+            lease: lease.clone(),
+            dataset: DatasetName::parse(dataset).map_err(anyhow::Error::new)?,
+        })
+    }
+
+    async fn write_change(&mut self, change: &Change, at: &str) -> Result<(), sqlx::Error> {
+        let key = change.record.key.canonical();
+        let record = json(&change.record);
+        let ds = self.dataset.as_str();
+        let import = self.lease.import.as_str();
+        sqlx::query(
+            "INSERT INTO records (dataset, key, record, dimensions, import_id, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (dataset, key) DO UPDATE SET \
+             record = ?3, dimensions = ?4, import_id = ?5, updated_at = ?6",
+        )
+        .bind(ds)
+        .bind(&key)
+        .bind(&record)
+        .bind(json(&change.record.dimensions))
+        .bind(import)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+        sqlx::query(
+            "INSERT INTO record_history (dataset, key, kind, record, import_id, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(ds)
+        .bind(&key)
+        .bind(kind_text(kind))
+        .bind(&record)
+        .bind(import)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await?;
+        self.replace_timer(change, &key).await?;
+        insert_event(&mut self.tx, &self.dataset, kind, &payload).await
+    }
+
+    /// A new version replaces the key's pending callback (or cancels it).
+    async fn replace_timer(&mut self, change: &Change, key: &str) -> Result<(), sqlx::Error> {
+        let ds = self.dataset.as_str();
+        sqlx::query("DELETE FROM callback_timers WHERE dataset = ? AND key = ?")
+            .bind(ds)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
+        let Some(after) = change.callback_after else {
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO callback_timers (dataset, key, version, import_id, due_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(ds)
+        .bind(key)
+        .bind(change.record.version.map(|v| v.get()))
+        .bind(self.lease.import.as_str())
+        .bind(ts(expiry(now(), after)))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn write_batch(&mut self, batch: &Batch) -> Result<(), sqlx::Error> {
+        let at = ts(now());
+        for change in &batch.changes {
+            self.write_change(change, &at).await?;
+        }
+        for conflict in &batch.conflicts {
+            sqlx::query("INSERT INTO conflicts (dataset, import_id, conflict) VALUES (?, ?, ?)")
+                .bind(self.dataset.as_str())
+                .bind(self.lease.import.as_str())
+                .bind(json(conflict))
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        for (key, fields) in &batch.identities {
+            sqlx::query(
+                "INSERT OR IGNORE INTO identities (dataset, identity_key, fields) VALUES (?, ?, ?)",
+            )
+            .bind(self.dataset.as_str())
+            .bind(key)
+            .bind(json(fields))
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The event kind as its wire name (`record.created`, …).
+fn kind_text(kind: EventKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{kind:?}"),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+async fn insert_event(
+    conn: &mut SqliteConnection,
+    dataset: &DatasetName,
+    kind: EventKind,
+    payload: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let at = ts(now());
+    sqlx::query(
+        "INSERT INTO outbox (id, dataset, kind, payload, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new_id())
+    .bind(dataset.as_str())
+    .bind(kind_text(kind))
+    .bind(payload.to_string())
+    .bind(&at)
+    .bind(&at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the import finished (if the lease still holds) and writes its event.
+async fn close(
+    conn: &mut SqliteConnection,
+    lease: &Lease,
+    dataset: &DatasetName,
+    verdict: Verdict,
+    report: &ImportReport,
+) -> Result<(), StoreError> {
+    let status = match verdict {
+        Verdict::Commit => intake_domain::ImportStatus::Completed,
+        Verdict::Reject => intake_domain::ImportStatus::Failed,
+    };
+    let closed = sqlx::query(
+        "UPDATE imports SET status = ?, report = ?, lease_worker = NULL, lease_token = NULL, \
+           lease_expires_at = NULL \
+         WHERE id = ? AND lease_token = ? AND status = 'processing'",
+    )
+    .bind(status_text(status))
+    .bind(json(report))
+    .bind(lease.import.as_str())
+    .bind(&lease.token)
+    .execute(&mut *conn)
+    .await
+    .map_err(unexpected("finishing an import"))?;
+    if closed.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost);
+    }
+    let (kind, payload) = import_event(dataset, &lease.import, verdict, report);
+    insert_event(conn, dataset, kind, &payload)
+        .await
+        .map_err(unexpected("writing an import event"))?;
+    Ok(())
+}
+
+async fn revision(
+    conn: &mut SqliteConnection,
+    dataset: &DatasetName,
+    bump: bool,
+) -> Result<Revision, StoreError> {
+    let sql = if bump {
+        "UPDATE datasets SET revision = revision + 1 WHERE name = ? RETURNING revision"
+    } else {
+        "SELECT revision FROM datasets WHERE name = ?"
+    };
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(dataset.as_str())
+        .fetch_one(conn)
+        .await
+        .map_err(unexpected("bumping the dataset revision"))?;
+    Ok(Revision::new(u64::try_from(n).unwrap_or(0)))
+}
+
+#[async_trait::async_trait]
+impl ImportWriter for SqliteImportWriter {
+    async fn load(
+        &mut self,
+        keys: &[RecordKey],
+        identities: &[String],
+    ) -> Result<(HashMap<RecordKey, Record>, IdentityMap), StoreError> {
+        let keys: Vec<String> = keys.iter().map(RecordKey::canonical).collect();
+        let rows = sqlx::query(
+            "SELECT record FROM records WHERE dataset = ? AND key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(self.dataset.as_str())
+        .bind(json(&keys))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unexpected("loading records"))?;
+        let mut records = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let record: Record = crate::rows::json(row, "record")?;
+            records.insert(record.key.clone(), record);
+        }
+        let rows = sqlx::query(
+            "SELECT identity_key, fields FROM identities \
+             WHERE dataset = ? AND identity_key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(self.dataset.as_str())
+        .bind(json(&identities))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unexpected("loading identities"))?;
+        let mut found = IdentityMap::with_capacity(rows.len());
+        for row in &rows {
+            let key: String = row.try_get("identity_key").map_err(anyhow::Error::new)?;
+            found.insert(key, crate::rows::json(row, "fields")?);
+        }
+        Ok((records, found))
+    }
+
+    async fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        self.write_batch(batch)
+            .await
+            .map_err(unexpected("applying a batch"))?;
+        Ok(())
+    }
+
+    async fn renew(&mut self, by: Duration) -> Result<DateTime<Utc>, StoreError> {
+        let expires_at = expiry(now(), by);
+        let renewed = sqlx::query(
+            "UPDATE imports SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND status = 'processing'",
+        )
+        .bind(ts(expires_at))
+        .bind(self.lease.import.as_str())
+        .bind(&self.lease.token)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unexpected("renewing a lease"))?;
+        match renewed.rows_affected() {
+            0 => Err(StoreError::LeaseLost),
+            _ => Ok(expires_at),
+        }
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        verdict: Verdict,
+        report: &ImportReport,
+    ) -> Result<Revision, StoreError> {
+        let Self {
+            pool,
+            mut tx,
+            lease,
+            dataset,
+        } = *self;
+        if verdict == Verdict::Reject {
+            // Nothing applied is kept: roll back, then record the failure on its own.
+            tx.rollback()
+                .await
+                .map_err(unexpected("rolling back a rejected import"))?;
+            tx = pool
+                .begin()
+                .await
+                .map_err(unexpected("recording a rejected import"))?;
+        }
+        close(&mut tx, &lease, &dataset, verdict, report).await?;
+        let revision = revision(&mut tx, &dataset, verdict == Verdict::Commit).await?;
+        tx.commit()
+            .await
+            .map_err(unexpected("committing an import"))?;
+        Ok(revision)
+    }
+}

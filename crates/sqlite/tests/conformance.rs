@@ -1,0 +1,44 @@
+//! The storage and ingestion conformance suites of `intake-domain`, on SQLite files in
+//! temporary directories.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::sync::Arc;
+
+use intake_domain::testkit::{Harness, Stores};
+use intake_sqlite::{Settings, SqliteStore};
+
+struct TempSqlite {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh() -> TempSqlite {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("intake.db").display());
+    let settings = Settings {
+        url,
+        ..Settings::default()
+    };
+    let store = SqliteStore::connect(&settings).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    TempSqlite { store, _dir: dir }
+}
+
+#[async_trait::async_trait]
+impl Harness for TempSqlite {
+    fn stores(&self) -> Stores {
+        let s = Arc::new(self.store.clone());
+        Stores {
+            datasets: s.clone(),
+            contracts: s.clone(),
+            vault: s.clone(),
+            queue: s.clone(),
+            records: s,
+            decoder: Arc::new(intake_codecs::Codecs::default()),
+        }
+    }
+
+    async fn cleanup(self) {}
+}
+
+intake_domain::storage_conformance!(fresh());
