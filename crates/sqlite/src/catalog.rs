@@ -79,12 +79,11 @@ impl ContractStore for SqliteStore {
             .begin()
             .await
             .map_err(unexpected("publishing a contract"))?;
-        // The UPDATE comes first: it takes the write lock, so the number is computed
-        // while no other publisher can run.
+        // The current contract is always the highest version; incrementing it in place
+        // takes the write lock, so concurrent publishers number one after another.
         let version: Option<i64> = sqlx::query_scalar(
-            "UPDATE datasets SET current_contract = \
-               (SELECT MAX(version) + 1 FROM contracts WHERE dataset = ?1) \
-             WHERE name = ?1 RETURNING current_contract",
+            "UPDATE datasets SET current_contract = current_contract + 1 \
+             WHERE name = ? RETURNING current_contract",
         )
         .bind(dataset.as_str())
         .fetch_optional(&mut *tx)

@@ -1,0 +1,174 @@
+//! `intake-postgres`: the storage ports on PostgreSQL (DESIGN §3, §15).
+//!
+//! One [`PgStore`] implements the dataset and contract stores, the raw vault, the
+//! import queue and the record store over a connection pool. Any number of processes
+//! can share one database: imports are claimed with `FOR UPDATE SKIP LOCKED`, an
+//! import's unit of work locks its import row until it commits, and batches are
+//! written with one `UNNEST` statement per table (see ADR 0005). Migrations are in
+//! `migrations/postgres` ([`MIGRATOR`]).
+
+mod catalog;
+mod queue;
+mod records;
+mod rows;
+mod vault;
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The migrations of `migrations/postgres`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How to reach the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `postgres://user@host:port/database`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// A schema to use instead of `public` (created by [`PgStore::migrate`]).
+    pub schema: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            schema: None,
+        }
+    }
+}
+
+/// The storage ports over one PostgreSQL database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    schema: Option<String>,
+}
+
+impl PgStore {
+    /// Connects the pool (lazily: the first query opens connections).
+    ///
+    /// # Errors
+    /// When the URL or schema name is malformed.
+    pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let mut options = PgConnectOptions::from_str(&settings.url)
+            .with_context(|| format!("parsing the PostgreSQL URL {}", redact(&settings.url)))?;
+        if let Some(schema) = &settings.schema {
+            anyhow::ensure!(
+                schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "schema names are letters, digits and '_': {schema:?}"
+            );
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self {
+            pool,
+            schema: settings.schema.clone(),
+        })
+    }
+
+    /// Creates the schema (when one is set) and applies pending migrations.
+    ///
+    /// # Errors
+    /// When the database is unreachable or a migration fails.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        if let Some(schema) = &self.schema {
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&self.pool)
+                .await
+                .context("creating the schema")?;
+        }
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("migrating the PostgreSQL database")
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// When it does not.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("pinging PostgreSQL")?;
+        Ok(())
+    }
+
+    /// Drops the schema and everything in it (tests), then closes the pool.
+    ///
+    /// # Errors
+    /// When no schema is set, or dropping fails.
+    pub async fn drop_schema(&self) -> anyhow::Result<()> {
+        let schema = self.schema.as_deref().context("no schema to drop")?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .execute(&self.pool)
+            .await
+            .context("dropping the schema")?;
+        self.pool.close().await;
+        Ok(())
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A new unique id (time-ordered UUID, simple form).
+fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// Adds context to a driver error for a port's `Unexpected` variant.
+fn unexpected(doing: &'static str) -> impl FnOnce(sqlx::Error) -> anyhow::Error {
+    move |e| anyhow::Error::new(e).context(doing)
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://u:secret@h/db"),
+            "postgres://u:[redacted]@h/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,128 @@
+//! Reading records, history and conflicts; opening an import's unit of work.
+
+use intake_domain::ports::{
+    ImportWriter, Lease, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
+};
+use intake_domain::{Conflict, DatasetName, ImportId, RecordKey};
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
+
+use crate::rows::json;
+use crate::writer::PgImportWriter;
+use crate::{PgStore, unexpected};
+
+fn stored(row: &PgRow, at: &str) -> Result<StoredRecord, StoreError> {
+    let import: String = row.try_get("import_id").map_err(anyhow::Error::new)?;
+    Ok(StoredRecord {
+        record: json(row, "record")?,
+        import: ImportId::parse(import).map_err(anyhow::Error::new)?,
+        updated_at: row.try_get(at).map_err(anyhow::Error::new)?,
+    })
+}
+
+/// The filters as one JSON object for `dimensions @> $2` (uses the GIN index).
+fn filters(query: &RecordQuery) -> String {
+    crate::rows::to_json(&query.filters)
+}
+
+#[async_trait::async_trait]
+impl RecordStore for PgStore {
+    async fn begin_apply(&self, lease: &Lease) -> Result<Box<dyn ImportWriter>, StoreError> {
+        Ok(Box::new(PgImportWriter::begin(&self.pool, lease).await?))
+    }
+
+    async fn get(
+        &self,
+        dataset: &DatasetName,
+        key: &RecordKey,
+    ) -> Result<StoredRecord, StoreError> {
+        let row = sqlx::query(
+            "SELECT record::text AS record, import_id, updated_at FROM records WHERE dataset = $1 AND key = $2",
+        )
+        .bind(dataset.as_str())
+        .bind(key.canonical())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unexpected("reading a record"))?;
+        stored(&row.ok_or(StoreError::NotFound)?, "updated_at")
+    }
+
+    async fn list(
+        &self,
+        dataset: &DatasetName,
+        query: &RecordQuery,
+    ) -> Result<RecordPage, StoreError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM records WHERE dataset = $1 AND dimensions @> $2::jsonb",
+        )
+        .bind(dataset.as_str())
+        .bind(filters(query))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unexpected("counting records"))?;
+        let rows = sqlx::query(
+            "SELECT record::text AS record, import_id, updated_at FROM records \
+             WHERE dataset = $1 AND dimensions @> $2::jsonb ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
+        )
+        .bind(dataset.as_str())
+        .bind(filters(query))
+        .bind(i64::from(query.limit))
+        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing records"))?;
+        Ok(RecordPage {
+            records: rows
+                .iter()
+                .map(|r| stored(r, "updated_at"))
+                .collect::<Result<_, _>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn history(
+        &self,
+        dataset: &DatasetName,
+        key: &RecordKey,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record::text AS record, import_id, created_at FROM record_history \
+             WHERE dataset = $1 AND key = $2 ORDER BY seq",
+        )
+        .bind(dataset.as_str())
+        .bind(key.canonical())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("reading history"))?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        rows.iter().map(|r| stored(r, "created_at")).collect()
+    }
+
+    async fn conflicts(
+        &self,
+        dataset: &DatasetName,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(ImportId, Conflict)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT import_id, conflict::text AS conflict FROM conflicts WHERE dataset = $1 \
+             ORDER BY seq LIMIT $2 OFFSET $3",
+        )
+        .bind(dataset.as_str())
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing conflicts"))?;
+        let read = |row: &PgRow| -> Result<(ImportId, Conflict), StoreError> {
+            let import: String = row.try_get("import_id").map_err(anyhow::Error::new)?;
+            Ok((
+                ImportId::parse(import).map_err(anyhow::Error::new)?,
+                json(row, "conflict")?,
+            ))
+        };
+        rows.iter().map(read).collect()
+    }
+}

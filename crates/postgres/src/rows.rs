@@ -1,0 +1,91 @@
+//! Rows to domain types. Everything read back is validated as new input would be.
+
+use anyhow::Context as _;
+use intake_domain::ports::{CatalogError, Dataset, ImportSummary, NewImport, PublishedContract};
+use intake_domain::{Contract, ContractVersion, DatasetName, ImportId, ImportStatus, Revision};
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
+
+pub(crate) const IMPORT_COLUMNS: &str = "id, dataset, contract, content_type, source, \
+    idempotency_key, size, sha256, received_at, status, report::text AS report";
+
+fn version(v: i32) -> anyhow::Result<ContractVersion> {
+    let v = u32::try_from(v).context("contract version out of range")?;
+    ContractVersion::try_new(v).context("bad contract version")
+}
+
+pub(crate) fn dataset_name(text: String) -> anyhow::Result<DatasetName> {
+    DatasetName::parse(text).context("bad dataset name")
+}
+
+pub(crate) fn dataset_row(row: &PgRow) -> anyhow::Result<Dataset> {
+    let revision: i64 = row.try_get("revision")?;
+    Ok(Dataset {
+        name: dataset_name(row.try_get("name")?)?,
+        current_contract: version(row.try_get("current_contract")?)?,
+        revision: Revision::new(u64::try_from(revision).context("negative revision")?),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) fn contract_row(row: &PgRow) -> Result<PublishedContract, CatalogError> {
+    let body: String = row.try_get("body").map_err(anyhow::Error::new)?;
+    let contract = Contract::parse(&body).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+    let read = || -> anyhow::Result<PublishedContract> {
+        Ok(PublishedContract {
+            dataset: dataset_name(row.try_get("dataset")?)?,
+            version: version(row.try_get("version")?)?,
+            contract: contract.clone(),
+            published_at: row.try_get("published_at")?,
+        })
+    };
+    Ok(read()?)
+}
+
+pub(crate) fn status_text(status: ImportStatus) -> &'static str {
+    match status {
+        ImportStatus::Received => "received",
+        ImportStatus::Processing => "processing",
+        ImportStatus::Completed => "completed",
+        ImportStatus::Failed => "failed",
+    }
+}
+
+fn status(text: &str) -> anyhow::Result<ImportStatus> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .with_context(|| format!("bad import status {text:?}"))
+}
+
+pub(crate) fn import_row(row: &PgRow) -> anyhow::Result<ImportSummary> {
+    let report: Option<String> = row.try_get("report")?;
+    let size: i64 = row.try_get("size")?;
+    Ok(ImportSummary {
+        id: ImportId::parse(row.try_get::<String, _>("id")?)?,
+        import: NewImport {
+            dataset: dataset_name(row.try_get("dataset")?)?,
+            contract: version(row.try_get("contract")?)?,
+            content_type: row.try_get("content_type")?,
+            source: row.try_get("source")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+        },
+        size: u64::try_from(size).context("negative size")?,
+        sha256: row.try_get("sha256")?,
+        received_at: row.try_get("received_at")?,
+        status: status(row.try_get("status")?)?,
+        report: report
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .context("bad stored report")?,
+    })
+}
+
+/// Reads a JSON column (selected as text) into a domain type.
+pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> anyhow::Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).with_context(|| format!("bad stored {column}"))
+}
+
+/// A value as JSON text, for a `::jsonb` cast.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}

@@ -1,0 +1,351 @@
+//! An import's unit of work: one transaction that locks the import row from
+//! `begin_apply` to `finish` (claimers skip it), writing each batch with one `UNNEST`
+//! statement per table.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use intake_domain::ingest::{change_event, import_event};
+use intake_domain::merge::{Batch, Change, Verdict};
+use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
+use intake_domain::{DatasetName, ImportReport, ImportStatus, Record, RecordKey, Revision};
+use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
+
+use crate::rows::{dataset_name, status_text, to_json};
+use crate::{new_id, seconds, unexpected};
+
+pub(crate) struct PgImportWriter {
+    pool: PgPool,
+    tx: Transaction<'static, Postgres>,
+    lease: Lease,
+    dataset: DatasetName,
+}
+
+/// Locks the import row if the lease is still this holder's; its dataset.
+async fn lock(conn: &mut PgConnection, lease: &Lease) -> Result<DatasetName, StoreError> {
+    let dataset: Option<String> = sqlx::query_scalar(
+        "SELECT i.dataset FROM imports i JOIN import_leases l ON l.import_id = i.id \
+         WHERE i.id = $1 AND l.token = $2 AND i.status = 'processing' FOR UPDATE OF i",
+    )
+    .bind(lease.import.as_str())
+    .bind(&lease.token)
+    .fetch_optional(conn)
+    .await
+    .map_err(unexpected("locking an import"))?;
+    Ok(dataset_name(dataset.ok_or(StoreError::LeaseLost)?)?)
+}
+
+impl PgImportWriter {
+    pub(crate) async fn begin(pool: &PgPool, lease: &Lease) -> Result<Self, StoreError> {
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(unexpected("opening an import's transaction"))?;
+        let dataset = lock(&mut tx, lease).await?;
+        Ok(Self {
+            pool: pool.clone(),
+            tx,
+            lease: lease.clone(),
+            dataset,
+        })
+    }
+
+    async fn write_changes(&mut self, changes: &[Change]) -> Result<(), sqlx::Error> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let ds = self.dataset.as_str().to_owned();
+        let import = self.lease.import.as_str().to_owned();
+        let mut keys = Vec::with_capacity(changes.len());
+        let (mut kinds, mut records, mut events, mut payloads) = (vec![], vec![], vec![], vec![]);
+        // The latest state and timer of a key come from its last change in the batch.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
+        for change in changes {
+            let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+            keys.push(change.record.key.canonical());
+            kinds.push(kind_text(kind));
+            records.push(to_json(&change.record));
+            events.push(new_id());
+            payloads.push(payload.to_string());
+        }
+        for (i, key) in keys.iter().enumerate() {
+            last.insert(key.as_str(), i);
+        }
+        let mut latest: Vec<usize> = last.into_values().collect();
+        latest.sort_unstable();
+        let pick = |v: &[String]| latest.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+        let dims: Vec<String> = latest
+            .iter()
+            .map(|&i| to_json(&changes[i].record.dimensions))
+            .collect();
+        sqlx::query(
+            "INSERT INTO records (dataset, key, record, dimensions, import_id) \
+             SELECT $1, k, r::jsonb, d::jsonb, $2 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS t(k, r, d) \
+             ON CONFLICT (dataset, key) DO UPDATE SET record = excluded.record, \
+               dimensions = excluded.dimensions, import_id = excluded.import_id, updated_at = now()",
+        )
+        .bind(&ds)
+        .bind(&import)
+        .bind(pick(&keys))
+        .bind(pick(&records))
+        .bind(&dims)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO record_history (dataset, key, kind, record, import_id) \
+             SELECT $1, k, kd, r::jsonb, $2 FROM UNNEST($3::text[], $4::text[], $5::text[]) \
+               WITH ORDINALITY AS t(k, kd, r, n) ORDER BY n",
+        )
+        .bind(&ds)
+        .bind(&import)
+        .bind(&keys)
+        .bind(&kinds)
+        .bind(&records)
+        .execute(&mut *self.tx)
+        .await?;
+        self.replace_timers(changes, &latest, &keys).await?;
+        sqlx::query(
+            "INSERT INTO outbox (id, dataset, kind, payload) \
+             SELECT id, $1, kd, p::jsonb FROM UNNEST($2::text[], $3::text[], $4::text[]) \
+               WITH ORDINALITY AS t(id, kd, p, n) ORDER BY n",
+        )
+        .bind(&ds)
+        .bind(&events)
+        .bind(&kinds)
+        .bind(&payloads)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A key's newest change replaces its pending callback (or cancels it).
+    async fn replace_timers(
+        &mut self,
+        changes: &[Change],
+        latest: &[usize],
+        keys: &[String],
+    ) -> Result<(), sqlx::Error> {
+        let ds = self.dataset.as_str();
+        let touched: Vec<&str> = latest.iter().map(|&i| keys[i].as_str()).collect();
+        sqlx::query("DELETE FROM callback_timers WHERE dataset = $1 AND key = ANY($2::text[])")
+            .bind(ds)
+            .bind(&touched)
+            .execute(&mut *self.tx)
+            .await?;
+        let due: Vec<usize> = latest
+            .iter()
+            .copied()
+            .filter(|&i| changes[i].callback_after.is_some())
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let after: Vec<f64> = due
+            .iter()
+            .map(|&i| changes[i].callback_after.map_or(0.0, seconds))
+            .collect();
+        sqlx::query(
+            "INSERT INTO callback_timers (dataset, key, version, import_id, due_at) \
+             SELECT $1, k, v, $2, now() + make_interval(secs => a) \
+             FROM UNNEST($3::text[], $4::bigint[], $5::float8[]) AS t(k, v, a)",
+        )
+        .bind(ds)
+        .bind(self.lease.import.as_str())
+        .bind(due.iter().map(|&i| keys[i].clone()).collect::<Vec<_>>())
+        .bind(
+            due.iter()
+                .map(|&i| changes[i].record.version.map(|v| v.get()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(&after)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn write_rest(&mut self, batch: &Batch) -> Result<(), sqlx::Error> {
+        if !batch.conflicts.is_empty() {
+            let conflicts: Vec<String> = batch.conflicts.iter().map(to_json).collect();
+            sqlx::query(
+                "INSERT INTO conflicts (dataset, import_id, conflict) \
+                 SELECT $1, $2, c::jsonb FROM UNNEST($3::text[]) WITH ORDINALITY AS t(c, n) ORDER BY n",
+            )
+            .bind(self.dataset.as_str())
+            .bind(self.lease.import.as_str())
+            .bind(&conflicts)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        if !batch.identities.is_empty() {
+            let (keys, fields): (Vec<&str>, Vec<String>) = batch
+                .identities
+                .iter()
+                .map(|(k, f)| (k.as_str(), to_json(f)))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO identities (dataset, identity_key, fields) \
+                 SELECT $1, k, f::jsonb FROM UNNEST($2::text[], $3::text[]) AS t(k, f) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(self.dataset.as_str())
+            .bind(&keys)
+            .bind(&fields)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The event kind as its wire name (`record.created`, …).
+fn kind_text(kind: EventKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{kind:?}"),
+    }
+}
+
+/// Marks the import finished and writes its event; the lease row goes.
+async fn close(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    dataset: &DatasetName,
+    verdict: Verdict,
+    report: &ImportReport,
+) -> Result<(), StoreError> {
+    let status = match verdict {
+        Verdict::Commit => ImportStatus::Completed,
+        Verdict::Reject => ImportStatus::Failed,
+    };
+    let deleted = sqlx::query("DELETE FROM import_leases WHERE import_id = $1 AND token = $2")
+        .bind(lease.import.as_str())
+        .bind(&lease.token)
+        .execute(&mut *conn)
+        .await
+        .map_err(unexpected("finishing an import"))?;
+    if deleted.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost);
+    }
+    sqlx::query("UPDATE imports SET status = $1, report = $2::jsonb WHERE id = $3")
+        .bind(status_text(status))
+        .bind(to_json(report))
+        .bind(lease.import.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(unexpected("finishing an import"))?;
+    let (kind, payload) = import_event(dataset, &lease.import, verdict, report);
+    sqlx::query("INSERT INTO outbox (id, dataset, kind, payload) VALUES ($1, $2, $3, $4::jsonb)")
+        .bind(new_id())
+        .bind(dataset.as_str())
+        .bind(kind_text(kind))
+        .bind(payload.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(unexpected("writing an import event"))?;
+    Ok(())
+}
+
+async fn revision(
+    conn: &mut PgConnection,
+    dataset: &DatasetName,
+    bump: bool,
+) -> Result<Revision, StoreError> {
+    let sql = if bump {
+        "UPDATE datasets SET revision = revision + 1 WHERE name = $1 RETURNING revision"
+    } else {
+        "SELECT revision FROM datasets WHERE name = $1"
+    };
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(dataset.as_str())
+        .fetch_one(conn)
+        .await
+        .map_err(unexpected("bumping the dataset revision"))?;
+    Ok(Revision::new(u64::try_from(n).unwrap_or(0)))
+}
+
+#[async_trait::async_trait]
+impl ImportWriter for PgImportWriter {
+    async fn load(
+        &mut self,
+        keys: &[RecordKey],
+        identities: &[String],
+    ) -> Result<(HashMap<RecordKey, Record>, IdentityMap), StoreError> {
+        let keys: Vec<String> = keys.iter().map(RecordKey::canonical).collect();
+        let rows = sqlx::query("SELECT record::text AS record FROM records WHERE dataset = $1 AND key = ANY($2::text[])")
+            .bind(self.dataset.as_str())
+            .bind(&keys)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(unexpected("loading records"))?;
+        let mut records = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let record: Record = crate::rows::json(row, "record")?;
+            records.insert(record.key.clone(), record);
+        }
+        let rows = sqlx::query(
+            "SELECT identity_key, fields::text AS fields FROM identities \
+             WHERE dataset = $1 AND identity_key = ANY($2::text[])",
+        )
+        .bind(self.dataset.as_str())
+        .bind(identities)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unexpected("loading identities"))?;
+        let mut found = IdentityMap::with_capacity(rows.len());
+        for row in &rows {
+            let key: String = row.try_get("identity_key").map_err(anyhow::Error::new)?;
+            found.insert(key, crate::rows::json(row, "fields")?);
+        }
+        Ok((records, found))
+    }
+
+    async fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        self.write_changes(&batch.changes)
+            .await
+            .map_err(unexpected("applying a batch"))?;
+        self.write_rest(batch)
+            .await
+            .map_err(unexpected("applying a batch"))?;
+        Ok(())
+    }
+
+    async fn renew(&mut self, by: Duration) -> Result<DateTime<Utc>, StoreError> {
+        // On its own connection: the lease row is not part of this transaction, so
+        // the renewal is visible at once.
+        let renewed = crate::queue::renew(&self.pool, &self.lease, by).await;
+        renewed
+            .map_err(unexpected("renewing a lease"))?
+            .ok_or(StoreError::LeaseLost)
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        verdict: Verdict,
+        report: &ImportReport,
+    ) -> Result<Revision, StoreError> {
+        let Self {
+            pool,
+            mut tx,
+            lease,
+            dataset,
+        } = *self;
+        if verdict == Verdict::Reject {
+            // Nothing applied is kept: roll back, then record the failure on its own.
+            tx.rollback()
+                .await
+                .map_err(unexpected("rolling back a rejected import"))?;
+            tx = pool
+                .begin()
+                .await
+                .map_err(unexpected("recording a rejected import"))?;
+            lock(&mut tx, &lease).await?;
+        }
+        close(&mut tx, &lease, &dataset, verdict, report).await?;
+        let revision = revision(&mut tx, &dataset, verdict == Verdict::Commit).await?;
+        tx.commit()
+            .await
+            .map_err(unexpected("committing an import"))?;
+        Ok(revision)
+    }
+}
