@@ -1,0 +1,144 @@
+//! `receive` with mocked ports: what reaches the vault, and what never does.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+
+use super::*;
+use crate::ports::{
+    Dataset, MockClock, MockContractStore, MockDatasetStore, MockDocumentDecoder, MockImportQueue,
+    MockImportVault, MockRecordStore, VaultWriter,
+};
+
+/// What a fake vault writer saw.
+#[derive(Default)]
+struct Seen {
+    bytes: Vec<u8>,
+    committed_with: Option<String>,
+}
+
+struct FakeWriter(Arc<Mutex<Seen>>);
+
+#[async_trait::async_trait]
+impl VaultWriter for FakeWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), VaultError> {
+        self.0.lock().unwrap().bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>, sha256: &str) -> Result<ImportSummary, VaultError> {
+        self.0.lock().unwrap().committed_with = Some(sha256.to_owned());
+        Err(VaultError::Unexpected(anyhow::anyhow!(
+            "the fake stops here"
+        )))
+    }
+}
+
+fn dataset_exists(exists: bool) -> MockDatasetStore {
+    let mut datasets = MockDatasetStore::new();
+    datasets.expect_get().returning(move |name| {
+        if !exists {
+            return Err(CatalogError::NotFound);
+        }
+        Ok(Dataset {
+            name: name.clone(),
+            current_contract: ContractVersion::FIRST,
+            revision: crate::Revision::new(0),
+            created_at: Utc::now(),
+        })
+    });
+    datasets
+}
+
+fn service(datasets: MockDatasetStore, vault: MockImportVault, max: u64) -> ImportService {
+    let ports = IngestPorts {
+        datasets: Arc::new(datasets),
+        contracts: Arc::new(MockContractStore::new()),
+        vault: Arc::new(vault),
+        queue: Arc::new(MockImportQueue::new()),
+        records: Arc::new(MockRecordStore::new()),
+        decoder: Arc::new(MockDocumentDecoder::new()),
+        clock: Arc::new(MockClock::new()),
+    };
+    let settings = IngestSettings {
+        max_document_bytes: max,
+        ..IngestSettings::default()
+    };
+    ImportService::new(ports, settings)
+}
+
+fn vault_seeing(seen: &Arc<Mutex<Seen>>) -> MockImportVault {
+    let mut vault = MockImportVault::new();
+    let seen = seen.clone();
+    vault
+        .expect_begin()
+        .returning(move |_| Ok(Box::new(FakeWriter(seen.clone()))));
+    vault
+}
+
+fn body(
+    parts: Vec<Result<&'static str, &'static str>>,
+) -> impl Stream<Item = Result<&'static str, &'static str>> + Unpin + Send {
+    futures_lite::stream::iter(parts)
+}
+
+async fn receive(
+    service: &ImportService,
+    parts: Vec<Result<&'static str, &'static str>>,
+) -> Result<Received, ReceiveError> {
+    let ds = DatasetName::parse("ds").unwrap();
+    service
+        .receive(&ds, "text/csv", "test", None, body(parts))
+        .await
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures_lite::future::block_on(f)
+}
+
+#[test]
+fn an_unknown_dataset_is_refused_before_the_vault_is_touched() {
+    let mut vault = MockImportVault::new();
+    vault.expect_begin().never();
+    let service = service(dataset_exists(false), vault, 100);
+    let result = block_on(receive(&service, vec![Ok("a")]));
+    assert!(
+        matches!(result, Err(ReceiveError::UnknownDataset)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn the_vault_commits_the_streamed_bytes_with_their_sha256() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let service = service(dataset_exists(true), vault_seeing(&seen), 100);
+    let _ = block_on(receive(&service, vec![Ok("hel"), Ok("lo")]));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.bytes, b"hello");
+    let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    assert_eq!(seen.committed_with.as_deref(), Some(sha));
+}
+
+#[test]
+fn a_body_over_the_limit_is_refused_and_never_committed() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let service = service(dataset_exists(true), vault_seeing(&seen), 4);
+    let result = block_on(receive(&service, vec![Ok("abc"), Ok("de")]));
+    assert!(
+        matches!(result, Err(ReceiveError::TooLarge { limit: 4 })),
+        "{result:?}"
+    );
+    assert_eq!(seen.lock().unwrap().committed_with, None);
+}
+
+#[test]
+fn a_body_that_breaks_off_is_never_committed() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let service = service(dataset_exists(true), vault_seeing(&seen), 100);
+    let result = block_on(receive(&service, vec![Ok("abc"), Err("connection reset")]));
+    assert!(
+        matches!(&result, Err(ReceiveError::Body(m)) if m == "connection reset"),
+        "{result:?}"
+    );
+    assert_eq!(seen.lock().unwrap().committed_with, None);
+}
