@@ -1,7 +1,9 @@
 -- Storage on PostgreSQL (DESIGN §4, §6, §15): catalog, raw vault and queue, latest
 -- state, history, identities, conflicts, outbox and callback timers. Leases live in
 -- their own table so a worker can renew while its import's transaction holds the
--- import row (claimers skip that row: FOR UPDATE SKIP LOCKED).
+-- import row (claimers skip that row: FOR UPDATE SKIP LOCKED). Documents that are only
+-- stored and returned (records, history, event payloads) are `json`, which is checked
+-- but not converted; `jsonb` is kept where queries look inside (dimensions).
 
 CREATE TABLE datasets (
     name             text PRIMARY KEY,
@@ -56,7 +58,7 @@ CREATE TABLE vault_chunks (
 CREATE TABLE records (
     dataset    text NOT NULL,
     key        text NOT NULL,
-    record     jsonb NOT NULL,
+    record     json NOT NULL,
     dimensions jsonb NOT NULL,
     import_id  text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
@@ -69,7 +71,7 @@ CREATE TABLE record_history (
     dataset    text NOT NULL,
     key        text NOT NULL,
     kind       text NOT NULL,
-    record     jsonb NOT NULL,
+    record     json NOT NULL,
     import_id  text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -95,7 +97,7 @@ CREATE TABLE outbox (
     id            text NOT NULL UNIQUE,
     dataset       text NOT NULL,
     kind          text NOT NULL,
-    payload       jsonb NOT NULL,
+    payload       json NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
     attempts      integer NOT NULL DEFAULT 0,
     due_at        timestamptz NOT NULL DEFAULT now(),

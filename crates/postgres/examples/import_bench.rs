@@ -3,6 +3,7 @@
 //! `scripts/bench/import.sh`, which measures a plain `COPY` of the same file beside it.
 //!
 //! `cargo run --release -p intake-postgres --example import_bench -- FILE [URL]`
+//! (`INTAKE_BENCH_BATCH` sets the batch size; 1,000 by default).
 #![allow(clippy::expect_used, reason = "a benchmark: any failure ends the run")]
 
 use std::io::Read;

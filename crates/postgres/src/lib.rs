@@ -8,6 +8,7 @@
 //! `migrations/postgres` ([`MIGRATOR`]).
 
 mod catalog;
+mod copy;
 mod queue;
 mod records;
 mod rows;
