@@ -85,6 +85,7 @@ macro_rules! storage_conformance {
             ingest::records_are_listed_by_dimension_and_page,
             ingest::only_finished_imports_are_reprocessed,
             ingest::workers_apply_every_import_exactly_once,
+            ingest::shutdown_releases_the_import_in_progress,
         );
     };
     (@cases $harness:expr; $($suite:ident :: $case:ident),* $(,)?) => {

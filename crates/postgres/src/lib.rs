@@ -8,7 +8,6 @@
 //! `migrations/postgres` ([`MIGRATOR`]).
 
 mod catalog;
-mod copy;
 mod queue;
 mod records;
 mod rows;

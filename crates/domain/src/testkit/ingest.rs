@@ -290,3 +290,39 @@ async fn all_history(s: &Stores, ds: &crate::DatasetName) -> usize {
     }
     n
 }
+
+/// A worker told to shut down in the middle of an import rolls it back and releases
+/// it: the import is `received` again, nothing of it is visible, and the next worker
+/// processes it whole.
+pub async fn shutdown_releases_the_import_in_progress(s: Stores) {
+    let service = service(&s, 50);
+    let ds = dataset(&s, "stopping", SIMPLE).await;
+    let rows: String = (0..20_000).map(|r| format!("k{r},g,{r}\n")).collect();
+    let import = receive(
+        &service,
+        &ds,
+        format!("id,group,value\n{rows}").as_bytes(),
+        None,
+    )
+    .await;
+    let (trigger, shutdown) = shutdown_channel();
+    let worker = ImportWorker::new(service.clone(), Arc::new(super::SystemClock));
+    let stop = async {
+        while s.vault.get(&import.id).await.expect("get").status != ImportStatus::Processing {
+            sleep(Duration::from_millis(10)).await;
+        }
+        sleep(Duration::from_millis(100)).await;
+        trigger.trigger();
+    };
+    futures_lite::future::zip(worker.run("stopping", shutdown), stop).await;
+    let released = s.vault.get(&import.id).await.expect("get");
+    assert_eq!(
+        released.status,
+        ImportStatus::Received,
+        "released, not finished"
+    );
+    assert!(all_records(&s, &ds).await.is_empty(), "rolled back");
+    let done = drain(&service).await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].report.inserted, 20_000);
+}
