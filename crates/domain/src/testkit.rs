@@ -24,8 +24,9 @@ use std::sync::Arc;
 pub use clock::SystemClock;
 pub use workloads::{ACCOUNTS, CUSTOMERS, EXAM_RESULTS, WORKLOADS, Workload};
 
+use crate::ingest::IngestPorts;
 use crate::ports::{
-    ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportVault, RecordStore,
+    Clock, ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportVault, RecordStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -44,6 +45,36 @@ pub struct Stores {
     pub records: Arc<dyn RecordStore>,
     /// Wire formats (the `codecs` crate).
     pub decoder: Arc<dyn DocumentDecoder>,
+}
+
+impl Stores {
+    /// The ports of an adapter whose one store type implements all five.
+    pub fn new<S>(store: Arc<S>, decoder: Arc<dyn DocumentDecoder>) -> Self
+    where
+        S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + 'static,
+    {
+        Self {
+            datasets: store.clone(),
+            contracts: store.clone(),
+            vault: store.clone(),
+            queue: store.clone(),
+            records: store,
+            decoder,
+        }
+    }
+
+    /// The ports the import service needs, with this clock.
+    pub fn ingest_ports(&self, clock: Arc<dyn Clock>) -> IngestPorts {
+        IngestPorts {
+            datasets: self.datasets.clone(),
+            contracts: self.contracts.clone(),
+            vault: self.vault.clone(),
+            queue: self.queue.clone(),
+            records: self.records.clone(),
+            decoder: self.decoder.clone(),
+            clock,
+        }
+    }
 }
 
 /// A fresh database for one test case.

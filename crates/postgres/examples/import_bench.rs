@@ -10,9 +10,9 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
+use intake_domain::ingest::{ImportService, IngestSettings};
 use intake_domain::ports::DatasetStore;
-use intake_domain::testkit::SystemClock;
+use intake_domain::testkit::{Stores, SystemClock};
 use intake_domain::{Contract, DatasetName};
 use intake_postgres::{PgStore, Settings};
 
@@ -63,23 +63,21 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(store: &PgStore, path: &str) -> anyhow::Result<()> {
-    let s = Arc::new(store.clone());
-    let ports = IngestPorts {
-        datasets: s.clone(),
-        contracts: s.clone(),
-        vault: s.clone(),
-        queue: s.clone(),
-        records: s.clone(),
-        decoder: Arc::new(intake_codecs::Codecs::default()),
-        clock: Arc::new(SystemClock),
-    };
+    let decoder = Arc::new(intake_codecs::Codecs::default());
+    let stores = Stores::new(Arc::new(store.clone()), decoder);
+    let ports = stores.ingest_ports(Arc::new(SystemClock));
+    let batch_size = std::env::var("INTAKE_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(IngestSettings::default().batch_size);
     let settings = IngestSettings {
         lease: Duration::from_secs(600),
+        batch_size,
         ..IngestSettings::default()
     };
     let service = ImportService::new(ports, settings);
     let ds = DatasetName::parse("bench")?;
-    s.create(&ds, &Contract::parse(CONTRACT)?).await?;
+    store.create(&ds, &Contract::parse(CONTRACT)?).await?;
 
     let start = Instant::now();
     let body = futures_lite::stream::iter(Chunks(std::fs::File::open(path)?));

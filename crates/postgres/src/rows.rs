@@ -42,18 +42,8 @@ pub(crate) fn contract_row(row: &PgRow) -> Result<PublishedContract, CatalogErro
     Ok(read()?)
 }
 
-pub(crate) fn status_text(status: ImportStatus) -> &'static str {
-    match status {
-        ImportStatus::Received => "received",
-        ImportStatus::Processing => "processing",
-        ImportStatus::Completed => "completed",
-        ImportStatus::Failed => "failed",
-    }
-}
-
 fn status(text: &str) -> anyhow::Result<ImportStatus> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .with_context(|| format!("bad import status {text:?}"))
+    ImportStatus::parse(text).with_context(|| format!("bad import status {text:?}"))
 }
 
 pub(crate) fn import_row(row: &PgRow) -> anyhow::Result<ImportSummary> {

@@ -8,11 +8,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use intake_domain::ingest::{change_event, import_event};
 use intake_domain::merge::{Batch, Change, Verdict};
-use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
+use intake_domain::ports::{IdentityMap, ImportWriter, Lease, StoreError};
 use intake_domain::{DatasetName, ImportReport, ImportStatus, Record, RecordKey, Revision};
 use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
 
-use crate::rows::{dataset_name, status_text, to_json};
+use crate::rows::{dataset_name, to_json};
 use crate::{new_id, seconds, unexpected};
 
 pub(crate) struct PgImportWriter {
@@ -64,7 +64,7 @@ impl PgImportWriter {
         for change in changes {
             let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
             keys.push(change.record.key.canonical());
-            kinds.push(kind_text(kind));
+            kinds.push(kind.as_str());
             records.push(to_json(&change.record));
             events.push(new_id());
             payloads.push(payload.to_string());
@@ -198,14 +198,6 @@ impl PgImportWriter {
     }
 }
 
-/// The event kind as its wire name (`record.created`, …).
-fn kind_text(kind: EventKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{kind:?}"),
-    }
-}
-
 /// Marks the import finished and writes its event; the lease row goes.
 async fn close(
     conn: &mut PgConnection,
@@ -228,7 +220,7 @@ async fn close(
         return Err(StoreError::LeaseLost);
     }
     sqlx::query("UPDATE imports SET status = $1, report = $2::jsonb WHERE id = $3")
-        .bind(status_text(status))
+        .bind(status.as_str())
         .bind(to_json(report))
         .bind(lease.import.as_str())
         .execute(&mut *conn)
@@ -238,7 +230,7 @@ async fn close(
     sqlx::query("INSERT INTO outbox (id, dataset, kind, payload) VALUES ($1, $2, $3, $4::jsonb)")
         .bind(new_id())
         .bind(dataset.as_str())
-        .bind(kind_text(kind))
+        .bind(kind.as_str())
         .bind(payload.to_string())
         .execute(&mut *conn)
         .await

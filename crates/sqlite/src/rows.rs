@@ -44,18 +44,8 @@ pub(crate) fn contract_row(row: &SqliteRow) -> Result<PublishedContract, Catalog
     Ok(read()?)
 }
 
-pub(crate) fn status(text: &str) -> anyhow::Result<ImportStatus> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .with_context(|| format!("bad import status {text:?}"))
-}
-
-pub(crate) fn status_text(status: ImportStatus) -> &'static str {
-    match status {
-        ImportStatus::Received => "received",
-        ImportStatus::Processing => "processing",
-        ImportStatus::Completed => "completed",
-        ImportStatus::Failed => "failed",
-    }
+fn status(text: &str) -> anyhow::Result<ImportStatus> {
+    ImportStatus::parse(text).with_context(|| format!("bad import status {text:?}"))
 }
 
 pub(crate) fn import_row(row: &SqliteRow) -> anyhow::Result<ImportSummary> {

@@ -12,7 +12,6 @@ use intake_domain::{DatasetName, ImportReport, Record, RecordKey, Revision};
 use sqlx::{Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::queue::expiry;
-use crate::rows::status_text;
 use crate::{new_id, now, ts, unexpected};
 
 pub(crate) struct SqliteImportWriter {
@@ -73,7 +72,7 @@ impl SqliteImportWriter {
         )
         .bind(ds)
         .bind(&key)
-        .bind(kind_text(kind))
+        .bind(kind.as_str())
         .bind(&record)
         .bind(import)
         .bind(at)
@@ -134,14 +133,6 @@ impl SqliteImportWriter {
     }
 }
 
-/// The event kind as its wire name (`record.created`, …).
-fn kind_text(kind: EventKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{kind:?}"),
-    }
-}
-
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
@@ -158,7 +149,7 @@ async fn insert_event(
     )
     .bind(new_id())
     .bind(dataset.as_str())
-    .bind(kind_text(kind))
+    .bind(kind.as_str())
     .bind(payload.to_string())
     .bind(&at)
     .bind(&at)
@@ -184,7 +175,7 @@ async fn close(
            lease_expires_at = NULL \
          WHERE id = ? AND lease_token = ? AND status = 'processing'",
     )
-    .bind(status_text(status))
+    .bind(status.as_str())
     .bind(json(report))
     .bind(lease.import.as_str())
     .bind(&lease.token)

@@ -27,15 +27,8 @@ async fn fresh() -> TempSqlite {
 #[async_trait::async_trait]
 impl Harness for TempSqlite {
     fn stores(&self) -> Stores {
-        let s = Arc::new(self.store.clone());
-        Stores {
-            datasets: s.clone(),
-            contracts: s.clone(),
-            vault: s.clone(),
-            queue: s.clone(),
-            records: s,
-            decoder: Arc::new(intake_codecs::Codecs::default()),
-        }
+        let decoder = Arc::new(intake_codecs::Codecs::default());
+        Stores::new(Arc::new(self.store.clone()), decoder)
     }
 
     async fn cleanup(self) {}

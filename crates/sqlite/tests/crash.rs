@@ -8,11 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use intake_domain::ingest::{
-    ImportService, ImportWorker, IngestPorts, IngestSettings, shutdown_channel,
-};
+use intake_domain::ingest::{ImportService, ImportWorker, IngestSettings, shutdown_channel};
 use intake_domain::ports::{DatasetStore, ImportVault, RecordQuery, RecordStore};
-use intake_domain::testkit::SystemClock;
+use intake_domain::testkit::{Stores, SystemClock};
 use intake_domain::{Contract, DatasetName, ImportStatus, Record};
 use intake_sqlite::{Settings, SqliteStore};
 use sqlx::Connection as _;
@@ -37,16 +35,9 @@ async fn open(path: &str) -> SqliteStore {
 }
 
 fn service(store: &SqliteStore) -> Arc<ImportService> {
-    let s = Arc::new(store.clone());
-    let ports = IngestPorts {
-        datasets: s.clone(),
-        contracts: s.clone(),
-        vault: s.clone(),
-        queue: s.clone(),
-        records: s,
-        decoder: Arc::new(intake_codecs::Codecs::default()),
-        clock: Arc::new(SystemClock),
-    };
+    let decoder = Arc::new(intake_codecs::Codecs::default());
+    let stores = Stores::new(Arc::new(store.clone()), decoder);
+    let ports = stores.ingest_ports(Arc::new(SystemClock));
     let settings = IngestSettings {
         lease: LEASE,
         renew_every: LEASE / 3,

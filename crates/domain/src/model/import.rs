@@ -86,6 +86,24 @@ impl ImportStatus {
         )
     }
 
+    /// Its name as stored and shown (`received`, `processing`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status of a name given by [`ImportStatus::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        use ImportStatus::*;
+        [Received, Processing, Completed, Failed]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
     /// Whether processing has finished (successfully or not).
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Failed)
@@ -168,6 +186,16 @@ mod tests {
         assert!(Failed.can_become(Received), "reprocessing starts again");
         assert!(!Received.can_become(Completed));
         assert!(!Completed.can_become(Failed));
+        for s in [Received, Processing, Completed, Failed] {
+            assert_eq!(ImportStatus::parse(s.as_str()), Some(s));
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(
+                json.as_str(),
+                Some(s.as_str()),
+                "the names agree with serde"
+            );
+        }
+        assert_eq!(ImportStatus::parse("done"), None);
     }
 
     #[test]

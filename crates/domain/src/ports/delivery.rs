@@ -24,6 +24,19 @@ pub enum EventKind {
     ImportFailed,
 }
 
+impl EventKind {
+    /// Its wire name (`record.created`, …), as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RecordCreated => "record.created",
+            Self::RecordUpdated => "record.updated",
+            Self::RecordCallback => "record.callback",
+            Self::ImportCompleted => "import.completed",
+            Self::ImportFailed => "import.failed",
+        }
+    }
+}
+
 /// An event in the transactional outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -199,4 +212,24 @@ pub trait ExternalSource: Send + Sync {
     /// # Errors
     /// - `Unavailable` for retryable failures; `Refused` for the others.
     async fn fetch(&self, cursor: &PageCursor) -> Result<FetchedPage, SourceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventKind;
+
+    #[test]
+    fn event_names_agree_with_serde() {
+        use EventKind::*;
+        for kind in [
+            RecordCreated,
+            RecordUpdated,
+            RecordCallback,
+            ImportCompleted,
+            ImportFailed,
+        ] {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json.as_str(), Some(kind.as_str()));
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{Stores, SystemClock};
-use crate::ingest::{ImportService, IngestPorts, IngestSettings, Processed};
+use crate::ingest::{ImportService, IngestSettings, Processed};
 use crate::merge::{Batch, Change, ChangeKind};
 use crate::model::{
     Attributes, DatasetName, Dimensions, FieldValue, Location, Measures, Record, RecordKey,
@@ -92,15 +92,7 @@ pub(super) async fn read_back(s: &Stores, import: &ImportSummary) -> Vec<u8> {
 /// The ingestion service over these stores, with small batches so that every
 /// document spans several.
 pub(super) fn service(s: &Stores, batch_size: usize) -> Arc<ImportService> {
-    let ports = IngestPorts {
-        datasets: s.datasets.clone(),
-        contracts: s.contracts.clone(),
-        vault: s.vault.clone(),
-        queue: s.queue.clone(),
-        records: s.records.clone(),
-        decoder: s.decoder.clone(),
-        clock: Arc::new(SystemClock),
-    };
+    let ports = s.ingest_ports(Arc::new(SystemClock));
     let settings = IngestSettings {
         batch_size,
         lease: Duration::from_secs(30),

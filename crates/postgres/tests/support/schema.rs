@@ -59,15 +59,8 @@ pub async fn fresh() -> TempSchema {
 #[async_trait::async_trait]
 impl Harness for TempSchema {
     fn stores(&self) -> Stores {
-        let s = Arc::new(self.store.clone());
-        Stores {
-            datasets: s.clone(),
-            contracts: s.clone(),
-            vault: s.clone(),
-            queue: s.clone(),
-            records: s,
-            decoder: Arc::new(intake_codecs::Codecs::default()),
-        }
+        let decoder = Arc::new(intake_codecs::Codecs::default());
+        Stores::new(Arc::new(self.store.clone()), decoder)
     }
 
     async fn cleanup(self) {
@@ -85,7 +78,7 @@ impl TempSchema {
 
 use std::time::Duration;
 
-use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
+use intake_domain::ingest::{ImportService, IngestSettings};
 use intake_domain::ports::RecordQuery;
 use intake_domain::testkit::SystemClock;
 use intake_domain::{Contract, DatasetName, ImportReport};
@@ -108,16 +101,9 @@ pub fn csv(prefix: &str, rows: usize) -> Vec<u8> {
 }
 
 pub fn service(store: &PgStore, lease: Duration) -> Arc<ImportService> {
-    let s = Arc::new(store.clone());
-    let ports = IngestPorts {
-        datasets: s.clone(),
-        contracts: s.clone(),
-        vault: s.clone(),
-        queue: s.clone(),
-        records: s,
-        decoder: Arc::new(intake_codecs::Codecs::default()),
-        clock: Arc::new(SystemClock),
-    };
+    let decoder = Arc::new(intake_codecs::Codecs::default());
+    let stores = Stores::new(Arc::new(store.clone()), decoder);
+    let ports = stores.ingest_ports(Arc::new(SystemClock));
     let settings = IngestSettings {
         lease,
         renew_every: lease / 3,
