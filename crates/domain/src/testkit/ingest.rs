@@ -326,3 +326,49 @@ pub async fn shutdown_releases_the_import_in_progress(s: Stores) {
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].report.inserted, 20_000);
 }
+
+/// What an applied document leaves in the outbox and the timer table, computed from a
+/// dry run, for adapter tests that read those tables directly (their read ports come
+/// with the delivery workers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideEffects {
+    /// `record.created` events.
+    pub created: u64,
+    /// `record.updated` events.
+    pub updated: u64,
+    /// Pending callback timers: canonical key → version of the change that set it.
+    pub timers: BTreeMap<String, Option<i64>>,
+}
+
+/// The side effects of applying `body` under the contract `json` to an empty dataset.
+pub fn expected_side_effects(s: &Stores, json: &str, body: &'static [u8]) -> SideEffects {
+    let result = dry_run(s, json, body);
+    let mut timers = BTreeMap::new();
+    for change in &result.changes {
+        let key = change.record.key.canonical();
+        match change.callback_after {
+            Some(_) => timers.insert(key, change.record.version.map(|v| v.get())),
+            None => timers.remove(&key),
+        };
+    }
+    SideEffects {
+        created: result.report.inserted,
+        updated: result.report.updated,
+        timers,
+    }
+}
+
+/// Receives and processes one document into a new dataset; the service's result.
+pub async fn apply_document(
+    s: &Stores,
+    dataset_name: &str,
+    json: &str,
+    body: &[u8],
+) -> crate::ingest::Processed {
+    let service = service(s, 16);
+    let ds = dataset(s, dataset_name, json).await;
+    receive(&service, &ds, body, None).await;
+    let mut done = drain(&service).await;
+    assert_eq!(done.len(), 1);
+    done.remove(0)
+}

@@ -1,0 +1,84 @@
+//! What an import leaves in the outbox and the callback timer table, read with SQL
+//! (the read ports of those tables come with the delivery workers).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[path = "support/schema.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+
+use intake_domain::testkit::ingest::{apply_document, expected_side_effects};
+use intake_domain::testkit::{ACCOUNTS, EXAM_RESULTS, Harness as _};
+use support::{TempSchema, fresh, guarded, url};
+
+async fn connect(t: &TempSchema) -> sqlx::PgConnection {
+    let options: sqlx::postgres::PgConnectOptions = url().parse().unwrap();
+    let options = options.options([("search_path", t.schema.as_str())]);
+    sqlx::ConnectOptions::connect(&options).await.unwrap()
+}
+
+async fn events(conn: &mut sqlx::PgConnection, dataset: &str) -> BTreeMap<String, i64> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT kind, COUNT(*) FROM outbox WHERE dataset = $1 GROUP BY kind")
+            .bind(dataset)
+            .fetch_all(conn)
+            .await
+            .unwrap();
+    rows.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_document_leaves_one_event_per_change_and_the_newest_timer_per_key() {
+    let t = fresh().await;
+    guarded(vec![t.clone()], async move {
+        let stores = t.stores();
+        let (_, _, body) = ACCOUNTS.documents[0];
+        let expected = expected_side_effects(&stores, ACCOUNTS.contract, body);
+        assert!(
+            !expected.timers.is_empty(),
+            "the accounts workload schedules callbacks"
+        );
+        apply_document(&stores, "accounts", ACCOUNTS.contract, body).await;
+
+        let mut conn = connect(&t).await;
+        let kinds = events(&mut conn, "accounts").await;
+        let want = [
+            ("import.completed".to_owned(), 1),
+            (
+                "record.created".to_owned(),
+                i64::try_from(expected.created).unwrap(),
+            ),
+            (
+                "record.updated".to_owned(),
+                i64::try_from(expected.updated).unwrap(),
+            ),
+        ];
+        assert_eq!(kinds, want.into_iter().collect());
+        let timers: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT key, version FROM callback_timers WHERE dataset = 'accounts'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            timers.into_iter().collect::<BTreeMap<_, _>>(),
+            expected.timers
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_document_leaves_only_its_failure_event() {
+    let t = fresh().await;
+    guarded(vec![t.clone()], async move {
+        let stores = t.stores();
+        let (_, _, invalid) = EXAM_RESULTS.documents[1];
+        apply_document(&stores, "exams", EXAM_RESULTS.contract, invalid).await;
+        let kinds = events(&mut connect(&t).await, "exams").await;
+        assert_eq!(
+            kinds,
+            [("import.failed".to_owned(), 1)].into_iter().collect()
+        );
+    })
+    .await;
+}
