@@ -13,6 +13,7 @@
 //! needs `tokio` with `macros` and `rt-multi-thread` as a dev-dependency), runs the
 //! case, and cleans up even when it fails.
 
+pub mod bench;
 mod clock;
 pub mod ingest;
 pub mod storage;

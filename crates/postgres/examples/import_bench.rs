@@ -8,21 +8,9 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use intake_domain::ingest::{ImportService, IngestSettings};
-use intake_domain::ports::DatasetStore;
-use intake_domain::testkit::{Stores, SystemClock};
-use intake_domain::{Contract, DatasetName};
+use intake_domain::testkit::{Stores, bench};
 use intake_postgres::{PgStore, Settings};
-
-const CONTRACT: &str = r#"{"format": "csv",
-  "fields": {"id": {"type": "string", "required": true},
-             "group": {"type": "string", "required": true},
-             "value": {"type": "number", "required": true},
-             "note": {"type": "string"}},
-  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
-  "merge": "last_wins", "on_invalid": "skip_record"}"#;
 
 /// The file in 256 KiB chunks, read as the service asks for them.
 struct Chunks(std::fs::File);
@@ -42,6 +30,11 @@ impl Iterator for Chunks {
     }
 }
 
+fn batch_size() -> usize {
+    let batch = std::env::var("INTAKE_BENCH_BATCH").ok();
+    batch.and_then(|b| b.parse().ok()).unwrap_or(1000)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -57,45 +50,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let store = PgStore::connect(&settings)?;
     store.migrate().await?;
-    let outcome = run(&store, &path).await;
-    store.drop_schema().await?;
-    outcome
-}
-
-async fn run(store: &PgStore, path: &str) -> anyhow::Result<()> {
-    let decoder = Arc::new(intake_codecs::Codecs::default());
-    let stores = Stores::new(Arc::new(store.clone()), decoder);
-    let ports = stores.ingest_ports(Arc::new(SystemClock));
-    let batch_size = std::env::var("INTAKE_BENCH_BATCH")
-        .ok()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(IngestSettings::default().batch_size);
-    let settings = IngestSettings {
-        lease: Duration::from_secs(600),
-        batch_size,
-        ..IngestSettings::default()
-    };
-    let service = ImportService::new(ports, settings);
-    let ds = DatasetName::parse("bench")?;
-    store.create(&ds, &Contract::parse(CONTRACT)?).await?;
-
-    let start = Instant::now();
-    let body = futures_lite::stream::iter(Chunks(std::fs::File::open(path)?));
-    service
-        .receive(&ds, "text/csv", "bench", None, body)
-        .await?;
-    let received = start.elapsed();
-    let lease = service.claim("bench").await?.expect("the import is queued");
-    let processed = service.process(&lease).await?;
-    let total = start.elapsed();
-    let rows = processed.report.seen;
-    println!(
-        "service: {rows} rows in {:.2} s ({:.0} rows/s; vault {:.2} s, processing {:.2} s; inserted {})",
-        total.as_secs_f64(),
-        rows as f64 / total.as_secs_f64(),
-        received.as_secs_f64(),
-        (total - received).as_secs_f64(),
-        processed.report.inserted,
+    let stores = Stores::new(
+        Arc::new(store.clone()),
+        Arc::new(intake_codecs::Codecs::default()),
     );
+    let body = futures_lite::stream::iter(Chunks(std::fs::File::open(path)?));
+    let outcome = bench::import(&stores, body, batch_size()).await;
+    store.drop_schema().await?;
+    println!("{}", outcome?);
     Ok(())
 }

@@ -47,89 +47,130 @@ impl SqliteImportWriter {
         })
     }
 
-    async fn write_change(&mut self, change: &Change, at: &str) -> Result<(), sqlx::Error> {
-        let key = change.record.key.canonical();
-        let record = json(&change.record);
-        let ds = self.dataset.as_str();
-        let import = self.lease.import.as_str();
-        sqlx::query(
-            "INSERT INTO records (dataset, key, record, dimensions, import_id, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (dataset, key) DO UPDATE SET \
-             record = ?3, dimensions = ?4, import_id = ?5, updated_at = ?6",
-        )
-        .bind(ds)
-        .bind(&key)
-        .bind(&record)
-        .bind(json(&change.record.dimensions))
-        .bind(import)
-        .bind(at)
-        .execute(&mut *self.tx)
-        .await?;
-        let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
-        sqlx::query(
-            "INSERT INTO record_history (dataset, key, kind, record, import_id, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(ds)
-        .bind(&key)
-        .bind(kind.as_str())
-        .bind(&record)
-        .bind(import)
-        .bind(at)
-        .execute(&mut *self.tx)
-        .await?;
-        self.replace_timer(change, &key).await?;
-        insert_event(&mut self.tx, &self.dataset, kind, &payload).await
-    }
-
-    /// A new version replaces the key's pending callback (or cancels it).
-    async fn replace_timer(&mut self, change: &Change, key: &str) -> Result<(), sqlx::Error> {
-        let ds = self.dataset.as_str();
-        sqlx::query("DELETE FROM callback_timers WHERE dataset = ? AND key = ?")
-            .bind(ds)
-            .bind(key)
+    /// Runs one statement over a JSON array of rows (`json_each(?4)`, each row an array
+    /// of strings), after the dataset, import and timestamp parameters. One statement
+    /// per table and batch: sqlx hands every SQLite statement to a worker thread, so
+    /// per-row statements cost thread switches, not SQL.
+    async fn each(&mut self, sql: &str, rows: &[Vec<String>], at: &str) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(sql)
+            .bind(self.dataset.as_str())
+            .bind(self.lease.import.as_str())
+            .bind(at)
+            .bind(json(&rows))
             .execute(&mut *self.tx)
             .await?;
-        let Some(after) = change.callback_after else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO callback_timers (dataset, key, version, import_id, due_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(ds)
-        .bind(key)
-        .bind(change.record.version.map(|v| v.get()))
-        .bind(self.lease.import.as_str())
-        .bind(ts(expiry(now(), after)))
-        .execute(&mut *self.tx)
-        .await?;
         Ok(())
+    }
+
+    async fn write_changes(&mut self, changes: &[Change], at: &str) -> Result<(), sqlx::Error> {
+        let mut rows = Vec::with_capacity(changes.len());
+        let mut last = HashMap::with_capacity(changes.len());
+        for (i, change) in changes.iter().enumerate() {
+            let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+            let key = change.record.key.canonical();
+            last.insert(key.clone(), i);
+            let record = json(&change.record);
+            let dimensions = json(&change.record.dimensions);
+            let row = [
+                key,
+                kind.as_str().to_owned(),
+                record,
+                dimensions,
+                new_id(),
+                payload.to_string(),
+            ];
+            rows.push(row.to_vec());
+        }
+        // Rows are applied in array order, so a key changed twice ends on its last state.
+        self.each(
+            "INSERT INTO records (dataset, key, record, dimensions, import_id, updated_at) \
+             SELECT ?1, value ->> 0, value ->> 2, value ->> 3, ?2, ?3 FROM json_each(?4) WHERE true \
+             ORDER BY json_each.key ON CONFLICT (dataset, key) DO UPDATE SET \
+             record = excluded.record, dimensions = excluded.dimensions, \
+             import_id = excluded.import_id, updated_at = excluded.updated_at",
+            &rows,
+            at,
+        )
+        .await?;
+        self.each(
+            "INSERT INTO record_history (dataset, key, kind, record, import_id, created_at) \
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?2, ?3 FROM json_each(?4) \
+             ORDER BY json_each.key",
+            &rows,
+            at,
+        )
+        .await?;
+        self.each(
+            "INSERT INTO outbox (id, dataset, kind, payload, created_at, due_at) \
+             SELECT value ->> 4, ?1, value ->> 1, value ->> 5, ?3, ?3 FROM json_each(?4) \
+             WHERE ?2 IS NOT NULL ORDER BY json_each.key",
+            &rows,
+            at,
+        )
+        .await?;
+        self.replace_timers(changes, last, at).await
+    }
+
+    /// A key's newest change replaces its pending callback (or cancels it).
+    async fn replace_timers(
+        &mut self,
+        changes: &[Change],
+        last: HashMap<String, usize>,
+        at: &str,
+    ) -> Result<(), sqlx::Error> {
+        let touched: Vec<Vec<String>> = last.keys().map(|k| vec![k.clone()]).collect();
+        self.each(
+            "DELETE FROM callback_timers WHERE dataset = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL \
+             AND key IN (SELECT value ->> 0 FROM json_each(?4))",
+            &touched,
+            at,
+        )
+        .await?;
+        let due: Vec<Vec<String>> = last
+            .into_iter()
+            .filter_map(|(key, i)| {
+                let change = &changes[i];
+                let due_at = ts(expiry(now(), change.callback_after?));
+                let version = change.record.version.map(|v| v.get().to_string());
+                Some(vec![key, version.unwrap_or_default(), due_at])
+            })
+            .collect();
+        self.each(
+            "INSERT INTO callback_timers (dataset, key, version, import_id, due_at) \
+             SELECT ?1, value ->> 0, CAST(NULLIF(value ->> 1, '') AS INTEGER), ?2, value ->> 2 \
+             FROM json_each(?4) WHERE ?3 IS NOT NULL",
+            &due,
+            at,
+        )
+        .await
     }
 
     async fn write_batch(&mut self, batch: &Batch) -> Result<(), sqlx::Error> {
         let at = ts(now());
-        for change in &batch.changes {
-            self.write_change(change, &at).await?;
-        }
-        for conflict in &batch.conflicts {
-            sqlx::query("INSERT INTO conflicts (dataset, import_id, conflict) VALUES (?, ?, ?)")
-                .bind(self.dataset.as_str())
-                .bind(self.lease.import.as_str())
-                .bind(json(conflict))
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        for (key, fields) in &batch.identities {
-            sqlx::query(
-                "INSERT OR IGNORE INTO identities (dataset, identity_key, fields) VALUES (?, ?, ?)",
-            )
-            .bind(self.dataset.as_str())
-            .bind(key)
-            .bind(json(fields))
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
+        self.write_changes(&batch.changes, &at).await?;
+        let conflicts: Vec<Vec<String>> = batch.conflicts.iter().map(|c| vec![json(c)]).collect();
+        self.each(
+            "INSERT INTO conflicts (dataset, import_id, conflict) \
+             SELECT ?1, ?2, value ->> 0 FROM json_each(?4) WHERE ?3 IS NOT NULL ORDER BY json_each.key",
+            &conflicts,
+            &at,
+        )
+        .await?;
+        let identities: Vec<Vec<String>> = batch
+            .identities
+            .iter()
+            .map(|(key, fields)| vec![key.clone(), json(fields)])
+            .collect();
+        self.each(
+            "INSERT OR IGNORE INTO identities (dataset, identity_key, fields) \
+             SELECT ?1, value ->> 0, value ->> 1 FROM json_each(?4) WHERE ?2 IS NOT NULL AND ?3 IS NOT NULL",
+            &identities,
+            &at,
+        )
+        .await
     }
 }
 
