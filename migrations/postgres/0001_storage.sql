@@ -32,7 +32,8 @@ CREATE TABLE imports (
     sha256          text NOT NULL,
     received_at     timestamptz NOT NULL DEFAULT now(),
     status          text NOT NULL CHECK (status IN ('received', 'processing', 'completed', 'failed')),
-    report          jsonb
+    report          jsonb,
+    attempts        integer NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX imports_body ON imports (dataset, sha256);
 CREATE UNIQUE INDEX imports_idempotency ON imports (dataset, idempotency_key)

@@ -31,6 +31,7 @@ CREATE TABLE imports (
     received_at      TEXT NOT NULL,
     status           TEXT NOT NULL CHECK (status IN ('received', 'processing', 'completed', 'failed')),
     report           TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
     lease_worker     TEXT,
     lease_token      TEXT,
     lease_expires_at TEXT

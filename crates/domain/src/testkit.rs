@@ -110,6 +110,7 @@ macro_rules! storage_conformance {
             storage::a_lost_lease_stops_the_writer,
             storage::a_rejected_import_keeps_nothing_and_is_marked_failed,
             storage::records_keep_large_values,
+            storage::claims_count_attempts_and_a_release_gives_one_back,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,
@@ -118,6 +119,7 @@ macro_rules! storage_conformance {
             ingest::only_finished_imports_are_reprocessed,
             ingest::workers_apply_every_import_exactly_once,
             ingest::shutdown_releases_the_import_in_progress,
+            ingest::an_import_that_keeps_failing_is_given_up,
         );
     };
     (@cases $harness:expr; $($suite:ident :: $case:ident),* $(,)?) => {

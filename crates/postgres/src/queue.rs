@@ -29,14 +29,14 @@ impl ImportQueue for PgStore {
                SELECT i.id FROM imports i WHERE {WAITING} \
                ORDER BY i.seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
              claimed AS ( \
-               UPDATE imports SET status = 'processing' FROM next \
-               WHERE imports.id = next.id RETURNING imports.id) \
+               UPDATE imports SET status = 'processing', attempts = imports.attempts + 1 \
+               FROM next WHERE imports.id = next.id RETURNING imports.id, imports.attempts) \
              INSERT INTO import_leases (import_id, worker, token, expires_at) \
                SELECT id, $1, $2, now() + make_interval(secs => $3) FROM claimed \
              ON CONFLICT (import_id) DO UPDATE SET worker = excluded.worker, \
                token = excluded.token, expires_at = excluded.expires_at \
                WHERE import_leases.expires_at < now() \
-             RETURNING import_id, expires_at"
+             RETURNING import_id, expires_at, (SELECT attempts FROM claimed) AS attempt"
         ))
         .bind(worker)
         .bind(&token)
@@ -51,6 +51,11 @@ impl ImportQueue for PgStore {
             worker: worker.to_owned(),
             token,
             expires_at: row.try_get("expires_at").map_err(anyhow::Error::new)?,
+            attempt: u32::try_from(
+                row.try_get::<i32, _>("attempt")
+                    .map_err(anyhow::Error::new)?,
+            )
+            .unwrap_or(0),
         }))
     }
 
@@ -80,7 +85,8 @@ impl ImportQueue for PgStore {
             return Err(QueueError::LeaseLost);
         }
         sqlx::query(
-            "UPDATE imports SET status = 'received' WHERE id = $1 AND status = 'processing'",
+            "UPDATE imports SET status = 'received', attempts = GREATEST(attempts - 1, 0) \
+             WHERE id = $1 AND status = 'processing'",
         )
         .bind(lease.import.as_str())
         .execute(&mut *tx)
@@ -106,7 +112,7 @@ impl ImportQueue for PgStore {
         contract: ContractVersion,
     ) -> Result<ImportSummary, QueueError> {
         let requeued = sqlx::query(
-            "UPDATE imports SET status = 'received', contract = $1, report = NULL \
+            "UPDATE imports SET status = 'received', contract = $1, report = NULL, attempts = 0 \
              WHERE id = $2 AND status IN ('completed', 'failed')",
         )
         .bind(i32::try_from(contract.get()).unwrap_or(i32::MAX))

@@ -19,12 +19,12 @@ impl ImportQueue for SqliteStore {
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
         let at = now();
         let (token, expires_at) = (new_id(), expiry(at, lease));
-        let id: Option<String> = sqlx::query_scalar(
+        let claimed: Option<(String, i64)> = sqlx::query_as(
             "UPDATE imports SET status = 'processing', lease_worker = ?1, lease_token = ?2, \
-               lease_expires_at = ?3 \
+               lease_expires_at = ?3, attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM imports WHERE status = 'received' \
                OR (status = 'processing' AND lease_expires_at < ?4) ORDER BY seq LIMIT 1) \
-             RETURNING id",
+             RETURNING id, attempts",
         )
         .bind(worker)
         .bind(&token)
@@ -33,12 +33,15 @@ impl ImportQueue for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(unexpected("claiming an import"))?;
-        let Some(id) = id else { return Ok(None) };
+        let Some((id, attempt)) = claimed else {
+            return Ok(None);
+        };
         Ok(Some(Lease {
             import: ImportId::parse(id).map_err(anyhow::Error::new)?,
             worker: worker.to_owned(),
             token,
             expires_at,
+            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
         }))
     }
 
@@ -66,7 +69,7 @@ impl ImportQueue for SqliteStore {
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         let released = sqlx::query(
             "UPDATE imports SET status = 'received', lease_worker = NULL, lease_token = NULL, \
-               lease_expires_at = NULL \
+               lease_expires_at = NULL, attempts = MAX(attempts - 1, 0) \
              WHERE id = ? AND lease_token = ? AND status = 'processing'",
         )
         .bind(lease.import.as_str())
@@ -98,7 +101,7 @@ impl ImportQueue for SqliteStore {
         contract: ContractVersion,
     ) -> Result<ImportSummary, QueueError> {
         let requeued = sqlx::query(
-            "UPDATE imports SET status = 'received', contract = ?, report = NULL \
+            "UPDATE imports SET status = 'received', contract = ?, report = NULL, attempts = 0 \
              WHERE id = ? AND status IN ('completed', 'failed')",
         )
         .bind(i64::from(contract.get()))

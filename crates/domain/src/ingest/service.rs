@@ -47,6 +47,9 @@ pub struct IngestSettings {
     pub idle_poll: Duration,
     /// The largest document accepted, in bytes.
     pub max_document_bytes: u64,
+    /// Claims after which an import that keeps failing unexpectedly (a bug, a crash,
+    /// not a bad document) is marked failed instead of being retried.
+    pub max_attempts: u32,
 }
 
 impl Default for IngestSettings {
@@ -57,6 +60,7 @@ impl Default for IngestSettings {
             renew_every: Duration::from_secs(20),
             idle_poll: Duration::from_millis(500),
             max_document_bytes: 1 << 32,
+            max_attempts: 5,
         }
     }
 }
@@ -266,6 +270,31 @@ impl ImportService {
             report,
             revision,
         })
+    }
+
+    /// Marks a claimed import failed without applying anything, with `reason` as its
+    /// report's one error: what a worker does once an import has failed
+    /// unexpectedly [`IngestSettings::max_attempts`] times.
+    ///
+    /// # Errors
+    /// See [`ProcessError`].
+    #[tracing::instrument(skip_all, fields(import = %lease.import), err)]
+    pub async fn give_up(&self, lease: &Lease, reason: String) -> Result<(), ProcessError> {
+        let writer = self.ports.records.begin_apply(lease).await.map_err(store)?;
+        let error = crate::model::RecordError {
+            location: crate::model::Location::default(),
+            field: None,
+            message: reason,
+        };
+        let report = ImportReport {
+            errors: vec![error],
+            ..ImportReport::default()
+        };
+        writer
+            .finish(Verdict::Reject, &report)
+            .await
+            .map_err(store)?;
+        Ok(())
     }
 
     /// Queues a finished import again with another contract version (the dataset's

@@ -51,15 +51,34 @@ impl ImportWorker {
             Some(Err(ProcessError::LeaseLost)) => {
                 tracing::warn!(worker = name, import = %lease.import, "lease lost: another worker has the import");
             }
-            Some(Err(e)) => {
-                tracing::error!(worker = name, import = %lease.import, error = ?e, "processing failed; the import goes back to the queue");
-                self.release(name, &lease).await;
-                self.idle(shutdown).await;
-            }
+            Some(Err(e)) => self.failed(name, &lease, &e, shutdown).await,
             None => {
                 self.release(name, &lease).await;
                 tracing::info!(worker = name, import = %lease.import, "shutdown: import rolled back and released");
             }
+        }
+    }
+
+    /// An unexpected failure (not a bad document: that is a verdict) counts as an
+    /// attempt. The import is retried when its lease expires, which spaces retries out;
+    /// after `max_attempts` it is marked failed, so a poison document cannot keep
+    /// workers busy forever.
+    async fn failed(&self, name: &str, lease: &Lease, e: &ProcessError, shutdown: &Shutdown) {
+        let max = self.service.settings().max_attempts;
+        if lease.attempt < max {
+            tracing::error!(worker = name, import = %lease.import, attempt = lease.attempt, max, error = ?e,
+                "processing failed; the import is retried when its lease expires");
+            return self.idle(shutdown).await;
+        }
+        tracing::error!(worker = name, import = %lease.import, attempt = lease.attempt, error = ?e,
+            "processing failed on every attempt; marking the import failed");
+        let reason = format!(
+            "processing failed {} times; the last error: {e:#}",
+            lease.attempt
+        );
+        if let Err(e) = self.service.give_up(lease, reason).await {
+            tracing::error!(worker = name, import = %lease.import, error = ?e, "could not mark the import failed");
+            self.idle(shutdown).await;
         }
     }
 

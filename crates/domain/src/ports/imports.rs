@@ -127,6 +127,9 @@ pub struct Lease {
     pub token: String,
     /// When it lapses.
     pub expires_at: DateTime<Utc>,
+    /// How many times the import has been claimed since it was received or requeued,
+    /// this claim included; a release gives the claim back.
+    pub attempt: u32,
 }
 
 /// Errors of the import queue.
@@ -150,8 +153,9 @@ pub enum QueueError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait ImportQueue: Send + Sync {
-    /// Claims the oldest `received` import, or one whose lease expired, for `lease`.
-    /// Concurrent claimers (threads or processes) MUST never get the same import.
+    /// Claims the oldest `received` import, or one whose lease expired, for `lease`,
+    /// counting the attempt. Concurrent claimers (threads or processes) MUST never get
+    /// the same import.
     ///
     /// # Errors
     /// - `Unexpected` only; `Ok(None)` when nothing is waiting.
@@ -164,7 +168,8 @@ pub trait ImportQueue: Send + Sync {
     /// - `LeaseLost` when it expired or was claimed by another worker.
     async fn renew(&self, lease: &Lease, by: Duration) -> Result<Lease, QueueError>;
 
-    /// Gives an import back (graceful shutdown): it becomes `received` again.
+    /// Gives an import back (graceful shutdown): it becomes `received` again, and the
+    /// claim does not count as an attempt.
     ///
     /// # Errors
     /// - `LeaseLost` when the lease was no longer held.
@@ -177,7 +182,8 @@ pub trait ImportQueue: Send + Sync {
     async fn depth(&self) -> Result<u64, QueueError>;
 
     /// Queues a finished import again, to be processed with `contract` (reprocessing):
-    /// it becomes `received` with that contract version; its report is cleared.
+    /// it becomes `received` with that contract version; its report and attempts are
+    /// cleared.
     ///
     /// # Errors
     /// - `NotFound` when there is no such import;

@@ -372,3 +372,63 @@ pub async fn apply_document(
     assert_eq!(done.len(), 1);
     done.remove(0)
 }
+
+/// A decoder with a bug: it panics on the first record.
+struct PanickingDecoder;
+
+impl crate::ports::DocumentDecoder for PanickingDecoder {
+    fn decode(
+        &self,
+        _: &crate::contract::DocumentFormat,
+        _: Box<dyn std::io::Read + Send>,
+    ) -> crate::ports::RecordStream {
+        Box::new(std::iter::from_fn(|| {
+            panic!("a decoder bug (expected by this test)")
+        }))
+    }
+}
+
+/// An import whose processing keeps failing (here a decoder that panics) is retried
+/// when its lease expires, and after `max_attempts` marked failed with the reason,
+/// instead of occupying workers forever.
+pub async fn an_import_that_keeps_failing_is_given_up(s: Stores) {
+    let broken = Stores {
+        decoder: Arc::new(PanickingDecoder),
+        ..s.clone()
+    };
+    let settings = crate::ingest::IngestSettings {
+        lease: Duration::from_millis(300),
+        renew_every: Duration::from_millis(100),
+        idle_poll: Duration::from_millis(20),
+        max_attempts: 2,
+        ..crate::ingest::IngestSettings::default()
+    };
+    let ports = broken.ingest_ports(Arc::new(super::SystemClock));
+    let service = Arc::new(crate::ingest::ImportService::new(ports, settings));
+    let ds = dataset(&s, "poison", SIMPLE).await;
+    let import = receive(&service, &ds, b"id,group,value\n1,a,1\n", None).await;
+    let (trigger, shutdown) = shutdown_channel();
+    let worker = ImportWorker::new(service.clone(), Arc::new(super::SystemClock));
+    let watch = async {
+        for _ in 0..300 {
+            if s.vault.get(&import.id).await.expect("get").status == ImportStatus::Failed {
+                break;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+        trigger.trigger();
+    };
+    futures_lite::future::zip(worker.run("poisoned", shutdown), watch).await;
+    let failed = s.vault.get(&import.id).await.expect("get");
+    assert_eq!(
+        failed.status,
+        ImportStatus::Failed,
+        "given up after 2 attempts"
+    );
+    let report = failed.report.expect("report");
+    assert!(
+        report.errors[0].message.contains("failed 2 times"),
+        "{report:?}"
+    );
+    assert!(all_records(&s, &ds).await.is_empty());
+}

@@ -524,3 +524,33 @@ pub(super) async fn sleep(duration: Duration) {
     use crate::ports::Clock;
     super::SystemClock.sleep(duration).await;
 }
+
+/// Each claim counts an attempt; a release gives it back; requeueing starts again.
+pub async fn claims_count_attempts_and_a_release_gives_one_back(s: Stores) {
+    let ds = dataset(&s, "attempts", SIMPLE).await;
+    store(&s, &ds, b"doc", None).await.expect("stored");
+    let short = Duration::from_millis(100);
+    let first = s
+        .queue
+        .claim("w", short)
+        .await
+        .expect("claim")
+        .expect("one");
+    assert_eq!(first.attempt, 1);
+    sleep(Duration::from_millis(250)).await;
+    let second = s
+        .queue
+        .claim("w", LEASE)
+        .await
+        .expect("claim")
+        .expect("expired");
+    assert_eq!(second.attempt, 2, "an expired lease was an attempt");
+    s.queue.release(&second).await.expect("release");
+    let third = s
+        .queue
+        .claim("w", LEASE)
+        .await
+        .expect("claim")
+        .expect("released");
+    assert_eq!(third.attempt, 2, "a released claim is not an attempt");
+}
