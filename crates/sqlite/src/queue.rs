@@ -10,6 +10,12 @@ use intake_domain::{ContractVersion, ImportId};
 use crate::vault::get;
 use crate::{SqliteStore, new_id, now, ts, unexpected};
 
+/// SQLite's "database is locked" (`SQLITE_BUSY`, primary code 5).
+fn is_busy(e: &sqlx::Error) -> bool {
+    let code = e.as_database_error().and_then(|d| d.code());
+    code.is_some_and(|c| c.parse::<i32>().is_ok_and(|c| c & 0xff == 5))
+}
+
 pub(crate) fn expiry(from: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     from + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
 }
@@ -19,7 +25,7 @@ impl ImportQueue for SqliteStore {
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
         let at = now();
         let (token, expires_at) = (new_id(), expiry(at, lease));
-        let claimed: Option<(String, i64)> = sqlx::query_as(
+        let claimed: Result<Option<(String, i64)>, _> = sqlx::query_as(
             "UPDATE imports SET status = 'processing', lease_worker = ?1, lease_token = ?2, \
                lease_expires_at = ?3, attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM imports WHERE status = 'received' \
@@ -31,8 +37,16 @@ impl ImportQueue for SqliteStore {
         .bind(ts(expires_at))
         .bind(ts(at))
         .fetch_optional(&self.pool)
-        .await
-        .map_err(unexpected("claiming an import"))?;
+        .await;
+        let claimed = match claimed {
+            // Another import holds the single write lock for longer than the busy
+            // timeout: nothing can be claimed now, which is not an error.
+            Err(e) if is_busy(&e) => {
+                tracing::debug!("the database is busy with another import; nothing claimed");
+                return Ok(None);
+            }
+            other => other.map_err(unexpected("claiming an import"))?,
+        };
         let Some((id, attempt)) = claimed else {
             return Ok(None);
         };
