@@ -120,6 +120,7 @@ macro_rules! storage_conformance {
             ingest::workers_apply_every_import_exactly_once,
             ingest::shutdown_releases_the_import_in_progress,
             ingest::an_import_that_keeps_failing_is_given_up,
+            ingest::a_store_error_mid_import_rolls_everything_back,
         );
     };
     (@cases $harness:expr; $($suite:ident :: $case:ident),* $(,)?) => {

@@ -432,3 +432,131 @@ pub async fn an_import_that_keeps_failing_is_given_up(s: Stores) {
     );
     assert!(all_records(&s, &ds).await.is_empty());
 }
+
+/// A record store whose units of work fail on their third batch, as a store that goes
+/// away in the middle of an import would.
+struct FailingRecords(Arc<dyn crate::ports::RecordStore>);
+
+struct FailingWriter {
+    inner: Box<dyn crate::ports::ImportWriter>,
+    batches: u32,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::ImportWriter for FailingWriter {
+    async fn load(
+        &mut self,
+        keys: &[RecordKey],
+        identities: &[String],
+    ) -> Result<
+        (
+            std::collections::HashMap<RecordKey, Record>,
+            crate::ports::IdentityMap,
+        ),
+        StoreError,
+    > {
+        self.inner.load(keys, identities).await
+    }
+
+    async fn apply(&mut self, batch: &crate::merge::Batch) -> Result<(), StoreError> {
+        self.batches += 1;
+        if self.batches == 3 {
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "the store went away"
+            )));
+        }
+        self.inner.apply(batch).await
+    }
+
+    async fn renew(&mut self, by: Duration) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        self.inner.renew(by).await
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        verdict: Verdict,
+        report: &crate::ImportReport,
+    ) -> Result<crate::Revision, StoreError> {
+        self.inner.finish(verdict, report).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::RecordStore for FailingRecords {
+    async fn begin_apply(
+        &self,
+        lease: &crate::ports::Lease,
+    ) -> Result<Box<dyn crate::ports::ImportWriter>, StoreError> {
+        let inner = self.0.begin_apply(lease).await?;
+        Ok(Box::new(FailingWriter { inner, batches: 0 }))
+    }
+
+    async fn get(
+        &self,
+        dataset: &crate::DatasetName,
+        key: &RecordKey,
+    ) -> Result<crate::ports::StoredRecord, StoreError> {
+        self.0.get(dataset, key).await
+    }
+
+    async fn list(
+        &self,
+        dataset: &crate::DatasetName,
+        query: &RecordQuery,
+    ) -> Result<crate::ports::RecordPage, StoreError> {
+        self.0.list(dataset, query).await
+    }
+
+    async fn history(
+        &self,
+        dataset: &crate::DatasetName,
+        key: &RecordKey,
+    ) -> Result<Vec<crate::ports::StoredRecord>, StoreError> {
+        self.0.history(dataset, key).await
+    }
+
+    async fn conflicts(
+        &self,
+        dataset: &crate::DatasetName,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(crate::ImportId, crate::Conflict)>, StoreError> {
+        self.0.conflicts(dataset, limit, offset).await
+    }
+}
+
+/// A store error in the middle of an import ends processing with an error, keeps
+/// nothing of the batches already written, and leaves the import to be processed
+/// again, whole.
+pub async fn a_store_error_mid_import_rolls_everything_back(s: Stores) {
+    let failing = Stores {
+        records: Arc::new(FailingRecords(s.records.clone())),
+        ..s.clone()
+    };
+    let broken = service(&failing, 4);
+    let ds = dataset(&s, "flaky", SIMPLE).await;
+    let rows: String = (0..40).map(|r| format!("k{r:02},g,{r}\n")).collect();
+    let body = format!("id,group,value\n{rows}");
+    let import = receive(&broken, &ds, body.as_bytes(), None).await;
+    let lease = broken.claim("w").await.expect("claim").expect("queued");
+    let failed = broken.process(&lease).await;
+    assert!(
+        matches!(failed, Err(crate::ingest::ProcessError::Unexpected(_))),
+        "{failed:?}"
+    );
+    assert!(
+        all_records(&s, &ds).await.is_empty(),
+        "two batches were written, none kept"
+    );
+    let status = s.vault.get(&import.id).await.expect("get").status;
+    assert_eq!(
+        status,
+        ImportStatus::Processing,
+        "still leased, not finished"
+    );
+
+    broken.release(&lease).await.expect("release");
+    let done = drain(&service(&s, 4)).await;
+    assert_eq!(done[0].report.inserted, 40);
+    assert_eq!(all_history(&s, &ds).await, 40, "each record applied once");
+}
