@@ -22,6 +22,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+/// Uploads older than this without a committed import were abandoned by a crash (a
+/// live upload of another process would be younger).
+const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// The migrations of `migrations/sqlite`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -81,7 +85,7 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations, then sweeps uploads abandoned a day ago or more.
     ///
     /// # Errors
     /// When a migration fails or the database has migrations this build does not know.
@@ -89,7 +93,25 @@ impl SqliteStore {
         MIGRATOR
             .run(&self.pool)
             .await
-            .context("migrating the SQLite database")
+            .context("migrating the SQLite database")?;
+        let swept = vault::sweep_abandoned_uploads(&self.pool, ABANDONED_AFTER).await?;
+        if swept > 0 {
+            tracing::info!(
+                uploads = swept,
+                "deleted the chunks of uploads abandoned by a crash"
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the chunks of uploads that never committed (their process died) and
+    /// started more than `older_than` ago; [`SqliteStore::migrate`] runs it with a
+    /// day's margin. The number of uploads swept.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn sweep_abandoned_uploads(&self, older_than: Duration) -> anyhow::Result<u64> {
+        vault::sweep_abandoned_uploads(&self.pool, older_than).await
     }
 
     /// Whether the database answers.

@@ -212,3 +212,40 @@ impl ImportVault for SqliteStore {
         Ok(rows.iter().map(import_row).collect::<Result<_, _>>()?)
     }
 }
+
+/// See [`crate::SqliteStore::sweep_abandoned_uploads`]. Upload ids are UUIDv7, so
+/// their start time is in the id.
+pub(crate) async fn sweep_abandoned_uploads(
+    pool: &SqlitePool,
+    older_than: std::time::Duration,
+) -> anyhow::Result<u64> {
+    let orphans: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT import_id FROM vault_chunks \
+         WHERE import_id NOT IN (SELECT id FROM imports)",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(unexpected("listing abandoned uploads"))?;
+    let cutoff = std::time::SystemTime::now() - older_than;
+    let mut swept = 0;
+    for id in orphans {
+        let started = uuid::Uuid::try_parse(&id)
+            .ok()
+            .and_then(|u| u.get_timestamp())
+            .map(|t| t.to_unix())
+            .map(|(secs, nanos)| std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos));
+        if started.is_some_and(|at| at > cutoff) {
+            continue; // maybe still uploading
+        }
+        let deleted = sqlx::query(
+            "DELETE FROM vault_chunks WHERE import_id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM imports WHERE id = ?1)",
+        )
+        .bind(&id)
+        .execute(pool)
+        .await
+        .map_err(unexpected("deleting an abandoned upload"))?;
+        swept += u64::from(deleted.rows_affected() > 0);
+    }
+    Ok(swept)
+}
