@@ -121,6 +121,7 @@ macro_rules! storage_conformance {
             ingest::shutdown_releases_the_import_in_progress,
             ingest::an_import_that_keeps_failing_is_given_up,
             ingest::a_store_error_mid_import_rolls_everything_back,
+            ingest::a_nul_character_invalidates_its_record_not_the_import,
         );
     };
     (@cases $harness:expr; $($suite:ident :: $case:ident),* $(,)?) => {

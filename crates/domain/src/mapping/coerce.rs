@@ -14,6 +14,11 @@ pub(super) fn coerce(value: &Value, kind: FieldType) -> Result<Option<FieldValue
         if s.is_empty() {
             return Ok(None);
         }
+        if s.contains('\0') {
+            // No SQL text type stores U+0000; refusing it here reports the record
+            // instead of failing the whole import in the store.
+            return Err("contains a NUL character (U+0000)".into());
+        }
         return from_text(s, kind).map(Some);
     }
     match (kind, value) {
@@ -153,6 +158,16 @@ mod tests {
 
     fn ok(v: Value, kind: FieldType) -> Option<FieldValue> {
         coerce(&v, kind).unwrap()
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_refused() {
+        let refused = coerce(&json!("ab\u{0}c"), FieldType::String);
+        assert_eq!(refused, Err("contains a NUL character (U+0000)".into()));
+        assert_eq!(
+            ok(json!("abc"), FieldType::String),
+            Some(FieldValue::Text("abc".into()))
+        );
     }
 
     #[test]

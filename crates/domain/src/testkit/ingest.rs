@@ -560,3 +560,16 @@ pub async fn a_store_error_mid_import_rolls_everything_back(s: Stores) {
     assert_eq!(done[0].report.inserted, 40);
     assert_eq!(all_history(&s, &ds).await, 40, "each record applied once");
 }
+
+/// Text with a NUL character (which SQL text types cannot hold) invalidates its record
+/// with a located error; the rest of the document is applied.
+pub async fn a_nul_character_invalidates_its_record_not_the_import(s: Stores) {
+    let service = service(&s, 16);
+    let ds = dataset(&s, "nul", SIMPLE).await;
+    receive(&service, &ds, b"id,group,value\n1,a\0b,1\n2,a,2\n", None).await;
+    let done = drain(&service).await;
+    let report = &done[0].report;
+    assert_eq!((report.inserted, report.invalid), (1, 1), "{report:?}");
+    assert_eq!(report.errors[0].field.as_deref(), Some("group"));
+    assert_eq!(all_records(&s, &ds).await.len(), 1);
+}
