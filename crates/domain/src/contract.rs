@@ -9,6 +9,7 @@
 mod checks;
 mod compile;
 mod error;
+mod media;
 mod paths;
 mod spec;
 

@@ -15,8 +15,8 @@ mod worker;
 
 pub use events::{change_event, import_event};
 pub use service::{
-    ImportService, IngestPorts, IngestSettings, ProcessError, Processed, ReceiveError, Received,
-    ReprocessError,
+    DryRun, ImportObserver, ImportService, IngestPorts, IngestSettings, LookupError, ProcessError,
+    Processed, ReceiveError, Received, ReprocessError,
 };
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use worker::ImportWorker;

@@ -11,6 +11,7 @@
 
 pub mod analytics;
 pub mod contract;
+pub mod datasets;
 pub mod ingest;
 pub mod mapping;
 pub mod merge;

@@ -15,6 +15,7 @@ mod catalog;
 mod clock;
 mod decoder;
 mod delivery;
+mod health;
 mod imports;
 mod jobs;
 mod records;
@@ -29,6 +30,7 @@ pub use delivery::{
     CallbackTimer, CallbackTimers, DeliveryError, DeliveryResult, Event, EventKind, ExternalSource,
     FetchedPage, Outbox, PageCursor, SourceError, WebhookSender,
 };
+pub use health::{Health, HealthError, PoolUsage};
 pub use imports::{
     ImportQueue, ImportSummary, ImportVault, Lease, NewImport, QueueError, VaultError, VaultReader,
     VaultWriter,
@@ -48,6 +50,8 @@ pub use clock::MockClock;
 pub use decoder::MockDocumentDecoder;
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery::{MockCallbackTimers, MockExternalSource, MockOutbox, MockWebhookSender};
+#[cfg(any(test, feature = "mocks"))]
+pub use health::MockHealth;
 #[cfg(any(test, feature = "mocks"))]
 pub use imports::{MockImportQueue, MockImportVault};
 #[cfg(any(test, feature = "mocks"))]

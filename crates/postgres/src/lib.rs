@@ -126,6 +126,25 @@ impl PgStore {
     }
 }
 
+#[async_trait::async_trait]
+impl intake_domain::ports::Health for PgStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn check(&self) -> Result<(), intake_domain::ports::HealthError> {
+        Ok(self.ping().await?)
+    }
+
+    fn pool(&self) -> Option<intake_domain::ports::PoolUsage> {
+        Some(intake_domain::ports::PoolUsage {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        })
+    }
+}
+
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -127,6 +127,25 @@ impl SqliteStore {
     }
 }
 
+#[async_trait::async_trait]
+impl intake_domain::ports::Health for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn check(&self) -> Result<(), intake_domain::ports::HealthError> {
+        Ok(self.ping().await?)
+    }
+
+    fn pool(&self) -> Option<intake_domain::ports::PoolUsage> {
+        Some(intake_domain::ports::PoolUsage {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        })
+    }
+}
+
 fn create_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }

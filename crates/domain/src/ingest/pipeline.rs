@@ -15,7 +15,7 @@ use futures_lite::future;
 use super::service::{IngestSettings, ProcessError};
 use crate::contract::Contract;
 use crate::mapping::MappedRecord;
-use crate::merge::{Batch, MergeSession, Verdict};
+use crate::merge::{Batch, MergeSession, SessionResult, Verdict};
 use crate::model::{ImportReport, Record, RecordKey};
 use crate::ports::{Clock, DocumentDecoder, IdentityMap, ImportWriter, StoreError, VaultReader};
 
@@ -115,6 +115,40 @@ pub(super) async fn run(
     };
     let ((), outcome) = future::try_zip(feed, serve).await?;
     Ok(outcome)
+}
+
+/// Decodes, maps and merges a stored document into an empty state on a blocking
+/// thread, writing nothing: a dry run. Memory grows with the document's distinct keys.
+pub(super) async fn dry_run(
+    mut reader: Box<dyn VaultReader>,
+    decoder: Arc<dyn DocumentDecoder>,
+    contract: Contract,
+) -> anyhow::Result<SessionResult> {
+    let (chunk_tx, chunk_rx) = bounded::<Vec<u8>>(8);
+    let (done_tx, done_rx) = bounded::<SessionResult>(1);
+    let span = tracing::Span::current();
+    let input = ChannelReader::new(chunk_rx);
+    std::thread::Builder::new()
+        .name("intake-dry-run".into())
+        .spawn(move || {
+            let _entered = span.enter();
+            let mut session = MergeSession::new(&contract);
+            for item in decoder.decode(contract.format(), Box::new(input)) {
+                session.push(item);
+            }
+            let _ = done_tx.send_blocking(session.finish());
+        })
+        .map_err(|e| anyhow::Error::new(e).context("starting the dry-run thread"))?;
+    while let Some(chunk) = reader.next_chunk().await? {
+        if chunk_tx.send(chunk).await.is_err() {
+            break; // the decoder stopped reading (a fatal error)
+        }
+    }
+    drop(chunk_tx);
+    done_rx
+        .recv()
+        .await
+        .map_err(|_| anyhow::anyhow!("the dry-run thread stopped unexpectedly"))
 }
 
 pub(super) fn store(e: StoreError) -> ProcessError {

@@ -87,6 +87,14 @@ pub enum ReceiveError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// The dataset's contract reads another format than the media type sent.
+    #[error("the dataset's contract reads {expected} documents, not {sent}")]
+    UnsupportedMediaType {
+        /// The media type sent.
+        sent: String,
+        /// The media type of the contract's format.
+        expected: &'static str,
+    },
     /// Reading the body failed (the client went away); nothing was stored.
     #[error("reading the document failed: {0}")]
     Body(String),
@@ -134,16 +142,48 @@ pub enum ReprocessError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Told of every import that finishes processing (metrics); never fails, never blocks.
+pub trait ImportObserver: Send + Sync {
+    /// An import of `dataset` finished with this verdict and report.
+    fn finished(&self, dataset: &DatasetName, verdict: Verdict, report: &ImportReport);
+}
+
+/// The observer of a service nobody watches.
+struct Unobserved;
+
+impl ImportObserver for Unobserved {
+    fn finished(&self, _: &DatasetName, _: Verdict, _: &ImportReport) {}
+}
+
 /// The ingestion use cases.
 pub struct ImportService {
     ports: IngestPorts,
     settings: IngestSettings,
+    observer: Arc<dyn ImportObserver>,
 }
 
 impl ImportService {
     /// A service over these ports.
     pub fn new(ports: IngestPorts, settings: IngestSettings) -> Self {
-        Self { ports, settings }
+        Self {
+            ports,
+            settings,
+            observer: Arc::new(Unobserved),
+        }
+    }
+
+    /// The same service, telling `observer` of every finished import.
+    pub fn observed_by(mut self, observer: Arc<dyn ImportObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Imports waiting for a worker.
+    ///
+    /// # Errors
+    /// When the queue is unreachable.
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        self.ports.queue.depth().await
     }
 
     /// The settings it runs with.
@@ -167,7 +207,7 @@ impl ImportService {
         mut body: S,
     ) -> Result<Received, ReceiveError>
     where
-        S: Stream<Item = Result<B, E>> + Unpin + Send,
+        S: Stream<Item = Result<B, E>> + Unpin,
         B: AsRef<[u8]>,
         E: Display,
     {
@@ -176,6 +216,14 @@ impl ImportService {
             Err(CatalogError::NotFound) => return Err(ReceiveError::UnknownDataset),
             Err(e) => return Err(ReceiveError::Unexpected(e.into())),
         };
+        let format = self.ports.contracts.get(dataset, current).await;
+        let format = format.map_err(anyhow)?.contract.format().clone();
+        if !format.accepts(content_type) {
+            return Err(ReceiveError::UnsupportedMediaType {
+                sent: content_type.to_owned(),
+                expected: format.media_type(),
+            });
+        }
         let new = NewImport {
             dataset: dataset.clone(),
             contract: current,
@@ -259,6 +307,7 @@ impl ImportService {
         );
         let (verdict, report) = run.await?;
         let revision = writer.finish(verdict, &report).await.map_err(store)?;
+        self.observer.finished(dataset, verdict, &report);
         tracing::info!(
             ?verdict,
             seen = report.seen,
@@ -294,6 +343,10 @@ impl ImportService {
             .finish(Verdict::Reject, &report)
             .await
             .map_err(store)?;
+        if let Ok(import) = self.ports.vault.get(&lease.import).await {
+            self.observer
+                .finished(&import.import.dataset, Verdict::Reject, &report);
+        }
         Ok(())
     }
 
@@ -380,5 +433,8 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+mod lookup;
+
+pub use lookup::{DryRun, LookupError};
 #[cfg(test)]
 mod tests;

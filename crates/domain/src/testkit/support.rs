@@ -113,7 +113,13 @@ pub(super) async fn receive(
     let chunks = body.chunks(7 * 1024).map(Ok::<_, std::io::Error>);
     let stream = futures_lite::stream::iter(chunks);
     let received = service
-        .receive(dataset, "text/csv", "test", key.map(str::to_owned), stream)
+        .receive(
+            dataset,
+            "application/octet-stream",
+            "test",
+            key.map(str::to_owned),
+            stream,
+        )
         .await
         .expect("received");
     received.import

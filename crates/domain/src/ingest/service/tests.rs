@@ -50,10 +50,26 @@ fn dataset_exists(exists: bool) -> MockDatasetStore {
     datasets
 }
 
+/// Every dataset reads CSV.
+fn csv_contracts() -> MockContractStore {
+    let mut contracts = MockContractStore::new();
+    contracts.expect_get().returning(|dataset, version| {
+        let json = r#"{"format": "csv", "fields": {"id": {"type": "string", "required": true}},
+                       "key": ["id"], "merge": "last_wins", "on_invalid": "skip_record"}"#;
+        Ok(crate::ports::PublishedContract {
+            dataset: dataset.clone(),
+            version,
+            contract: crate::Contract::parse(json).unwrap(),
+            published_at: Utc::now(),
+        })
+    });
+    contracts
+}
+
 fn service(datasets: MockDatasetStore, vault: MockImportVault, max: u64) -> ImportService {
     let ports = IngestPorts {
         datasets: Arc::new(datasets),
-        contracts: Arc::new(MockContractStore::new()),
+        contracts: Arc::new(csv_contracts()),
         vault: Arc::new(vault),
         queue: Arc::new(MockImportQueue::new()),
         records: Arc::new(MockRecordStore::new()),
@@ -86,9 +102,17 @@ async fn receive(
     service: &ImportService,
     parts: Vec<Result<&'static str, &'static str>>,
 ) -> Result<Received, ReceiveError> {
+    receive_as(service, "text/csv", parts).await
+}
+
+async fn receive_as(
+    service: &ImportService,
+    content_type: &str,
+    parts: Vec<Result<&'static str, &'static str>>,
+) -> Result<Received, ReceiveError> {
     let ds = DatasetName::parse("ds").unwrap();
     service
-        .receive(&ds, "text/csv", "test", None, body(parts))
+        .receive(&ds, content_type, "test", None, body(parts))
         .await
 }
 
@@ -141,4 +165,17 @@ fn a_body_that_breaks_off_is_never_committed() {
         "{result:?}"
     );
     assert_eq!(seen.lock().unwrap().committed_with, None);
+}
+
+#[test]
+fn a_media_type_the_contract_cannot_read_is_refused_before_the_vault_is_touched() {
+    let mut vault = MockImportVault::new();
+    vault.expect_begin().never();
+    let service = service(dataset_exists(true), vault, 100);
+    let form = "application/x-www-form-urlencoded";
+    let result = block_on(receive_as(&service, form, vec![Ok("a")]));
+    assert!(
+        matches!(&result, Err(ReceiveError::UnsupportedMediaType { sent, expected: "text/csv" }) if sent == form),
+        "{result:?}"
+    );
 }

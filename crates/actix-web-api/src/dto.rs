@@ -1,0 +1,525 @@
+//! The wire types of `/v1`: request bodies (`…Body`) and responses (`…Response`).
+//! They are the API's contract with its clients, kept apart from the domain types so
+//! that the domain can change without changing what clients see.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use intake_domain::merge::Verdict;
+use intake_domain::model::FieldDifference;
+use intake_domain::ports::{Dataset, ImportSummary, PublishedContract, StoredRecord};
+use intake_domain::{Conflict, ConflictKind, ImportId, ImportReport, ImportStatus, Location};
+use intake_domain::{Record, RecordError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// A new dataset with its first contract.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetBody {
+    /// 1–63 characters: lowercase letters, digits, `-` and `_`, starting with a letter.
+    #[schema(example = "exam-results")]
+    pub name: String,
+    /// The first contract (version 1), as DESIGN §5 describes.
+    #[schema(value_type = Object)]
+    pub contract: Value,
+}
+
+/// A dataset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetResponse {
+    /// Its name.
+    pub name: String,
+    /// The contract version new imports are processed with.
+    pub current_contract: u32,
+    /// Increases with every committed import.
+    pub revision: u64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Records in its latest state (only when one dataset is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+}
+
+impl DatasetResponse {
+    pub(crate) fn new(d: &Dataset, records: Option<u64>) -> Self {
+        Self {
+            name: d.name.to_string(),
+            current_contract: d.current_contract.get(),
+            revision: d.revision.get(),
+            created_at: d.created_at,
+            records,
+        }
+    }
+}
+
+/// Every dataset, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetListResponse {
+    /// The datasets.
+    pub datasets: Vec<DatasetResponse>,
+}
+
+/// A published contract.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContractResponse {
+    /// Its dataset.
+    pub dataset: String,
+    /// Its number (1, 2, 3…).
+    pub version: u32,
+    /// When it was published.
+    pub published_at: DateTime<Utc>,
+    /// The contract as written.
+    #[schema(value_type = Object)]
+    pub contract: Value,
+}
+
+impl From<&PublishedContract> for ContractResponse {
+    fn from(c: &PublishedContract) -> Self {
+        Self {
+            dataset: c.dataset.to_string(),
+            version: c.version.get(),
+            published_at: c.published_at,
+            contract: c.contract.to_json(),
+        }
+    }
+}
+
+/// Every contract version of a dataset, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContractListResponse {
+    /// The versions.
+    pub contracts: Vec<ContractResponse>,
+}
+
+/// A draft contract to try against a stored import.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunBody {
+    /// The import whose document is read.
+    pub import_id: String,
+    /// The draft contract.
+    #[schema(value_type = Object)]
+    pub contract: Value,
+}
+
+/// Applied or rejected as a whole.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictResponse {
+    /// The valid records are applied.
+    Commit,
+    /// Nothing is applied.
+    Reject,
+}
+
+impl From<Verdict> for VerdictResponse {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Commit => Self::Commit,
+            Verdict::Reject => Self::Reject,
+        }
+    }
+}
+
+/// What a draft contract would make of a stored document, merged into an empty
+/// dataset. Nothing was written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResponse {
+    /// Whether the document would be applied.
+    pub verdict: VerdictResponse,
+    /// The report the import would get.
+    pub report: ReportResponse,
+    /// The first records it would produce, ordered by key.
+    pub records: Vec<RecordResponse>,
+    /// Records (distinct keys) it would produce in all.
+    pub records_total: u64,
+    /// The first conflicts it would report.
+    pub conflicts: Vec<ConflictResponse>,
+}
+
+/// Where an import is in its life.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusResponse {
+    /// Stored, waiting for a worker.
+    Received,
+    /// A worker is on it.
+    Processing,
+    /// Applied.
+    Completed,
+    /// Rejected or given up; the document stays in the vault.
+    Failed,
+}
+
+impl From<ImportStatus> for StatusResponse {
+    fn from(s: ImportStatus) -> Self {
+        match s {
+            ImportStatus::Received => Self::Received,
+            ImportStatus::Processing => Self::Processing,
+            ImportStatus::Completed => Self::Completed,
+            ImportStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One document received.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResponse {
+    /// Its id.
+    pub id: String,
+    /// Its dataset.
+    pub dataset: String,
+    /// The contract version it is (or was) processed with.
+    pub contract_version: u32,
+    /// The media type it arrived with.
+    pub content_type: String,
+    /// Where it came from (`api`, `cli`, …).
+    pub source: String,
+    /// Bytes stored.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// When it was stored.
+    pub received_at: DateTime<Utc>,
+    /// Where it is in its life.
+    pub status: StatusResponse,
+    /// The report, once processed.
+    pub report: Option<ReportResponse>,
+}
+
+impl From<&ImportSummary> for ImportResponse {
+    fn from(i: &ImportSummary) -> Self {
+        Self {
+            id: i.id.to_string(),
+            dataset: i.import.dataset.to_string(),
+            contract_version: i.import.contract.get(),
+            content_type: i.import.content_type.clone(),
+            source: i.import.source.clone(),
+            size: i.size,
+            sha256: i.sha256.clone(),
+            received_at: i.received_at,
+            status: i.status.into(),
+            report: i.report.as_ref().map(ReportResponse::from),
+        }
+    }
+}
+
+/// A page of a dataset's imports, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportListResponse {
+    /// The imports.
+    pub imports: Vec<ImportResponse>,
+    /// The page size asked for.
+    pub limit: u32,
+    /// Imports skipped.
+    pub offset: u64,
+}
+
+/// Which contract version to reprocess an import with.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReprocessBody {
+    /// A published version of the dataset's contract; the current one when absent.
+    pub contract_version: Option<u32>,
+}
+
+/// Where a record or an error is in its document (whichever the format can tell).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LocationResponse {
+    /// 1-based position among the document's records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
+    /// 1-based line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// 1-based column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
+    /// CSV row (the header is row 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    /// Element path (`root/record[3]`, `$.items[2]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl From<&Location> for LocationResponse {
+    fn from(l: &Location) -> Self {
+        Self {
+            record: l.record,
+            line: l.line,
+            column: l.column,
+            row: l.row,
+            path: l.path.clone(),
+        }
+    }
+}
+
+/// One problem with one record, or with the document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordErrorResponse {
+    /// Where it is.
+    pub location: LocationResponse,
+    /// The contract field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What processing an import did, record by record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportResponse {
+    /// Records found (valid or not).
+    pub seen: u64,
+    /// New keys.
+    pub inserted: u64,
+    /// Keys whose state changed.
+    pub updated: u64,
+    /// Records that changed nothing.
+    pub unchanged: u64,
+    /// Records older than the state held, ignored.
+    pub superseded: u64,
+    /// Records that could not be decoded or mapped.
+    pub invalid: u64,
+    /// Conflicts reported.
+    pub conflicts: u64,
+    /// Ratios left out for a zero denominator.
+    pub undefined_ratios: u64,
+    /// The first 100 errors, in document order.
+    pub errors: Vec<RecordErrorResponse>,
+    /// Whether there were more errors than listed.
+    pub errors_truncated: bool,
+}
+
+impl From<&ImportReport> for ReportResponse {
+    fn from(r: &ImportReport) -> Self {
+        let error = |e: &RecordError| RecordErrorResponse {
+            location: (&e.location).into(),
+            field: e.field.clone(),
+            message: e.message.clone(),
+        };
+        Self {
+            seen: r.seen,
+            inserted: r.inserted,
+            updated: r.updated,
+            unchanged: r.unchanged,
+            superseded: r.superseded,
+            invalid: r.invalid,
+            conflicts: r.conflicts,
+            undefined_ratios: r.undefined_ratios,
+            errors: r.errors.iter().map(error).collect(),
+            errors_truncated: r.errors_truncated,
+        }
+    }
+}
+
+/// A record's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordResponse {
+    /// The canonical key: components joined by `/` (`%` and `/` inside a component
+    /// escaped as `%25` and `%2F`). URL-encode it as one path segment.
+    #[schema(example = "9863/002299")]
+    pub key: String,
+    /// The key's components, in contract order.
+    pub key_components: Vec<String>,
+    /// Its version, when the contract has a version field.
+    pub version: Option<i64>,
+    /// Values to group and filter by.
+    pub dimensions: BTreeMap<String, String>,
+    /// Numeric values, derived ratios included.
+    pub measures: BTreeMap<String, f64>,
+    /// Every other field.
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+    /// The import that produced this state (absent in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_id: Option<String>,
+    /// When this state was committed (absent in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Record> for RecordResponse {
+    fn from(r: &Record) -> Self {
+        Self {
+            key: r.key.canonical(),
+            key_components: r.key.components().to_vec(),
+            version: r.version.map(|v| v.get()),
+            dimensions: r
+                .dimensions
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            measures: r.measures.iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            attributes: r.attributes.to_json(),
+            import_id: None,
+            updated_at: None,
+        }
+    }
+}
+
+impl From<&StoredRecord> for RecordResponse {
+    fn from(s: &StoredRecord) -> Self {
+        Self {
+            import_id: Some(s.import.to_string()),
+            updated_at: Some(s.updated_at),
+            ..Self::from(&s.record)
+        }
+    }
+}
+
+/// A page of records, ordered by key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordListResponse {
+    /// The records.
+    pub records: Vec<RecordResponse>,
+    /// Records matching the filters in all.
+    pub total: u64,
+    /// The page size asked for.
+    pub limit: u32,
+    /// Records skipped.
+    pub offset: u64,
+}
+
+/// Every accepted state of one record, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryResponse {
+    /// The canonical key.
+    pub key: String,
+    /// The states.
+    pub history: Vec<RecordResponse>,
+}
+
+/// What kind of disagreement a conflict is.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKindResponse {
+    /// One identity key with different identity fields (a student number, two names).
+    Identity,
+    /// One version of a record with different contents.
+    SameVersion,
+    /// A repeated key with different contents under `first_wins`.
+    DuplicateKey,
+}
+
+/// A field on which the data held and the data that arrived disagree.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DifferenceResponse {
+    /// The field.
+    pub field: String,
+    /// What was held (`null`: absent).
+    #[schema(value_type = Object)]
+    pub existing: Value,
+    /// What arrived (`null`: absent).
+    #[schema(value_type = Object)]
+    pub incoming: Value,
+}
+
+/// A disagreement found while merging.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConflictResponse {
+    /// The import that reported it (absent in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_id: Option<String>,
+    /// Its kind.
+    pub kind: ConflictKindResponse,
+    /// The canonical key of the incoming record.
+    pub key: String,
+    /// The identity key, for identity conflicts.
+    pub identity: Option<String>,
+    /// The fields that disagree.
+    pub differences: Vec<DifferenceResponse>,
+    /// Where the incoming record was.
+    pub location: LocationResponse,
+}
+
+impl ConflictResponse {
+    pub(crate) fn new(import: Option<&ImportId>, c: &Conflict) -> Self {
+        let value = |v: &Option<intake_domain::FieldValue>| {
+            v.as_ref()
+                .map_or(Value::Null, intake_domain::FieldValue::to_json)
+        };
+        let difference = |d: &FieldDifference| DifferenceResponse {
+            field: d.field.clone(),
+            existing: value(&d.existing),
+            incoming: value(&d.incoming),
+        };
+        Self {
+            import_id: import.map(ToString::to_string),
+            kind: match c.kind {
+                ConflictKind::Identity => ConflictKindResponse::Identity,
+                ConflictKind::SameVersion => ConflictKindResponse::SameVersion,
+                ConflictKind::DuplicateKey => ConflictKindResponse::DuplicateKey,
+            },
+            key: c.key.canonical(),
+            identity: c.identity.clone(),
+            differences: c.differences.iter().map(difference).collect(),
+            location: (&c.location).into(),
+        }
+    }
+}
+
+/// A page of a dataset's conflicts, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConflictListResponse {
+    /// The conflicts.
+    pub conflicts: Vec<ConflictResponse>,
+    /// The page size asked for.
+    pub limit: u32,
+    /// Conflicts skipped.
+    pub offset: u64,
+}
+
+/// A page: `limit` items (1–1000, default 100) after skipping `offset`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+/// `?wait=true` on an import.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// Answer with the finished import (or `202` if processing outlasts the wait).
+    pub wait: Option<bool>,
+}
+
+/// `/healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok` while the process serves.
+    pub status: String,
+    /// The service's version.
+    pub version: String,
+    /// Seconds since it started.
+    pub uptime_seconds: u64,
+}
+
+/// One dependency as `/readyz` found it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DependencyResponse {
+    /// What it is (`sqlite`, `postgres`, …).
+    pub name: String,
+    /// `up` or `down`.
+    pub status: String,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyResponse {
+    /// `ready` when every dependency is up, `unavailable` otherwise.
+    pub status: String,
+    /// Each dependency.
+    pub dependencies: Vec<DependencyResponse>,
+}

@@ -1,0 +1,292 @@
+//! Every error the API answers, as an RFC 9457 problem document
+//! (`application/problem+json`): `type`, `title`, `status`, `detail`, `instance` (the
+//! request id), a stable snake_case `code`, and `errors` naming each bad field.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use intake_domain::ContractError;
+use intake_domain::datasets::DatasetError;
+use intake_domain::ingest::{LookupError, ReceiveError, ReprocessError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::context;
+
+/// One field at fault in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Where the field is: a query parameter, a path segment, or a dotted path inside
+    /// the body (`contract.key[1]`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`urn:intake:problem:<code>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// The request id (`X-Request-Id`) to quote when reporting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// A stable snake_case code for programs.
+    pub code: String,
+    /// The fields at fault, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An answer other than success. Each variant has one status and one code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (query, path, JSON body); `errors` names fields.
+    #[error("{detail}")]
+    BadRequest {
+        /// What is wrong.
+        detail: String,
+        /// The fields at fault.
+        errors: Vec<FieldError>,
+    },
+    /// 404: no such dataset, contract, import, record or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the state of the resource forbids it (a name taken, an import running).
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: the body's media type cannot be read here.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed JSON that is not a valid contract.
+    #[error("{detail}")]
+    InvalidContract {
+        /// What is wrong.
+        detail: String,
+        /// Every problem, naming its contract field.
+        errors: Vec<FieldError>,
+    },
+    /// 503: a dependency is down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a failure of ours; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 naming one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::BadRequest {
+            detail: message.clone(),
+            errors: vec![FieldError {
+                field: field.into(),
+                message,
+            }],
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "bad_request",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::TooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::InvalidContract { .. } => "invalid_contract",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let errors = match self {
+            Self::BadRequest { errors, .. } | Self::InvalidContract { errors, .. } => {
+                errors.clone()
+            }
+            _ => Vec::new(),
+        };
+        Problem {
+            kind: format!("urn:intake:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            // 5xx bodies are fixed text: causes go to the log, never to clients.
+            detail: self.to_string(),
+            instance: context::current_request_id(),
+            code: self.code().to_owned(),
+            errors,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InvalidContract { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(e) = self {
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "request failed");
+        }
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        HttpResponse::build(self.status_code())
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            ))
+            .body(body)
+    }
+}
+
+impl From<ContractError> for ApiError {
+    fn from(e: ContractError) -> Self {
+        match &e {
+            ContractError::Syntax { .. } => Self::BadRequest {
+                detail: e.to_string(),
+                errors: Vec::new(),
+            },
+            ContractError::Invalid(issues) => Self::InvalidContract {
+                detail: "the contract is invalid".to_owned(),
+                errors: issues
+                    .iter()
+                    .map(|i| FieldError {
+                        field: format!("contract.{}", i.field),
+                        message: i.message.clone(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+impl From<DatasetError> for ApiError {
+    fn from(e: DatasetError) -> Self {
+        match e {
+            DatasetError::UnknownDataset => Self::NotFound("no such dataset".into()),
+            DatasetError::AlreadyExists => {
+                Self::Conflict("a dataset with this name exists already".into())
+            }
+            DatasetError::UnknownContract => Self::NotFound("no such contract version".into()),
+            DatasetError::UnknownRecord => Self::NotFound("no such record".into()),
+            DatasetError::BadKey(e) => Self::field("key", e.to_string()),
+            DatasetError::Unexpected(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            LookupError::UnknownDataset => Self::NotFound("no such dataset".into()),
+            LookupError::UnknownImport => Self::NotFound("no such import in this dataset".into()),
+            LookupError::Unexpected(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<ReceiveError> for ApiError {
+    fn from(e: ReceiveError) -> Self {
+        match e {
+            ReceiveError::UnknownDataset => Self::NotFound("no such dataset".into()),
+            e @ ReceiveError::TooLarge { .. } => Self::TooLarge(e.to_string()),
+            e @ ReceiveError::UnsupportedMediaType { .. } => {
+                Self::UnsupportedMediaType(e.to_string())
+            }
+            e @ ReceiveError::Body(_) => Self::BadRequest {
+                detail: e.to_string(),
+                errors: Vec::new(),
+            },
+            ReceiveError::Unexpected(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<ReprocessError> for ApiError {
+    fn from(e: ReprocessError) -> Self {
+        match e {
+            ReprocessError::NotFound => Self::NotFound("no such import in this dataset".into()),
+            ReprocessError::UnknownContract => Self::field(
+                "contract_version",
+                "the dataset has no such contract version",
+            ),
+            ReprocessError::Busy => Self::Conflict(
+                "the import is still being processed; reprocess it once it has finished".into(),
+            ),
+            ReprocessError::Unexpected(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// Malformed or oversized JSON bodies, as problems.
+pub(crate) fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|e, _| {
+            let api = match &e {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::TooLarge(e.to_string()),
+                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+                    "send this body as Content-Type: application/json".into(),
+                ),
+                JsonPayloadError::Deserialize(de) => ApiError::BadRequest {
+                    detail: format!("the JSON body is invalid: {de}"),
+                    errors: Vec::new(),
+                },
+                _ => ApiError::BadRequest {
+                    detail: e.to_string(),
+                    errors: Vec::new(),
+                },
+            };
+            api.into()
+        })
+}
+
+/// Malformed query strings, as problems.
+pub(crate) fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e: QueryPayloadError, _| {
+        ApiError::BadRequest {
+            detail: format!("the query string is invalid: {e}"),
+            errors: Vec::new(),
+        }
+        .into()
+    })
+}
+
+/// Malformed path segments, as problems.
+pub(crate) fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|e: PathError, _| {
+        ApiError::BadRequest {
+            detail: format!("the path is invalid: {e}"),
+            errors: Vec::new(),
+        }
+        .into()
+    })
+}
+
+/// Routes that do not exist.
+pub(crate) async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (method, path) = (req.method(), req.path());
+    Err(ApiError::NotFound(format!("no route for {method} {path}")))
+}

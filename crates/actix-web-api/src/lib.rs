@@ -1,0 +1,96 @@
+//! `intake-actix-web-api`: the driving adapter that serves Intake over HTTP (DESIGN §11,
+//! §12).
+//!
+//! Handlers parse the request into domain types, call one use case of
+//! [`intake_domain::datasets::DatasetService`] or
+//! [`intake_domain::ingest::ImportService`] and map the result into a DTO; every error
+//! becomes an RFC 9457 problem document ([`ApiError`]). A middleware gives each request
+//! an `X-Request-Id` (the client's when it sent a valid one), runs it inside a tracing
+//! span carrying that id, and counts it in the Prometheus metrics. The OpenAPI 3.1
+//! document is generated from the handlers and DTOs ([`openapi::ApiDoc`]).
+
+mod context;
+mod dto;
+mod error;
+mod metrics;
+pub mod openapi;
+mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, web};
+use intake_domain::datasets::DatasetService;
+use intake_domain::ingest::ImportService;
+use intake_domain::ports::Health;
+
+pub use error::{ApiError, FieldError};
+pub use metrics::Metrics;
+
+/// How the API behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The largest JSON request body (datasets, contracts), in bytes.
+    pub max_json_bytes: usize,
+    /// The longest an import request with `?wait=true` waits for its report.
+    pub max_wait: Duration,
+    /// Records and conflicts a dry run shows.
+    pub dry_run_sample: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_json_bytes: 1 << 20,
+            max_wait: Duration::from_secs(30),
+            dry_run_sample: 100,
+        }
+    }
+}
+
+/// What the handlers share: the use cases, the dependencies readiness checks, the
+/// metrics and the settings.
+pub struct ApiState {
+    /// Datasets, contracts, records and conflicts.
+    pub datasets: Arc<DatasetService>,
+    /// Imports.
+    pub imports: Arc<ImportService>,
+    /// The dependencies `/readyz` checks (each database, cache, …).
+    pub dependencies: Vec<Arc<dyn Health>>,
+    /// The Prometheus registry behind `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// How the API behaves.
+    pub settings: Settings,
+    /// When the service started.
+    pub started: Instant,
+}
+
+/// The whole application: every route, the request-id and metrics middleware, and
+/// problem documents for unknown routes and malformed requests. The binary and the
+/// tests build the server from this one function.
+pub fn app(
+    state: Arc<ApiState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let metrics = state.metrics.clone();
+    let max_json = state.settings.max_json_bytes;
+    App::new()
+        .app_data(web::Data::from(state))
+        .app_data(web::Data::from(metrics))
+        .app_data(error::json_config(max_json))
+        .app_data(error::query_config())
+        .app_data(error::path_config())
+        .configure(routes::configure)
+        .configure(openapi::configure)
+        .default_service(web::to(error::no_route))
+        .wrap(actix_web::middleware::from_fn(context::request_context))
+}

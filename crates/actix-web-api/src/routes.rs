@@ -1,0 +1,45 @@
+//! The routes of `/v1` and the operational endpoints, and what their handlers share:
+//! parsing path and query parameters into domain types, with a field error for each
+//! bad one.
+
+pub(crate) mod datasets;
+pub(crate) mod health;
+pub(crate) mod imports;
+pub(crate) mod records;
+
+use actix_web::web;
+use intake_domain::{DatasetName, ImportId};
+
+use crate::ApiError;
+use crate::dto::PageQuery;
+
+/// Registers every route.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    datasets::configure(cfg);
+    imports::configure(cfg);
+    records::configure(cfg);
+}
+
+/// The largest page a list answers.
+const MAX_PAGE: u32 = 1000;
+/// The page size when the client names none.
+const DEFAULT_PAGE: u32 = 100;
+
+pub(crate) fn dataset_name(text: &str) -> Result<DatasetName, ApiError> {
+    DatasetName::parse(text).map_err(|e| ApiError::field("dataset", e.to_string()))
+}
+
+pub(crate) fn import_id(field: &str, text: &str) -> Result<ImportId, ApiError> {
+    ImportId::parse(text).map_err(|e| ApiError::field(field, e.to_string()))
+}
+
+/// `limit` (1–1000, default 100) and `offset` (default 0).
+pub(crate) fn page(query: &PageQuery) -> Result<(u32, u64), ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        let message = format!("limit must be between 1 and {MAX_PAGE}");
+        return Err(ApiError::field("limit", message));
+    }
+    Ok((limit, query.offset.unwrap_or(0)))
+}

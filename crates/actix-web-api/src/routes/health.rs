@@ -1,0 +1,95 @@
+//! `/healthz` (the process serves), `/readyz` (every dependency answers) and
+//! `/metrics` (Prometheus, OpenMetrics text).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use futures_lite::future;
+
+use crate::dto::{DependencyResponse, HealthResponse, ReadyResponse};
+use crate::{ApiState, Metrics};
+
+/// How long `/readyz` waits for one dependency.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Alive: answers while the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = HealthResponse)))]
+pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(HealthResponse {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
+}
+
+/// Ready: every dependency answers (each is checked, 2 s at most).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Every dependency is up", body = ReadyResponse),
+              (status = 503, description = "A dependency is down", body = ReadyResponse)))]
+pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    let mut dependencies = Vec::new();
+    for dependency in &state.dependencies {
+        let check = async { Some(dependency.check().await) };
+        let late = async {
+            actix_web::rt::time::sleep(CHECK_TIMEOUT).await;
+            None
+        };
+        let error = match future::or(check, late).await {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(format!("{e:#}")),
+            None => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+        };
+        if let Some(error) = &error {
+            tracing::warn!(dependency = dependency.name(), %error, "dependency down");
+        }
+        dependencies.push(DependencyResponse {
+            name: dependency.name().into(),
+            status: if error.is_none() { "up" } else { "down" }.into(),
+            error,
+        });
+    }
+    let ready = dependencies.iter().all(|d| d.error.is_none());
+    let mut builder = if ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    builder.json(ReadyResponse {
+        status: if ready { "ready" } else { "unavailable" }.into(),
+        dependencies,
+    })
+}
+
+/// Metrics: requests by route and status with latency histograms, imports by
+/// outcome, records ingested, the import queue's depth and each connection pool.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", body = String,
+               content_type = "application/openmetrics-text")))]
+pub(crate) async fn metrics(
+    state: web::Data<ApiState>,
+    metrics: web::Data<Metrics>,
+) -> HttpResponse {
+    let depth = match state.imports.depth().await {
+        Ok(depth) => Some(depth),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the import queue's depth failed");
+            None
+        }
+    };
+    let pools: Vec<_> = state
+        .dependencies
+        .iter()
+        .filter_map(|d| Some((d.name(), d.pool()?)))
+        .collect();
+    metrics.set_gauges(depth, &pools);
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.encode())
+}

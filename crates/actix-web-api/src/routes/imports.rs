@@ -1,0 +1,264 @@
+//! Imports: documents streamed into the vault, their status and report, the stored
+//! bytes, and reprocessing with another contract version.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_lite::stream;
+use intake_domain::ContractVersion;
+use intake_domain::ports::{ImportSummary, VaultReader};
+
+use super::{dataset_name, import_id, page};
+use crate::dto::{ImportListResponse, ImportQuery, ImportResponse, PageQuery, ReprocessBody};
+use crate::error::Problem;
+use crate::{ApiError, ApiState};
+
+/// The longest `Idempotency-Key` kept.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/datasets/{dataset}/imports")
+            .route(web::get().to(list_imports))
+            .route(web::post().to(create_import)),
+    )
+    .service(
+        web::resource("/v1/datasets/{dataset}/imports/{import}").route(web::get().to(get_import)),
+    )
+    .service(
+        web::resource("/v1/datasets/{dataset}/imports/{import}/document")
+            .route(web::get().to(get_document)),
+    )
+    .service(
+        web::resource("/v1/datasets/{dataset}/imports/{import}/reprocess")
+            .route(web::post().to(reprocess)),
+    );
+}
+
+fn location(import: &ImportSummary) -> String {
+    format!(
+        "/v1/datasets/{}/imports/{}",
+        import.import.dataset, import.id
+    )
+}
+
+fn with_location(
+    mut builder: actix_web::HttpResponseBuilder,
+    import: &ImportSummary,
+) -> HttpResponse {
+    builder
+        .insert_header((header::LOCATION, location(import)))
+        .json(ImportResponse::from(import))
+}
+
+/// The `Idempotency-Key` header, when sent: 1–200 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|v| (1..=MAX_IDEMPOTENCY_KEY).contains(&v.len()))
+        .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|v| Some(v.to_owned()))
+        .ok_or_else(|| {
+            ApiError::field(
+                "Idempotency-Key",
+                "an idempotency key is 1-200 visible ASCII characters",
+            )
+        })
+}
+
+/// Refuses a body whose declared length is over the limit before reading it.
+fn check_length(req: &HttpRequest, limit: u64) -> Result<(), ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit => Err(ApiError::TooLarge(format!(
+            "the document is larger than {limit} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Send a document: its bytes are streamed into the vault and queued for processing
+/// with the dataset's current contract. The same body (or `Idempotency-Key`) twice
+/// gives back the first import, applied once.
+#[utoipa::path(post, path = "/v1/datasets/{dataset}/imports", tag = "imports",
+    params(("dataset" = String, Path, description = "The dataset's name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Same key, same import"),
+           ImportQuery),
+    request_body(description = "The document, in the contract's format",
+        content(("text/csv"), ("application/xml"), ("application/json"), ("application/x-ndjson"),
+                ("application/octet-stream"))),
+    responses(
+        (status = 200, description = "Already received (the first import), or finished while waiting", body = ImportResponse),
+        (status = 202, description = "Stored and queued", body = ImportResponse,
+         headers(("Location" = String, description = "Where to poll the import"))),
+        (status = 400, description = "Malformed name, key or body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Document too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The contract reads another format", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_import(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<ImportQuery>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path)?;
+    let key = idempotency_key(&req)?;
+    check_length(&req, state.imports.settings().max_document_bytes)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType(
+                "send the document with a Content-Type (text/csv, application/xml, \
+                 application/json, application/x-ndjson)"
+                    .into(),
+            )
+        })?;
+    let received = state
+        .imports
+        .receive(&name, content_type, "api", key, body)
+        .await?;
+    let mut import = received.import;
+    if query.wait == Some(true) {
+        let wait = state.settings.max_wait;
+        import = state.imports.wait(&name, &import.id, wait).await?;
+    }
+    let done = import.status.is_finished() || !received.is_new;
+    let builder = if done {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::Accepted()
+    };
+    Ok(with_location(builder, &import))
+}
+
+/// List a dataset's imports, newest first.
+#[utoipa::path(get, path = "/v1/datasets/{dataset}/imports", tag = "imports",
+    params(("dataset" = String, Path, description = "The dataset's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of imports", body = ImportListResponse),
+        (status = 400, description = "Malformed name or page", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_imports(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path)?;
+    let (limit, offset) = page(&query)?;
+    let imports = state.imports.list(&name, limit, offset).await?;
+    let imports = imports.iter().map(ImportResponse::from).collect();
+    Ok(HttpResponse::Ok().json(ImportListResponse {
+        imports,
+        limit,
+        offset,
+    }))
+}
+
+/// Read an import: its status and, once processed, its report.
+#[utoipa::path(get, path = "/v1/datasets/{dataset}/imports/{import}", tag = "imports",
+    params(("dataset" = String, Path, description = "The dataset's name"),
+           ("import" = String, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "The import", body = ImportResponse),
+        (status = 400, description = "Malformed name or id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset or import", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_import(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path.0)?;
+    let id = import_id("import", &path.1)?;
+    let import = state.imports.get_in(&name, &id).await?;
+    Ok(HttpResponse::Ok().json(ImportResponse::from(&import)))
+}
+
+/// Download the document byte for byte, as it was received.
+#[utoipa::path(get, path = "/v1/datasets/{dataset}/imports/{import}/document", tag = "imports",
+    params(("dataset" = String, Path, description = "The dataset's name"),
+           ("import" = String, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "The stored bytes, with the media type they arrived with"),
+        (status = 400, description = "Malformed name or id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset or import", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_document(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path.0)?;
+    let id = import_id("import", &path.1)?;
+    let (import, reader) = state.imports.document(&name, &id).await?;
+    let media_type = HeaderValue::from_str(&import.import.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, media_type))
+        .no_chunking(import.size)
+        .streaming(chunks(reader)))
+}
+
+/// The reader's chunks as a body stream; a read error ends the body early.
+fn chunks(
+    reader: Box<dyn VaultReader>,
+) -> impl futures_lite::Stream<Item = Result<web::Bytes, ApiError>> {
+    stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        match reader.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(web::Bytes::from(chunk)), Some(reader))),
+            Ok(None) => None,
+            Err(e) => Some((Err(ApiError::Internal(anyhow::Error::new(e))), None)),
+        }
+    })
+}
+
+/// Queue a finished import again, to be processed with another contract version
+/// (the current one when the body names none).
+#[utoipa::path(post, path = "/v1/datasets/{dataset}/imports/{import}/reprocess", tag = "imports",
+    params(("dataset" = String, Path, description = "The dataset's name"),
+           ("import" = String, Path, description = "The import's id")),
+    request_body(content = Option<ReprocessBody>, description = "Optional: the contract version"),
+    responses(
+        (status = 202, description = "Queued again", body = ImportResponse,
+         headers(("Location" = String, description = "Where to poll the import"))),
+        (status = 400, description = "Malformed name, id, body or version", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset or import", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Still being processed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn reprocess(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path.0)?;
+    let id = import_id("import", &path.1)?;
+    let body: ReprocessBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReprocessBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+            detail: format!("the JSON body is invalid: {e}"),
+            errors: Vec::new(),
+        })?
+    };
+    let version = body
+        .contract_version
+        .map(|v| {
+            ContractVersion::try_new(v)
+                .map_err(|_| ApiError::field("contract_version", "versions start at 1"))
+        })
+        .transpose()?;
+    state.imports.get_in(&name, &id).await?;
+    let import = state.imports.reprocess(&id, version).await?;
+    Ok(with_location(HttpResponse::Accepted(), &import))
+}

@@ -1,0 +1,151 @@
+//! Records (latest state, filtered by dimensions), one record's history, and a
+//! dataset's conflicts.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use intake_domain::ports::RecordQuery;
+
+use super::{dataset_name, page};
+use crate::dto::{
+    ConflictListResponse, ConflictResponse, HistoryResponse, PageQuery, RecordListResponse,
+    RecordResponse,
+};
+use crate::error::Problem;
+use crate::{ApiError, ApiState};
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/datasets/{dataset}/records").route(web::get().to(list_records)))
+        .service(
+            web::resource("/v1/datasets/{dataset}/records/{key}").route(web::get().to(get_record)),
+        )
+        .service(
+            web::resource("/v1/datasets/{dataset}/records/{key}/history")
+                .route(web::get().to(get_history)),
+        )
+        .service(
+            web::resource("/v1/datasets/{dataset}/conflicts").route(web::get().to(list_conflicts)),
+        );
+}
+
+/// A number from the query string, or a field error naming it.
+fn number<T: std::str::FromStr>(
+    query: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::field(name, format!("{name} must be a whole number")))
+        })
+        .transpose()
+}
+
+/// List records ordered by key, a page at a time. Every query parameter other than
+/// `limit` and `offset` is an equality filter on a dimension (`?test_id=9863`).
+#[utoipa::path(get, path = "/v1/datasets/{dataset}/records", tag = "records",
+    params(("dataset" = String, Path, description = "The dataset's name"), PageQuery,
+           ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
+            description = "`<dimension>=<value>` pairs, all of which must hold")),
+    responses(
+        (status = 200, description = "A page of records", body = RecordListResponse),
+        (status = 400, description = "Malformed name or page", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_records(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path)?;
+    let mut filters = query.into_inner();
+    let paging = PageQuery {
+        limit: number(&filters, "limit")?,
+        offset: number(&filters, "offset")?,
+    };
+    let (limit, offset) = page(&paging)?;
+    filters.remove("limit");
+    filters.remove("offset");
+    let query = RecordQuery {
+        filters,
+        limit,
+        offset,
+    };
+    let found = state.datasets.records(&name, &query).await?;
+    Ok(HttpResponse::Ok().json(RecordListResponse {
+        records: found.records.iter().map(RecordResponse::from).collect(),
+        total: found.total,
+        limit,
+        offset,
+    }))
+}
+
+/// Read one record's latest state.
+#[utoipa::path(get, path = "/v1/datasets/{dataset}/records/{key}", tag = "records",
+    params(("dataset" = String, Path, description = "The dataset's name"),
+           ("key" = String, Path, description = "The canonical key, URL-encoded as one segment (`9863%2F002299`)")),
+    responses(
+        (status = 200, description = "The record", body = RecordResponse),
+        (status = 400, description = "Malformed name or key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset or record", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_record(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path.0)?;
+    let record = state.datasets.record(&name, &path.1).await?;
+    Ok(HttpResponse::Ok().json(RecordResponse::from(&record)))
+}
+
+/// Every accepted state of one record, oldest first.
+#[utoipa::path(get, path = "/v1/datasets/{dataset}/records/{key}/history", tag = "records",
+    params(("dataset" = String, Path, description = "The dataset's name"),
+           ("key" = String, Path, description = "The canonical key, URL-encoded as one segment")),
+    responses(
+        (status = 200, description = "The history", body = HistoryResponse),
+        (status = 400, description = "Malformed name or key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset or record", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_history(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path.0)?;
+    let history = state.datasets.history(&name, &path.1).await?;
+    let key = history
+        .first()
+        .map_or_else(|| path.1.clone(), |s| s.record.key.canonical());
+    Ok(HttpResponse::Ok().json(HistoryResponse {
+        key,
+        history: history.iter().map(RecordResponse::from).collect(),
+    }))
+}
+
+/// A dataset's conflicts, oldest first, each with the import that reported it.
+#[utoipa::path(get, path = "/v1/datasets/{dataset}/conflicts", tag = "records",
+    params(("dataset" = String, Path, description = "The dataset's name"), PageQuery),
+    responses(
+        (status = 200, description = "A page of conflicts", body = ConflictListResponse),
+        (status = 400, description = "Malformed name or page", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_conflicts(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path)?;
+    let (limit, offset) = page(&query)?;
+    let conflicts = state.datasets.conflicts(&name, limit, offset).await?;
+    let conflicts = conflicts
+        .iter()
+        .map(|(import, c)| ConflictResponse::new(Some(import), c))
+        .collect();
+    Ok(HttpResponse::Ok().json(ConflictListResponse {
+        conflicts,
+        limit,
+        offset,
+    }))
+}

@@ -1,0 +1,54 @@
+//! The command line of the `intake` binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Intake: data contracts, a raw vault, latest state with history, and analytics over
+/// a versioned REST API.
+///
+/// Configuration comes from defaults (the embedded stack: SQLite under ./data, the
+/// API on 127.0.0.1:8080), then the TOML file given by --config or INTAKE_CONFIG,
+/// then INTAKE_* environment variables (INTAKE_LISTEN, INTAKE_DATABASE_URL,
+/// INTAKE_LOG, …; the README lists every key).
+#[derive(Debug, Parser)]
+#[command(name = "intake", version, about, long_about)]
+pub struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, short, global = true, env = "INTAKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API and run the import workers (the default). Stops gracefully
+    /// on SIGINT or SIGTERM.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Send a local file to a dataset through the import service, then process it
+    /// here and print its report as JSON. Exit status: 0 completed, 1 failed
+    /// (rejected), 2 not imported (bad input, unknown dataset, …).
+    Import {
+        /// The document to import.
+        file: PathBuf,
+        /// The dataset it belongs to.
+        #[arg(long, short)]
+        dataset: String,
+        /// Its media type (default: from the file's extension: .csv, .xml, .json,
+        /// .ndjson or .jsonl; anything else is application/octet-stream, read in the
+        /// contract's format).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// Only store and queue it, for a running server's workers to process.
+        #[arg(long)]
+        no_process: bool,
+    },
+    /// Check the configuration and that the database answers; exit non-zero if not.
+    Check,
+}

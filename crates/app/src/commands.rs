@@ -1,0 +1,237 @@
+//! `intake migrate`, `intake check` and `intake import`.
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_lite::Stream;
+use indicatif::{ProgressBar, ProgressStyle};
+use intake_domain::DatasetName;
+use intake_domain::ImportStatus;
+use intake_domain::ports::ImportSummary;
+use tokio::io::AsyncReadExt as _;
+
+use crate::server::Workers;
+use crate::settings::{Settings, redact};
+use crate::wiring::{Services, Storage};
+
+/// Applies pending migrations.
+///
+/// # Errors
+/// When the database cannot be reached or migrated.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    Storage::open(settings).await?;
+    println!("{}: migrations applied", redact(&settings.database_url));
+    Ok(())
+}
+
+/// Checks the configuration and each dependency, printing one line per check.
+pub async fn check(settings: &Settings) -> ExitCode {
+    println!("configuration: ok");
+    let mut ok = true;
+    match Storage::open(settings).await {
+        Ok(storage) => match storage.health.check().await {
+            Ok(()) => println!("database ({}): ok", redact(&settings.database_url)),
+            Err(e) => {
+                ok = false;
+                println!(
+                    "database ({}): FAILED: {e:#}",
+                    redact(&settings.database_url)
+                );
+            }
+        },
+        Err(e) => {
+            ok = false;
+            println!(
+                "database ({}): FAILED: {e:#}",
+                redact(&settings.database_url)
+            );
+        }
+    }
+    if let Err(e) = crate::require_no_redis(settings) {
+        ok = false;
+        println!("redis: FAILED: {e:#}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// What `import` is asked to do.
+pub struct ImportArgs<'a> {
+    /// The document.
+    pub file: &'a Path,
+    /// Its dataset.
+    pub dataset: &'a str,
+    /// Its media type, when not guessed from the extension.
+    pub content_type: Option<String>,
+    /// Leave processing to a server.
+    pub no_process: bool,
+}
+
+/// Streams a file through the import service with progress, then (unless told not
+/// to) processes it here and prints the import as JSON.
+///
+/// # Errors
+/// When the file cannot be read or the import cannot be received (exit 2).
+pub async fn import(settings: &Settings, args: ImportArgs<'_>) -> anyhow::Result<ExitCode> {
+    let dataset = DatasetName::parse(args.dataset).context("--dataset")?;
+    let file = tokio::fs::File::open(args.file)
+        .await
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let size = file.metadata().await?.len();
+    let content_type = args
+        .content_type
+        .unwrap_or_else(|| guess_media_type(args.file).to_owned());
+    let storage = Storage::open(settings).await?;
+    let services = Services::new(&storage, settings, None);
+    let progress = Progress::new(size);
+    let body = chunks(file, progress.clone());
+    let received = services
+        .imports
+        .receive(&dataset, &content_type, "cli", None, Box::pin(body))
+        .await?;
+    progress.done();
+    let mut import = received.import;
+    if !received.is_new {
+        eprintln!(
+            "already received as import {}: nothing stored twice",
+            import.id
+        );
+    }
+    if !args.no_process && !import.status.is_finished() {
+        import = process(&services, settings, &dataset, &import).await?;
+    }
+    println!("{}", serde_json::to_string_pretty(&summary(&import))?);
+    Ok(match import.status {
+        ImportStatus::Failed => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// Runs workers here until the import has finished.
+async fn process(
+    services: &Services,
+    settings: &Settings,
+    dataset: &DatasetName,
+    import: &ImportSummary,
+) -> anyhow::Result<ImportSummary> {
+    eprintln!("processing import {} …", import.id);
+    let workers = Workers::start(services, settings.workers.max(1));
+    let started = Instant::now();
+    let finished = loop {
+        let now = services
+            .imports
+            .wait(dataset, &import.id, Duration::from_secs(10))
+            .await?;
+        if now.status.is_finished() {
+            break now;
+        }
+        eprintln!("still processing ({} s)", started.elapsed().as_secs());
+    };
+    workers.stop().await;
+    Ok(finished)
+}
+
+fn summary(import: &ImportSummary) -> serde_json::Value {
+    serde_json::json!({
+        "id": import.id.to_string(),
+        "dataset": import.import.dataset.to_string(),
+        "status": import.status.as_str(),
+        "size": import.size,
+        "sha256": import.sha256,
+        "report": import.report,
+    })
+}
+
+/// The media type a file's extension suggests.
+pub fn guess_media_type(file: &Path) -> &'static str {
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("csv") => "text/csv",
+        Some("xml") => "application/xml",
+        Some("json") => "application/json",
+        Some("ndjson" | "jsonl") => "application/x-ndjson",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The file in 64 KiB chunks, counted into the progress as they are read.
+fn chunks(
+    file: tokio::fs::File,
+    progress: Progress,
+) -> impl Stream<Item = std::io::Result<Vec<u8>>> {
+    futures_lite::stream::unfold(Some(file), move |file| {
+        let progress = progress.clone();
+        async move {
+            let mut file = file?;
+            let mut buffer = vec![0; 64 * 1024];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    progress.advance(n as u64);
+                    Some((Ok(buffer), Some(file)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+}
+
+/// A progress bar on a terminal; a plain line every 10% otherwise.
+#[derive(Clone)]
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            );
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            total,
+            sent: Arc::default(),
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = self.sent.fetch_add(n, Relaxed);
+        match &self.bar {
+            Some(bar) => bar.inc(n),
+            None if self.total > 0 => {
+                let (was, is) = (before * 10 / self.total, (before + n) * 10 / self.total);
+                if is > was {
+                    eprintln!("sent {} of {} bytes ({}%)", before + n, self.total, is * 10);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `intake-app`: the `intake` binary's library (DESIGN §3, §14). The only crate that
+//! knows every adapter: it reads the configuration, installs telemetry, builds the
+//! adapters the URLs name, injects them into the domain's services, runs the import
+//! workers and the HTTP server, and carries the command line. No business rule lives
+//! here.
+
+pub mod cli;
+pub mod commands;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+pub mod wiring;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+use settings::Settings;
+
+/// Runs a parsed command line to its exit status.
+pub async fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("intake: configuration: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = telemetry::init(&settings) {
+        eprintln!("intake: {e:#}");
+        return ExitCode::from(2);
+    }
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&settings).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate => commands::migrate(&settings)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Check => Ok(commands::check(&settings).await),
+        Command::Import {
+            file,
+            dataset,
+            content_type,
+            no_process,
+        } => {
+            let args = commands::ImportArgs {
+                file: &file,
+                dataset: &dataset,
+                content_type,
+                no_process,
+            };
+            commands::import(&settings, args).await
+        }
+    };
+    outcome.unwrap_or_else(|e| {
+        tracing::error!(error = %format!("{e:#}"), "intake failed");
+        eprintln!("intake: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    require_no_redis(settings)?;
+    server::Application::build(settings)
+        .await?
+        .run_until_stopped()
+        .await
+}
+
+/// The Redis adapter (shared cache and rate limiter) is not part of this build yet;
+/// a configuration that asks for it is refused rather than silently ignored.
+///
+/// # Errors
+/// When `redis_url` is set.
+pub fn require_no_redis(settings: &Settings) -> anyhow::Result<()> {
+    match &settings.redis_url {
+        Some(url) => anyhow::bail!(
+            "redis_url is set ({}), but this build has no Redis adapter yet: unset it to use \
+             the in-process defaults",
+            settings::redact(url)
+        ),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,126 @@
+//! `intake serve`: the HTTP server and the import workers of one process, and their
+//! graceful shutdown. On SIGINT or SIGTERM the server stops accepting, lets in-flight
+//! requests finish within the grace period, and then the workers roll back and
+//! release the imports they hold, so another process claims them at once.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::HttpServer;
+use actix_web::dev::ServerHandle;
+use anyhow::Context as _;
+use intake_actix_web_api::{ApiState, Metrics};
+use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
+
+use crate::settings::Settings;
+use crate::wiring::{Services, Storage};
+
+/// A built, bound server with its workers, ready to run.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    workers: Workers,
+}
+
+/// The import workers of this process.
+pub struct Workers {
+    trigger: ShutdownTrigger,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `count` workers on the current runtime.
+    pub fn start(services: &Services, count: u32) -> Self {
+        let (trigger, shutdown) = shutdown_channel();
+        let tasks = (0..count)
+            .map(|i| {
+                let worker = ImportWorker::new(services.imports.clone(), services.clock.clone());
+                let shutdown = shutdown.clone();
+                let name = format!("{}-{i}", worker_prefix());
+                tokio::spawn(async move { worker.run(&name, shutdown).await })
+            })
+            .collect();
+        Self { trigger, tasks }
+    }
+
+    /// Stops them: each rolls back and releases the import it holds.
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "an import worker ended abnormally");
+            }
+        }
+    }
+}
+
+/// Workers of several processes share a database: names tell them apart in logs.
+fn worker_prefix() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "intake".into());
+    format!("{host}-{}", std::process::id())
+}
+
+impl Application {
+    /// Opens the database (migrating it), builds the services, binds the listener and
+    /// starts the workers.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or the address cannot be bound.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let storage = Storage::open(settings).await?;
+        let metrics = Arc::new(Metrics::new());
+        let services = Services::new(&storage, settings, Some(metrics.clone()));
+        let addr = settings.listen_addr()?;
+        let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(ApiState {
+            datasets: services.datasets.clone(),
+            imports: services.imports.clone(),
+            dependencies: vec![storage.health.clone()],
+            metrics,
+            settings: intake_actix_web_api::Settings {
+                max_json_bytes: settings.max_json_bytes,
+                max_wait: settings.import_wait(),
+                ..intake_actix_web_api::Settings::default()
+            },
+            started: Instant::now(),
+        });
+        let mut server = HttpServer::new(move || intake_actix_web_api::app(state.clone()))
+            .shutdown_timeout(settings.shutdown_grace_seconds);
+        if settings.http_workers > 0 {
+            server = server.workers(settings.http_workers);
+        }
+        let server = server.listen(listener)?.run();
+        let workers = Workers::start(&services, settings.workers);
+        tracing::info!(%addr, port, database = %crate::settings::redact(&settings.database_url),
+            workers = settings.workers, "intake is serving");
+        Ok(Self {
+            port,
+            server,
+            workers,
+        })
+    }
+
+    /// The port bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully (what a signal does).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then stops the workers.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        tracing::info!("server stopped; stopping the import workers");
+        self.workers.stop().await;
+        tracing::info!("intake stopped");
+        served.context("serving HTTP")
+    }
+}

@@ -1,0 +1,271 @@
+//! Configuration (DESIGN §14): defaults that run the embedded stack, overridden by one
+//! TOML file (`--config` or `INTAKE_CONFIG`), overridden by `INTAKE_*` environment
+//! variables, one per key (`listen` is `INTAKE_LISTEN`). Unknown keys in the file are
+//! refused; every value is checked before anything starts.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// JSON when standard error is not a terminal, pretty otherwise.
+    Auto,
+    /// One JSON object per line, with the span fields (the request id).
+    Json,
+    /// Human-readable, coloured on a terminal.
+    Pretty,
+}
+
+/// Every setting; see the README's configuration reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The address the HTTP server binds.
+    pub listen: String,
+    /// `sqlite://path` (embedded default) or `postgres://user@host:port/db`.
+    pub database_url: String,
+    /// A PostgreSQL schema to use instead of `public` (created when missing).
+    pub database_schema: Option<String>,
+    /// Connections in the database pool.
+    pub database_max_connections: u32,
+    /// `redis://host:port` for the shared cache and rate limiter; unset: in-process.
+    pub redis_url: Option<String>,
+    /// A tracing filter (`info`, `intake=debug,sqlx=warn`).
+    pub log: String,
+    /// `auto`, `json` or `pretty`.
+    pub log_format: LogFormat,
+    /// Import workers in this process.
+    pub workers: u32,
+    /// HTTP worker threads (0: one per core).
+    pub http_workers: usize,
+    /// The largest document an import accepts, in bytes.
+    pub max_document_bytes: u64,
+    /// The largest JSON request body, in bytes.
+    pub max_json_bytes: usize,
+    /// The longest `?wait=true` waits for an import's report, in seconds.
+    pub import_wait_seconds: u64,
+    /// How long in-flight requests get to finish at shutdown, in seconds.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://./data/intake.db".into(),
+            database_schema: None,
+            database_max_connections: 10,
+            redis_url: None,
+            log: "info".into(),
+            log_format: LogFormat::Auto,
+            workers: 2,
+            http_workers: 0,
+            max_document_bytes: 4 << 30,
+            max_json_bytes: 1 << 20,
+            import_wait_seconds: 30,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// The keys, as `INTAKE_<KEY>` reads them.
+const KEYS: [&str; 13] = [
+    "listen",
+    "database_url",
+    "database_schema",
+    "database_max_connections",
+    "redis_url",
+    "log",
+    "log_format",
+    "workers",
+    "http_workers",
+    "max_document_bytes",
+    "max_json_bytes",
+    "import_wait_seconds",
+    "shutdown_grace_seconds",
+];
+
+/// Which database a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// `sqlite:`.
+    Sqlite,
+    /// `postgres:` or `postgresql:`.
+    Postgres,
+}
+
+impl Settings {
+    /// Defaults, then `file` (when given), then the environment; checked.
+    ///
+    /// # Errors
+    /// A message naming the key at fault, or the file that cannot be read.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.is_file(), "config file {} not found", file.display());
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let settings: Self = figment
+            .merge(Env::prefixed("INTAKE_").only(&KEYS))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what a type cannot: addresses, URLs and ranges.
+    ///
+    /// # Errors
+    /// The first value at fault, named.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        self.database()?;
+        anyhow::ensure!(
+            self.workers <= 64,
+            "workers: at most 64 (got {})",
+            self.workers
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.database_max_connections),
+            "database_max_connections: 1 to 1000 (got {})",
+            self.database_max_connections
+        );
+        anyhow::ensure!(
+            self.max_document_bytes > 0,
+            "max_document_bytes: more than 0"
+        );
+        anyhow::ensure!(self.max_json_bytes > 0, "max_json_bytes: more than 0");
+        if let Some(url) = &self.redis_url {
+            anyhow::ensure!(
+                url.starts_with("redis://") || url.starts_with("rediss://"),
+                "redis_url: expected redis://host:port (got {url:?})"
+            );
+        }
+        Ok(())
+    }
+
+    /// The address to bind.
+    ///
+    /// # Errors
+    /// When `listen` is not `ip:port`.
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen
+            .parse()
+            .with_context(|| format!("listen: expected ip:port (got {:?})", self.listen))
+    }
+
+    /// The database the URL selects.
+    ///
+    /// # Errors
+    /// When the scheme is neither `sqlite:` nor `postgres:`.
+    pub fn database(&self) -> anyhow::Result<Database> {
+        let url = self.database_url.as_str();
+        if url.starts_with("sqlite:") {
+            Ok(Database::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres)
+        } else {
+            anyhow::bail!(
+                "database_url: expected sqlite://PATH or postgres://USER@HOST:PORT/DB (got {:?})",
+                redact(url)
+            )
+        }
+    }
+
+    /// The settings with secrets hidden, for logs and `check`.
+    pub fn redacted(&self) -> Self {
+        Self {
+            database_url: redact(&self.database_url),
+            redis_url: self.redis_url.as_deref().map(redact),
+            ..self.clone()
+        }
+    }
+
+    /// How long `?wait=true` waits.
+    pub fn import_wait(&self) -> Duration {
+        Duration::from_secs(self.import_wait_seconds)
+    }
+}
+
+/// Figment's error, with the key and where its value came from.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A URL without its password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err, reason = "figment's Jail closures return its error")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_run_the_embedded_stack() {
+        let s = Settings::default();
+        assert_eq!(s.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database().unwrap(), Database::Sqlite);
+        assert!(s.redis_url.is_none());
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn a_file_is_overridden_by_the_environment_and_unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("intake.toml", "listen = \"127.0.0.1:9000\"\nworkers = 3\n")?;
+            jail.set_env("INTAKE_WORKERS", "5");
+            jail.set_env("INTAKE_TEST_DATABASE_URL", "not a setting: ignored");
+            let s = Settings::load(Some(Path::new("intake.toml"))).unwrap();
+            assert_eq!((s.listen.as_str(), s.workers), ("127.0.0.1:9000", 5));
+            jail.create_file("bad.toml", "lisen = \"x\"\n")?;
+            let e = Settings::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(e.to_string().contains("lisen"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("INTAKE_DATABASE_URL", "mysql://u:pw@h/db");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("database_url") && !e.contains("pw"), "{e}");
+            jail.set_env("INTAKE_DATABASE_URL", "sqlite://x.db");
+            jail.set_env("INTAKE_WORKERS", "many");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("workers"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Settings {
+            database_url: "postgres://u:secret@h/db".into(),
+            ..Settings::default()
+        };
+        assert!(!format!("{:?}", s.redacted()).contains("secret"));
+    }
+}

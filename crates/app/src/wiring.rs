@@ -1,0 +1,136 @@
+//! The one place that builds adapters and services (STYLE rule 3): the storage
+//! adapter chosen by the database URL's scheme, the use cases over it, and the clock.
+//! `serve`, `import`, `migrate`, `check` and the tests all start here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use intake_codecs::Codecs;
+use intake_domain::datasets::{DatasetPorts, DatasetService};
+use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
+use intake_domain::ports::{
+    Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault, RecordStore,
+};
+
+use crate::settings::{Database, Settings};
+
+/// The runtime's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+#[async_trait::async_trait]
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// The storage ports of the chosen adapter.
+#[derive(Clone)]
+pub struct Storage {
+    datasets: Arc<dyn DatasetStore>,
+    contracts: Arc<dyn ContractStore>,
+    vault: Arc<dyn ImportVault>,
+    queue: Arc<dyn ImportQueue>,
+    records: Arc<dyn RecordStore>,
+    /// The database, as readiness and metrics see it.
+    pub health: Arc<dyn Health>,
+}
+
+impl Storage {
+    fn over<S>(store: Arc<S>) -> Self
+    where
+        S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
+        S: 'static,
+    {
+        Self {
+            datasets: store.clone(),
+            contracts: store.clone(),
+            vault: store.clone(),
+            queue: store.clone(),
+            records: store.clone(),
+            health: store,
+        }
+    }
+
+    /// Connects to the database the URL names and applies pending migrations.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        match settings.database()? {
+            Database::Sqlite => {
+                let store = intake_sqlite::SqliteStore::connect(&intake_sqlite::Settings {
+                    url: settings.database_url.clone(),
+                    ..intake_sqlite::Settings::default()
+                })
+                .await?;
+                store.migrate().await?;
+                Ok(Self::over(Arc::new(store)))
+            }
+            Database::Postgres => {
+                let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {
+                    url: settings.database_url.clone(),
+                    max_connections: settings.database_max_connections,
+                    schema: settings.database_schema.clone(),
+                    ..intake_postgres::Settings::default()
+                })?;
+                store.migrate().await?;
+                Ok(Self::over(Arc::new(store)))
+            }
+        }
+    }
+}
+
+/// The use cases over the storage.
+pub struct Services {
+    /// Datasets, contracts, records.
+    pub datasets: Arc<DatasetService>,
+    /// Imports.
+    pub imports: Arc<ImportService>,
+    /// The clock they use.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    /// Builds them, telling `observer` (the metrics) of every finished import.
+    pub fn new(
+        storage: &Storage,
+        settings: &Settings,
+        observer: Option<Arc<dyn ImportObserver>>,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock);
+        let ports = IngestPorts {
+            datasets: storage.datasets.clone(),
+            contracts: storage.contracts.clone(),
+            vault: storage.vault.clone(),
+            queue: storage.queue.clone(),
+            records: storage.records.clone(),
+            decoder: Arc::new(Codecs::default()),
+            clock: clock.clone(),
+        };
+        let ingest = IngestSettings {
+            max_document_bytes: settings.max_document_bytes,
+            ..IngestSettings::default()
+        };
+        let mut imports = ImportService::new(ports, ingest);
+        if let Some(observer) = observer {
+            imports = imports.observed_by(observer);
+        }
+        let datasets = DatasetService::new(DatasetPorts {
+            datasets: storage.datasets.clone(),
+            contracts: storage.contracts.clone(),
+            records: storage.records.clone(),
+        });
+        Self {
+            datasets: Arc::new(datasets),
+            imports: Arc::new(imports),
+            clock,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The dataset use cases (DESIGN §4, §5): datasets with their contracts, and reading
+//! the records, history and conflicts that imports left.
+//!
+//! A handler parses its request into domain types, calls one method here and maps
+//! the result; the rules (a dataset's first contract, how a key is read from a URL,
+//! what counts a dataset reports) live here, not in the API.
+
+use std::sync::Arc;
+
+use crate::contract::Contract;
+use crate::model::{Conflict, ContractVersion, DatasetName, ImportId, KeyError, RecordKey};
+use crate::ports::{
+    CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract, RecordPage, RecordQuery,
+    RecordStore, StoreError, StoredRecord,
+};
+
+/// The ports the dataset use cases work through.
+#[derive(Clone)]
+pub struct DatasetPorts {
+    /// Datasets.
+    pub datasets: Arc<dyn DatasetStore>,
+    /// Published contracts.
+    pub contracts: Arc<dyn ContractStore>,
+    /// Latest state, history and conflicts.
+    pub records: Arc<dyn RecordStore>,
+}
+
+/// A dataset with what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetOverview {
+    /// The dataset.
+    pub dataset: Dataset,
+    /// Records (keys) in its latest state.
+    pub records: u64,
+}
+
+/// Why a dataset use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// No such dataset.
+    #[error("no such dataset")]
+    UnknownDataset,
+    /// A dataset with this name exists already.
+    #[error("a dataset with this name exists already")]
+    AlreadyExists,
+    /// The dataset has no such contract version.
+    #[error("no such contract version")]
+    UnknownContract,
+    /// The dataset has no record with this key.
+    #[error("no such record")]
+    UnknownRecord,
+    /// The key text does not fit the dataset's key.
+    #[error(transparent)]
+    BadKey(#[from] KeyError),
+    /// Anything else (a store unreachable, a stored contract unreadable).
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The dataset use cases.
+pub struct DatasetService {
+    ports: DatasetPorts,
+}
+
+impl DatasetService {
+    /// A service over these ports.
+    pub fn new(ports: DatasetPorts) -> Self {
+        Self { ports }
+    }
+
+    /// Creates a dataset with its first contract (version 1).
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the name is taken.
+    #[tracing::instrument(skip_all, fields(dataset = %name), err)]
+    pub async fn create(
+        &self,
+        name: &DatasetName,
+        contract: &Contract,
+    ) -> Result<Dataset, DatasetError> {
+        let dataset = self
+            .ports
+            .datasets
+            .create(name, contract)
+            .await
+            .map_err(catalog)?;
+        tracing::info!("dataset created");
+        Ok(dataset)
+    }
+
+    /// Every dataset, by name.
+    ///
+    /// # Errors
+    /// `Unexpected` only.
+    pub async fn list(&self) -> Result<Vec<Dataset>, DatasetError> {
+        self.ports.datasets.list().await.map_err(catalog)
+    }
+
+    /// One dataset and how many records it holds.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    pub async fn get(&self, name: &DatasetName) -> Result<DatasetOverview, DatasetError> {
+        let dataset = self.ports.datasets.get(name).await.map_err(catalog)?;
+        let query = RecordQuery {
+            limit: 0,
+            ..RecordQuery::default()
+        };
+        let page = self.ports.records.list(name, &query).await.map_err(store)?;
+        Ok(DatasetOverview {
+            dataset,
+            records: page.total,
+        })
+    }
+
+    /// Publishes the next contract version, which new imports are processed with.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    #[tracing::instrument(skip_all, fields(dataset = %name), err)]
+    pub async fn publish(
+        &self,
+        name: &DatasetName,
+        contract: &Contract,
+    ) -> Result<PublishedContract, DatasetError> {
+        let published = self
+            .ports
+            .contracts
+            .publish(name, contract)
+            .await
+            .map_err(catalog)?;
+        tracing::info!(version = published.version.get(), "contract published");
+        Ok(published)
+    }
+
+    /// One contract version.
+    ///
+    /// # Errors
+    /// `UnknownDataset` or `UnknownContract`.
+    pub async fn contract(
+        &self,
+        name: &DatasetName,
+        version: ContractVersion,
+    ) -> Result<PublishedContract, DatasetError> {
+        self.dataset(name).await?;
+        match self.ports.contracts.get(name, version).await {
+            Err(CatalogError::NotFound) => Err(DatasetError::UnknownContract),
+            other => other.map_err(catalog),
+        }
+    }
+
+    /// Every contract version of a dataset, oldest first.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    pub async fn contracts(
+        &self,
+        name: &DatasetName,
+    ) -> Result<Vec<PublishedContract>, DatasetError> {
+        self.ports.contracts.list(name).await.map_err(catalog)
+    }
+
+    /// Records matching equality filters on dimensions, a page at a time. A filter on
+    /// a name that is not a dimension of the current contract matches nothing.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    pub async fn records(
+        &self,
+        name: &DatasetName,
+        query: &RecordQuery,
+    ) -> Result<RecordPage, DatasetError> {
+        self.dataset(name).await?;
+        self.ports.records.list(name, query).await.map_err(store)
+    }
+
+    /// One record's latest state, by the canonical text of its key (`9863/002299`).
+    ///
+    /// # Errors
+    /// `UnknownDataset`, `BadKey` or `UnknownRecord`.
+    pub async fn record(
+        &self,
+        name: &DatasetName,
+        key: &str,
+    ) -> Result<StoredRecord, DatasetError> {
+        let key = self.key(name, key).await?;
+        self.ports.records.get(name, &key).await.map_err(store)
+    }
+
+    /// Every accepted state of one record, oldest first.
+    ///
+    /// # Errors
+    /// `UnknownDataset`, `BadKey` or `UnknownRecord`.
+    pub async fn history(
+        &self,
+        name: &DatasetName,
+        key: &str,
+    ) -> Result<Vec<StoredRecord>, DatasetError> {
+        let key = self.key(name, key).await?;
+        self.ports.records.history(name, &key).await.map_err(store)
+    }
+
+    /// A dataset's conflicts, oldest first, with the import that reported each.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    pub async fn conflicts(
+        &self,
+        name: &DatasetName,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(ImportId, Conflict)>, DatasetError> {
+        self.dataset(name).await?;
+        let store_conflicts = self.ports.records.conflicts(name, limit, offset);
+        store_conflicts.await.map_err(store)
+    }
+
+    async fn dataset(&self, name: &DatasetName) -> Result<Dataset, DatasetError> {
+        self.ports.datasets.get(name).await.map_err(catalog)
+    }
+
+    /// Reads a key with as many components as the current contract's key has.
+    async fn key(&self, name: &DatasetName, text: &str) -> Result<RecordKey, DatasetError> {
+        let dataset = self.dataset(name).await?;
+        let contract = self.contract(name, dataset.current_contract).await?;
+        Ok(RecordKey::parse(
+            text,
+            contract.contract.key_fields().len(),
+        )?)
+    }
+}
+
+/// Store errors as the dataset use cases see them; `NotFound` from the catalog is an
+/// unknown dataset (contract look-ups map it themselves).
+fn catalog(e: CatalogError) -> DatasetError {
+    match e {
+        CatalogError::NotFound => DatasetError::UnknownDataset,
+        CatalogError::AlreadyExists => DatasetError::AlreadyExists,
+        e @ CatalogError::Corrupt(_) => DatasetError::Unexpected(anyhow::Error::new(e)),
+        CatalogError::Unexpected(e) => DatasetError::Unexpected(e),
+    }
+}
+
+fn store(e: StoreError) -> DatasetError {
+    match e {
+        StoreError::NotFound => DatasetError::UnknownRecord,
+        e @ StoreError::LeaseLost => DatasetError::Unexpected(anyhow::Error::new(e)),
+        StoreError::Unexpected(e) => DatasetError::Unexpected(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;

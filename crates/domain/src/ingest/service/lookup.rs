@@ -1,0 +1,155 @@
+//! Looking imports up, reading their documents back, waiting for them, and dry runs
+//! of draft contracts over them.
+
+use std::time::Duration;
+
+use super::{ImportService, anyhow};
+use crate::contract::Contract;
+use crate::ingest::pipeline;
+use crate::merge::Verdict;
+use crate::model::{Conflict, DatasetName, ImportId, ImportReport, Record};
+use crate::ports::{CatalogError, ImportSummary, VaultError, VaultReader};
+
+/// What a draft contract would make of a stored document, merged into an empty
+/// dataset; nothing is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryRun {
+    /// Apply or reject.
+    pub verdict: Verdict,
+    /// The report the import would get.
+    pub report: ImportReport,
+    /// The first records it would produce, ordered by key.
+    pub records: Vec<Record>,
+    /// How many records (distinct keys) it would produce in all.
+    pub records_total: u64,
+    /// The first conflicts it would report, in document order.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Why a dry run or a look-up of a dataset's import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// No such dataset.
+    #[error("no such dataset")]
+    UnknownDataset,
+    /// No such import in this dataset.
+    #[error("no such import")]
+    UnknownImport,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ImportService {
+    /// One import of a dataset (an import of another dataset is not found).
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn get_in(
+        &self,
+        dataset: &DatasetName,
+        id: &ImportId,
+    ) -> Result<ImportSummary, LookupError> {
+        match self.ports.vault.get(id).await {
+            Ok(import) if &import.import.dataset == dataset => Ok(import),
+            Ok(_) | Err(VaultError::NotFound) => Err(self.unknown(dataset).await),
+            Err(e) => Err(LookupError::Unexpected(anyhow(e))),
+        }
+    }
+
+    /// A dataset's imports, newest first.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn list(
+        &self,
+        dataset: &DatasetName,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<ImportSummary>, LookupError> {
+        self.dataset_exists(dataset).await?;
+        let imports = self.ports.vault.list(dataset, limit, offset).await;
+        imports.map_err(|e| LookupError::Unexpected(anyhow(e)))
+    }
+
+    /// The stored bytes of one import of a dataset, in chunks.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn document(
+        &self,
+        dataset: &DatasetName,
+        id: &ImportId,
+    ) -> Result<(ImportSummary, Box<dyn VaultReader>), LookupError> {
+        let import = self.get_in(dataset, id).await?;
+        let reader = self.ports.vault.open(id).await;
+        Ok((
+            import,
+            reader.map_err(|e| LookupError::Unexpected(anyhow(e)))?,
+        ))
+    }
+
+    /// Waits until an import has finished processing or `timeout` has passed, and
+    /// gives it as it is then.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn wait(
+        &self,
+        dataset: &DatasetName,
+        id: &ImportId,
+        timeout: Duration,
+    ) -> Result<ImportSummary, LookupError> {
+        let deadline =
+            self.ports.clock.now() + chrono::Duration::from_std(timeout).unwrap_or_default();
+        loop {
+            let import = self.get_in(dataset, id).await?;
+            if import.status.is_finished() || self.ports.clock.now() >= deadline {
+                return Ok(import);
+            }
+            self.ports.clock.sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Maps a stored import through a draft contract into an empty dataset and tells
+    /// what it would produce (the first `sample` records and conflicts), writing
+    /// nothing: how a maintainer tries a contract before publishing it.
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    #[tracing::instrument(skip_all, fields(import = %id), err)]
+    pub async fn dry_run(
+        &self,
+        dataset: &DatasetName,
+        id: &ImportId,
+        contract: Contract,
+        sample: usize,
+    ) -> Result<DryRun, LookupError> {
+        let (_, reader) = self.document(dataset, id).await?;
+        let decoder = self.ports.decoder.clone();
+        let result = pipeline::dry_run(reader, decoder, contract).await?;
+        Ok(DryRun {
+            verdict: result.verdict,
+            report: result.report,
+            records_total: result.records.len() as u64,
+            records: result.records.into_values().take(sample).collect(),
+            conflicts: result.conflicts.into_iter().take(sample).collect(),
+        })
+    }
+
+    async fn dataset_exists(&self, dataset: &DatasetName) -> Result<(), LookupError> {
+        match self.ports.datasets.get(dataset).await {
+            Ok(_) => Ok(()),
+            Err(CatalogError::NotFound) => Err(LookupError::UnknownDataset),
+            Err(e) => Err(LookupError::Unexpected(anyhow(e))),
+        }
+    }
+
+    /// An import not found in `dataset`: the dataset may be the unknown part.
+    async fn unknown(&self, dataset: &DatasetName) -> LookupError {
+        match self.dataset_exists(dataset).await {
+            Ok(()) => LookupError::UnknownImport,
+            Err(e) => e,
+        }
+    }
+}

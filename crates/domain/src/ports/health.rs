@@ -1,0 +1,36 @@
+/// A connection pool's use, for the metrics of a running service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub size: u32,
+    /// Of which idle.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
+/// Errors of a health check.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The dependency did not answer, or answered wrongly.
+    #[error(transparent)]
+    Unreachable(#[from] anyhow::Error),
+}
+
+/// A dependency the service needs (a database, a cache), as readiness sees it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait Health: Send + Sync {
+    /// What it is (`sqlite`, `postgres`, `redis`), for `/readyz` and the metrics.
+    fn name(&self) -> &'static str;
+
+    /// Whether it answers now. Bounded in time by the adapter (a pool's acquire
+    /// timeout, a connection timeout).
+    ///
+    /// # Errors
+    /// - `Unreachable` with the reason when it does not answer.
+    async fn check(&self) -> Result<(), HealthError>;
+
+    /// Its connection pool's use, when it has one.
+    fn pool(&self) -> Option<PoolUsage>;
+}
