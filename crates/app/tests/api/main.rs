@@ -1,0 +1,597 @@
+//! End to end over HTTP: the real server (`spawn_app`) on SQLite and on PostgreSQL,
+//! every `/v1` route and the operational endpoints driven with a real client,
+//! including bad input. Each case runs once per database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod support;
+
+use intake_codecs::Codecs;
+use intake_domain::Contract;
+use intake_domain::merge::{MergeSession, SessionResult};
+use serde_json::{Value, json};
+use support::{TestApp, example};
+
+/// Defines each case once per database.
+macro_rules! on_both_databases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    let app = super::support::spawn_app(super::support::Db::Sqlite).await;
+                    super::$case(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    let app = super::support::spawn_app(super::support::Db::Postgres).await;
+                    super::$case(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    datasets_and_contracts_are_created_read_and_refused_when_bad,
+    the_markr_sample_is_imported_once_and_read_back,
+    the_reference_workloads_give_what_a_dry_run_of_them_gives,
+    a_bad_document_is_refused_or_reported_and_kept,
+    imports_are_listed_downloaded_and_reprocessed,
+    a_draft_contract_is_tried_without_writing_anything,
+    records_are_filtered_paged_and_validated,
+    operations_endpoints_report_health_metrics_and_the_api,
+);
+
+/// What the pure pipeline makes of an example document (the independent answer).
+fn dry_run(contract: &str, document: &str) -> SessionResult {
+    let text = String::from_utf8(example("contracts", contract)).expect("utf-8");
+    let contract = Contract::parse(&text).expect("a valid contract");
+    let mut session = MergeSession::new(&contract);
+    let bytes = std::io::Cursor::new(example("data", document));
+    for item in Codecs::default().decode_reader(contract.format(), bytes) {
+        session.push(item);
+    }
+    session.finish()
+}
+
+async fn datasets_and_contracts_are_created_read_and_refused_when_bad(app: &TestApp) {
+    let created = app
+        .create_example("exam-results", "exam-results.json")
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.header("location"),
+        Some("/v1/datasets/exam-results")
+    );
+    assert_eq!(created.body["current_contract"], 1);
+    assert_eq!(created.body["revision"], 0);
+
+    let again = app
+        .create_example("exam-results", "exam-results.json")
+        .await;
+    again.problem(409, "conflict");
+    let bad_name = app
+        .create_example("Exam Results", "exam-results.json")
+        .await;
+    let problem = bad_name.problem(400, "bad_request");
+    assert_eq!(problem["errors"][0]["field"], "name");
+
+    let invalid = json!({"name": "broken", "contract": {"format": "xml", "records": "a/b",
+        "fields": {"id": {"path": "id", "type": "string"}}, "key": ["id"],
+        "merge": "last_wins", "on_invalid": "skip_record"}});
+    let refused = app.post_json("/v1/datasets", &invalid).await;
+    let problem = refused.problem(422, "invalid_contract");
+    assert_eq!(
+        problem["errors"][0]["field"], "contract.key[0]",
+        "{problem}"
+    );
+    assert!(
+        app.get("/v1/datasets/broken").await.status == 404,
+        "nothing was created"
+    );
+
+    let malformed = app
+        .post_bytes(
+            "/v1/datasets",
+            Some("application/json"),
+            b"{\"name\": ".to_vec(),
+        )
+        .await;
+    malformed.problem(400, "bad_request");
+    let not_json = app
+        .post_bytes("/v1/datasets", Some("text/plain"), b"name=x".to_vec())
+        .await;
+    not_json.problem(415, "unsupported_media_type");
+    let huge = json!({"name": "huge", "contract": {"padding": "x".repeat(100 * 1024)}});
+    app.post_json("/v1/datasets", &huge)
+        .await
+        .problem(413, "payload_too_large");
+
+    let listed = app.get("/v1/datasets").await;
+    assert_eq!(listed.body["datasets"][0]["name"], "exam-results");
+    app.get("/v1/datasets/nope").await.problem(404, "not_found");
+    app.get("/v1/datasets/NOPE")
+        .await
+        .problem(400, "bad_request");
+
+    let mut v2: Value = serde_json::from_slice(&example("contracts", "exam-results.json")).unwrap();
+    v2["on_invalid"] = json!("skip_record");
+    let published = app
+        .post_json("/v1/datasets/exam-results/contracts", &v2)
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    assert_eq!(published.body["version"], 2);
+    assert_eq!(
+        published.header("location"),
+        Some("/v1/datasets/exam-results/contracts/2")
+    );
+    let read = app.get("/v1/datasets/exam-results/contracts/2").await;
+    assert_eq!(read.body["contract"]["on_invalid"], "skip_record");
+    let versions = app.get("/v1/datasets/exam-results/contracts").await;
+    assert_eq!(versions.body["contracts"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        app.get("/v1/datasets/exam-results").await.body["current_contract"],
+        2
+    );
+    app.get("/v1/datasets/exam-results/contracts/9")
+        .await
+        .problem(404, "not_found");
+    app.get("/v1/datasets/exam-results/contracts/0")
+        .await
+        .problem(400, "bad_request");
+    app.get("/v1/datasets/nope/contracts")
+        .await
+        .problem(404, "not_found");
+    let orphan = app.post_json("/v1/datasets/nope/contracts", &v2).await;
+    orphan.problem(404, "not_found");
+}
+
+async fn the_markr_sample_is_imported_once_and_read_back(app: &TestApp) {
+    app.create_example("exam-results", "exam-results.json")
+        .await;
+    let sample = example("data", "markr-sample-results.xml");
+    let done = app
+        .import("exam-results", "text/xml+markr", sample.clone())
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["status"], "completed");
+    let expected = dry_run("exam-results.json", "markr-sample-results.xml");
+    assert_eq!(done.body["report"]["seen"], expected.report.seen);
+    assert_eq!(
+        done.body["report"]["inserted"],
+        expected.records.len() as u64
+    );
+    assert_eq!(done.body["report"]["conflicts"], expected.report.conflicts);
+    let location = done.header("location").expect("a Location").to_owned();
+    assert_eq!(app.get(&location).await.body["id"], done.body["id"]);
+
+    let again = app.import("exam-results", "text/xml+markr", sample).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.body["id"], done.body["id"],
+        "the same body is the same import"
+    );
+    let dataset = app.get("/v1/datasets/exam-results").await;
+    assert_eq!(dataset.body["revision"], 1, "applied once");
+    assert_eq!(dataset.body["records"], expected.records.len() as u64);
+
+    let record = app
+        .get("/v1/datasets/exam-results/records/9863%2F002299")
+        .await;
+    assert_eq!(record.status, 200, "{}", record.body);
+    assert_eq!(
+        record.body["key_components"],
+        json!(["9863", "002299"]),
+        "keys stay text"
+    );
+    let stored = expected
+        .records
+        .values()
+        .find(|r| r.key.canonical() == "9863/002299");
+    let percent = stored.and_then(|r| r.measures.get("percent"));
+    assert_eq!(record.body["measures"]["percent"].as_f64(), percent);
+    app.get("/v1/datasets/exam-results/records/9863%2F2299")
+        .await
+        .problem(404, "not_found");
+    app.get("/v1/datasets/exam-results/records/9863")
+        .await
+        .problem(400, "bad_request");
+    let history = app
+        .get("/v1/datasets/exam-results/records/9863%2F002299/history")
+        .await;
+    assert_eq!(history.body["key"], "9863/002299");
+    assert!(
+        !history.body["history"]
+            .as_array()
+            .expect("a list")
+            .is_empty()
+    );
+
+    let conflicts = app
+        .get("/v1/datasets/exam-results/conflicts?limit=1000")
+        .await;
+    let listed = conflicts.body["conflicts"].as_array().expect("a list");
+    assert_eq!(listed.len() as u64, expected.report.conflicts);
+    assert_eq!(listed[0]["kind"], "identity");
+    assert_eq!(listed[0]["import_id"], done.body["id"]);
+}
+
+async fn the_reference_workloads_give_what_a_dry_run_of_them_gives(app: &TestApp) {
+    let workloads = [
+        (
+            "exams",
+            "exam-results.json",
+            "exam-results.xml",
+            "application/xml",
+        ),
+        (
+            "accounts",
+            "accounts.json",
+            "account-updates.json",
+            "application/json",
+        ),
+        ("customers", "customers.json", "customers.csv", "text/csv"),
+    ];
+    for (dataset, contract, document, media_type) in workloads {
+        assert_eq!(app.create_example(dataset, contract).await.status, 201);
+        let done = app
+            .import(dataset, media_type, example("data", document))
+            .await;
+        assert_eq!(done.body["status"], "completed", "{dataset}: {}", done.body);
+        let expected = dry_run(contract, document);
+        let report = serde_json::to_value(&expected.report).unwrap();
+        for count in [
+            "seen",
+            "inserted",
+            "updated",
+            "unchanged",
+            "superseded",
+            "invalid",
+            "conflicts",
+        ] {
+            assert_eq!(
+                done.body["report"][count], report[count],
+                "{dataset}: {count}"
+            );
+        }
+        let records = app
+            .get(&format!("/v1/datasets/{dataset}/records?limit=1000"))
+            .await;
+        assert_eq!(
+            records.body["total"],
+            expected.records.len() as u64,
+            "{dataset}"
+        );
+        for (got, want) in records.body["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(expected.records.values())
+        {
+            assert_eq!(
+                got["key"],
+                want.key.canonical(),
+                "{dataset}: ordered by key"
+            );
+        }
+    }
+}
+
+async fn a_bad_document_is_refused_or_reported_and_kept(app: &TestApp) {
+    app.create_example("exam-results", "exam-results.json")
+        .await;
+    let invalid = example("data", "exam-results-invalid.xml");
+    let failed = app
+        .import("exam-results", "application/xml", invalid.clone())
+        .await;
+    assert_eq!(failed.body["status"], "failed", "{}", failed.body);
+    let errors = failed.body["report"]["errors"].as_array().expect("errors");
+    assert!(
+        !errors.is_empty() && errors[0]["location"].is_object(),
+        "{}",
+        failed.body
+    );
+    assert_eq!(
+        app.get("/v1/datasets/exam-results").await.body["records"],
+        0,
+        "nothing applied"
+    );
+    let id = failed.body["id"].as_str().unwrap();
+    let kept = app
+        .get(&format!("/v1/datasets/exam-results/imports/{id}/document"))
+        .await;
+    assert_eq!(kept.bytes, invalid, "the raw document is kept");
+
+    let broken = app
+        .import(
+            "exam-results",
+            "application/xml",
+            b"<mcq-test-results><oops".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        broken.body["status"], "failed",
+        "malformed XML fails its import, not the server"
+    );
+
+    let wrong_type = app
+        .post_bytes(
+            "/v1/datasets/exam-results/imports",
+            Some("text/csv"),
+            b"a,b".to_vec(),
+        )
+        .await;
+    wrong_type.problem(415, "unsupported_media_type");
+    let no_type = app
+        .post_bytes("/v1/datasets/exam-results/imports", None, b"<x/>".to_vec())
+        .await;
+    no_type.problem(415, "unsupported_media_type");
+    let oversized = vec![b' '; (1 << 20) + 1];
+    let too_big = app
+        .post_bytes(
+            "/v1/datasets/exam-results/imports",
+            Some("application/xml"),
+            oversized,
+        )
+        .await;
+    too_big.problem(413, "payload_too_large");
+    let unknown = app
+        .post_bytes(
+            "/v1/datasets/nope/imports",
+            Some("application/xml"),
+            b"<x/>".to_vec(),
+        )
+        .await;
+    unknown.problem(404, "not_found");
+    let listed = app.get("/v1/datasets/exam-results/imports").await;
+    assert_eq!(
+        listed.body["imports"].as_array().map(Vec::len),
+        Some(2),
+        "refused bodies are not stored"
+    );
+}
+
+async fn imports_are_listed_downloaded_and_reprocessed(app: &TestApp) {
+    app.create_example("customers", "customers.json").await;
+    let csv = example("data", "customers.csv");
+    let path = "/v1/datasets/customers/imports";
+    let queued = app
+        .post_bytes(path, Some("text/csv; charset=utf-8"), csv.clone())
+        .await;
+    assert_eq!(queued.status, 202, "{}", queued.body);
+    let id = queued.body["id"].as_str().expect("an id").to_owned();
+    let keyed = app
+        .client
+        .post(app.url(path))
+        .insert_header(("content-type", "text/csv"))
+        .insert_header(("idempotency-key", "batch-7"))
+        .send_body("id,first_name,last_name,email,phone\n99,A,B,a@b.c,1\n")
+        .await
+        .expect("sent");
+    assert_eq!(keyed.status(), 202);
+    let listed = app.get(&format!("{path}?limit=1")).await;
+    assert_eq!(listed.body["imports"].as_array().map(Vec::len), Some(1));
+    app.get(&format!("{path}?limit=0"))
+        .await
+        .problem(400, "bad_request");
+    app.get(&format!("{path}?offset=-1"))
+        .await
+        .problem(400, "bad_request");
+
+    let document = app.get(&format!("{path}/{id}/document")).await;
+    assert_eq!(document.bytes, csv, "byte for byte");
+    assert_eq!(
+        document.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    app.get(&format!("{path}/not*an*id"))
+        .await
+        .problem(400, "bad_request");
+    app.get(&format!("{path}/0123456789abcdef"))
+        .await
+        .problem(404, "not_found");
+    app.get(&format!("/v1/datasets/nope/imports/{id}"))
+        .await
+        .problem(404, "not_found");
+
+    let import_path = format!("{path}/{id}");
+    let mut waited = app.get(&import_path).await;
+    for _ in 0..200 {
+        if waited.body["status"] == "completed" {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited = app.get(&import_path).await;
+    }
+    assert_eq!(
+        waited.body["status"], "completed",
+        "the workers processed it"
+    );
+    let again = app
+        .post_bytes(&format!("{import_path}/reprocess"), None, Vec::new())
+        .await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(again.body["status"], "received");
+    let bad_version = json!({"contract_version": 7});
+    let refused = app
+        .post_json(&format!("{import_path}/reprocess"), &bad_version)
+        .await;
+    let problem = refused.problem(400, "bad_request");
+    assert_eq!(problem["errors"][0]["field"], "contract_version");
+}
+
+async fn a_draft_contract_is_tried_without_writing_anything(app: &TestApp) {
+    app.create_example("exam-results", "exam-results.json")
+        .await;
+    let path = "/v1/datasets/exam-results/imports";
+    let invalid = example("data", "exam-results-invalid.xml");
+    let failed = app.post_bytes(path, Some("application/xml"), invalid).await;
+    let id = failed.body["id"].as_str().unwrap().to_owned();
+    let mut draft: Value =
+        serde_json::from_slice(&example("contracts", "exam-results.json")).unwrap();
+    draft["on_invalid"] = json!("skip_record");
+    let body = json!({"import_id": id, "contract": draft});
+    let tried = app
+        .post_json("/v1/datasets/exam-results/contracts/dry-run", &body)
+        .await;
+    assert_eq!(tried.status, 200, "{}", tried.body);
+    assert_eq!(
+        tried.body["verdict"], "commit",
+        "skipping the bad record applies the rest"
+    );
+    let records = tried.body["records"].as_array().expect("records");
+    assert_eq!(
+        records.len() as u64,
+        tried.body["records_total"].as_u64().unwrap()
+    );
+    assert!(!records.is_empty());
+    assert!(tried.body["report"]["invalid"].as_u64() > Some(0));
+    assert_eq!(
+        app.get("/v1/datasets/exam-results").await.body["records"],
+        0,
+        "nothing written"
+    );
+    assert_eq!(
+        app.get("/v1/datasets/exam-results/contracts").await.body["contracts"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let bad_draft = json!({"import_id": id, "contract": {"format": "yaml"}});
+    let refused = app
+        .post_json("/v1/datasets/exam-results/contracts/dry-run", &bad_draft)
+        .await;
+    refused.problem(422, "invalid_contract");
+    let unknown = json!({"import_id": "0123456789abcdef", "contract": draft});
+    let missing = app
+        .post_json("/v1/datasets/exam-results/contracts/dry-run", &unknown)
+        .await;
+    missing.problem(404, "not_found");
+    let bad_id = json!({"import_id": "../etc", "contract": draft});
+    let refused = app
+        .post_json("/v1/datasets/exam-results/contracts/dry-run", &bad_id)
+        .await;
+    assert_eq!(
+        refused.problem(400, "bad_request")["errors"][0]["field"],
+        "import_id"
+    );
+}
+
+async fn records_are_filtered_paged_and_validated(app: &TestApp) {
+    app.create_example("accounts", "accounts.json").await;
+    let done = app
+        .import(
+            "accounts",
+            "application/json",
+            example("data", "account-updates.json"),
+        )
+        .await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    let expected = dry_run("accounts.json", "account-updates.json");
+    let all = app.get("/v1/datasets/accounts/records?limit=1000").await;
+    assert_eq!(all.body["total"], expected.records.len() as u64);
+    let first = &all.body["records"][0];
+    let (dimension, value) = first["dimensions"]
+        .as_object()
+        .and_then(|d| d.iter().next())
+        .expect("a dimension");
+    let value = value.as_str().unwrap();
+    let matching = expected
+        .records
+        .values()
+        .filter(|r| r.dimensions.get(dimension) == Some(value))
+        .count();
+    let filtered = app
+        .get(&format!(
+            "/v1/datasets/accounts/records?{dimension}={value}&limit=1"
+        ))
+        .await;
+    assert_eq!(
+        filtered.body["total"], matching as u64,
+        "filtered by {dimension}={value}"
+    );
+    assert_eq!(filtered.body["records"].as_array().map(Vec::len), Some(1));
+    let second = app
+        .get("/v1/datasets/accounts/records?limit=1&offset=1")
+        .await;
+    assert_eq!(
+        second.body["records"][0]["key"],
+        all.body["records"][1]["key"]
+    );
+    app.get("/v1/datasets/accounts/records?limit=abc")
+        .await
+        .problem(400, "bad_request");
+    app.get("/v1/datasets/accounts/records?limit=1001")
+        .await
+        .problem(400, "bad_request");
+    app.get("/v1/datasets/nope/records")
+        .await
+        .problem(404, "not_found");
+    app.get("/v1/datasets/nope/conflicts")
+        .await
+        .problem(404, "not_found");
+}
+
+async fn operations_endpoints_report_health_metrics_and_the_api(app: &TestApp) {
+    let health = app.get("/healthz").await;
+    assert_eq!(health.body["status"], "ok");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["dependencies"][0]["status"], "up");
+
+    let traced = app
+        .get_with("/v1/datasets/nope", ("x-request-id", "trace-me-42"))
+        .await;
+    assert_eq!(
+        traced.header("x-request-id"),
+        Some("trace-me-42"),
+        "kept when sent"
+    );
+    assert_eq!(traced.body["instance"], "trace-me-42");
+    let generated = app.get("/v1/datasets").await;
+    assert_eq!(
+        generated.header("x-request-id").map(str::len),
+        Some(36),
+        "a UUID otherwise"
+    );
+    app.get("/v2/nothing-here").await.problem(404, "not_found");
+
+    app.create_example("exam-results", "exam-results.json")
+        .await;
+    app.import(
+        "exam-results",
+        "application/xml",
+        example("data", "exam-results.xml"),
+    )
+    .await;
+    let metrics = String::from_utf8(app.get("/metrics").await.bytes).unwrap();
+    for line in [
+        "intake_imports_total{outcome=\"completed\"} 1",
+        "intake_http_requests_total{method=\"GET\",route=\"/v1/datasets/{dataset}\",status=\"404\"} 1",
+        "intake_import_queue_depth 0",
+        "intake_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(metrics.contains("intake_pool_connections{"), "{metrics}");
+
+    let spec = app.get("/openapi/v1.json").await;
+    assert_eq!(spec.body["openapi"], "3.1.0");
+    assert!(spec.body["paths"]["/v1/datasets/{dataset}/imports"]["post"].is_object());
+    let docs = app.get("/docs/").await;
+    assert_eq!(docs.status, 200);
+    assert!(
+        String::from_utf8_lossy(&docs.bytes).contains("swagger"),
+        "the docs page"
+    );
+    let asset = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(asset.status, 200, "assets are served from the binary");
+}
