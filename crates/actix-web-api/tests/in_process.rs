@@ -1,0 +1,147 @@
+//! The API in process over mocked ports: each kind of error becomes the problem
+//! document clients are promised, internal causes never leave the server, and the
+//! request id is echoed and quoted.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use intake_actix_web_api::{ApiState, Metrics, Settings, app};
+use intake_domain::datasets::{DatasetPorts, DatasetService};
+use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
+use intake_domain::ports::{
+    CatalogError, MockClock, MockContractStore, MockDatasetStore, MockDocumentDecoder,
+    MockImportQueue, MockImportVault, MockRecordStore,
+};
+use serde_json::{Value, json};
+
+/// The API over a dataset store that answers every look-up with `answer`.
+fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
+    let mut datasets = MockDatasetStore::new();
+    datasets.expect_get().returning(move |_| Err(answer()));
+    let datasets: Arc<MockDatasetStore> = Arc::new(datasets);
+    let contracts = Arc::new(MockContractStore::new());
+    let records = Arc::new(MockRecordStore::new());
+    let ingest = IngestPorts {
+        datasets: datasets.clone(),
+        contracts: contracts.clone(),
+        vault: Arc::new(MockImportVault::new()),
+        queue: Arc::new(MockImportQueue::new()),
+        records: records.clone(),
+        decoder: Arc::new(MockDocumentDecoder::new()),
+        clock: Arc::new(MockClock::new()),
+    };
+    Arc::new(ApiState {
+        datasets: Arc::new(DatasetService::new(DatasetPorts {
+            datasets,
+            contracts,
+            records,
+        })),
+        imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
+        dependencies: Vec::new(),
+        metrics: Arc::new(Metrics::new()),
+        settings: Settings::default(),
+        started: Instant::now(),
+    })
+}
+
+async fn call(state: Arc<ApiState>, req: TestRequest) -> (u16, Option<String>, Value) {
+    let service = init_service(app(state)).await;
+    let res = call_service(&service, req.to_request()).await;
+    let status = res.status().as_u16();
+    let id = res
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = read_body(res).await;
+    (
+        status,
+        id,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[actix_web::test]
+async fn an_unknown_dataset_is_a_404_problem_quoting_the_request_id() {
+    let req = TestRequest::get()
+        .uri("/v1/datasets/missing")
+        .insert_header(("x-request-id", "abc-123"));
+    let (status, id, body) = call(state(|| CatalogError::NotFound), req).await;
+    assert_eq!((status, id.as_deref()), (404, Some("abc-123")));
+    assert_eq!(
+        body,
+        json!({"type": "urn:intake:problem:not_found", "title": "Not Found", "status": 404,
+               "detail": "no such dataset", "instance": "abc-123", "code": "not_found"})
+    );
+}
+
+#[actix_web::test]
+async fn an_internal_failure_is_a_500_that_leaks_nothing() {
+    let failing = || CatalogError::Unexpected(anyhow::anyhow!("password=hunter2 refused"));
+    let req = TestRequest::get().uri("/v1/datasets/any");
+    let (status, id, body) = call(state(failing), req).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["detail"], "internal error");
+    assert_eq!(body["code"], "internal");
+    assert!(!body.to_string().contains("hunter2"));
+    assert_eq!(
+        body["instance"].as_str(),
+        id.as_deref(),
+        "a generated id is quoted too"
+    );
+}
+
+#[actix_web::test]
+async fn malformed_requests_are_400s_naming_the_field() {
+    let cases = [
+        (TestRequest::get().uri("/v1/datasets/Bad_Name"), "dataset"),
+        (
+            TestRequest::post()
+                .uri("/v1/datasets")
+                .insert_header(("content-type", "application/json"))
+                .set_payload(r#"{"name": "ok", "contract": {}, "extra": 1}"#),
+            "",
+        ),
+        (
+            TestRequest::get().uri("/v1/datasets/ok/imports?limit=5000"),
+            "limit",
+        ),
+        (
+            TestRequest::get().uri("/v1/datasets/ok/contracts/zero"),
+            "version",
+        ),
+    ];
+    for (req, field) in cases {
+        let (status, _, body) = call(state(|| CatalogError::NotFound), req).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "bad_request");
+        if !field.is_empty() {
+            assert_eq!(body["errors"][0]["field"], field, "{body}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let req = TestRequest::delete().uri("/v1/nothing");
+    let (status, _, body) = call(state(|| CatalogError::NotFound), req).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["detail"], "no route for DELETE /v1/nothing");
+}
+
+#[test]
+fn the_openapi_document_describes_every_route() {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(intake_actix_web_api::openapi::ApiDoc::openapi()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(operations, 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    let problem = &doc["components"]["schemas"]["Problem"]["properties"];
+    for field in [
+        "type", "title", "status", "detail", "instance", "code", "errors",
+    ] {
+        assert!(problem[field].is_object(), "Problem.{field}");
+    }
+}

@@ -1,0 +1,213 @@
+//! The `intake` binary as an operator runs it: `--help`, `check`, `serve` with JSON
+//! logs that carry the request id and a graceful stop on SIGTERM, and `import` of a
+//! local file with its exit status.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn intake(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+    let url = format!("sqlite://{}", data.join("intake.db").display());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INTAKE_DATABASE_URL", url)
+        .current_dir(data);
+    command
+}
+
+fn example(folder: &str, name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(folder)
+        .join(name)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("intake runs")
+}
+
+#[test]
+fn help_names_every_command_and_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(intake(dir.path()).arg("--help"));
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in [
+        "serve",
+        "migrate",
+        "import",
+        "check",
+        "INTAKE_CONFIG",
+        "INTAKE_DATABASE_URL",
+    ] {
+        assert!(help.contains(word), "{word} in\n{help}");
+    }
+}
+
+#[test]
+fn check_says_what_is_wrong_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = run(intake(dir.path()).arg("check"));
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stdout).contains("database (sqlite://"),
+        "{}",
+        text(&ok.stdout)
+    );
+
+    let bad = run(intake(dir.path())
+        .arg("check")
+        .env("INTAKE_DATABASE_URL", "mysql://u:hunter2@h/db"));
+    assert_eq!(bad.status.code(), Some(2));
+    let said = text(&bad.stderr);
+    assert!(
+        said.contains("database_url") && !said.contains("hunter2"),
+        "{said}"
+    );
+
+    let down = run(intake(dir.path()).arg("check").env(
+        "INTAKE_DATABASE_URL",
+        "postgres://postgres@127.0.0.1:9/nothing",
+    ));
+    assert_eq!(down.status.code(), Some(1), "{}", text(&down.stdout));
+    assert!(
+        text(&down.stdout).contains("FAILED"),
+        "{}",
+        text(&down.stdout)
+    );
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn wait_until_up(client: &awc::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("intake serve did not come up");
+}
+
+#[actix_web::test]
+async fn serve_logs_the_request_id_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = intake(dir.path())
+        .arg("serve")
+        .env("INTAKE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("INTAKE_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::default();
+    wait_until_up(&client, &base).await;
+    let res = client
+        .get(format!("{base}/v1/datasets/nope"))
+        .insert_header(("x-request-id", "cli-trace-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(killed.unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "a clean exit on SIGTERM");
+    let logs = text(&out.stderr);
+    let request_lines: Vec<&str> = logs.lines().filter(|l| l.contains("cli-trace-1")).collect();
+    assert!(!request_lines.is_empty(), "{logs}");
+    for line in &request_lines {
+        let json: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
+        let spans = json["spans"].as_array().expect("the span list");
+        let ids: Vec<_> = spans.iter().map(|s| &s["request_id"]).collect();
+        assert!(ids.iter().any(|id| *id == "cli-trace-1"), "{line}");
+    }
+    assert!(
+        request_lines.iter().any(|l| l.contains("\"status\":404")),
+        "{logs}"
+    );
+    assert!(logs.contains("intake stopped"), "{logs}");
+}
+
+#[test]
+fn import_streams_a_file_processes_it_and_says_how_it_went() {
+    let dir = tempfile::tempdir().unwrap();
+    // A dataset to import into, created through the API of a short-lived server.
+    let created = actix_web::rt::System::new().block_on(create_exam_dataset(dir.path()));
+    assert!(created, "the dataset was created");
+
+    let good = example("data", "exam-results.xml");
+    let out = run(intake(dir.path())
+        .args(["import", "--dataset", "exam-results"])
+        .arg(&good));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["status"], "completed");
+    assert!(report["report"]["inserted"].as_u64() > Some(0), "{report}");
+    assert!(
+        text(&out.stderr).contains("(100%)"),
+        "plain progress lines when piped"
+    );
+
+    let bad = example("data", "exam-results-invalid.xml");
+    let out = run(intake(dir.path())
+        .args(["import", "--dataset", "exam-results"])
+        .arg(&bad));
+    assert_eq!(out.status.code(), Some(1), "a rejected document");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["status"], "failed");
+
+    let out = run(intake(dir.path())
+        .args(["import", "--dataset", "nope"])
+        .arg(&good));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no such dataset"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+async fn create_exam_dataset(dir: &Path) -> bool {
+    let port = free_port();
+    let mut child = intake(dir)
+        .arg("serve")
+        .env("INTAKE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("INTAKE_LOG", "off")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::default();
+    wait_until_up(&client, &base).await;
+    let contract: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(example("contracts", "exam-results.json")).unwrap())
+            .unwrap();
+    let body = serde_json::json!({"name": "exam-results", "contract": contract});
+    let res = client
+        .post(format!("{base}/v1/datasets"))
+        .send_json(&body)
+        .await
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    res.status() == 201
+}
