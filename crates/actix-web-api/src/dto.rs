@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct DatasetBody {
     /// 1–63 characters: lowercase letters, digits, `-` and `_`, starting with a letter.
-    #[schema(example = "exam-results")]
+    #[schema(example = "exam-results", pattern = r"^[a-z][a-z0-9_-]{0,62}$")]
     pub name: String,
     /// The first contract (version 1), as DESIGN §5 describes.
     #[schema(value_type = Object)]
@@ -98,6 +98,7 @@ pub struct ContractListResponse {
 #[serde(deny_unknown_fields)]
 pub struct DryRunBody {
     /// The import whose document is read.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub import_id: String,
     /// The draft contract.
     #[schema(value_type = Object)]
@@ -222,6 +223,7 @@ pub struct ImportListResponse {
 #[serde(deny_unknown_fields)]
 pub struct ReprocessBody {
     /// A published version of the dataset's contract; the current one when absent.
+    #[schema(minimum = 1)]
     pub contract_version: Option<u32>,
 }
 

@@ -25,11 +25,24 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = telemetry::init(&settings) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // A one-shot command prints its own result: only warnings are worth logging, unless
+    // the operator asked for another level.
+    let quiet = Settings {
+        log: "warn".into(),
+        ..settings.clone()
+    };
+    let is_default_level = settings.log == Settings::default().log;
+    let logged = match command {
+        Command::Serve => &settings,
+        _ if is_default_level => &quiet,
+        _ => &settings,
+    };
+    if let Err(e) = telemetry::init(logged) {
         eprintln!("intake: {e:#}");
         return ExitCode::from(2);
     }
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
+    let outcome = match command {
         Command::Serve => serve(&settings).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate => commands::migrate(&settings)
             .await

@@ -72,7 +72,7 @@ impl DatasetService {
     ///
     /// # Errors
     /// `AlreadyExists` when the name is taken.
-    #[tracing::instrument(skip_all, fields(dataset = %name), err)]
+    #[tracing::instrument(skip_all, fields(dataset = %name), err(level = "debug"))]
     pub async fn create(
         &self,
         name: &DatasetName,
@@ -117,7 +117,7 @@ impl DatasetService {
     ///
     /// # Errors
     /// `UnknownDataset`.
-    #[tracing::instrument(skip_all, fields(dataset = %name), err)]
+    #[tracing::instrument(skip_all, fields(dataset = %name), err(level = "debug"))]
     pub async fn publish(
         &self,
         name: &DatasetName,

@@ -77,7 +77,7 @@ pub(crate) async fn list_datasets(state: web::Data<ApiState>) -> Result<HttpResp
 
 /// Read a dataset: its revision, current contract and record count.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}", tag = "datasets",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name")),
     responses(
         (status = 200, description = "The dataset", body = DatasetResponse),
         (status = 400, description = "Malformed name", body = Problem, content_type = "application/problem+json"),
@@ -95,7 +95,7 @@ pub(crate) async fn get_dataset(
 
 /// Publish the next contract version; new imports are processed with it.
 #[utoipa::path(post, path = "/v1/datasets/{dataset}/contracts", tag = "contracts",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name")),
     request_body(content = Object, description = "The contract (DESIGN §5)"),
     responses(
         (status = 201, description = "Published", body = ContractResponse,
@@ -122,7 +122,7 @@ pub(crate) async fn publish_contract(
 
 /// List a dataset's contract versions, oldest first.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/contracts", tag = "contracts",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name")),
     responses(
         (status = 200, description = "The versions", body = ContractListResponse),
         (status = 400, description = "Malformed name", body = Problem, content_type = "application/problem+json"),
@@ -140,7 +140,7 @@ pub(crate) async fn list_contracts(
 
 /// Read one contract version.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/contracts/{version}", tag = "contracts",
-    params(("dataset" = String, Path, description = "The dataset's name"),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("version" = u32, Path, minimum = 1, description = "The version number")),
     responses(
         (status = 200, description = "The version", body = ContractResponse),
@@ -165,7 +165,7 @@ pub(crate) async fn get_contract(
 /// Try a draft contract on a stored import: the records, errors and conflicts it would
 /// produce in an empty dataset. Nothing is written.
 #[utoipa::path(post, path = "/v1/datasets/{dataset}/contracts/dry-run", tag = "contracts",
-    params(("dataset" = String, Path, description = "The dataset's name")),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name")),
     request_body = DryRunBody,
     responses(
         (status = 200, description = "What the draft would do", body = DryRunResponse),

@@ -88,7 +88,7 @@ fn check_length(req: &HttpRequest, limit: u64) -> Result<(), ApiError> {
 /// with the dataset's current contract. The same body (or `Idempotency-Key`) twice
 /// gives back the first import, applied once.
 #[utoipa::path(post, path = "/v1/datasets/{dataset}/imports", tag = "imports",
-    params(("dataset" = String, Path, description = "The dataset's name"),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("Idempotency-Key" = Option<String>, Header, description = "Same key, same import"),
            ImportQuery),
     request_body(description = "The document, in the contract's format",
@@ -144,7 +144,7 @@ pub(crate) async fn create_import(
 
 /// List a dataset's imports, newest first.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/imports", tag = "imports",
-    params(("dataset" = String, Path, description = "The dataset's name"), PageQuery),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"), PageQuery),
     responses(
         (status = 200, description = "A page of imports", body = ImportListResponse),
         (status = 400, description = "Malformed name or page", body = Problem, content_type = "application/problem+json"),
@@ -168,8 +168,8 @@ pub(crate) async fn list_imports(
 
 /// Read an import: its status and, once processed, its report.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/imports/{import}", tag = "imports",
-    params(("dataset" = String, Path, description = "The dataset's name"),
-           ("import" = String, Path, description = "The import's id")),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
+           ("import" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$", description = "The import's id")),
     responses(
         (status = 200, description = "The import", body = ImportResponse),
         (status = 400, description = "Malformed name or id", body = Problem, content_type = "application/problem+json"),
@@ -187,8 +187,8 @@ pub(crate) async fn get_import(
 
 /// Download the document byte for byte, as it was received.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/imports/{import}/document", tag = "imports",
-    params(("dataset" = String, Path, description = "The dataset's name"),
-           ("import" = String, Path, description = "The import's id")),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
+           ("import" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$", description = "The import's id")),
     responses(
         (status = 200, description = "The stored bytes, with the media type they arrived with"),
         (status = 400, description = "Malformed name or id", body = Problem, content_type = "application/problem+json"),
@@ -226,8 +226,8 @@ fn chunks(
 /// Queue a finished import again, to be processed with another contract version
 /// (the current one when the body names none).
 #[utoipa::path(post, path = "/v1/datasets/{dataset}/imports/{import}/reprocess", tag = "imports",
-    params(("dataset" = String, Path, description = "The dataset's name"),
-           ("import" = String, Path, description = "The import's id")),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
+           ("import" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$", description = "The import's id")),
     request_body(content = Option<ReprocessBody>, description = "Optional: the contract version"),
     responses(
         (status = 202, description = "Queued again", body = ImportResponse,

@@ -45,7 +45,7 @@ fn number<T: std::str::FromStr>(
 /// List records ordered by key, a page at a time. Every query parameter other than
 /// `limit` and `offset` is an equality filter on a dimension (`?test_id=9863`).
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/records", tag = "records",
-    params(("dataset" = String, Path, description = "The dataset's name"), PageQuery,
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"), PageQuery,
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
             description = "`<dimension>=<value>` pairs, all of which must hold")),
     responses(
@@ -83,7 +83,7 @@ pub(crate) async fn list_records(
 
 /// Read one record's latest state.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/records/{key}", tag = "records",
-    params(("dataset" = String, Path, description = "The dataset's name"),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("key" = String, Path, description = "The canonical key, URL-encoded as one segment (`9863%2F002299`)")),
     responses(
         (status = 200, description = "The record", body = RecordResponse),
@@ -101,7 +101,7 @@ pub(crate) async fn get_record(
 
 /// Every accepted state of one record, oldest first.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/records/{key}/history", tag = "records",
-    params(("dataset" = String, Path, description = "The dataset's name"),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("key" = String, Path, description = "The canonical key, URL-encoded as one segment")),
     responses(
         (status = 200, description = "The history", body = HistoryResponse),
@@ -125,7 +125,7 @@ pub(crate) async fn get_history(
 
 /// A dataset's conflicts, oldest first, each with the import that reported it.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/conflicts", tag = "records",
-    params(("dataset" = String, Path, description = "The dataset's name"), PageQuery),
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"), PageQuery),
     responses(
         (status = 200, description = "A page of conflicts", body = ConflictListResponse),
         (status = 400, description = "Malformed name or page", body = Problem, content_type = "application/problem+json"),

@@ -376,8 +376,36 @@ async fn imports_are_listed_downloaded_and_reprocessed(app: &TestApp) {
         .await
         .expect("sent");
     assert_eq!(keyed.status(), 202);
+    let replayed = app
+        .client
+        .post(app.url(path))
+        .insert_header(("content-type", "text/csv"))
+        .insert_header(("idempotency-key", "batch-7"))
+        .send_body("id,first_name,last_name,email,phone\n98,C,D,c@d.e,2\n")
+        .await
+        .expect("sent");
+    assert_eq!(
+        replayed.status(),
+        200,
+        "the same key is the first import, applied once"
+    );
+    let bad_key = app
+        .client
+        .post(app.url(path))
+        .insert_header(("content-type", "text/csv"))
+        .insert_header(("idempotency-key", "x".repeat(201)))
+        .send_body("id\n1\n")
+        .await
+        .expect("sent");
+    assert_eq!(bad_key.status(), 400);
     let listed = app.get(&format!("{path}?limit=1")).await;
     assert_eq!(listed.body["imports"].as_array().map(Vec::len), Some(1));
+    let all = app.get(path).await;
+    assert_eq!(
+        all.body["imports"].as_array().map(Vec::len),
+        Some(2),
+        "one per body or key"
+    );
     app.get(&format!("{path}?limit=0"))
         .await
         .problem(400, "bad_request");

@@ -197,7 +197,7 @@ impl ImportService {
     ///
     /// # Errors
     /// See [`ReceiveError`]; on any error nothing is stored.
-    #[tracing::instrument(skip_all, fields(dataset = %dataset), err)]
+    #[tracing::instrument(skip_all, fields(dataset = %dataset), err(level = "debug"))]
     pub async fn receive<S, B, E>(
         &self,
         dataset: &DatasetName,
@@ -355,7 +355,7 @@ impl ImportService {
     ///
     /// # Errors
     /// See [`ReprocessError`].
-    #[tracing::instrument(skip_all, fields(import = %id), err)]
+    #[tracing::instrument(skip_all, fields(import = %id), err(level = "debug"))]
     pub async fn reprocess(
         &self,
         id: &ImportId,

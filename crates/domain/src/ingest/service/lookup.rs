@@ -117,7 +117,7 @@ impl ImportService {
     ///
     /// # Errors
     /// See [`LookupError`].
-    #[tracing::instrument(skip_all, fields(import = %id), err)]
+    #[tracing::instrument(skip_all, fields(import = %id), err(level = "debug"))]
     pub async fn dry_run(
         &self,
         dataset: &DatasetName,
