@@ -87,6 +87,7 @@ pub fn app(
         .app_data(web::Data::from(state))
         .app_data(web::Data::from(metrics))
         .app_data(error::json_config(max_json))
+        .app_data(web::PayloadConfig::new(max_json))
         .app_data(error::query_config())
         .app_data(error::path_config())
         .configure(routes::configure)

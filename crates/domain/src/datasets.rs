@@ -161,7 +161,8 @@ impl DatasetService {
     }
 
     /// Records matching equality filters on dimensions, a page at a time. A filter on
-    /// a name that is not a dimension of the current contract matches nothing.
+    /// a name that is not a dimension of the current contract, or holding a NUL
+    /// character, matches nothing.
     ///
     /// # Errors
     /// `UnknownDataset`.
@@ -171,6 +172,14 @@ impl DatasetService {
         query: &RecordQuery,
     ) -> Result<RecordPage, DatasetError> {
         self.dataset(name).await?;
+        let has_nul = |(k, v): (&String, &String)| k.contains('\0') || v.contains('\0');
+        if query.filters.iter().any(has_nul) {
+            // No stored text holds NUL (mapping refuses it), so nothing matches.
+            return Ok(RecordPage {
+                records: Vec::new(),
+                total: 0,
+            });
+        }
         self.ports.records.list(name, query).await.map_err(store)
     }
 

@@ -305,3 +305,11 @@ fn max_measures_refuses_a_field_that_is_both_dimension_and_measure() {
             .contains("cannot be both a dimension and a measure")
     );
 }
+
+#[test]
+fn text_with_a_nul_character_is_refused_where_it_is() {
+    let described = with(exam(), "/description", json!("scanner\u{0}notes"));
+    assert_eq!(fields_at_fault(described), ["description"]);
+    let pathed = with(exam(), "/fields/first_name/path", json!("first\u{0}name"));
+    assert!(fields_at_fault(pathed).contains(&"fields.first_name.path".to_owned()));
+}

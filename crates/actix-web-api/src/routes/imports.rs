@@ -235,14 +235,22 @@ fn chunks(
         (status = 400, description = "Malformed name, id, body or version", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset or import", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Still being processed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn reprocess(
     state: web::Data<ApiState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path.0)?;
     let id = import_id("import", &path.1)?;
+    let body = body.map_err(|e| match e.as_response_error().status_code().as_u16() {
+        413 => ApiError::TooLarge("the body is larger than the limit".into()),
+        _ => ApiError::BadRequest {
+            detail: format!("reading the body failed: {e}"),
+            errors: Vec::new(),
+        },
+    })?;
     let body: ReprocessBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReprocessBody::default()
     } else {

@@ -96,6 +96,16 @@ async fn datasets_and_contracts_are_created_read_and_refused_when_bad(app: &Test
         app.get("/v1/datasets/broken").await.status == 404,
         "nothing was created"
     );
+    let mut nul: Value =
+        serde_json::from_slice(&example("contracts", "exam-results.json")).unwrap();
+    nul["description"] = json!("a\u{0}b");
+    let refused = app
+        .post_json("/v1/datasets", &json!({"name": "nul", "contract": nul}))
+        .await;
+    assert_eq!(
+        refused.problem(422, "invalid_contract")["errors"][0]["field"],
+        "contract.description"
+    );
 
     let malformed = app
         .post_bytes(
@@ -554,6 +564,19 @@ async fn records_are_filtered_paged_and_validated(app: &TestApp) {
         second.body["records"][0]["key"],
         all.body["records"][1]["key"]
     );
+    let nul = app
+        .get("/v1/datasets/accounts/records?subtype=mi%00nt")
+        .await;
+    assert_eq!(
+        (nul.status.as_u16(), &nul.body["total"]),
+        (200, &json!(0)),
+        "NUL matches nothing"
+    );
+    let nul_key = app.get("/v1/datasets/accounts/records/a%00b").await;
+    nul_key.problem(400, "bad_request");
+    app.get("/v1/datasets/accounts/records/a%00b/history")
+        .await
+        .problem(400, "bad_request");
     app.get("/v1/datasets/accounts/records?limit=abc")
         .await
         .problem(400, "bad_request");

@@ -118,6 +118,10 @@ impl Contract {
     /// [`ContractError::Invalid`] listing every problem found.
     pub fn compile(spec: ContractSpec) -> Result<Self, ContractError> {
         let mut issues = Vec::new();
+        // SQL text cannot hold NUL, and nothing a contract names needs one.
+        if let Ok(json) = serde_json::to_value(&spec) {
+            find_nul(&json, "", &mut issues);
+        }
         let format = compile_format(&spec, &mut issues);
         let fields = compile_fields(&spec, &mut issues);
         let by_name: BTreeMap<&str, &CompiledField> =
@@ -183,6 +187,38 @@ impl Contract {
     /// The contract as JSON text (the form it is stored in).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Reports every key or text value holding a NUL character, at its path.
+fn find_nul(value: &serde_json::Value, path: &str, issues: &mut Vec<ContractIssue>) {
+    const MESSAGE: &str = "text may not contain a NUL character (U+0000)";
+    let at = |key: &str| match path {
+        "" => key.to_owned(),
+        _ => format!("{path}.{key}"),
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => {
+            issues.push(ContractIssue::new(
+                if path.is_empty() { "(contract)" } else { path },
+                MESSAGE,
+            ));
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_nul(item, &format!("{path}[{i}]"), issues);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains('\0') {
+                    issues.push(ContractIssue::new(at(key), MESSAGE));
+                } else {
+                    find_nul(item, &at(key), issues);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -21,6 +21,9 @@ pub enum KeyError {
     /// A component was empty: nothing would identify the record.
     #[error("key component {0} is empty")]
     EmptyComponent(usize),
+    /// A component held a NUL character, which no stored key can hold.
+    #[error("key component {0} contains a NUL character")]
+    Nul(usize),
     /// The canonical text held a `%` escape that is not `%25` or `%2F`.
     #[error("invalid escape in record key {0:?}")]
     BadEscape(String),
@@ -40,13 +43,16 @@ impl RecordKey {
     /// Builds a key from its components.
     ///
     /// # Errors
-    /// [`KeyError::NoComponents`] or [`KeyError::EmptyComponent`].
+    /// [`KeyError::NoComponents`], [`KeyError::EmptyComponent`] or [`KeyError::Nul`].
     pub fn try_new(components: Vec<String>) -> Result<Self, KeyError> {
         if components.is_empty() {
             return Err(KeyError::NoComponents);
         }
         if let Some(i) = components.iter().position(String::is_empty) {
             return Err(KeyError::EmptyComponent(i));
+        }
+        if let Some(i) = components.iter().position(|c| c.contains('\0')) {
+            return Err(KeyError::Nul(i));
         }
         Ok(Self(components))
     }
@@ -157,6 +163,11 @@ mod tests {
             RecordKey::parse("a//b", 3),
             Err(KeyError::EmptyComponent(1))
         );
+        assert_eq!(
+            RecordKey::parse("a/b\0c", 2),
+            Err(KeyError::Nul(1)),
+            "no stored key holds NUL"
+        );
         assert!(matches!(
             RecordKey::parse("a%zz", 1),
             Err(KeyError::BadEscape(_))
@@ -173,7 +184,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn canonical_text_round_trips(parts in proptest::collection::vec("[a/%2F5]{1,8}|.{1,8}", 1..4)) {
+        fn canonical_text_round_trips(parts in proptest::collection::vec("[a/%2F5]{1,8}|[^\\x00]{1,8}", 1..4)) {
             let k = RecordKey::try_new(parts.clone()).unwrap();
             prop_assert_eq!(RecordKey::parse(&k.canonical(), parts.len()).unwrap(), k);
         }
