@@ -60,6 +60,9 @@ pub enum ApiError {
     /// 404: no such dataset, contract, import, record or route.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the route exists, not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 409: the state of the resource forbids it (a name taken, an import running).
     #[error("{0}")]
     Conflict(String),
@@ -102,6 +105,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => "bad_request",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -137,6 +141,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -283,6 +288,14 @@ pub(crate) fn path_config() -> web::PathConfig {
         }
         .into()
     })
+}
+
+/// Routes that exist, asked with another method.
+pub(crate) async fn wrong_method(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (method, path) = (req.method(), req.path());
+    Err(ApiError::MethodNotAllowed(format!(
+        "{path} does not take {method}"
+    )))
 }
 
 /// Routes that do not exist.

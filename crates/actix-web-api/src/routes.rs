@@ -21,6 +21,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     records::configure(cfg);
 }
 
+/// A route whose other methods answer a `405` problem.
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(crate::error::wrong_method))
+}
+
 /// The largest page a list answers.
 const MAX_PAGE: u32 = 1000;
 /// The page size when the client names none.

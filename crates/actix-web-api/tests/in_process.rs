@@ -145,3 +145,12 @@ fn the_openapi_document_describes_every_route() {
         assert!(problem[field].is_object(), "Problem.{field}");
     }
 }
+
+#[actix_web::test]
+async fn a_known_route_with_another_method_is_a_405_problem() {
+    let req = TestRequest::delete().uri("/v1/datasets");
+    let (status, _, body) = call(state(|| CatalogError::NotFound), req).await;
+    assert_eq!(status, 405);
+    assert_eq!(body["code"], "method_not_allowed");
+    assert_eq!(body["detail"], "/v1/datasets does not take DELETE");
+}

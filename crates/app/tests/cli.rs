@@ -211,3 +211,63 @@ async fn create_exam_dataset(dir: &Path) -> bool {
     let _ = child.wait();
     res.status() == 201
 }
+
+#[actix_web::test]
+async fn a_request_in_flight_at_sigterm_is_answered_before_the_process_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = intake(dir.path())
+        .arg("serve")
+        .env("INTAKE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("INTAKE_LOG", "off")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .finish();
+    wait_until_up(&client, &base).await;
+    let contract = r#"{"format": "csv", "fields": {"id": {"type": "string", "required": true},
+        "value": {"type": "number", "required": true}}, "key": ["id"],
+        "measures": {"value": "value"}, "merge": "last_wins", "on_invalid": "skip_record"}"#;
+    let body = format!(r#"{{"name": "big", "contract": {contract}}}"#);
+    let created = client
+        .post(format!("{base}/v1/datasets"))
+        .insert_header(("content-type", "application/json"))
+        .send_body(body)
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut csv = String::from("id,value\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("k{i},{i}\n"));
+    }
+    let import = client
+        .post(format!("{base}/v1/datasets/big/imports?wait=true"))
+        .insert_header(("content-type", "text/csv"))
+        .send_body(csv);
+    let in_flight = actix_web::rt::spawn(async move {
+        let mut res = import.await.unwrap();
+        (res.status(), res.body().await.unwrap())
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert!(!in_flight.is_finished(), "still in flight when the signal comes");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, body) = in_flight.await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["status"], "completed",
+        "finished within the grace period"
+    );
+    assert_eq!(answer["report"]["inserted"], 100_000);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+}

@@ -15,21 +15,21 @@ use crate::{ApiError, ApiState, dto::ConflictResponse};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/datasets")
+        super::resource("/v1/datasets")
             .route(web::get().to(list_datasets))
             .route(web::post().to(create_dataset)),
     )
-    .service(web::resource("/v1/datasets/{dataset}").route(web::get().to(get_dataset)))
+    .service(super::resource("/v1/datasets/{dataset}").route(web::get().to(get_dataset)))
     .service(
-        web::resource("/v1/datasets/{dataset}/contracts")
+        super::resource("/v1/datasets/{dataset}/contracts")
             .route(web::get().to(list_contracts))
             .route(web::post().to(publish_contract)),
     )
     .service(
-        web::resource("/v1/datasets/{dataset}/contracts/dry-run").route(web::post().to(dry_run)),
+        super::resource("/v1/datasets/{dataset}/contracts/dry-run").route(web::post().to(dry_run)),
     )
     .service(
-        web::resource("/v1/datasets/{dataset}/contracts/{version}")
+        super::resource("/v1/datasets/{dataset}/contracts/{version}")
             .route(web::get().to(get_contract)),
     );
 }

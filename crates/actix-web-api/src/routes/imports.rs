@@ -17,19 +17,19 @@ const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/datasets/{dataset}/imports")
+        super::resource("/v1/datasets/{dataset}/imports")
             .route(web::get().to(list_imports))
             .route(web::post().to(create_import)),
     )
     .service(
-        web::resource("/v1/datasets/{dataset}/imports/{import}").route(web::get().to(get_import)),
+        super::resource("/v1/datasets/{dataset}/imports/{import}").route(web::get().to(get_import)),
     )
     .service(
-        web::resource("/v1/datasets/{dataset}/imports/{import}/document")
+        super::resource("/v1/datasets/{dataset}/imports/{import}/document")
             .route(web::get().to(get_document)),
     )
     .service(
-        web::resource("/v1/datasets/{dataset}/imports/{import}/reprocess")
+        super::resource("/v1/datasets/{dataset}/imports/{import}/reprocess")
             .route(web::post().to(reprocess)),
     );
 }

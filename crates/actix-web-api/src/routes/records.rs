@@ -15,17 +15,19 @@ use crate::error::Problem;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/datasets/{dataset}/records").route(web::get().to(list_records)))
-        .service(
-            web::resource("/v1/datasets/{dataset}/records/{key}").route(web::get().to(get_record)),
-        )
-        .service(
-            web::resource("/v1/datasets/{dataset}/records/{key}/history")
-                .route(web::get().to(get_history)),
-        )
-        .service(
-            web::resource("/v1/datasets/{dataset}/conflicts").route(web::get().to(list_conflicts)),
-        );
+    cfg.service(
+        super::resource("/v1/datasets/{dataset}/records").route(web::get().to(list_records)),
+    )
+    .service(
+        super::resource("/v1/datasets/{dataset}/records/{key}").route(web::get().to(get_record)),
+    )
+    .service(
+        super::resource("/v1/datasets/{dataset}/records/{key}/history")
+            .route(web::get().to(get_history)),
+    )
+    .service(
+        super::resource("/v1/datasets/{dataset}/conflicts").route(web::get().to(list_conflicts)),
+    );
 }
 
 /// A number from the query string, or a field error naming it.
