@@ -36,6 +36,16 @@ fn request_id(req: &ServiceRequest) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
+/// Methods as metrics label them: the standard ones, and `OTHER` for any token a
+/// client makes up, so that labels stay bounded.
+fn method_label(method: &actix_web::http::Method) -> String {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    let name = method.as_str();
+    if KNOWN.contains(&name) { name } else { "OTHER" }.to_owned()
+}
+
 /// The middleware (see the module documentation).
 pub(crate) async fn request_context(
     req: ServiceRequest,
@@ -45,7 +55,7 @@ pub(crate) async fn request_context(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();

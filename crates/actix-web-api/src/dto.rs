@@ -412,11 +412,11 @@ pub enum ConflictKindResponse {
 pub struct DifferenceResponse {
     /// The field.
     pub field: String,
-    /// What was held (`null`: absent).
-    #[schema(value_type = Object)]
+    /// What was held (`null`: absent): text, a number, a boolean or JSON.
+    #[schema(value_type = Value)]
     pub existing: Value,
     /// What arrived (`null`: absent).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub incoming: Value,
 }
 

@@ -196,6 +196,11 @@ impl From<DatasetError> for ApiError {
             DatasetError::UnknownContract => Self::NotFound("no such contract version".into()),
             DatasetError::UnknownRecord => Self::NotFound("no such record".into()),
             DatasetError::BadKey(e) => Self::field("key", e.to_string()),
+            DatasetError::UnknownDimension { name, dimensions } => {
+                let field = name.clone();
+                let message = DatasetError::UnknownDimension { name, dimensions }.to_string();
+                Self::field(field, message)
+            }
             DatasetError::Unexpected(e) => Self::Internal(e),
         }
     }
@@ -206,6 +211,9 @@ impl From<LookupError> for ApiError {
         match e {
             LookupError::UnknownDataset => Self::NotFound("no such dataset".into()),
             LookupError::UnknownImport => Self::NotFound("no such import in this dataset".into()),
+            LookupError::Busy => {
+                Self::Unavailable("as many dry runs as allowed are running; retry shortly".into())
+            }
             LookupError::Unexpected(e) => Self::Internal(e),
         }
     }

@@ -121,21 +121,40 @@ async fn process(
     dataset: &DatasetName,
     import: &ImportSummary,
 ) -> anyhow::Result<ImportSummary> {
-    eprintln!("processing import {} …", import.id);
+    let queued = services.imports.depth().await.unwrap_or(0);
+    if queued > 1 {
+        eprintln!(
+            "{} other imports are queued; they are processed here too",
+            queued - 1
+        );
+    }
+    eprintln!(
+        "processing import {} … (Ctrl-C leaves it queued)",
+        import.id
+    );
     let workers = Workers::start(services, settings.workers.max(1));
     let started = Instant::now();
-    let finished = loop {
-        let now = services
-            .imports
-            .wait(dataset, &import.id, Duration::from_secs(10))
-            .await?;
-        if now.status.is_finished() {
-            break now;
+    let finishing = async {
+        loop {
+            let now = services
+                .imports
+                .wait(dataset, &import.id, Duration::from_secs(10));
+            let now = now.await?;
+            if now.status.is_finished() {
+                return Ok(Some(now));
+            }
+            eprintln!("still processing ({} s)", started.elapsed().as_secs());
         }
-        eprintln!("still processing ({} s)", started.elapsed().as_secs());
     };
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(None)
+    };
+    let outcome: anyhow::Result<Option<ImportSummary>> =
+        futures_lite::future::or(finishing, interrupted).await;
+    // Workers roll back and release what they hold, so a server takes it at once.
     workers.stop().await;
-    Ok(finished)
+    outcome?.ok_or_else(|| anyhow::anyhow!("interrupted: import {} stays queued", import.id))
 }
 
 fn summary(import: &ImportSummary) -> serde_json::Value {

@@ -203,8 +203,31 @@ fn describe(e: figment::Error) -> String {
         .join("; ")
 }
 
-/// A URL without its password.
+/// A URL without its password, whether in the credentials (`user:pw@`) or in the
+/// query (`?password=`, `?sslpassword=`).
 pub fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = redact_credentials(base);
+    let Some(query) = query else {
+        return base;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=[redacted]"),
+            Some((key, _)) if key.eq_ignore_ascii_case("sslpassword") => {
+                format!("{key}=[redacted]")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
+fn redact_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -270,5 +293,10 @@ mod tests {
             ..Settings::default()
         };
         assert!(!format!("{:?}", s.redacted()).contains("secret"));
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=s3cret&sslpassword=k3y"),
+            "postgres://u@h/db?sslmode=require&password=[redacted]&sslpassword=[redacted]"
+        );
+        assert_eq!(redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
     }
 }

@@ -251,7 +251,10 @@ async fn a_request_in_flight_at_sigterm_is_answered_before_the_process_exits() {
         (res.status(), res.body().await.unwrap())
     });
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-    assert!(!in_flight.is_finished(), "still in flight when the signal comes");
+    assert!(
+        !in_flight.is_finished(),
+        "still in flight when the signal comes"
+    );
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")

@@ -49,6 +49,14 @@ pub enum DatasetError {
     /// The dataset has no record with this key.
     #[error("no such record")]
     UnknownRecord,
+    /// A filter names something that is not a dimension of the current contract.
+    #[error("{name:?} is not a dimension of this dataset (its dimensions: {})", dimensions.join(", "))]
+    UnknownDimension {
+        /// The name filtered on.
+        name: String,
+        /// The current contract's dimensions.
+        dimensions: Vec<String>,
+    },
     /// The key text does not fit the dataset's key.
     #[error(transparent)]
     BadKey(#[from] KeyError),
@@ -160,21 +168,26 @@ impl DatasetService {
         self.ports.contracts.list(name).await.map_err(catalog)
     }
 
-    /// Records matching equality filters on dimensions, a page at a time. A filter on
-    /// a name that is not a dimension of the current contract, or holding a NUL
-    /// character, matches nothing.
+    /// Records matching equality filters on dimensions, a page at a time. A filter
+    /// value holding a NUL character matches nothing (no stored text holds one).
     ///
     /// # Errors
-    /// `UnknownDataset`.
+    /// `UnknownDataset`; `UnknownDimension` for a filter on a name that is not a
+    /// dimension of the current contract.
     pub async fn records(
         &self,
         name: &DatasetName,
         query: &RecordQuery,
     ) -> Result<RecordPage, DatasetError> {
-        self.dataset(name).await?;
-        let has_nul = |(k, v): (&String, &String)| k.contains('\0') || v.contains('\0');
-        if query.filters.iter().any(has_nul) {
-            // No stored text holds NUL (mapping refuses it), so nothing matches.
+        let contract = self.current(name).await?;
+        let dimensions = contract.dimensions();
+        if let Some(unknown) = query.filters.keys().find(|k| !dimensions.contains(k)) {
+            return Err(DatasetError::UnknownDimension {
+                name: unknown.clone(),
+                dimensions: dimensions.to_vec(),
+            });
+        }
+        if query.filters.values().any(|v| v.contains('\0')) {
             return Ok(RecordPage {
                 records: Vec::new(),
                 total: 0,
@@ -228,14 +241,17 @@ impl DatasetService {
         self.ports.datasets.get(name).await.map_err(catalog)
     }
 
+    /// The dataset's current contract.
+    async fn current(&self, name: &DatasetName) -> Result<Contract, DatasetError> {
+        let dataset = self.dataset(name).await?;
+        let published = self.contract(name, dataset.current_contract).await?;
+        Ok(published.contract)
+    }
+
     /// Reads a key with as many components as the current contract's key has.
     async fn key(&self, name: &DatasetName, text: &str) -> Result<RecordKey, DatasetError> {
-        let dataset = self.dataset(name).await?;
-        let contract = self.contract(name, dataset.current_contract).await?;
-        Ok(RecordKey::parse(
-            text,
-            contract.contract.key_fields().len(),
-        )?)
+        let arity = self.current(name).await?.key_fields().len();
+        Ok(RecordKey::parse(text, arity)?)
     }
 }
 

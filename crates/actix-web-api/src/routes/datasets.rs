@@ -174,6 +174,7 @@ pub(crate) async fn get_contract(
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid contract", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many dry runs at once", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn dry_run(
     state: web::Data<ApiState>,

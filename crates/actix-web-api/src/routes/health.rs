@@ -13,9 +13,9 @@ use crate::{ApiState, Metrics};
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(super::resource("/healthz").route(web::get().to(healthz)))
+        .service(super::resource("/readyz").route(web::get().to(readyz)))
+        .service(super::resource("/metrics").route(web::get().to(metrics)));
 }
 
 /// Alive: answers while the process serves requests.

@@ -130,8 +130,17 @@ pub(crate) async fn create_import(
         .await?;
     let mut import = received.import;
     if query.wait == Some(true) {
-        let wait = state.settings.max_wait;
-        import = state.imports.wait(&name, &import.id, wait).await?;
+        // The document is stored and queued: a failure to wait is no failure to import.
+        match state
+            .imports
+            .wait(&name, &import.id, state.settings.max_wait)
+            .await
+        {
+            Ok(finished) => import = finished,
+            Err(e) => {
+                tracing::warn!(import = %import.id, error = %e, "waiting for the import failed")
+            }
+        }
     }
     let done = import.status.is_finished() || !received.is_new;
     let builder = if done {
@@ -203,8 +212,12 @@ pub(crate) async fn get_document(
     let (import, reader) = state.imports.document(&name, &id).await?;
     let media_type = HeaderValue::from_str(&import.import.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    // Stored bytes are the client's, served from the API's origin: never rendered.
+    let disposition = format!("attachment; filename=\"{}\"", import.id);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, media_type))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CONTENT_DISPOSITION, disposition))
         .no_chunking(import.size)
         .streaming(chunks(reader)))
 }

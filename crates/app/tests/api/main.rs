@@ -425,6 +425,12 @@ async fn imports_are_listed_downloaded_and_reprocessed(app: &TestApp) {
 
     let document = app.get(&format!("{path}/{id}/document")).await;
     assert_eq!(document.bytes, csv, "byte for byte");
+    assert_eq!(document.header("x-content-type-options"), Some("nosniff"));
+    assert!(
+        document
+            .header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment"))
+    );
     assert_eq!(
         document.header("content-type"),
         Some("text/csv; charset=utf-8")
@@ -571,6 +577,11 @@ async fn records_are_filtered_paged_and_validated(app: &TestApp) {
         (nul.status.as_u16(), &nul.body["total"]),
         (200, &json!(0)),
         "NUL matches nothing"
+    );
+    let typo = app.get("/v1/datasets/accounts/records?subtipe=mint").await;
+    assert_eq!(
+        typo.problem(400, "bad_request")["errors"][0]["field"],
+        "subtipe"
     );
     let nul_key = app.get("/v1/datasets/accounts/records/a%00b").await;
     nul_key.problem(400, "bad_request");

@@ -50,6 +50,8 @@ pub struct IngestSettings {
     /// Claims after which an import that keeps failing unexpectedly (a bug, a crash,
     /// not a bad document) is marked failed instead of being retried.
     pub max_attempts: u32,
+    /// Dry runs at once (each holds a document's records in memory); more are refused.
+    pub max_dry_runs: usize,
 }
 
 impl Default for IngestSettings {
@@ -61,6 +63,7 @@ impl Default for IngestSettings {
             idle_poll: Duration::from_millis(500),
             max_document_bytes: 1 << 32,
             max_attempts: 5,
+            max_dry_runs: 2,
         }
     }
 }
@@ -160,12 +163,14 @@ pub struct ImportService {
     ports: IngestPorts,
     settings: IngestSettings,
     observer: Arc<dyn ImportObserver>,
+    dry_runs: lookup::Slots,
 }
 
 impl ImportService {
     /// A service over these ports.
     pub fn new(ports: IngestPorts, settings: IngestSettings) -> Self {
         Self {
+            dry_runs: lookup::Slots::new(settings.max_dry_runs),
             ports,
             settings,
             observer: Arc::new(Unobserved),

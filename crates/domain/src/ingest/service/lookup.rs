@@ -35,6 +35,9 @@ pub enum LookupError {
     /// No such import in this dataset.
     #[error("no such import")]
     UnknownImport,
+    /// As many dry runs as allowed are running; try again shortly.
+    #[error("too many dry runs at once")]
+    Busy,
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -102,12 +105,16 @@ impl ImportService {
     ) -> Result<ImportSummary, LookupError> {
         let deadline =
             self.ports.clock.now() + chrono::Duration::from_std(timeout).unwrap_or_default();
+        // Poll quickly at first (small documents finish in milliseconds), then back
+        // off to once a second so that many waiting clients do not load the store.
+        let mut pause = Duration::from_millis(10);
         loop {
             let import = self.get_in(dataset, id).await?;
             if import.status.is_finished() || self.ports.clock.now() >= deadline {
                 return Ok(import);
             }
-            self.ports.clock.sleep(Duration::from_millis(25)).await;
+            self.ports.clock.sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 
@@ -116,7 +123,8 @@ impl ImportService {
     /// nothing: how a maintainer tries a contract before publishing it.
     ///
     /// # Errors
-    /// See [`LookupError`].
+    /// See [`LookupError`]; `Busy` when [`super::IngestSettings::max_dry_runs`] are
+    /// running.
     #[tracing::instrument(skip_all, fields(import = %id), err(level = "debug"))]
     pub async fn dry_run(
         &self,
@@ -125,6 +133,7 @@ impl ImportService {
         contract: Contract,
         sample: usize,
     ) -> Result<DryRun, LookupError> {
+        let _slot = self.dry_runs.take().ok_or(LookupError::Busy)?;
         let (_, reader) = self.document(dataset, id).await?;
         let decoder = self.ports.decoder.clone();
         let result = pipeline::dry_run(reader, decoder, contract).await?;
@@ -151,5 +160,47 @@ impl ImportService {
             Ok(()) => LookupError::UnknownImport,
             Err(e) => e,
         }
+    }
+}
+
+/// A fixed number of slots, taken without waiting and given back on drop.
+pub(super) struct Slots {
+    taken: async_channel::Sender<()>,
+    free: async_channel::Receiver<()>,
+}
+
+/// One slot, held until dropped.
+pub(super) struct Slot<'a>(&'a async_channel::Receiver<()>);
+
+impl Slots {
+    pub(super) fn new(count: usize) -> Self {
+        let (taken, free) = async_channel::bounded(count.max(1));
+        Self { taken, free }
+    }
+
+    /// A slot, or `None` when all are taken.
+    pub(super) fn take(&self) -> Option<Slot<'_>> {
+        self.taken.try_send(()).ok().map(|()| Slot(&self.free))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.try_recv();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn slots_are_refused_when_all_are_taken_and_come_back_when_dropped() {
+        let slots = Slots::new(2);
+        let (a, b) = (slots.take(), slots.take());
+        assert!(a.is_some() && b.is_some());
+        assert!(slots.take().is_none(), "a third is refused");
+        drop(a);
+        assert!(slots.take().is_some(), "a dropped slot is free again");
     }
 }
