@@ -63,3 +63,4 @@ grep -q '"status":"completed"' <<<"$answer" || { echo "the import did not comple
 http_rate=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
 echo "HTTP import: $rows rows in $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s ($http_rate rows/s)"
 awk -v a="$http_rate" -v b="$copy_rate" 'BEGIN { printf "ratio HTTP import/COPY: %.3f (bar: >= 0.50)\n", a / b }'
+awk '/VmHWM/ { printf "server peak RSS: %.0f MB\n", $2 / 1024 }' "/proc/$pid/status"
