@@ -49,6 +49,40 @@ on_both_databases!(
     operations_endpoints_report_health_metrics_and_the_api,
 );
 
+/// With no worker to process it, `?wait=true` gives up after `import_wait_seconds` and
+/// answers `202` with where to poll; the import stays queued.
+async fn a_wait_that_outlasts_the_limit_answers_202_with_where_to_poll(db: support::Db) {
+    let app = support::spawn_app_with(db, |s| {
+        s.workers = 0;
+        s.import_wait_seconds = 1;
+    })
+    .await;
+    app.create_example("customers", "customers.json").await;
+    let started = std::time::Instant::now();
+    let answer = app
+        .import("customers", "text/csv", example("data", "customers.csv"))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    assert_eq!(answer.body["status"], "received");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "it waited"
+    );
+    let location = answer.header("location").expect("where to poll").to_owned();
+    assert_eq!(app.get(&location).await.body["status"], "received");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn sqlite_a_wait_that_outlasts_the_limit_answers_202() {
+    a_wait_that_outlasts_the_limit_answers_202_with_where_to_poll(support::Db::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn postgres_a_wait_that_outlasts_the_limit_answers_202() {
+    a_wait_that_outlasts_the_limit_answers_202_with_where_to_poll(support::Db::Postgres).await;
+}
+
 /// What the pure pipeline makes of an example document (the independent answer).
 fn dry_run(contract: &str, document: &str) -> SessionResult {
     let text = String::from_utf8(example("contracts", contract)).expect("utf-8");

@@ -68,6 +68,11 @@ impl Answer {
 
 /// Starts the server on `db` with small limits, so that limits can be tested.
 pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Starts the server on `db` with the test settings changed by `adjust`.
+pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
@@ -91,6 +96,7 @@ pub async fn spawn_app(db: Db) -> TestApp {
             schema = Some((settings.database_url.clone(), name));
         }
     }
+    adjust(&mut settings);
     intake_app::telemetry::init(&settings).expect("telemetry");
     let app = Application::build(&settings).await.unwrap_or_else(|e| {
         panic!(
