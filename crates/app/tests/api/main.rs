@@ -20,7 +20,7 @@ macro_rules! on_both_databases {
                 #[actix_web::test]
                 async fn $case() {
                     let app = super::support::spawn_app(super::support::Db::Sqlite).await;
-                    super::$case(&app).await;
+                    super::run(&app, super::$case(&app)).await;
                     app.stop().await;
                 }
             )*
@@ -30,7 +30,7 @@ macro_rules! on_both_databases {
                 #[actix_web::test]
                 async fn $case() {
                     let app = super::support::spawn_app(super::support::Db::Postgres).await;
-                    super::$case(&app).await;
+                    super::run(&app, super::$case(&app)).await;
                     app.stop().await;
                 }
             )*
@@ -48,6 +48,17 @@ on_both_databases!(
     records_are_filtered_paged_and_validated,
     operations_endpoints_report_health_metrics_and_the_api,
 );
+
+/// Runs a case; a failed one panics only after its server stopped and its database
+/// was dropped, so a failing run leaves no schema behind.
+async fn run(app: &TestApp, case: impl std::future::Future<Output = ()>) {
+    use futures_lite::FutureExt as _;
+    let outcome = std::panic::AssertUnwindSafe(case).catch_unwind().await;
+    if let Err(panic) = outcome {
+        app.cleanup().await;
+        std::panic::resume_unwind(panic);
+    }
+}
 
 /// With no worker to process it, `?wait=true` gives up after `import_wait_seconds` and
 /// answers `202` with where to poll; the import stays queued.

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub base: String,
     pub client: awc::Client,
     handle: actix_web::dev::ServerHandle,
-    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+    running: std::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
     schema: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
@@ -113,7 +113,7 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Settings)) -> TestA
             .timeout(std::time::Duration::from_secs(60))
             .finish(),
         handle,
-        running,
+        running: std::sync::Mutex::new(Some(running)),
         schema,
         _dir: dir,
     }
@@ -122,9 +122,19 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Settings)) -> TestA
 impl TestApp {
     /// Stops the server gracefully and drops the database.
     pub async fn stop(self) {
+        self.cleanup().await;
+    }
+
+    /// Stops the server and drops the database, leaving `self` to be dropped (a failed
+    /// case calls it before panicking on).
+    pub async fn cleanup(&self) {
         self.handle.stop(true).await;
-        let _ = self.running.await;
-        if let Some((url, schema)) = self.schema {
+        // The server has stopped; wait for the workers too, before the schema goes.
+        let running = self.running.lock().expect("not poisoned").take();
+        if let Some(running) = running {
+            let _ = running.await;
+        }
+        if let Some((url, schema)) = self.schema.clone() {
             let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {
                 url,
                 schema: Some(schema),
