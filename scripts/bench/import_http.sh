@@ -8,6 +8,8 @@
 #   bash scripts/bench/import_http.sh [ROWS] [DATABASE_URL]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/bench/common.sh
+source scripts/bench/common.sh
 rows=${1:-1000000}
 url=${2:-postgres://postgres@127.0.0.1:5432/test}
 work=$(mktemp -d)
@@ -23,22 +25,12 @@ cleanup() {
 trap cleanup EXIT
 file=$work/rows.csv
 
-echo "generating $rows rows"
-awk -v n="$rows" 'BEGIN { print "id,group,value,note";
-  for (i = 0; i < n; i++) printf "k%09d,g%d,%d.%d,note %d\n", i, i % 20, i % 1000, i % 7, i }' > "$file"
-ls -l "$file" | awk '{ printf "%.1f MB\n", $5 / 1e6 }'
+generate_rows "$file" "$rows"
 
 echo "building intake (release)"
 cargo build --release -q -p intake-app --bin intake
 
-table="copy_baseline_$$"
-psql -q "$url" -c "CREATE TABLE $table (id text, grp text, value float8, note text)"
-start=$(date +%s.%N)
-psql -q "$url" -c "\\copy $table FROM '$file' WITH (FORMAT csv, HEADER true)"
-end=$(date +%s.%N)
-psql -q "$url" -c "DROP TABLE $table"
-copy_rate=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
-echo "COPY: $rows rows in $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s ($copy_rate rows/s)"
+copy_baseline "$url" "$file" "$rows"
 
 INTAKE_LISTEN="127.0.0.1:$port" INTAKE_DATABASE_URL="$url" INTAKE_DATABASE_SCHEMA="$schema" \
   INTAKE_LOG=warn INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_WORKERS=1 \
@@ -62,5 +54,5 @@ end=$(date +%s.%N)
 grep -q '"status":"completed"' <<<"$answer" || { echo "the import did not complete: $answer" >&2; exit 1; }
 http_rate=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
 echo "HTTP import: $rows rows in $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s ($http_rate rows/s)"
-awk -v a="$http_rate" -v b="$copy_rate" 'BEGIN { printf "ratio HTTP import/COPY: %.3f (bar: >= 0.50)\n", a / b }'
+awk -v a="$http_rate" -v b="$COPY_RATE" 'BEGIN { printf "ratio HTTP import/COPY: %.3f (bar: >= 0.50)\n", a / b }'
 awk '/VmHWM/ { printf "server peak RSS: %.0f MB\n", $2 / 1024 }' "/proc/$pid/status"

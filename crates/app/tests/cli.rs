@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn intake(data: &Path) -> Command {
@@ -90,6 +90,27 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// `intake serve` on a free port with this extra environment (standard error piped),
+/// and its base URL.
+fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let port = free_port();
+    let mut command = intake(dir);
+    command
+        .arg("serve")
+        .env("INTAKE_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    (command.spawn().unwrap(), format!("http://127.0.0.1:{port}"))
+}
+
+/// What an operator's `kill` sends.
+fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.unwrap().success());
+}
+
 async fn wait_until_up(client: &awc::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -104,16 +125,7 @@ async fn wait_until_up(client: &awc::Client, base: &str) {
 #[actix_web::test]
 async fn serve_logs_the_request_id_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = intake(dir.path())
-        .arg("serve")
-        .env("INTAKE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("INTAKE_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = serve(dir.path(), &[("INTAKE_LOG_FORMAT", "json")]);
     let client = awc::Client::default();
     wait_until_up(&client, &base).await;
     let res = client
@@ -124,10 +136,7 @@ async fn serve_logs_the_request_id_and_stops_gracefully_on_sigterm() {
         .unwrap();
     assert_eq!(res.status(), 404);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(killed.unwrap().success());
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "a clean exit on SIGTERM");
     let logs = text(&out.stderr);
@@ -186,14 +195,7 @@ fn import_streams_a_file_processes_it_and_says_how_it_went() {
 }
 
 async fn create_exam_dataset(dir: &Path) -> bool {
-    let port = free_port();
-    let mut child = intake(dir)
-        .arg("serve")
-        .env("INTAKE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("INTAKE_LOG", "off")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = serve(dir, &[("INTAKE_LOG", "off")]);
     let client = awc::Client::default();
     wait_until_up(&client, &base).await;
     let contract: serde_json::Value =
@@ -205,24 +207,15 @@ async fn create_exam_dataset(dir: &Path) -> bool {
         .send_json(&body)
         .await
         .unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    sigterm(&child);
+    let _ = child.wait_with_output();
     res.status() == 201
 }
 
 #[actix_web::test]
 async fn a_request_in_flight_at_sigterm_is_answered_before_the_process_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = intake(dir.path())
-        .arg("serve")
-        .env("INTAKE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("INTAKE_LOG", "off")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = serve(dir.path(), &[("INTAKE_LOG", "off")]);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(120))
         .finish();
@@ -255,14 +248,7 @@ async fn a_request_in_flight_at_sigterm_is_answered_before_the_process_exits() {
         !in_flight.is_finished(),
         "still in flight when the signal comes"
     );
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let (status, body) = in_flight.await.unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(status, 200, "{answer}");
