@@ -201,6 +201,8 @@ impl From<DatasetError> for ApiError {
                 let message = DatasetError::UnknownDimension { name, dimensions }.to_string();
                 Self::field(field, message)
             }
+            e @ DatasetError::UnknownMeasure { .. } => Self::field("measure", e.to_string()),
+            DatasetError::InvalidQuery { field, message } => Self::field(field, message),
             DatasetError::Unexpected(e) => Self::Internal(e),
         }
     }

@@ -37,6 +37,8 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
             datasets,
             contracts,
             records,
+            analytics: Arc::new(intake_domain::ports::MockAnalytics::new()),
+            cache: Arc::new(intake_domain::ports::NoCache),
         })),
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
         dependencies: Vec::new(),

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use intake_codecs::Codecs;
+use intake_domain::analytics::InProcessAnalytics;
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
-    Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault, RecordStore,
+    Analytics, Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault, NoCache,
+    RecordStore,
 };
 
 use crate::settings::{Database, Settings};
@@ -38,12 +40,14 @@ pub struct Storage {
     vault: Arc<dyn ImportVault>,
     queue: Arc<dyn ImportQueue>,
     records: Arc<dyn RecordStore>,
+    analytics: Arc<dyn Analytics>,
     /// The database, as readiness and metrics see it.
     pub health: Arc<dyn Health>,
 }
 
 impl Storage {
-    fn over<S>(store: Arc<S>) -> Self
+    /// The ports of a store, with the analytics engine that serves it.
+    fn over<S>(store: Arc<S>, analytics: Arc<dyn Analytics>) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
         S: 'static,
@@ -54,6 +58,7 @@ impl Storage {
             vault: store.clone(),
             queue: store.clone(),
             records: store.clone(),
+            analytics,
             health: store,
         }
     }
@@ -71,7 +76,9 @@ impl Storage {
                 })
                 .await?;
                 store.migrate().await?;
-                Ok(Self::over(Arc::new(store)))
+                let store = Arc::new(store);
+                let analytics = Arc::new(InProcessAnalytics::new(store.clone()));
+                Ok(Self::over(store, analytics))
             }
             Database::Postgres => {
                 let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {
@@ -81,7 +88,8 @@ impl Storage {
                     ..intake_postgres::Settings::default()
                 })?;
                 store.migrate().await?;
-                Ok(Self::over(Arc::new(store)))
+                let store = Arc::new(store);
+                Ok(Self::over(store.clone(), store))
             }
         }
     }
@@ -126,6 +134,8 @@ impl Services {
             datasets: storage.datasets.clone(),
             contracts: storage.contracts.clone(),
             records: storage.records.clone(),
+            analytics: storage.analytics.clone(),
+            cache: Arc::new(NoCache),
         });
         Self {
             datasets: Arc::new(datasets),

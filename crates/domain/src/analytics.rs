@@ -7,11 +7,15 @@
 //!   (`adr/0002-percentile-definition.md`).
 //! - [`Aggregate`]: all of the above for one group of values.
 //! - [`TopK`] / [`top_k_per_group`]: the k highest-scoring items per group.
+//! - [`InProcessAnalytics`]: the [`crate::ports::Analytics`] engine that computes all
+//!   of this over a record store's scan.
 
+mod engine;
 mod percentile;
 mod summary;
 mod topk;
 
+pub use engine::InProcessAnalytics;
 pub use percentile::{PercentileError, percentile_cont, percentiles};
 pub use summary::Summary;
 pub use topk::{TopK, top_k_per_group};

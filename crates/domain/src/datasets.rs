@@ -10,9 +10,13 @@ use std::sync::Arc;
 use crate::contract::Contract;
 use crate::model::{Conflict, ContractVersion, DatasetName, ImportId, KeyError, RecordKey};
 use crate::ports::{
-    CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract, RecordPage, RecordQuery,
-    RecordStore, StoreError, StoredRecord,
+    Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract,
+    RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
 };
+
+mod analytics;
+
+pub use analytics::MAX_TOP_K;
 
 /// The ports the dataset use cases work through.
 #[derive(Clone)]
@@ -23,6 +27,10 @@ pub struct DatasetPorts {
     pub contracts: Arc<dyn ContractStore>,
     /// Latest state, history and conflicts.
     pub records: Arc<dyn RecordStore>,
+    /// Aggregates and top-k.
+    pub analytics: Arc<dyn Analytics>,
+    /// Where analytics answers are cached.
+    pub cache: Arc<dyn Cache>,
 }
 
 /// A dataset with what it holds.
@@ -56,6 +64,22 @@ pub enum DatasetError {
         name: String,
         /// The current contract's dimensions.
         dimensions: Vec<String>,
+    },
+    /// A measure that is not in the current contract.
+    #[error("{name:?} is not a measure of this dataset (its measures: {})", measures.join(", "))]
+    UnknownMeasure {
+        /// The name asked for.
+        name: String,
+        /// The current contract's measures.
+        measures: Vec<String>,
+    },
+    /// A question that cannot be answered as asked (a percentile outside `[0, 1]`, …).
+    #[error("{field}: {message}")]
+    InvalidQuery {
+        /// The parameter at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
     },
     /// The key text does not fit the dataset's key.
     #[error(transparent)]

@@ -21,7 +21,8 @@ mod jobs;
 mod records;
 
 pub use analytics::{
-    Analytics, AnalyticsError, AnalyticsQuery, Cache, CacheKey, GroupAggregate, TopQuery, TopRecord,
+    Analytics, AnalyticsError, AnalyticsQuery, Cache, CacheKey, GroupAggregate, NoCache, TopQuery,
+    TopRecord,
 };
 pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract};
 pub use clock::Clock;
@@ -37,7 +38,8 @@ pub use imports::{
 };
 pub use jobs::{Job, JobError, JobStore};
 pub use records::{
-    IdentityMap, ImportWriter, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
+    IdentityMap, ImportWriter, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError,
+    StoredRecord,
 };
 
 #[cfg(any(test, feature = "mocks"))]

@@ -13,6 +13,7 @@
 //! needs `tokio` with `macros` and `rt-multi-thread` as a dev-dependency), runs the
 //! case, and cleans up even when it fails.
 
+pub mod analytics;
 pub mod bench;
 mod clock;
 pub mod ingest;
@@ -25,9 +26,11 @@ use std::sync::Arc;
 pub use clock::SystemClock;
 pub use workloads::{ACCOUNTS, CUSTOMERS, EXAM_RESULTS, WORKLOADS, Workload};
 
+use crate::analytics::InProcessAnalytics;
 use crate::ingest::IngestPorts;
 use crate::ports::{
-    Clock, ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportVault, RecordStore,
+    Analytics, Clock, ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportVault,
+    RecordStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -46,6 +49,8 @@ pub struct Stores {
     pub records: Arc<dyn RecordStore>,
     /// Wire formats (the `codecs` crate).
     pub decoder: Arc<dyn DocumentDecoder>,
+    /// The analytics engine under test (by default the in-process one over `records`).
+    pub analytics: Arc<dyn Analytics>,
 }
 
 impl Stores {
@@ -59,8 +64,9 @@ impl Stores {
             contracts: store.clone(),
             vault: store.clone(),
             queue: store.clone(),
-            records: store,
+            records: store.clone(),
             decoder,
+            analytics: Arc::new(InProcessAnalytics::new(store)),
         }
     }
 
@@ -122,6 +128,10 @@ macro_rules! storage_conformance {
             ingest::an_import_that_keeps_failing_is_given_up,
             ingest::a_store_error_mid_import_rolls_everything_back,
             ingest::a_nul_character_invalidates_its_record_not_the_import,
+            analytics::aggregates_match_the_reference_and_known_values,
+            analytics::an_undefined_ratio_is_excluded_and_counted,
+            analytics::many_values_agree_to_1e_9,
+            analytics::top_k_gives_the_known_accounts_per_subtype,
         );
     };
     (@cases $harness:expr; $($suite:ident :: $case:ident),* $(,)?) => {

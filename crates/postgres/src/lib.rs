@@ -7,6 +7,7 @@
 //! written with one `UNNEST` statement per table (see ADR 0005). Migrations are in
 //! `migrations/postgres` ([`MIGRATOR`]).
 
+mod analytics;
 mod catalog;
 mod queue;
 mod records;

@@ -1,9 +1,9 @@
 //! Reading records, history and conflicts; opening an import's unit of work.
 
 use intake_domain::ports::{
-    ImportWriter, Lease, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
+    ImportWriter, Lease, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
 };
-use intake_domain::{Conflict, DatasetName, ImportId, RecordKey};
+use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
@@ -78,6 +78,32 @@ impl RecordStore for PgStore {
                 .collect::<Result<_, _>>()?,
             total: u64::try_from(total).unwrap_or(0),
         })
+    }
+
+    async fn scan(
+        &self,
+        dataset: &DatasetName,
+        scan: &RecordScan,
+    ) -> Result<Vec<Record>, StoreError> {
+        // Bytewise order (`COLLATE "C"`), like the domain's; the primary key's index
+        // has the database's collation, so each page sorts the dataset's matching keys.
+        // The SQL analytics engine does not scan; the in-process one does on SQLite.
+        let rows = sqlx::query(
+            "SELECT record::text AS record FROM records \
+             WHERE dataset = $1 AND dimensions @> $2::jsonb \
+               AND ($3::text IS NULL OR key COLLATE \"C\" > $3) \
+             ORDER BY key COLLATE \"C\" LIMIT $4",
+        )
+        .bind(dataset.as_str())
+        .bind(crate::rows::to_json(&scan.filters))
+        .bind(scan.after.as_deref())
+        .bind(i64::from(scan.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("scanning records"))?;
+        rows.iter()
+            .map(|r| json(r, "record").map_err(StoreError::Unexpected))
+            .collect()
     }
 
     async fn history(

@@ -2,12 +2,12 @@
 //! `begin_apply` to `finish` (claimers skip it), writing each batch with one `UNNEST`
 //! statement per table (ADR 5: `COPY` measured no faster).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use intake_domain::ingest::{change_event, import_event};
-use intake_domain::merge::{Batch, Change, Verdict};
+use intake_domain::merge::{Batch, Change, ChangeKind, Verdict};
 use intake_domain::ports::{IdentityMap, ImportWriter, Lease, StoreError};
 use intake_domain::{DatasetName, ImportReport, ImportStatus, Record, RecordKey, Revision};
 use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
@@ -92,6 +92,7 @@ impl PgImportWriter {
         .bind(&dims)
         .execute(&mut *self.tx)
         .await?;
+        self.replace_facts(changes, &latest).await?;
         sqlx::query(
             "INSERT INTO record_history (dataset, key, kind, record, import_id) \
              SELECT $1, k, kd, r::json, $2 FROM UNNEST($3::text[], $4::text[], $5::text[]) \
@@ -114,6 +115,72 @@ impl PgImportWriter {
         .bind(&events)
         .bind(&kinds)
         .bind(&payloads)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The typed measure and dimension rows of the keys' latest states (the `latest`
+    /// changes), replacing those of keys that already had a state.
+    async fn replace_facts(
+        &mut self,
+        changes: &[Change],
+        latest: &[usize],
+    ) -> Result<(), sqlx::Error> {
+        let ds = self.dataset.as_str();
+        // A key created in this batch has no rows yet; one whose first change here is
+        // an update has rows from an earlier batch or import.
+        let mut seen = HashSet::with_capacity(changes.len());
+        let replaced: Vec<String> = changes
+            .iter()
+            .filter(|c| seen.insert(&c.record.key))
+            .filter(|c| c.kind == ChangeKind::Updated)
+            .map(|c| c.record.key.canonical())
+            .collect();
+        if !replaced.is_empty() {
+            for table in ["record_measures", "record_dimensions"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE dataset = $1 AND key = ANY($2::text[])"
+                ))
+                .bind(ds)
+                .bind(&replaced)
+                .execute(&mut *self.tx)
+                .await?;
+            }
+        }
+        let (mut keys, mut names, mut values) = (vec![], vec![], vec![]);
+        let (mut dim_keys, mut dims, mut dim_values) = (vec![], vec![], vec![]);
+        for record in latest.iter().map(|&i| &changes[i].record) {
+            let key = record.key.canonical();
+            for (name, value) in record.measures.iter() {
+                keys.push(key.clone());
+                names.push(name);
+                values.push(value);
+            }
+            for (name, value) in record.dimensions.iter() {
+                dim_keys.push(key.clone());
+                dims.push(name);
+                dim_values.push(value);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO record_measures (dataset, key, measure, value) \
+             SELECT $1, k, m, v FROM UNNEST($2::text[], $3::text[], $4::float8[]) AS t(k, m, v)",
+        )
+        .bind(ds)
+        .bind(&keys)
+        .bind(&names)
+        .bind(&values)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO record_dimensions (dataset, key, dimension, value) \
+             SELECT $1, k, d, v FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(k, d, v)",
+        )
+        .bind(ds)
+        .bind(&dim_keys)
+        .bind(&dims)
+        .bind(&dim_values)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

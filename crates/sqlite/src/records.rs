@@ -1,9 +1,11 @@
 //! Reading records, history and conflicts; opening an import's unit of work.
 
+use std::collections::BTreeMap;
+
 use intake_domain::ports::{
-    ImportWriter, Lease, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
+    ImportWriter, Lease, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
 };
-use intake_domain::{Conflict, DatasetName, ImportId, RecordKey};
+use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
@@ -23,10 +25,10 @@ fn stored(row: &SqliteRow, at: &str) -> Result<StoredRecord, StoreError> {
 
 /// `AND json_extract(dimensions, '$.name') = ?` per filter; names are checked
 /// identifiers, and values are bound.
-fn filters(query: &RecordQuery) -> (String, Vec<String>) {
+fn filters(filters: &BTreeMap<String, String>) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds = Vec::new();
-    for (name, value) in &query.filters {
+    for (name, value) in filters {
         sql.push_str(" AND json_extract(dimensions, ?) = ?");
         binds.push(format!("$.\"{}\"", name.replace('"', "")));
         binds.push(value.clone());
@@ -63,7 +65,7 @@ impl RecordStore for SqliteStore {
         dataset: &DatasetName,
         query: &RecordQuery,
     ) -> Result<RecordPage, StoreError> {
-        let (clause, binds) = filters(query);
+        let (clause, binds) = filters(&query.filters);
         let count_sql = format!("SELECT COUNT(*) FROM records WHERE dataset = ?{clause}");
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(dataset.as_str());
         for b in &binds {
@@ -94,6 +96,34 @@ impl RecordStore for SqliteStore {
                 .collect::<Result<_, _>>()?,
             total: u64::try_from(total).unwrap_or(0),
         })
+    }
+
+    async fn scan(
+        &self,
+        dataset: &DatasetName,
+        scan: &RecordScan,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (clause, binds) = filters(&scan.filters);
+        // Keys are TEXT with the default BINARY collation: bytewise, like the domain's.
+        let sql = format!(
+            "SELECT record FROM records WHERE dataset = ? AND (? IS NULL OR key > ?){clause} \
+             ORDER BY key LIMIT ?"
+        );
+        let mut page = sqlx::query(&sql)
+            .bind(dataset.as_str())
+            .bind(scan.after.as_deref())
+            .bind(scan.after.as_deref());
+        for b in &binds {
+            page = page.bind(b);
+        }
+        let rows = page
+            .bind(i64::from(scan.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unexpected("scanning records"))?;
+        rows.iter()
+            .map(|r| json(r, "record").map_err(StoreError::Unexpected))
+            .collect()
     }
 
     async fn history(

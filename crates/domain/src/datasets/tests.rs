@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use super::*;
 use crate::model::Revision;
-use crate::ports::{MockContractStore, MockDatasetStore, MockRecordStore};
+use crate::ports::{MockAnalytics, MockContractStore, MockDatasetStore, MockRecordStore, NoCache};
 
 const TWO_PART_KEY: &str = r#"{
   "format": "csv",
@@ -56,6 +56,8 @@ fn service(exists: bool, records: MockRecordStore) -> DatasetService {
         datasets: Arc::new(datasets(exists)),
         contracts: Arc::new(contracts()),
         records: Arc::new(records),
+        analytics: Arc::new(MockAnalytics::new()),
+        cache: Arc::new(NoCache),
     })
 }
 

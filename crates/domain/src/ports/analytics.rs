@@ -1,10 +1,12 @@
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::analytics::Aggregate;
 use crate::model::{DatasetName, Record, Revision};
 
 /// An aggregate question: one measure, grouped by a dimension, filtered by dimensions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnalyticsQuery {
     /// The dataset.
     pub dataset: DatasetName,
@@ -19,18 +21,18 @@ pub struct AnalyticsQuery {
 }
 
 /// The aggregate of one group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupAggregate {
     /// The group's dimension value (`None` without grouping).
     pub group: Option<String>,
-    /// The statistics.
-    pub aggregate: Aggregate,
+    /// The statistics; `None` when every record of the group was excluded.
+    pub aggregate: Option<Aggregate>,
     /// Records of the group without this measure (an undefined ratio), left out.
     pub excluded: u64,
 }
 
 /// A top-k question.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopQuery {
     /// The dataset.
     pub dataset: DatasetName,
@@ -38,12 +40,14 @@ pub struct TopQuery {
     pub measure: String,
     /// The dimension to group by.
     pub group_by: String,
+    /// `dimension = value` filters.
+    pub filters: BTreeMap<String, String>,
     /// How many per group.
     pub k: u32,
 }
 
 /// One record of a top-k answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopRecord {
     /// The group.
     pub group: String,
@@ -100,15 +104,36 @@ pub struct CacheKey {
     pub query: String,
 }
 
-/// A best-effort cache of aggregate answers. Adapters own serialization, TTL and key
-/// prefix. It never fails a request: errors and timeouts are logged by the adapter and
-/// surface as a miss (`None`) or a dropped write.
+impl std::fmt::Display for CacheKey {
+    /// `dataset:revision:query`, the key adapters store under (after their prefix).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.dataset, self.revision.get(), self.query)
+    }
+}
+
+/// A best-effort cache of serialized answers. Adapters own the size bound, expiry and
+/// key prefix. It never fails a request: errors and timeouts are logged by the adapter
+/// and surface as a miss (`None`) or a dropped write.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait Cache: Send + Sync {
-    /// A cached answer, or `None` (a miss, or the cache is failing).
-    async fn get_aggregate(&self, key: &CacheKey) -> Option<Vec<GroupAggregate>>;
+    /// The value stored under `key`, or `None` (a miss, or the cache is failing).
+    async fn get(&self, key: &CacheKey) -> Option<Vec<u8>>;
 
-    /// Stores an answer; failures are swallowed.
-    async fn put_aggregate(&self, key: &CacheKey, value: &[GroupAggregate]);
+    /// Stores a value under `key`, replacing any; failures are swallowed.
+    async fn put(&self, key: &CacheKey, value: Vec<u8>);
+}
+
+/// A cache that keeps nothing: every read is a miss. For a service run with caching
+/// off, and for tests of the engines alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCache;
+
+#[async_trait::async_trait]
+impl Cache for NoCache {
+    async fn get(&self, _: &CacheKey) -> Option<Vec<u8>> {
+        None
+    }
+
+    async fn put(&self, _: &CacheKey, _: Vec<u8>) {}
 }

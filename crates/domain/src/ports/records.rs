@@ -31,6 +31,19 @@ pub struct RecordQuery {
     pub offset: u64,
 }
 
+/// A keyset scan over a dataset's latest state: records matching every filter whose
+/// canonical key sorts (bytewise) after `after`, in canonical key order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordScan {
+    /// `dimension = value` filters, all of which must hold.
+    pub filters: BTreeMap<String, String>,
+    /// The canonical key of the last record of the previous page (`None`: from the
+    /// start).
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
 /// One page of records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordPage {
@@ -132,6 +145,17 @@ pub trait RecordStore: Send + Sync {
         dataset: &DatasetName,
         query: &RecordQuery,
     ) -> Result<RecordPage, StoreError>;
+
+    /// The next page of a keyset scan (see [`RecordScan`]): readers page through a whole
+    /// dataset in bounded memory, and a page costs the same wherever it starts.
+    ///
+    /// # Errors
+    /// - `Unexpected` only (an unknown dataset has no records).
+    async fn scan(
+        &self,
+        dataset: &DatasetName,
+        scan: &RecordScan,
+    ) -> Result<Vec<Record>, StoreError>;
 
     /// Every accepted state of one key, oldest first.
     ///

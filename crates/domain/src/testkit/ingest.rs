@@ -507,6 +507,14 @@ impl crate::ports::RecordStore for FailingRecords {
         self.0.list(dataset, query).await
     }
 
+    async fn scan(
+        &self,
+        dataset: &crate::DatasetName,
+        scan: &crate::ports::RecordScan,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.0.scan(dataset, scan).await
+    }
+
     async fn history(
         &self,
         dataset: &crate::DatasetName,

@@ -60,7 +60,12 @@ pub async fn fresh() -> TempSchema {
 impl Harness for TempSchema {
     fn stores(&self) -> Stores {
         let decoder = Arc::new(intake_codecs::Codecs::default());
-        Stores::new(Arc::new(self.store.clone()), decoder)
+        let store = Arc::new(self.store.clone());
+        Stores {
+            // The SQL engine, checked against the in-process reference by the suite.
+            analytics: store.clone(),
+            ..Stores::new(store, decoder)
+        }
     }
 
     async fn cleanup(self) {

@@ -1,0 +1,189 @@
+//! The analytics use cases with mocked ports: what is checked, and how the cache is
+//! keyed and bypassed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use futures_lite::future::block_on;
+
+use super::*;
+use crate::analytics::Aggregate;
+use crate::contract::Contract;
+use crate::datasets::DatasetPorts;
+use crate::model::{ContractVersion, Revision};
+use crate::ports::{
+    Cache, MockAnalytics, MockContractStore, MockDatasetStore, MockRecordStore, PublishedContract,
+};
+
+const CONTRACT: &str = r#"{
+  "format": "csv",
+  "fields": {"id": {"type": "string", "required": true},
+             "group": {"type": "string", "required": true},
+             "value": {"type": "number", "required": true}},
+  "key": ["id"],
+  "dimensions": ["group"],
+  "measures": {"value": "value"},
+  "merge": "last_wins",
+  "on_invalid": "skip_record"
+}"#;
+
+/// A cache in a map that records the keys it is asked for.
+#[derive(Default)]
+struct MapCache {
+    entries: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl Cache for MapCache {
+    async fn get(&self, key: &CacheKey) -> Option<Vec<u8>> {
+        self.entries.lock().unwrap().get(&key.to_string()).cloned()
+    }
+
+    async fn put(&self, key: &CacheKey, value: Vec<u8>) {
+        self.entries.lock().unwrap().insert(key.to_string(), value);
+    }
+}
+
+fn name() -> DatasetName {
+    DatasetName::parse("exams").unwrap()
+}
+
+fn answer() -> Vec<GroupAggregate> {
+    vec![GroupAggregate {
+        group: Some("a".into()),
+        aggregate: Aggregate::compute(vec![1.0, 2.0], &Aggregate::QUARTILES).unwrap(),
+        excluded: 1,
+    }]
+}
+
+/// A service over a dataset whose revision is read from `revision` at each call.
+fn service(
+    revision: Arc<AtomicU64>,
+    analytics: MockAnalytics,
+    cache: Arc<dyn Cache>,
+) -> DatasetService {
+    let mut datasets = MockDatasetStore::new();
+    datasets.expect_get().returning(move |name| {
+        Ok(Dataset {
+            name: name.clone(),
+            current_contract: ContractVersion::FIRST,
+            revision: Revision::new(revision.load(Ordering::SeqCst)),
+            created_at: Utc::now(),
+        })
+    });
+    let mut contracts = MockContractStore::new();
+    contracts.expect_get().returning(|dataset, version| {
+        Ok(PublishedContract {
+            dataset: dataset.clone(),
+            version,
+            contract: Contract::parse(CONTRACT).unwrap(),
+            published_at: Utc::now(),
+        })
+    });
+    DatasetService::new(DatasetPorts {
+        datasets: Arc::new(datasets),
+        contracts: Arc::new(contracts),
+        records: Arc::new(MockRecordStore::new()),
+        analytics: Arc::new(analytics),
+        cache,
+    })
+}
+
+fn query(measure: &str, group_by: Option<&str>) -> AnalyticsQuery {
+    AnalyticsQuery {
+        dataset: name(),
+        measure: measure.into(),
+        group_by: group_by.map(str::to_owned),
+        filters: BTreeMap::new(),
+        percentiles: Aggregate::QUARTILES.to_vec(),
+    }
+}
+
+#[test]
+fn an_answer_is_computed_once_per_revision() {
+    let revision = Arc::new(AtomicU64::new(1));
+    let mut analytics = MockAnalytics::new();
+    analytics
+        .expect_aggregate()
+        .times(2)
+        .returning(|_| Ok(answer()));
+    let service = service(revision.clone(), analytics, Arc::new(MapCache::default()));
+    let q = query("value", Some("group"));
+    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer());
+    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer(), "cached");
+    revision.store(2, Ordering::SeqCst);
+    assert_eq!(
+        block_on(service.aggregate(&q)).unwrap(),
+        answer(),
+        "computed again after an import"
+    );
+    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer());
+}
+
+#[test]
+fn an_unreadable_cache_entry_is_a_miss() {
+    let cache = Arc::new(MapCache::default());
+    let mut analytics = MockAnalytics::new();
+    analytics
+        .expect_aggregate()
+        .times(2)
+        .returning(|_| Ok(answer()));
+    let service = service(Arc::new(AtomicU64::new(1)), analytics, cache.clone());
+    let q = query("value", None);
+    block_on(service.aggregate(&q)).unwrap();
+    for value in cache.entries.lock().unwrap().values_mut() {
+        *value = b"not json".to_vec();
+    }
+    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer());
+}
+
+#[test]
+fn names_outside_the_contract_are_refused_naming_them() {
+    let service = service(
+        Arc::new(AtomicU64::new(0)),
+        MockAnalytics::new(),
+        Arc::new(crate::ports::NoCache),
+    );
+    let measure = block_on(service.aggregate(&query("score", None)));
+    assert!(
+        matches!(&measure, Err(DatasetError::UnknownMeasure { name, measures })
+            if name == "score" && measures == &["value"]),
+        "{measure:?}"
+    );
+    let dimension = block_on(service.aggregate(&query("value", Some("grp"))));
+    assert!(
+        matches!(&dimension, Err(DatasetError::UnknownDimension { name, .. }) if name == "grp"),
+        "{dimension:?}"
+    );
+    let mut bad = query("value", None);
+    bad.percentiles = vec![1.5];
+    assert!(matches!(
+        block_on(service.aggregate(&bad)),
+        Err(DatasetError::InvalidQuery { .. })
+    ));
+    let top = TopQuery {
+        dataset: name(),
+        measure: "value".into(),
+        group_by: "group".into(),
+        filters: BTreeMap::new(),
+        k: 0,
+    };
+    assert!(matches!(
+        block_on(service.top(&top)),
+        Err(DatasetError::InvalidQuery { .. })
+    ));
+}
+
+#[test]
+fn a_filter_value_with_a_nul_matches_nothing_without_asking_the_engine() {
+    let service = service(
+        Arc::new(AtomicU64::new(0)),
+        MockAnalytics::new(),
+        Arc::new(crate::ports::NoCache),
+    );
+    let mut q = query("value", Some("group"));
+    q.filters.insert("group".into(), "a\0".into());
+    assert_eq!(block_on(service.aggregate(&q)).unwrap(), Vec::new());
+}
