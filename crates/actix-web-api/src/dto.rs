@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use intake_domain::merge::Verdict;
 use intake_domain::model::FieldDifference;
-use intake_domain::ports::{Dataset, ImportSummary, PublishedContract, StoredRecord};
+use intake_domain::ports::{
+    Dataset, GroupAggregate, ImportSummary, PublishedContract, StoredRecord, TopRecord,
+};
 use intake_domain::{Conflict, ConflictKind, ImportId, ImportReport, ImportStatus, Location};
 use intake_domain::{Record, RecordError};
 use serde::{Deserialize, Serialize};
@@ -524,4 +526,154 @@ pub struct ReadyResponse {
     pub status: String,
     /// Each dependency.
     pub dependencies: Vec<DependencyResponse>,
+}
+
+/// The statistics of one group. With every record of the group excluded (an undefined
+/// ratio), `count` is 0 and the statistics are `null`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupAggregateResponse {
+    /// The group's value of `group_by` (`null` without grouping).
+    pub group: Option<String>,
+    /// Values aggregated.
+    pub count: u64,
+    /// Their sum.
+    pub sum: Option<f64>,
+    /// Their mean.
+    pub mean: Option<f64>,
+    /// Population standard deviation.
+    pub stddev: Option<f64>,
+    /// The smallest.
+    pub min: Option<f64>,
+    /// The largest.
+    pub max: Option<f64>,
+    /// 25th percentile (linear interpolation between closest ranks).
+    pub p25: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 75th percentile.
+    pub p75: Option<f64>,
+    /// Records of the group without this measure (an undefined ratio), left out.
+    pub excluded: u64,
+}
+
+impl From<&GroupAggregate> for GroupAggregateResponse {
+    fn from(g: &GroupAggregate) -> Self {
+        let a = g.aggregate.as_ref();
+        let p = |f: f64| a.and_then(|a| a.percentile(f));
+        Self {
+            group: g.group.clone(),
+            count: a.map_or(0, |a| a.count),
+            sum: a.map(|a| a.sum),
+            mean: a.map(|a| a.mean),
+            stddev: a.map(|a| a.stddev),
+            min: a.map(|a| a.min),
+            max: a.map(|a| a.max),
+            p25: p(0.25),
+            p50: p(0.5),
+            p75: p(0.75),
+            excluded: g.excluded,
+        }
+    }
+}
+
+/// Aggregates of a measure per group, groups ordered by value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AggregateResponse {
+    /// The dataset.
+    pub dataset: String,
+    /// The measure aggregated.
+    pub measure: String,
+    /// The dimension grouped by (`null`: one group of every record).
+    pub group_by: Option<String>,
+    /// The dimension filters applied.
+    pub filters: BTreeMap<String, String>,
+    /// One entry per group with at least one record; none when nothing matched.
+    pub groups: Vec<GroupAggregateResponse>,
+}
+
+/// A record and its rank in its group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RankedRecordResponse {
+    /// 1 for the highest.
+    pub rank: u32,
+    /// The measure's value.
+    pub score: f64,
+    /// The record.
+    pub record: RecordResponse,
+}
+
+/// The top records of one group, highest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopGroupResponse {
+    /// The group's value of `group_by`.
+    pub group: String,
+    /// Up to `k` records; ties by key.
+    pub records: Vec<RankedRecordResponse>,
+}
+
+/// The `k` records with the highest value of a measure in each group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopResponse {
+    /// The dataset.
+    pub dataset: String,
+    /// The measure ranked by.
+    pub measure: String,
+    /// The dimension grouped by.
+    pub group_by: String,
+    /// Records per group asked for.
+    pub k: u32,
+    /// The groups, ordered by value.
+    pub groups: Vec<TopGroupResponse>,
+}
+
+impl TopGroupResponse {
+    /// Groups consecutive records of the same group (the engines order by group).
+    pub fn group(top: &[TopRecord]) -> Vec<Self> {
+        let mut groups: Vec<Self> = Vec::new();
+        for t in top {
+            match groups.last_mut() {
+                Some(g) if g.group == t.group => {}
+                _ => groups.push(Self {
+                    group: t.group.clone(),
+                    records: Vec::new(),
+                }),
+            }
+            if let Some(g) = groups.last_mut() {
+                g.records.push(RankedRecordResponse {
+                    rank: u32::try_from(g.records.len() + 1).unwrap_or(u32::MAX),
+                    score: t.score,
+                    record: RecordResponse::from(&t.record),
+                });
+            }
+        }
+        groups
+    }
+}
+
+/// What `POST /import` (Markr) stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarkrImportResponse {
+    /// Results in the document.
+    pub imported: u64,
+}
+
+/// The Markr aggregate of one test: the percentage scores' statistics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarkrAggregateResponse {
+    /// Mean percentage.
+    pub mean: f64,
+    /// Population standard deviation.
+    pub stddev: f64,
+    /// Lowest percentage.
+    pub min: f64,
+    /// Highest percentage.
+    pub max: f64,
+    /// 25th percentile (linear interpolation).
+    pub p25: f64,
+    /// Median.
+    pub p50: f64,
+    /// 75th percentile.
+    pub p75: f64,
+    /// Results with a percentage (a result with zero available marks has none).
+    pub count: u64,
 }

@@ -115,7 +115,7 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         let status = self.status_code();
         let errors = match self {
             Self::BadRequest { errors, .. } | Self::InvalidContract { errors, .. } => {

@@ -7,6 +7,10 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::dto::{
+    AggregateResponse, GroupAggregateResponse, MarkrAggregateResponse, MarkrImportResponse,
+    RankedRecordResponse, TopGroupResponse, TopResponse,
+};
+use crate::dto::{
     ConflictKindResponse, ConflictListResponse, ConflictResponse, ContractListResponse,
     ContractResponse, DatasetBody, DatasetListResponse, DatasetResponse, DependencyResponse,
     DifferenceResponse, DryRunBody, DryRunResponse, HealthResponse, HistoryResponse,
@@ -15,7 +19,8 @@ use crate::dto::{
     VerdictResponse,
 };
 use crate::error::{FieldError, Problem};
-use crate::routes::{datasets, health, imports, records};
+use crate::routes::markr::MarkrProblem;
+use crate::routes::{analytics, datasets, health, imports, markr, records};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -31,6 +36,8 @@ use crate::routes::{datasets, health, imports, records};
         imports::get_document, imports::reprocess,
         records::list_records, records::get_record, records::get_history,
         records::list_conflicts,
+        analytics::aggregate, analytics::top,
+        markr::import, markr::results_aggregate,
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(
@@ -40,12 +47,16 @@ use crate::routes::{datasets, health, imports, records};
         RecordErrorResponse, LocationResponse, RecordResponse, RecordListResponse,
         HistoryResponse, ConflictResponse, ConflictListResponse, ConflictKindResponse,
         DifferenceResponse, HealthResponse, ReadyResponse, DependencyResponse,
+        AggregateResponse, GroupAggregateResponse, TopResponse, TopGroupResponse,
+        RankedRecordResponse, MarkrImportResponse, MarkrAggregateResponse, MarkrProblem,
     )),
     tags(
         (name = "datasets", description = "Named collections of records, each with a contract"),
         (name = "contracts", description = "Versioned mappings from documents to records"),
         (name = "imports", description = "Documents received, kept raw, processed by workers"),
         (name = "records", description = "Latest state, history and conflicts"),
+        (name = "analytics", description = "Aggregates and top-k over the latest state, cached per dataset revision"),
+        (name = "markr", description = "Compatibility routes of the Markr exam-results service, backed by the `exam-results` dataset"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

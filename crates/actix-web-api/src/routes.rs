@@ -2,9 +2,11 @@
 //! parsing path and query parameters into domain types, with a field error for each
 //! bad one.
 
+pub(crate) mod analytics;
 pub(crate) mod datasets;
 pub(crate) mod health;
 pub(crate) mod imports;
+pub(crate) mod markr;
 pub(crate) mod records;
 
 use actix_web::web;
@@ -19,6 +21,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     datasets::configure(cfg);
     imports::configure(cfg);
     records::configure(cfg);
+    analytics::configure(cfg);
+    markr::configure(cfg);
 }
 
 /// A route whose other methods answer a `405` problem.

@@ -41,7 +41,7 @@ fn location(import: &ImportSummary) -> String {
     )
 }
 
-fn with_location(
+pub(super) fn with_location(
     mut builder: actix_web::HttpResponseBuilder,
     import: &ImportSummary,
 ) -> HttpResponse {
@@ -70,7 +70,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 /// Refuses a body whose declared length is over the limit before reading it.
-fn check_length(req: &HttpRequest, limit: u64) -> Result<(), ApiError> {
+pub(super) fn check_length(req: &HttpRequest, limit: u64) -> Result<(), ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -4,7 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod analytics;
 mod support;
+
+use analytics::{
+    aggregate_and_top_answer_and_refuse_bad_questions,
+    an_import_changes_the_next_aggregate_at_once,
+    markr_documents_give_the_aggregates_the_documents_imply,
+};
 
 use intake_codecs::Codecs;
 use intake_domain::Contract;
@@ -47,6 +54,9 @@ on_both_databases!(
     a_draft_contract_is_tried_without_writing_anything,
     records_are_filtered_paged_and_validated,
     operations_endpoints_report_health_metrics_and_the_api,
+    markr_documents_give_the_aggregates_the_documents_imply,
+    an_import_changes_the_next_aggregate_at_once,
+    aggregate_and_top_answer_and_refuse_bad_questions,
 );
 
 /// Runs a case; a failed one panics only after its server stopped and its database

@@ -1,0 +1,346 @@
+//! Analytics over HTTP: the Markr compatibility routes checked against statistics
+//! computed here from the documents themselves, the `/v1` aggregate and top-k routes,
+//! and answers that change as soon as an import commits.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::support::{TestApp, example};
+
+/// One `<mcq-test-result>`: (test id, student number, available, obtained).
+type Scan = (String, String, f64, f64);
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).expect(start) + start.len();
+    let to = text[from..].find(end).expect(end) + from;
+    &text[from..to]
+}
+
+/// The results of a Markr document, read with plain string search.
+fn scans(document: &[u8]) -> Vec<Scan> {
+    let text = std::str::from_utf8(document).unwrap();
+    text.split("<mcq-test-result ")
+        .skip(1)
+        .map(|r| {
+            let marks = between(r, "<summary-marks", ">");
+            (
+                between(r, "<test-id>", "<").to_owned(),
+                between(r, "<student-number>", "<").to_owned(),
+                between(marks, " available=\"", "\"").parse().unwrap(),
+                between(marks, " obtained=\"", "\"").parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Percentages per test after merging rescans: per (test, student) the highest
+/// available and the highest obtained marks, each kept on its own; a student number
+/// is text.
+fn percentages(documents: &[&[u8]]) -> BTreeMap<String, Vec<f64>> {
+    let mut best: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    for (test, student, available, obtained) in documents.iter().flat_map(|d| scans(d)) {
+        let entry = best.entry((test, student)).or_insert((available, obtained));
+        entry.0 = entry.0.max(available);
+        entry.1 = entry.1.max(obtained);
+    }
+    let mut tests: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for ((test, _), (available, obtained)) in best {
+        let values = tests.entry(test).or_default();
+        if available > 0.0 {
+            values.push(obtained / available * 100.0);
+        }
+    }
+    tests
+}
+
+/// The statistics the Markr route must give, by their textbook definitions.
+fn statistics(values: &[f64]) -> BTreeMap<&'static str, f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len() as f64;
+    let mean = sorted.iter().sum::<f64>() / n;
+    let variance = sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    let percentile = |p: f64| {
+        let rank = p * (n - 1.0);
+        let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+        sorted[low] + (sorted[high] - sorted[low]) * (rank - rank.floor())
+    };
+    BTreeMap::from([
+        ("mean", mean),
+        ("stddev", variance.sqrt()),
+        ("min", sorted[0]),
+        ("max", sorted[sorted.len() - 1]),
+        ("p25", percentile(0.25)),
+        ("p50", percentile(0.5)),
+        ("p75", percentile(0.75)),
+        ("count", n),
+    ])
+}
+
+fn assert_aggregate(answer: &Value, expected: &BTreeMap<&'static str, f64>, what: &str) {
+    let fields: Vec<&String> = answer.as_object().expect("an object").keys().collect();
+    assert_eq!(
+        fields.len(),
+        8,
+        "{what}: exactly the Markr fields: {answer}"
+    );
+    for (field, value) in expected {
+        let got = answer[*field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what}: {field}"));
+        assert!(
+            (got - value).abs() < 1e-9,
+            "{what}: {field} is {got}, expected {value}"
+        );
+    }
+}
+
+async fn markr_import(app: &TestApp, body: Vec<u8>) -> super::support::Answer {
+    app.post_bytes("/import", Some("text/xml+markr"), body)
+        .await
+}
+
+/// The brief's sample and the example documents, posted as the scanners post them:
+/// every field of every test's aggregate matches what the documents say; the brief's
+/// published answer for test 9863 holds; bad documents are refused whole.
+pub async fn markr_documents_give_the_aggregates_the_documents_imply(app: &TestApp) {
+    let sample = example("data", "markr-sample-results.xml");
+    let results = example("data", "exam-results.xml");
+    for document in [&sample, &results] {
+        let done = markr_import(app, document.clone()).await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert_eq!(done.body, json!({"imported": scans(document).len()}));
+    }
+    let expected = percentages(&[&sample, &results]);
+    for (test, values) in &expected {
+        let answer = app.get(&format!("/results/{test}/aggregate")).await;
+        if values.is_empty() {
+            answer.problem(404, "not_found");
+            continue;
+        }
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_aggregate(&answer.body, &statistics(values), test);
+    }
+    // Published with the brief, to 2 decimals.
+    let known = app.get("/results/9863/aggregate").await.body;
+    let round = |field: &str| (known[field].as_f64().unwrap() * 100.0).round() / 100.0;
+    let published = [
+        ("mean", 50.8),
+        ("stddev", 9.92),
+        ("min", 30.0),
+        ("max", 75.0),
+        ("p25", 45.0),
+        ("p50", 50.0),
+        ("p75", 55.0),
+        ("count", 81.0),
+    ];
+    for (field, value) in published {
+        assert_eq!(round(field), value, "{field} of {known}");
+    }
+    assert!(
+        expected["5678"].is_empty(),
+        "the example's zero-available test"
+    );
+    app.get("/results/5678/aggregate")
+        .await
+        .problem(404, "not_found");
+    app.get("/results/0000/aggregate")
+        .await
+        .problem(404, "not_found");
+
+    let revision = app.get("/v1/datasets/exam-results").await.body["revision"].clone();
+    let invalid = markr_import(app, example("data", "exam-results-invalid.xml")).await;
+    let problem = invalid.problem(400, "bad_request");
+    let error = problem["error"].as_str().expect("an error member");
+    assert!(error.contains("result 2"), "names the result: {error}");
+    assert!(
+        error.contains("student_number") || error.contains("obtained"),
+        "names the field: {error}"
+    );
+    let wrong_root = b"<results><mcq-test-result><test-id>1</test-id></mcq-test-result></results>";
+    let refused = markr_import(app, wrong_root.to_vec()).await;
+    let error = refused.problem(400, "bad_request")["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("mcq-test-results"), "{error}");
+    let dataset = app.get("/v1/datasets/exam-results").await.body;
+    assert_eq!(dataset["revision"], revision, "nothing stored from them");
+    assert_eq!(
+        app.get("/results/4000/aggregate").await.status,
+        404,
+        "Ada's valid result in the rejected document was not kept"
+    );
+
+    let json = app
+        .post_bytes("/import", Some("application/xml"), sample.clone())
+        .await;
+    json.problem(415, "unsupported_media_type");
+    app.post_bytes("/import", None, sample)
+        .await
+        .problem(415, "unsupported_media_type");
+}
+
+fn result(test: &str, student: &str, available: u32, obtained: u32) -> String {
+    format!(
+        "<mcq-test-result><student-number>{student}</student-number><test-id>{test}</test-id>\
+         <summary-marks available=\"{available}\" obtained=\"{obtained}\"/></mcq-test-result>"
+    )
+}
+
+fn document(results: &[String]) -> Vec<u8> {
+    format!("<mcq-test-results>{}</mcq-test-results>", results.concat()).into_bytes()
+}
+
+/// An answer is never older than the last committed import: each import into a test
+/// changes its next aggregate, through the Markr route and `/v1` alike.
+pub async fn an_import_changes_the_next_aggregate_at_once(app: &TestApp) {
+    let first = document(&[result("77", "001", 10, 5), result("77", "002", 10, 10)]);
+    assert_eq!(markr_import(app, first).await.status, 200);
+    let v1 = "/v1/datasets/exam-results/aggregate?measure=percent&group_by=test_id&test_id=77";
+    for _ in 0..2 {
+        let answer = app.get("/results/77/aggregate").await.body;
+        assert_eq!(
+            (answer["count"].clone(), answer["mean"].clone()),
+            (json!(2), json!(75.0))
+        );
+        assert_eq!(app.get(v1).await.body["groups"][0]["mean"], 75.0);
+    }
+    let rescan = document(&[result("77", "001", 10, 9), result("77", "003", 10, 0)]);
+    assert_eq!(markr_import(app, rescan).await.status, 200);
+    let answer = app.get("/results/77/aggregate").await.body;
+    assert_eq!(answer["count"], 3);
+    assert!((answer["mean"].as_f64().unwrap() - 190.0 / 3.0).abs() < 1e-9);
+    assert_eq!(answer["min"], 0.0);
+    let group = &app.get(v1).await.body["groups"][0];
+    assert_eq!(
+        (group["count"].clone(), group["max"].clone()),
+        (json!(3), json!(100.0))
+    );
+}
+
+/// `/v1/…/aggregate` groups and filters any dataset; `/v1/…/top` gives the account
+/// challenge's known answer; questions about names the contract lacks are refused
+/// naming them.
+pub async fn aggregate_and_top_answer_and_refuse_bad_questions(app: &TestApp) {
+    app.create_example("accounts", "accounts.json").await;
+    let done = app
+        .import(
+            "accounts",
+            "application/json",
+            example("data", "account-updates.json"),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+
+    let top = app
+        .get("/v1/datasets/accounts/top?measure=tokens&group_by=subtype&k=1")
+        .await;
+    assert_eq!(top.status, 200, "{}", top.body);
+    let got: Vec<(String, String, f64)> = top.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let best = &g["records"][0];
+            assert_eq!(best["rank"], 1);
+            let id: String = best["record"]["key"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .take(8)
+                .collect();
+            (
+                g["group"].as_str().unwrap().to_owned(),
+                id,
+                best["score"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let known = [
+        ("account", "gkDF8QaR", 517.0),
+        ("auction", "kbtvQBEr", 271.0),
+        ("auctionData", "cYcekbx6", 960.0),
+        ("escrow", "A72KnHfa", 880.0),
+        ("masterEdition", "U5kG5d2y", 772.0),
+        ("metadata", "ZBTDeX9W", 696.0),
+        ("mint", "6BhkGCMV", 330.0),
+    ];
+    let known: Vec<_> = known
+        .iter()
+        .map(|(g, i, t)| (g.to_string(), i.to_string(), *t))
+        .collect();
+    assert_eq!(got, known);
+    let three = app
+        .get("/v1/datasets/accounts/top?measure=tokens&group_by=subtype&subtype=mint&k=3")
+        .await
+        .body;
+    let groups = three["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "filtered to one subtype");
+    let scores: Vec<f64> = groups[0]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "highest first: {scores:?}"
+    );
+
+    let by_subtype = app
+        .get("/v1/datasets/accounts/aggregate?measure=tokens&group_by=subtype")
+        .await;
+    assert_eq!(by_subtype.status, 200, "{}", by_subtype.body);
+    let groups = by_subtype.body["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 7);
+    let total: u64 = groups.iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 12, "one latest state per account");
+    let whole = app
+        .get("/v1/datasets/accounts/aggregate?measure=tokens")
+        .await;
+    assert_eq!(whole.body["groups"][0]["count"], 12);
+    assert_eq!(whole.body["groups"][0]["group"], Value::Null);
+    let none = app
+        .get("/v1/datasets/accounts/aggregate?measure=tokens&subtype=nothing")
+        .await;
+    assert_eq!(none.body["groups"], json!([]));
+
+    let bad = [
+        ("/v1/datasets/accounts/aggregate", "measure"),
+        ("/v1/datasets/accounts/aggregate?measure=token", "measure"),
+        (
+            "/v1/datasets/accounts/aggregate?measure=tokens&group_by=kind",
+            "kind",
+        ),
+        (
+            "/v1/datasets/accounts/aggregate?measure=tokens&colour=red",
+            "colour",
+        ),
+        ("/v1/datasets/accounts/top?measure=tokens", "group_by"),
+        (
+            "/v1/datasets/accounts/top?measure=tokens&group_by=subtype&k=0",
+            "k",
+        ),
+        (
+            "/v1/datasets/accounts/top?measure=tokens&group_by=subtype&k=many",
+            "k",
+        ),
+        (
+            "/v1/datasets/accounts/top?measure=tokens&group_by=subtype&k=1001",
+            "k",
+        ),
+    ];
+    for (path, field) in bad {
+        let answer = app.get(path).await;
+        let problem = answer.problem(400, "bad_request");
+        assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+    }
+    app.get("/v1/datasets/nothing/aggregate?measure=x")
+        .await
+        .problem(404, "not_found");
+    app.get("/v1/datasets/nothing/top?measure=x&group_by=y")
+        .await
+        .problem(404, "not_found");
+}
