@@ -15,6 +15,7 @@
 
 pub mod analytics;
 pub mod bench;
+pub mod cache;
 mod clock;
 pub mod ingest;
 pub mod storage;
@@ -146,6 +147,40 @@ macro_rules! storage_conformance {
                 if let Err(e) = outcome {
                     std::panic::resume_unwind(e.into_panic());
                 }
+            }
+        )*
+    };
+}
+
+/// Expands to one `#[tokio::test]` per case of the cache suite ([`cache`]).
+///
+/// `$make` is an async expression giving a fresh, working `Arc<dyn Cache>`; it is
+/// evaluated once per case. Cleaning up after a case is the cache's own business (for
+/// a shared server, for example, a wrapper that deletes its key prefix when dropped):
+///
+/// ```ignore
+/// intake_domain::cache_conformance!(async {
+///     std::sync::Arc::new(MemoryCache::new(64 << 20)) as std::sync::Arc<dyn Cache>
+/// });
+/// ```
+#[macro_export]
+macro_rules! cache_conformance {
+    ($make:expr) => {
+        $crate::cache_conformance!(@cases $make;
+            a_put_value_is_read_back,
+            a_missing_key_is_a_miss,
+            a_put_replaces_the_value,
+            keys_differing_in_one_part_are_distinct,
+            large_values_round_trip,
+            concurrent_puts_and_gets_do_not_corrupt,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let cache: ::std::sync::Arc<dyn $crate::ports::Cache> = $make.await;
+                $crate::testkit::cache::$case(cache).await;
             }
         )*
     };

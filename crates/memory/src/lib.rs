@@ -1,0 +1,12 @@
+//! `intake-memory`: in-process adapters, for a single instance of the service or as a
+//! first level in front of a shared one.
+//!
+//! [`MemoryCache`] implements the domain's [`Cache`](intake_domain::ports::Cache) port
+//! in the process's memory, bounded by the bytes it holds (keys plus values) rather
+//! than by a number of entries, since cached answers range from a few bytes to
+//! megabytes. Entries never expire: a cache key carries the dataset's revision, so a
+//! new import makes new keys and the old entries are evicted as they go cold.
+
+mod cache;
+
+pub use cache::MemoryCache;
