@@ -71,25 +71,8 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
-    require_no_redis(settings)?;
     server::Application::build(settings)
         .await?
         .run_until_stopped()
         .await
-}
-
-/// The Redis adapter (shared cache and rate limiter) is not part of this build yet;
-/// a configuration that asks for it is refused rather than silently ignored.
-///
-/// # Errors
-/// When `redis_url` is set.
-pub fn require_no_redis(settings: &Settings) -> anyhow::Result<()> {
-    match &settings.redis_url {
-        Some(url) => anyhow::bail!(
-            "redis_url is set ({}), but this build has no Redis adapter yet: unset it to use \
-             the in-process defaults",
-            settings::redact(url)
-        ),
-        None => Ok(()),
-    }
 }

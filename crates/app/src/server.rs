@@ -70,7 +70,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let storage = Storage::open(settings).await?;
         let metrics = Arc::new(Metrics::new());
-        let services = Services::new(&storage, settings, Some(metrics.clone()));
+        let services = Services::new(&storage, settings, Some(metrics.clone()))?;
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
         let port = listener.local_addr()?.port();

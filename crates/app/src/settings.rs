@@ -38,6 +38,11 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// `redis://host:port` for the shared cache and rate limiter; unset: in-process.
     pub redis_url: Option<String>,
+    /// What every Redis key of this deployment starts with (deployments sharing one
+    /// Redis need different prefixes).
+    pub redis_prefix: String,
+    /// The in-process analytics cache's size in bytes (0: no cache); unused with Redis.
+    pub cache_bytes: u64,
     /// A tracing filter (`info`, `intake=debug,sqlx=warn`).
     pub log: String,
     /// `auto`, `json` or `pretty`.
@@ -64,6 +69,8 @@ impl Default for Settings {
             database_schema: None,
             database_max_connections: 10,
             redis_url: None,
+            redis_prefix: "intake:".into(),
+            cache_bytes: 64 << 20,
             log: "info".into(),
             log_format: LogFormat::Auto,
             workers: 2,
@@ -77,12 +84,14 @@ impl Default for Settings {
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "listen",
     "database_url",
     "database_schema",
     "database_max_connections",
     "redis_url",
+    "redis_prefix",
+    "cache_bytes",
     "log",
     "log_format",
     "workers",
@@ -145,8 +154,9 @@ impl Settings {
         anyhow::ensure!(self.max_json_bytes > 0, "max_json_bytes: more than 0");
         if let Some(url) = &self.redis_url {
             anyhow::ensure!(
-                url.starts_with("redis://") || url.starts_with("rediss://"),
-                "redis_url: expected redis://host:port (got {url:?})"
+                url.starts_with("redis://"),
+                "redis_url: expected redis://host:port (got {:?})",
+                redact(url)
             );
         }
         Ok(())

@@ -11,8 +11,8 @@ use intake_domain::analytics::InProcessAnalytics;
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
-    Analytics, Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault, NoCache,
-    RecordStore,
+    Analytics, Cache, Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault,
+    NoCache, RecordStore,
 };
 
 use crate::settings::{Database, Settings};
@@ -95,6 +95,34 @@ impl Storage {
     }
 }
 
+/// The Redis cache `redis_url` names, when it names one. It connects on first use.
+///
+/// # Errors
+/// When the URL is not one Redis accepts.
+pub fn redis_cache(settings: &Settings) -> Option<anyhow::Result<intake_redis::RedisCache>> {
+    let url = settings.redis_url.as_ref()?;
+    Some(intake_redis::RedisCache::new(intake_redis::Settings {
+        url: url.clone(),
+        prefix: settings.redis_prefix.clone(),
+        ..intake_redis::Settings::default()
+    }))
+}
+
+/// The analytics cache: Redis when `redis_url` is set (shared by every instance), else
+/// an in-process cache of `cache_bytes` (none at 0).
+///
+/// # Errors
+/// When the Redis URL is not one Redis accepts.
+pub fn cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
+    if let Some(redis) = redis_cache(settings) {
+        return Ok(Arc::new(redis?));
+    }
+    Ok(match settings.cache_bytes {
+        0 => Arc::new(NoCache),
+        bytes => Arc::new(intake_memory::MemoryCache::new(bytes)),
+    })
+}
+
 /// The use cases over the storage.
 pub struct Services {
     /// Datasets, contracts, records.
@@ -107,11 +135,14 @@ pub struct Services {
 
 impl Services {
     /// Builds them, telling `observer` (the metrics) of every finished import.
+    ///
+    /// # Errors
+    /// When the cache's configuration is refused.
     pub fn new(
         storage: &Storage,
         settings: &Settings,
         observer: Option<Arc<dyn ImportObserver>>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock);
         let ports = IngestPorts {
             datasets: storage.datasets.clone(),
@@ -135,12 +166,12 @@ impl Services {
             contracts: storage.contracts.clone(),
             records: storage.records.clone(),
             analytics: storage.analytics.clone(),
-            cache: Arc::new(NoCache),
+            cache: cache(settings)?,
         });
-        Self {
+        Ok(Self {
             datasets: Arc::new(datasets),
             imports: Arc::new(imports),
             clock,
-        }
+        })
     }
 }

@@ -84,6 +84,36 @@ fn check_says_what_is_wrong_and_exits_non_zero() {
     );
 }
 
+/// `check` pings the Redis that `redis_url` names: `ok` for this machine's, `FAILED`
+/// (exit 1) for a closed port, the password never printed.
+#[test]
+fn check_pings_redis_when_one_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let url =
+        std::env::var("INTAKE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let up = run(intake(dir.path())
+        .arg("check")
+        .env("INTAKE_REDIS_URL", &url));
+    let said = text(&up.stdout);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("redis (redis://") && said.contains("): ok"),
+        "{said}"
+    );
+
+    let closed = format!("redis://:hunter2@127.0.0.1:{}", free_port());
+    let down = run(intake(dir.path())
+        .arg("check")
+        .env("INTAKE_REDIS_URL", closed));
+    let said = text(&down.stdout);
+    assert_eq!(down.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("redis (") && said.contains("FAILED"),
+        "{said}"
+    );
+    assert!(!said.contains("hunter2"), "{said}");
+}
+
 /// A port nothing listens on now.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -344,3 +344,80 @@ pub async fn aggregate_and_top_answer_and_refuse_bad_questions(app: &TestApp) {
         .await
         .problem(404, "not_found");
 }
+
+fn redis_url() -> String {
+    std::env::var("INTAKE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// How many keys Redis holds under `prefix` (`KEYS`, spoken in RESP over a socket).
+fn redis_keys(prefix: &str) -> usize {
+    use std::io::{Read as _, Write as _};
+    let address = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut socket = std::net::TcpStream::connect(&address)
+        .unwrap_or_else(|e| panic!("this test needs Redis at {address}: {e}"));
+    let pattern = format!("{prefix}*");
+    let command = format!("*2\r\n$4\r\nKEYS\r\n${}\r\n{pattern}\r\n", pattern.len());
+    socket.write_all(command.as_bytes()).unwrap();
+    let mut reply = [0u8; 64];
+    let n = socket.read(&mut reply).unwrap();
+    let reply = std::str::from_utf8(&reply[..n]).unwrap();
+    assert!(reply.starts_with('*'), "{reply}");
+    reply[1..reply.find('\r').unwrap()].parse().unwrap()
+}
+
+/// With `redis_url` set, answers are cached in Redis under the deployment's prefix,
+/// and an import still changes the next answer at once.
+#[actix_web::test]
+async fn answers_are_cached_in_redis_and_an_import_changes_them() {
+    let prefix = format!("intake-test-{}:", uuid::Uuid::now_v7().simple());
+    let app = super::support::spawn_app_with(super::support::Db::Sqlite, |s| {
+        s.redis_url = Some(redis_url());
+        s.redis_prefix = prefix.clone();
+    })
+    .await;
+    super::run(&app, async {
+        let first = document(&[result("5", "001", 10, 5)]);
+        assert_eq!(markr_import(&app, first).await.status, 200);
+        assert_eq!(app.get("/results/5/aggregate").await.body["mean"], 50.0);
+        assert_eq!(redis_keys(&prefix), 1, "the answer is in Redis");
+        assert_eq!(app.get("/results/5/aggregate").await.body["mean"], 50.0);
+        let rescan = document(&[result("5", "001", 10, 7)]);
+        assert_eq!(markr_import(&app, rescan).await.status, 200);
+        assert_eq!(app.get("/results/5/aggregate").await.body["mean"], 70.0);
+        assert_eq!(redis_keys(&prefix), 2, "one answer per revision");
+    })
+    .await;
+    app.stop().await;
+}
+
+/// A cache that cannot be reached (Redis configured at a closed port) only costs
+/// speed: every answer is still right.
+#[actix_web::test]
+async fn a_cache_at_a_closed_port_costs_speed_not_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = super::support::spawn_app_with(super::support::Db::Sqlite, |s| {
+        s.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+    })
+    .await;
+    super::run(&app, async {
+        let first = document(&[result("6", "001", 10, 5), result("6", "002", 10, 10)]);
+        assert_eq!(markr_import(&app, first).await.status, 200);
+        for _ in 0..3 {
+            let answer = app.get("/results/6/aggregate").await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            assert_eq!(answer.body["mean"], 75.0);
+        }
+        let rescan = document(&[result("6", "003", 10, 0)]);
+        assert_eq!(markr_import(&app, rescan).await.status, 200);
+        assert_eq!(app.get("/results/6/aggregate").await.body["mean"], 50.0);
+    })
+    .await;
+    app.stop().await;
+}

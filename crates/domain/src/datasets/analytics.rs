@@ -136,14 +136,17 @@ impl DatasetService {
     }
 }
 
-/// `kind:` and the question as JSON (maps are ordered, so equal questions give equal
-/// text), under the dataset's revision.
+/// `kind:`, when the dataset was created, and the question as JSON (maps are ordered,
+/// so equal questions give equal text), under the dataset's revision. The creation
+/// time keeps a dataset created again under the same name (a fresh database beside a
+/// shared cache) from meeting the old one's answers.
 fn cache_key(dataset: &Dataset, kind: &str, question: &impl Serialize) -> CacheKey {
     let text = serde_json::to_string(question).unwrap_or_default();
+    let created = dataset.created_at.timestamp_micros();
     CacheKey {
         dataset: dataset.name.clone(),
         revision: dataset.revision,
-        query: format!("{kind}:{text}"),
+        query: format!("{kind}:{created}:{text}"),
     }
 }
 
