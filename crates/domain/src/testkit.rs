@@ -133,6 +133,8 @@ macro_rules! storage_conformance {
             analytics::an_undefined_ratio_is_excluded_and_counted,
             analytics::many_values_agree_to_1e_9,
             analytics::top_k_gives_the_known_accounts_per_subtype,
+            analytics::filters_on_other_dimensions_agree,
+            analytics::a_changed_record_leaves_its_old_group,
         );
     };
     (@cases $harness:expr; $($suite:ident :: $case:ident),* $(,)?) => {

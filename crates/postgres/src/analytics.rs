@@ -1,8 +1,11 @@
-//! Aggregates and top-k computed in SQL (DESIGN §7) over the typed rows of
-//! `record_measures` and `record_dimensions` (migration 0002): grouping reads the
-//! `(dataset, dimension, value)` index, each record's measure is one primary-key
-//! look-up, and no JSON is parsed until top-k returns its few records. Groups and ties
-//! are ordered bytewise (`COLLATE "C"`), as the domain orders text.
+//! Aggregates and top-k computed in SQL (DESIGN §7) over the typed rows of migration
+//! 0002. A question is read under one dimension: the one grouped by, else the first
+//! one filtered on, else the pseudo dimension `''` that holds every record. Its facts
+//! (one row per record and measure under that dimension) are one index-only scan on
+//! `(dataset, dimension, measure, dim_value)`; filters on other dimensions are
+//! `EXISTS` probes of `record_dimensions`, which also counts each group's records so
+//! that those without the measure are reported as excluded. No JSON is parsed until
+//! top-k reads its winners. Groups and ties sort bytewise, as the domain sorts text.
 
 use std::collections::BTreeMap;
 
@@ -17,60 +20,109 @@ use sqlx::query::Query;
 use crate::PgStore;
 use crate::rows::json;
 
-/// `AND EXISTS (…)` per filter on the record `g.key`; names and values are bound from
-/// parameter `$first` on.
-fn filter_sql(filters: &BTreeMap<String, String>, first: usize) -> String {
-    (0..filters.len())
-        .map(|i| {
-            let (name, value) = (first + 2 * i, first + 2 * i + 1);
-            format!(
-                " AND EXISTS (SELECT 1 FROM record_dimensions f WHERE f.dataset = g.dataset \
-                 AND f.key = g.key AND f.dimension = ${name} AND f.value = ${value})"
-            )
-        })
-        .collect()
+/// A statement's text and its arguments, numbered as they are added.
+#[derive(Default)]
+struct Statement<'a> {
+    sql: String,
+    args: Vec<Arg<'a>>,
 }
 
-fn bind_filters<'q>(
-    mut query: Query<'q, sqlx::Postgres, PgArguments>,
-    filters: &'q BTreeMap<String, String>,
-) -> Query<'q, sqlx::Postgres, PgArguments> {
-    for (name, value) in filters {
-        query = query.bind(name).bind(value);
+enum Arg<'a> {
+    Text(&'a str),
+    Floats(&'a [f64]),
+    Int(i64),
+}
+
+impl<'a> Statement<'a> {
+    /// Appends `text`, with each `?` replaced by the next argument's `$n`.
+    fn push(&mut self, text: &str, args: impl IntoIterator<Item = Arg<'a>>) -> &mut Self {
+        let mut args = args.into_iter();
+        for (i, part) in text.split('?').enumerate() {
+            if i > 0 {
+                if let Some(arg) = args.next() {
+                    self.args.push(arg);
+                }
+                self.sql.push_str(&format!("${}", self.args.len()));
+            }
+            self.sql.push_str(part);
+        }
+        self
     }
-    query
+
+    fn query(&self) -> Query<'_, sqlx::Postgres, PgArguments> {
+        self.args
+            .iter()
+            .fold(sqlx::query(&self.sql), |q, arg| match arg {
+                Arg::Text(t) => q.bind(*t),
+                Arg::Floats(f) => q.bind(*f),
+                Arg::Int(i) => q.bind(*i),
+            })
+    }
+}
+
+/// The dimension a question is read under, the value a filter fixes it to, and the
+/// other filters.
+struct Plan<'q> {
+    dimension: &'q str,
+    fixed: Option<&'q str>,
+    others: Vec<(&'q str, &'q str)>,
+}
+
+impl<'q> Plan<'q> {
+    fn new(group_by: Option<&'q str>, filters: &'q BTreeMap<String, String>) -> Self {
+        let Some(dimension) = group_by.or_else(|| filters.keys().next().map(String::as_str)) else {
+            return Self {
+                dimension: "",
+                fixed: None,
+                others: Vec::new(),
+            };
+        };
+        Self {
+            dimension,
+            fixed: filters.get(dimension).map(String::as_str),
+            others: filters
+                .iter()
+                .filter(|(name, _)| name.as_str() != dimension)
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect(),
+        }
+    }
+
+    /// `AND …` for the fixed value (of column `value_column`) and the other filters, on
+    /// the rows `g`.
+    fn conditions(&self, statement: &mut Statement<'q>, value_column: &str) {
+        if let Some(value) = self.fixed {
+            statement.push(&format!(" AND g.{value_column} = ?"), [Arg::Text(value)]);
+        }
+        for (name, value) in &self.others {
+            statement.push(
+                " AND EXISTS (SELECT 1 FROM record_dimensions f WHERE f.dataset = g.dataset \
+                 AND f.key = g.key AND f.dimension = ? AND f.value = ?)",
+                [Arg::Text(name), Arg::Text(value)],
+            );
+        }
+    }
 }
 
 fn failed(what: &'static str) -> impl Fn(sqlx::Error) -> AnalyticsError {
     move |e| AnalyticsError::Unexpected(anyhow::Error::new(e).context(what))
 }
 
-fn group_row(row: &PgRow, fractions: &[f64]) -> Result<GroupAggregate, sqlx::Error> {
+fn statistics(row: &PgRow, fractions: &[f64]) -> Result<Aggregate, sqlx::Error> {
     let count: i64 = row.try_get("n")?;
-    let excluded: i64 = row.try_get("excluded")?;
-    let aggregate = if count == 0 {
-        None
-    } else {
-        let percentiles: Option<Vec<f64>> = row.try_get("pct")?;
-        let mean: f64 = row.try_get("mean")?;
-        Some(Aggregate {
-            count: u64::try_from(count).unwrap_or(0),
-            sum: row.try_get("sum")?,
-            mean,
-            stddev: row.try_get::<Option<f64>, _>("stddev")?.unwrap_or(0.0),
-            min: row.try_get("min")?,
-            max: row.try_get("max")?,
-            percentiles: fractions
-                .iter()
-                .copied()
-                .zip(percentiles.unwrap_or_default())
-                .collect(),
-        })
-    };
-    Ok(GroupAggregate {
-        group: row.try_get("grp")?,
-        aggregate,
-        excluded: u64::try_from(excluded).unwrap_or(0),
+    let percentiles: Option<Vec<f64>> = row.try_get("pct")?;
+    Ok(Aggregate {
+        count: u64::try_from(count).unwrap_or(0),
+        sum: row.try_get("sum")?,
+        mean: row.try_get("mean")?,
+        stddev: row.try_get::<Option<f64>, _>("stddev")?.unwrap_or(0.0),
+        min: row.try_get("min")?,
+        max: row.try_get("max")?,
+        percentiles: fractions
+            .iter()
+            .copied()
+            .zip(percentiles.unwrap_or_default())
+            .collect(),
     })
 }
 
@@ -80,61 +132,100 @@ impl Analytics for PgStore {
         &self,
         query: &AnalyticsQuery,
     ) -> Result<Vec<GroupAggregate>, AnalyticsError> {
-        // $1 dataset, $2 measure, $3 fractions, [$4 group dimension], then filters.
-        let statistics = "count(m.value) AS n, count(*) - count(m.value) AS excluded, \
-             sum(m.value) AS sum, avg(m.value) AS mean, stddev_pop(m.value) AS stddev, \
-             min(m.value) AS min, max(m.value) AS max, \
-             percentile_cont($3::float8[]) WITHIN GROUP (ORDER BY m.value) AS pct";
-        let join = "LEFT JOIN record_measures m \
-             ON m.dataset = g.dataset AND m.key = g.key AND m.measure = $2";
-        let sql = match &query.group_by {
-            Some(_) => format!(
-                "SELECT g.value AS grp, {statistics} FROM record_dimensions g {join} \
-                 WHERE g.dataset = $1 AND g.dimension = $4{} \
-                 GROUP BY g.value ORDER BY g.value COLLATE \"C\"",
-                filter_sql(&query.filters, 5)
-            ),
-            None => format!(
-                "SELECT NULL::text AS grp, {statistics} FROM records g {join} \
-                 WHERE g.dataset = $1{} HAVING count(*) > 0",
-                filter_sql(&query.filters, 4)
-            ),
-        };
-        let mut statement = sqlx::query(&sql)
-            .bind(query.dataset.as_str())
-            .bind(&query.measure)
-            .bind(&query.percentiles);
-        if let Some(group_by) = &query.group_by {
-            statement = statement.bind(group_by);
+        let plan = Plan::new(query.group_by.as_deref(), &query.filters);
+        let dataset = query.dataset.as_str();
+
+        let mut facts = Statement::default();
+        facts.push(
+            "SELECT g.dim_value AS grp, count(*) AS n, sum(g.value) AS sum, \
+             avg(g.value) AS mean, stddev_pop(g.value) AS stddev, min(g.value) AS min, \
+             max(g.value) AS max, \
+             percentile_cont(?::float8[]) WITHIN GROUP (ORDER BY g.value) AS pct \
+             FROM record_facts g WHERE g.dataset = ? AND g.dimension = ? AND g.measure = ?",
+            [
+                Arg::Floats(&query.percentiles),
+                Arg::Text(dataset),
+                Arg::Text(plan.dimension),
+                Arg::Text(&query.measure),
+            ],
+        );
+        plan.conditions(&mut facts, "dim_value");
+        facts.push(" GROUP BY g.dim_value", []);
+
+        let mut records = Statement::default();
+        if plan.dimension.is_empty() {
+            records.push(
+                "SELECT '' AS grp, count(*) AS total FROM records g WHERE g.dataset = ?",
+                [Arg::Text(dataset)],
+            );
+        } else {
+            records.push(
+                "SELECT g.value AS grp, count(*) AS total FROM record_dimensions g \
+                 WHERE g.dataset = ? AND g.dimension = ?",
+                [Arg::Text(dataset), Arg::Text(plan.dimension)],
+            );
+            plan.conditions(&mut records, "value");
+            records.push(" GROUP BY g.value", []);
         }
-        let rows = bind_filters(statement, &query.filters)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(failed("aggregating"))?;
-        rows.iter()
-            .map(|row| group_row(row, &query.percentiles))
-            .collect::<Result<_, _>>()
-            .map_err(failed("reading an aggregate"))
+
+        let (facts, records) = futures_lite::future::zip(
+            facts.query().fetch_all(&self.pool),
+            records.query().fetch_all(&self.pool),
+        )
+        .await;
+        let facts = facts.map_err(failed("aggregating"))?;
+        let records = records.map_err(failed("counting a group's records"))?;
+        let mut stats: BTreeMap<String, Aggregate> = BTreeMap::new();
+        for row in &facts {
+            let group: String = row.try_get("grp").map_err(failed("reading an aggregate"))?;
+            let aggregate =
+                statistics(row, &query.percentiles).map_err(failed("reading an aggregate"))?;
+            stats.insert(group, aggregate);
+        }
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+        for row in &records {
+            let group: String = row.try_get("grp").map_err(failed("reading a count"))?;
+            let total: i64 = row.try_get("total").map_err(failed("reading a count"))?;
+            totals.insert(group, u64::try_from(total).unwrap_or(0));
+        }
+        Ok(totals
+            .into_iter()
+            .filter(|(_, total)| *total > 0)
+            .map(|(group, total)| {
+                let aggregate = stats.remove(&group);
+                let counted = aggregate.as_ref().map_or(0, |a| a.count);
+                GroupAggregate {
+                    group: query.group_by.as_ref().map(|_| group),
+                    excluded: total.saturating_sub(counted),
+                    aggregate,
+                }
+            })
+            .collect())
     }
 
     async fn top(&self, query: &TopQuery) -> Result<Vec<TopRecord>, AnalyticsError> {
-        let sql = format!(
+        let plan = Plan::new(Some(&query.group_by), &query.filters);
+        let mut ranked = Statement::default();
+        ranked.push(
             "SELECT t.grp, t.value, r.record::text AS record FROM ( \
-               SELECT g.value AS grp, m.value, g.key, row_number() OVER ( \
-                 PARTITION BY g.value ORDER BY m.value DESC, g.key COLLATE \"C\") AS rank \
-               FROM record_dimensions g JOIN record_measures m \
-                 ON m.dataset = g.dataset AND m.key = g.key AND m.measure = $2 \
-               WHERE g.dataset = $1 AND g.dimension = $3{} \
-             ) t JOIN records r ON r.dataset = $1 AND r.key = t.key \
-             WHERE t.rank <= $4 ORDER BY t.grp COLLATE \"C\", t.rank",
-            filter_sql(&query.filters, 5)
+               SELECT g.dim_value AS grp, g.value, g.key, row_number() OVER ( \
+                 PARTITION BY g.dim_value ORDER BY g.value DESC, g.key COLLATE \"C\") AS rank \
+               FROM record_facts g \
+               WHERE g.dataset = ? AND g.dimension = ? AND g.measure = ?",
+            [
+                Arg::Text(query.dataset.as_str()),
+                Arg::Text(plan.dimension),
+                Arg::Text(&query.measure),
+            ],
         );
-        let statement = sqlx::query(&sql)
-            .bind(query.dataset.as_str())
-            .bind(&query.measure)
-            .bind(&query.group_by)
-            .bind(i64::from(query.k));
-        let rows = bind_filters(statement, &query.filters)
+        plan.conditions(&mut ranked, "dim_value");
+        ranked.push(
+            ") t JOIN records r ON r.dataset = $1 AND r.key = t.key \
+             WHERE t.rank <= ? ORDER BY t.grp COLLATE \"C\", t.rank",
+            [Arg::Int(i64::from(query.k))],
+        );
+        let rows = ranked
+            .query()
             .fetch_all(&self.pool)
             .await
             .map_err(failed("ranking"))?;

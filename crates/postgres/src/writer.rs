@@ -15,6 +15,33 @@ use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
 use crate::rows::{dataset_name, to_json};
 use crate::{new_id, seconds, unexpected};
 
+/// `record_facts` rows as columns, for one `UNNEST` insert.
+#[derive(Default)]
+struct Facts<'a> {
+    keys: Vec<String>,
+    dimensions: Vec<&'a str>,
+    dim_values: Vec<&'a str>,
+    measures: Vec<&'a str>,
+    values: Vec<f64>,
+}
+
+impl<'a> Facts<'a> {
+    fn push(
+        &mut self,
+        key: &str,
+        dimension: &'a str,
+        dim_value: &'a str,
+        measure: &'a str,
+        value: f64,
+    ) {
+        self.keys.push(key.to_owned());
+        self.dimensions.push(dimension);
+        self.dim_values.push(dim_value);
+        self.measures.push(measure);
+        self.values.push(value);
+    }
+}
+
 pub(crate) struct PgImportWriter {
     pool: PgPool,
     tx: Transaction<'static, Postgres>,
@@ -120,8 +147,9 @@ impl PgImportWriter {
         Ok(())
     }
 
-    /// The typed measure and dimension rows of the keys' latest states (the `latest`
-    /// changes), replacing those of keys that already had a state.
+    /// The analytics rows of the keys' latest states (the `latest` changes):
+    /// dimensions, and one fact per (dimension or the whole dataset, measure) pair;
+    /// those of keys that already had a state are replaced.
     async fn replace_facts(
         &mut self,
         changes: &[Change],
@@ -138,7 +166,7 @@ impl PgImportWriter {
             .map(|c| c.record.key.canonical())
             .collect();
         if !replaced.is_empty() {
-            for table in ["record_measures", "record_dimensions"] {
+            for table in ["record_facts", "record_dimensions"] {
                 sqlx::query(&format!(
                     "DELETE FROM {table} WHERE dataset = $1 AND key = ANY($2::text[])"
                 ))
@@ -148,14 +176,15 @@ impl PgImportWriter {
                 .await?;
             }
         }
-        let (mut keys, mut names, mut values) = (vec![], vec![], vec![]);
+        let mut facts = Facts::default();
         let (mut dim_keys, mut dims, mut dim_values) = (vec![], vec![], vec![]);
         for record in latest.iter().map(|&i| &changes[i].record) {
             let key = record.key.canonical();
-            for (name, value) in record.measures.iter() {
-                keys.push(key.clone());
-                names.push(name);
-                values.push(value);
+            let groups = std::iter::once(("", "")).chain(record.dimensions.iter());
+            for (dimension, dim_value) in groups {
+                for (measure, value) in record.measures.iter() {
+                    facts.push(&key, dimension, dim_value, measure, value);
+                }
             }
             for (name, value) in record.dimensions.iter() {
                 dim_keys.push(key.clone());
@@ -164,13 +193,17 @@ impl PgImportWriter {
             }
         }
         sqlx::query(
-            "INSERT INTO record_measures (dataset, key, measure, value) \
-             SELECT $1, k, m, v FROM UNNEST($2::text[], $3::text[], $4::float8[]) AS t(k, m, v)",
+            "INSERT INTO record_facts (dataset, key, dimension, dim_value, measure, value) \
+             SELECT $1, k, d, dv, m, v \
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::float8[]) \
+               AS t(k, d, dv, m, v)",
         )
         .bind(ds)
-        .bind(&keys)
-        .bind(&names)
-        .bind(&values)
+        .bind(&facts.keys)
+        .bind(&facts.dimensions)
+        .bind(&facts.dim_values)
+        .bind(&facts.measures)
+        .bind(&facts.values)
         .execute(&mut *self.tx)
         .await?;
         sqlx::query(

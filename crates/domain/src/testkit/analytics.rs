@@ -244,3 +244,73 @@ pub async fn top_k_gives_the_known_accounts_per_subtype(s: Stores) {
     assert_eq!(keys, ["c", "a", "b"], "highest first, ties by key");
     assert!(top.iter().all(|t| t.group == "x"));
 }
+
+/// Filters on another dimension than the one grouped by, a filter without grouping,
+/// and both on the same dimension, over two dimensions: the adapter agrees with the
+/// reference on each.
+pub async fn filters_on_other_dimensions_agree(s: Stores) {
+    let (_, _, body) = ACCOUNTS.documents[0];
+    apply_document(&s, "accounts", ACCOUNTS.contract, body).await;
+    let ds = name("accounts");
+    let mut by_subtype = question(&ds, "tokens", Some("subtype"));
+    let all = aggregate(&s, &by_subtype).await;
+    assert_eq!(all.len(), 7);
+    let programs: Vec<String> = s
+        .records
+        .scan(
+            &ds,
+            &crate::ports::RecordScan {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("scan")
+        .iter()
+        .filter_map(|r| r.dimensions.get("program").map(str::to_owned))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(!programs.is_empty());
+    for program in &programs {
+        by_subtype.filters.insert("program".into(), program.clone());
+        assert!(!aggregate(&s, &by_subtype).await.is_empty(), "{program}");
+    }
+    let mut one = question(&ds, "tokens", None);
+    one.filters.insert("subtype".into(), "mint".into());
+    let mint = aggregate(&s, &one).await;
+    assert_eq!(mint.len(), 1);
+    assert_eq!(mint[0].group, None);
+    one.filters.insert("program".into(), programs[0].clone());
+    aggregate(&s, &one).await;
+    let mut same = question(&ds, "tokens", Some("subtype"));
+    same.filters.insert("subtype".into(), "mint".into());
+    let grouped = aggregate(&s, &same).await;
+    assert_eq!(grouped.len(), 1);
+    assert_eq!(grouped[0].group.as_deref(), Some("mint"));
+    assert_eq!(grouped[0].aggregate, mint[0].aggregate);
+}
+
+/// A record whose state changes moves between groups and changes its measure: no
+/// answer counts its old state.
+pub async fn a_changed_record_leaves_its_old_group(s: Stores) {
+    let ds = name("moves");
+    apply_document(
+        &s,
+        "moves",
+        SIMPLE,
+        b"id,group,value\na1,a,1\na2,a,2\nb1,b,5\n",
+    )
+    .await;
+    let service = super::support::service(&s, 16);
+    super::support::receive(&service, &ds, b"id,group,value\na1,b,10\n", None).await;
+    super::support::drain(&service).await;
+    let by_group = aggregate(&s, &question(&ds, "value", Some("group"))).await;
+    let expected = [
+        group(Some("a"), &[2.0], 0),
+        group(Some("b"), &[5.0, 10.0], 0),
+    ];
+    assert_same(&by_group, &expected, "after the move");
+    let whole = aggregate(&s, &question(&ds, "value", None)).await;
+    assert_same(&whole, &[group(None, &[2.0, 5.0, 10.0], 0)], "whole");
+}
