@@ -64,13 +64,14 @@ fn service(
     analytics: MockAnalytics,
     cache: Arc<dyn Cache>,
 ) -> DatasetService {
+    let created_at = Utc::now();
     let mut datasets = MockDatasetStore::new();
     datasets.expect_get().returning(move |name| {
         Ok(Dataset {
             name: name.clone(),
             current_contract: ContractVersion::FIRST,
             revision: Revision::new(revision.load(Ordering::SeqCst)),
-            created_at: Utc::now(),
+            created_at,
         })
     });
     let mut contracts = MockContractStore::new();
@@ -120,6 +121,24 @@ fn an_answer_is_computed_once_per_revision() {
         "computed again after an import"
     );
     assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer());
+}
+
+#[test]
+fn a_dataset_created_again_under_its_name_meets_none_of_the_old_answers() {
+    let cache = Arc::new(MapCache::default());
+    let q = query("value", None);
+    for _ in 0..2 {
+        // Each service sees a dataset of the same name and revision, created anew.
+        let mut analytics = MockAnalytics::new();
+        analytics
+            .expect_aggregate()
+            .times(1)
+            .returning(|_| Ok(answer()));
+        let service = service(Arc::new(AtomicU64::new(1)), analytics, cache.clone());
+        block_on(service.aggregate(&q)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(cache.entries.lock().unwrap().len(), 2);
 }
 
 #[test]
