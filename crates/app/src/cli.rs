@@ -49,6 +49,7 @@ pub enum Command {
         #[arg(long)]
         no_process: bool,
     },
-    /// Check the configuration and that the database answers; exit non-zero if not.
+    /// Check the configuration and that the database (and Redis, when set) answers;
+    /// exit non-zero if not.
     Check,
 }
