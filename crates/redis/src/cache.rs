@@ -1,20 +1,10 @@
-//! The Redis cache: a lazily connected `ConnectionManager` behind a back-off.
+//! The Redis cache: entries under a prefix with a TTL, over a [`RedisLink`].
 
-use std::future::Future;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
 use intake_domain::ports::{Cache, CacheKey, Health, HealthError, PoolUsage};
-use redis::RedisError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-/// How long after a failure the cache answers misses before it connects again.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// At most one log line per this period for errors that leave the connection up (the
-/// server refusing a command, say).
-const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+use crate::link::RedisLink;
 
 /// How to reach Redis and what to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,34 +39,10 @@ impl Default for Settings {
 /// use. See the crate documentation for how it behaves while Redis is down. Share it
 /// behind an `Arc`.
 pub struct RedisCache {
-    client: redis::Client,
+    link: RedisLink,
     prefix: String,
     ttl_seconds: u64,
-    timeout: Duration,
-    url: String,
-    link: Mutex<Link>,
 }
-
-/// The connection's state, behind a lock that is never held across an `await`.
-struct Link {
-    /// The open connection and its generation.
-    connection: Option<(ConnectionManager, u64)>,
-    /// Counts connections made, so a failure seen on an old one does not drop a newer.
-    generation: u64,
-    /// When there is no connection, the earliest time to try connecting again.
-    next_attempt: Instant,
-    /// Why the last attempt or call failed, while there is no connection.
-    last_error: Option<String>,
-    /// Whether "cache unavailable" was logged and "cache back" was not since.
-    down: bool,
-    /// When an error other than a broken connection was last logged, and how many were
-    /// not logged since.
-    errors_logged_at: Option<Instant>,
-    errors_not_logged: u64,
-}
-
-/// Why a call gave no answer; already logged where it needs to be.
-type Failure = anyhow::Error;
 
 impl RedisCache {
     /// A cache on the Redis of `settings`. Does not connect: the first call does.
@@ -84,30 +50,13 @@ impl RedisCache {
     /// # Errors
     /// When the URL is malformed, or the timeout is zero.
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
-        let url = redact(&settings.url);
-        let client = redis::Client::open(settings.url.as_str())
-            .with_context(|| format!("parsing the Redis URL {url}"))?;
-        anyhow::ensure!(
-            !settings.timeout.is_zero(),
-            "the Redis timeout must be more than zero"
-        );
+        let link = RedisLink::new(&settings.url, settings.timeout, "cache", "answering misses")?;
         let ttl_seconds =
             (settings.ttl.as_secs() + u64::from(settings.ttl.subsec_nanos() > 0)).max(1);
         Ok(Self {
-            client,
+            link,
             prefix: settings.prefix,
             ttl_seconds,
-            timeout: settings.timeout,
-            url,
-            link: Mutex::new(Link {
-                connection: None,
-                generation: 0,
-                next_attempt: Instant::now(),
-                last_error: None,
-                down: false,
-                errors_logged_at: None,
-                errors_not_logged: 0,
-            }),
         })
     }
 
@@ -116,146 +65,21 @@ impl RedisCache {
         format!("{}{key}", self.prefix)
     }
 
-    fn link(&self) -> MutexGuard<'_, Link> {
-        // The state stays consistent whatever panicked while holding the lock.
-        self.link.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The open connection, or a new one when the back-off allows an attempt.
-    async fn connection(&self) -> Result<(ConnectionManager, u64), Failure> {
-        {
-            let mut link = self.link();
-            if let Some((connection, generation)) = &link.connection {
-                return Ok((connection.clone(), *generation));
-            }
-            let now = Instant::now();
-            if now < link.next_attempt {
-                let why = link.last_error.as_deref().unwrap_or("connecting");
-                return Err(anyhow!("Redis at {} is unavailable: {why}", self.url));
-            }
-            // This caller makes the attempt; the others answer misses meanwhile.
-            link.next_attempt = now + RETRY_EVERY;
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        let connecting = ConnectionManager::new_with_config(self.client.clone(), config);
-        let error = match tokio::time::timeout(self.timeout, connecting).await {
-            Ok(Ok(connection)) => {
-                let mut link = self.link();
-                link.generation += 1;
-                let generation = link.generation;
-                link.connection = Some((connection.clone(), generation));
-                link.last_error = None;
-                if link.down {
-                    link.down = false;
-                    tracing::info!(redis.url = %self.url, "cache back: connected to Redis again");
-                } else {
-                    tracing::info!(redis.url = %self.url, "connected to Redis");
-                }
-                return Ok((connection, generation));
-            }
-            Ok(Err(e)) => format!("connecting: {e}"),
-            Err(_) => format!("connecting: no answer within {:?}", self.timeout),
-        };
-        Err(self.broken(None, error))
-    }
-
-    /// Records a failure that leaves no usable connection: drops it (unless it is
-    /// already a newer one than `generation`), backs off, and logs the first of a run.
-    fn broken(&self, generation: Option<u64>, error: String) -> Failure {
-        let mut link = self.link();
-        let current = link.connection.as_ref().map(|(_, g)| *g);
-        if generation.is_some() && current != generation {
-            // Another caller already dropped that connection, or made a new one.
-            return anyhow!("Redis at {}: {error}", self.url);
-        }
-        link.connection = None;
-        link.next_attempt = Instant::now() + RETRY_EVERY;
-        if !link.down {
-            link.down = true;
-            tracing::warn!(
-                redis.url = %self.url,
-                error.message = %error,
-                "cache unavailable: answering misses, retrying Redis at most once per {RETRY_EVERY:?}"
-            );
-        }
-        link.last_error = Some(error.clone());
-        anyhow!("Redis at {}: {error}", self.url)
-    }
-
-    /// Logs an error that leaves the connection usable, at most once per
-    /// [`ERROR_LOG_EVERY`].
-    fn refused(&self, what: &str, error: &RedisError) -> Failure {
-        let mut link = self.link();
-        let now = Instant::now();
-        let due = link
-            .errors_logged_at
-            .is_none_or(|at| now.duration_since(at) >= ERROR_LOG_EVERY);
-        if due {
-            tracing::warn!(
-                redis.url = %self.url,
-                error.message = %error,
-                errors.not_logged = link.errors_not_logged,
-                "cache {what} failed; dropped"
-            );
-            link.errors_logged_at = Some(now);
-            link.errors_not_logged = 0;
-        } else {
-            link.errors_not_logged += 1;
-        }
-        anyhow!("Redis at {}: {what}: {error}", self.url)
-    }
-
-    /// Runs one Redis call on the connection, bounded by the timeout, and sorts out
-    /// its failures.
-    async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, Failure>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        let (connection, generation) = self.connection().await?;
-        match tokio::time::timeout(self.timeout, f(connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if breaks_the_connection(&e) => {
-                Err(self.broken(Some(generation), format!("{what}: {e}")))
-            }
-            Ok(Err(e)) => Err(self.refused(what, &e)),
-            Err(_) => Err(self.broken(
-                Some(generation),
-                format!("{what}: no answer within {:?}", self.timeout),
-            )),
-        }
-    }
-
     /// Whether Redis answers `PING` now (within the timeout).
     ///
     /// # Errors
     /// When it does not, or the cache is backing off after a failure.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        let reply: String = self
-            .call("ping", |mut c| async move {
-                redis::cmd("PING").query_async(&mut c).await
-            })
-            .await?;
-        anyhow::ensure!(reply == "PONG", "Redis answered {reply:?} to PING");
-        Ok(())
+        self.link.ping().await
     }
-}
-
-/// Whether an error means the connection is gone (rather than one command refused).
-fn breaks_the_connection(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
 impl std::fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCache")
-            .field("url", &self.url)
+            .field("url", &self.link.url)
             .field("prefix", &self.prefix)
             .field("ttl_seconds", &self.ttl_seconds)
-            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -265,7 +89,8 @@ impl Cache for RedisCache {
     async fn get(&self, key: &CacheKey) -> Option<Vec<u8>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.redis_key(key));
-        self.call("get", |mut c| async move { cmd.query_async(&mut c).await })
+        self.link
+            .call("get", |mut c| async move { cmd.query_async(&mut c).await })
             .await
             .ok()
             .flatten()
@@ -278,6 +103,7 @@ impl Cache for RedisCache {
             .ignore();
         // A failure is logged by `call`, and a dropped write is only a later miss.
         let _ = self
+            .link
             .call("put", |mut c| async move { pipe.exec_async(&mut c).await })
             .await;
     }
@@ -298,36 +124,9 @@ impl Health for RedisCache {
     }
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_password_is_redacted() {
-        assert_eq!(
-            redact("redis://:secret@cache:6379/2"),
-            "redis://:[redacted]@cache:6379/2"
-        );
-        assert_eq!(
-            redact("redis://user:secret@cache"),
-            "redis://user:[redacted]@cache"
-        );
-        assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
-    }
 
     #[test]
     fn construction_checks_the_url_and_timeout_without_connecting() {

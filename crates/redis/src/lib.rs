@@ -16,5 +16,6 @@
 //!   every failed request, and other errors at most once per ten seconds.
 
 mod cache;
+mod link;
 
 pub use cache::{RedisCache, Settings};
