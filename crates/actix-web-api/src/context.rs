@@ -57,7 +57,8 @@ pub(crate) async fn request_context(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let span = tracing::info_span!("request", request_id = %id, %method, %route,
+        caller = tracing::field::Empty);
     let started = Instant::now();
     let served = CURRENT.scope(id.clone(), next.call(req).instrument(span.clone()));
     let mut res = served.await?;

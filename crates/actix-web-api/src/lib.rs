@@ -9,9 +9,11 @@
 //! span carrying that id, and counts it in the Prometheus metrics. The OpenAPI 3.1
 //! document is generated from the handlers and DTOs ([`openapi::ApiDoc`]).
 
+pub mod auth;
 mod context;
 mod dto;
 mod error;
+mod gate;
 mod metrics;
 pub mod openapi;
 mod routes;
@@ -38,6 +40,8 @@ pub struct Settings {
     pub max_wait: Duration,
     /// Records and conflicts a dry run shows.
     pub dry_run_sample: usize,
+    /// Bearer tokens (none: authentication is off).
+    pub tokens: Vec<auth::Token>,
 }
 
 impl Default for Settings {
@@ -46,6 +50,7 @@ impl Default for Settings {
             max_json_bytes: 1 << 20,
             max_wait: Duration::from_secs(30),
             dry_run_sample: 100,
+            tokens: Vec::new(),
         }
     }
 }
@@ -93,5 +98,6 @@ pub fn app(
         .configure(routes::configure)
         .configure(openapi::configure)
         .default_service(web::to(error::no_route))
+        .wrap(actix_web::middleware::from_fn(gate::gate))
         .wrap(actix_web::middleware::from_fn(context::request_context))
 }

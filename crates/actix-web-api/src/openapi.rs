@@ -2,8 +2,14 @@
 //! `/openapi/v1.json`, and the Swagger UI at `/docs`, whose assets are compiled into
 //! the binary (nothing is fetched from the internet).
 
+pub mod compat;
+
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
+use serde_json::json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Response};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::dto::{
@@ -50,6 +56,7 @@ use crate::routes::{analytics, datasets, health, imports, markr, records};
         AggregateResponse, GroupAggregateResponse, TopResponse, TopGroupResponse,
         RankedRecordResponse, MarkrImportResponse, MarkrAggregateResponse, MarkrProblem,
     )),
+    modifiers(&Gatekeeping),
     tags(
         (name = "datasets", description = "Named collections of records, each with a contract"),
         (name = "contracts", description = "Versioned mappings from documents to records"),
@@ -61,6 +68,77 @@ use crate::routes::{analytics, datasets, health, imports, markr, records};
     )
 )]
 pub struct ApiDoc;
+
+/// What the gate adds to every operation it guards: the bearer scheme with the scope
+/// the route needs, and the `401`/`403` answers.
+struct Gatekeeping;
+
+/// A problem answer, shared by every operation through `components.responses`.
+fn problem_response(description: &str, headers: serde_json::Value) -> RefOr<Response> {
+    let response = json!({
+        "description": description,
+        "headers": headers,
+        "content": {"application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"}}},
+    });
+    serde_json::from_value(response).map_or_else(|_| RefOr::T(Response::new(description)), RefOr::T)
+}
+
+impl Modify for Gatekeeping {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        let bearer = SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer));
+        components.add_security_scheme("bearer", bearer);
+        let challenge = json!({"WWW-Authenticate": {"schema": {"type": "string"},
+            "description": "`Bearer realm=\"intake\"`"}});
+        let shared = [
+            (
+                "Unauthorized",
+                "No valid bearer token (only when tokens are configured)",
+                challenge,
+            ),
+            (
+                "Forbidden",
+                "The token lacks the scope this route needs",
+                json!({}),
+            ),
+        ];
+        for (name, description, headers) in shared {
+            let response = problem_response(description, headers);
+            components.responses.insert(name.into(), response);
+        }
+        for (path, item) in &mut api.paths.paths {
+            let operations = [
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                let Some(scope) = crate::auth::required_scope(&method, path) else {
+                    continue;
+                };
+                let requirement = SecurityRequirement::new("bearer", [scope.as_str()]);
+                operation.security = Some(vec![requirement]);
+                let responses = &mut operation.responses.responses;
+                for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
+                    responses
+                        .entry(status.into())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+}
+
+/// The `/v1` document as JSON, as `/openapi/v1.json` serves it.
+pub fn v1_document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi/v1.json", ApiDoc::openapi()))

@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand};
 /// API on 127.0.0.1:8080), then the TOML file given by --config or INTAKE_CONFIG,
 /// then INTAKE_* environment variables (INTAKE_LISTEN, INTAKE_DATABASE_URL,
 /// INTAKE_LOG, …; the README lists every key).
+///
+/// Bearer tokens (INTAKE_AUTH_TOKENS=name:sha256hex:scope,scope;…, scopes read, write,
+/// admin) guard every route but health, readiness and the API documents; with none
+/// configured, serve binds a loopback address only.
 #[derive(Debug, Parser)]
 #[command(name = "intake", version, about, long_about)]
 pub struct Cli {
@@ -49,7 +53,7 @@ pub enum Command {
         #[arg(long)]
         no_process: bool,
     },
-    /// Check the configuration and that the database (and Redis, when set) answers;
-    /// exit non-zero if not.
+    /// Check the configuration (a listen address beyond loopback needs auth tokens)
+    /// and that the database (and Redis, when set) answers; exit non-zero if not.
     Check,
 }

@@ -32,6 +32,22 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 pub async fn check(settings: &Settings) -> ExitCode {
     println!("configuration: ok");
     let mut ok = true;
+    match settings.check_exposure() {
+        Ok(()) => match settings.auth_tokens.tokens() {
+            Ok(tokens) if tokens.is_empty() => {
+                println!("authentication: off (no auth tokens; loopback only)");
+            }
+            Ok(tokens) => println!("authentication: {} bearer tokens", tokens.len()),
+            Err(e) => {
+                ok = false;
+                println!("authentication: FAILED: {e:#}");
+            }
+        },
+        Err(e) => {
+            ok = false;
+            println!("listen: FAILED: {e:#}");
+        }
+    }
     match Storage::open(settings).await {
         Ok(storage) => match storage.health.check().await {
             Ok(()) => println!("database ({}): ok", redact(&settings.database_url)),

@@ -68,6 +68,8 @@ impl Application {
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.check_exposure()?;
+        let tokens = settings.auth_tokens.tokens()?;
         let storage = Storage::open(settings).await?;
         let metrics = Arc::new(Metrics::new());
         let services = Services::new(&storage, settings, Some(metrics.clone()))?;
@@ -82,6 +84,7 @@ impl Application {
             settings: intake_actix_web_api::Settings {
                 max_json_bytes: settings.max_json_bytes,
                 max_wait: settings.import_wait(),
+                tokens: tokens.clone(),
                 ..intake_actix_web_api::Settings::default()
             },
             started: Instant::now(),
@@ -93,6 +96,12 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         let workers = Workers::start(&services, settings.workers);
+        if tokens.is_empty() {
+            tracing::warn!(%addr, "no auth tokens are configured: authentication is off, \
+                so only a loopback address may be bound");
+        } else {
+            tracing::info!(tokens = tokens.len(), "bearer tokens are required");
+        }
         tracing::info!(%addr, port, database = %crate::settings::redact(&settings.database_url),
             workers = settings.workers, "intake is serving");
         Ok(Self {

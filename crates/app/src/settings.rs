@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use intake_actix_web_api::auth::Token;
 use serde::{Deserialize, Serialize};
 
 /// How log lines are written.
@@ -59,6 +60,79 @@ pub struct Settings {
     pub import_wait_seconds: u64,
     /// How long in-flight requests get to finish at shutdown, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Bearer tokens and their scopes (none: authentication is off and only a
+    /// loopback address may be bound).
+    pub auth_tokens: AuthTokens,
+}
+
+/// Bearer tokens, as `INTAKE_AUTH_TOKENS` gives them (`name:sha256hex:scope,scope`
+/// entries separated by `;`) or as a list of tables in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AuthTokens {
+    /// The environment's form.
+    Text(String),
+    /// `[[auth_tokens]]` tables.
+    Tables(Vec<TokenTable>),
+}
+
+/// One `[[auth_tokens]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenTable {
+    /// Who holds it: logged, and the key its rate limit is counted under.
+    pub name: String,
+    /// The hex SHA-256 of the token's text (`printf %s TOKEN | sha256sum`).
+    pub sha256: String,
+    /// `read`, `write`, `admin`.
+    pub scopes: Vec<String>,
+}
+
+impl AuthTokens {
+    /// The tokens, checked.
+    ///
+    /// # Errors
+    /// The first entry at fault.
+    pub fn tokens(&self) -> anyhow::Result<Vec<Token>> {
+        let tokens = match self {
+            Self::Text(text) => Token::parse_list(text),
+            Self::Tables(tables) => tables
+                .iter()
+                .map(|t| {
+                    let scopes: Vec<&str> = t.scopes.iter().map(String::as_str).collect();
+                    Token::new(&t.name, &t.sha256, &scopes)
+                })
+                .collect(),
+        };
+        tokens.map_err(|e| anyhow::anyhow!("auth_tokens: {e}"))
+    }
+
+    fn redacted(&self) -> Self {
+        match self {
+            Self::Text(text) => Self::Text(
+                text.split(';')
+                    .filter(|e| !e.trim().is_empty())
+                    .map(|entry| {
+                        let mut parts = entry.splitn(3, ':');
+                        let name = parts.next().unwrap_or_default();
+                        let _hash = parts.next();
+                        let scopes = parts.next().unwrap_or_default();
+                        format!("{name}:[redacted]:{scopes}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
+            Self::Tables(tables) => Self::Tables(
+                tables
+                    .iter()
+                    .map(|t| TokenTable {
+                        sha256: "[redacted]".into(),
+                        ..t.clone()
+                    })
+                    .collect(),
+            ),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -79,12 +153,13 @@ impl Default for Settings {
             max_json_bytes: 1 << 20,
             import_wait_seconds: 30,
             shutdown_grace_seconds: 30,
+            auth_tokens: AuthTokens::Text(String::new()),
         }
     }
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "listen",
     "database_url",
     "database_schema",
@@ -100,6 +175,7 @@ const KEYS: [&str; 15] = [
     "max_json_bytes",
     "import_wait_seconds",
     "shutdown_grace_seconds",
+    "auth_tokens",
 ];
 
 /// Which database a URL selects.
@@ -137,6 +213,7 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
         self.database()?;
+        self.auth_tokens.tokens()?;
         anyhow::ensure!(
             self.workers <= 64,
             "workers: at most 64 (got {})",
@@ -172,6 +249,24 @@ impl Settings {
             .with_context(|| format!("listen: expected ip:port (got {:?})", self.listen))
     }
 
+    /// Refuses an address other than loopback when no token is configured: the API
+    /// would be open to anyone who can reach it (DESIGN §13).
+    ///
+    /// # Errors
+    /// Saying why, and what to do.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        let addr = self.listen_addr()?;
+        if self.auth_tokens.tokens()?.is_empty() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to listen on {addr}: no auth tokens are configured, so anyone who \
+                 can reach it could read and change every dataset; configure auth_tokens \
+                 (INTAKE_AUTH_TOKENS=name:sha256hex:scope,scope) or listen on a loopback \
+                 address such as 127.0.0.1"
+            );
+        }
+        Ok(())
+    }
+
     /// The database the URL selects.
     ///
     /// # Errors
@@ -195,6 +290,7 @@ impl Settings {
         Self {
             database_url: redact(&self.database_url),
             redis_url: self.redis_url.as_deref().map(redact),
+            auth_tokens: self.auth_tokens.redacted(),
             ..self.clone()
         }
     }
@@ -292,6 +388,40 @@ mod tests {
             jail.set_env("INTAKE_WORKERS", "many");
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.contains("\"WORKERS\"") && e.contains("INTAKE_"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tokens_come_from_the_environment_or_tables_and_guard_the_bind() {
+        let hash = "a".repeat(64);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("INTAKE_LISTEN", "0.0.0.0:8080");
+            let s = Settings::load(None).unwrap();
+            let e = s.check_exposure().unwrap_err().to_string();
+            assert!(e.contains("no auth tokens are configured"), "{e}");
+            jail.set_env(
+                "INTAKE_AUTH_TOKENS",
+                format!("front:{hash}:read;ops:{hash}:admin"),
+            );
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.auth_tokens.tokens().unwrap().len(), 2);
+            s.check_exposure().unwrap();
+            assert!(!format!("{:?}", s.redacted()).contains(&hash));
+            jail.set_env("INTAKE_AUTH_TOKENS", "front:abc:read");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("auth_tokens: token front: the hash"), "{e}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            let table = format!(
+                "[[auth_tokens]]\nname = \"front\"\nsha256 = \"{hash}\"\nscopes = [\"read\", \"write\"]\n"
+            );
+            jail.create_file("intake.toml", &table)?;
+            let s = Settings::load(Some(Path::new("intake.toml"))).unwrap();
+            let tokens = s.auth_tokens.tokens().unwrap();
+            assert_eq!(tokens[0].name, "front");
+            assert!(!format!("{:?}", s.redacted()).contains(&hash));
             Ok(())
         });
     }

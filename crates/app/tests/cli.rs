@@ -72,6 +72,16 @@ fn check_says_what_is_wrong_and_exits_non_zero() {
         "{said}"
     );
 
+    let open = run(intake(dir.path())
+        .arg("check")
+        .env("INTAKE_LISTEN", "0.0.0.0:8080"));
+    assert_eq!(open.status.code(), Some(1), "{}", text(&open.stdout));
+    assert!(
+        text(&open.stdout).contains("listen: FAILED: refusing to listen on 0.0.0.0:8080"),
+        "{}",
+        text(&open.stdout)
+    );
+
     let down = run(intake(dir.path()).arg("check").env(
         "INTAKE_DATABASE_URL",
         "postgres://postgres@127.0.0.1:9/nothing",

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod analytics;
+mod golden;
+mod security;
 mod support;
 
 use analytics::{
@@ -13,6 +15,7 @@ use analytics::{
     markr_documents_give_the_aggregates_the_documents_imply,
 };
 
+use golden::v1_golden_exchanges_replay;
 use intake_codecs::Codecs;
 use intake_domain::Contract;
 use intake_domain::merge::{MergeSession, SessionResult};
@@ -57,6 +60,7 @@ on_both_databases!(
     markr_documents_give_the_aggregates_the_documents_imply,
     an_import_changes_the_next_aggregate_at_once,
     aggregate_and_top_answer_and_refuse_bad_questions,
+    v1_golden_exchanges_replay,
 );
 
 /// Runs a case; a failed one panics only after its server stopped and its database
@@ -68,6 +72,21 @@ async fn run(app: &TestApp, case: impl std::future::Future<Output = ()>) {
         app.cleanup().await;
         std::panic::resume_unwind(panic);
     }
+}
+
+#[actix_web::test]
+async fn sqlite_tokens_and_scopes_guard_every_route() {
+    security::tokens_and_scopes_guard_every_route(support::Db::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn postgres_tokens_and_scopes_guard_every_route() {
+    security::tokens_and_scopes_guard_every_route(support::Db::Postgres).await;
+}
+
+#[actix_web::test]
+async fn without_tokens_only_loopback_is_bound() {
+    security::no_tokens_means_loopback_only().await;
 }
 
 /// With no worker to process it, `?wait=true` gives up after `import_wait_seconds` and

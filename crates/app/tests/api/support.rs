@@ -149,7 +149,7 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    async fn answer<S>(mut res: awc::ClientResponse<S>) -> Answer
+    pub async fn answer<S>(mut res: awc::ClientResponse<S>) -> Answer
     where
         S: futures_lite::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
             + Unpin,
