@@ -522,7 +522,8 @@ pub struct DependencyResponse {
 /// `/readyz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadyResponse {
-    /// `ready` when every dependency is up, `unavailable` otherwise.
+    /// `ready` when every dependency is up; `degraded` when only optional ones (Redis)
+    /// are down; `unavailable` otherwise.
     pub status: String,
     /// Each dependency.
     pub dependencies: Vec<DependencyResponse>,

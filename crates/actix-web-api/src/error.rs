@@ -75,6 +75,9 @@ pub enum ApiError {
     /// 413: the body is larger than the limit.
     #[error("{0}")]
     TooLarge(String),
+    /// 429: the caller's rate limit is spent for now (`Retry-After` says how long).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 415: the body's media type cannot be read here.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -117,6 +120,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests(_) => "too_many_requests",
             Self::InvalidContract { .. } => "invalid_contract",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -155,6 +159,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidContract { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

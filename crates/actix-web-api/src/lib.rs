@@ -26,13 +26,13 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
 use intake_domain::datasets::DatasetService;
 use intake_domain::ingest::ImportService;
-use intake_domain::ports::Health;
+use intake_domain::ports::{Health, RateLimit, RateLimiter};
 
 pub use error::{ApiError, FieldError};
 pub use metrics::Metrics;
 
 /// How the API behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The largest JSON request body (datasets, contracts), in bytes.
     pub max_json_bytes: usize,
@@ -42,6 +42,8 @@ pub struct Settings {
     pub dry_run_sample: usize,
     /// Bearer tokens (none: authentication is off).
     pub tokens: Vec<auth::Token>,
+    /// The token bucket each caller (token, or IP without one) gets; `None`: no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             max_wait: Duration::from_secs(30),
             dry_run_sample: 100,
             tokens: Vec::new(),
+            rate_limit: None,
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct ApiState {
     pub imports: Arc<ImportService>,
     /// The dependencies `/readyz` checks (each database, cache, …).
     pub dependencies: Vec<Arc<dyn Health>>,
+    /// Decides whether a caller is within `settings.rate_limit`.
+    pub rate_limiter: Option<Arc<dyn RateLimiter>>,
     /// The Prometheus registry behind `/metrics`.
     pub metrics: Arc<Metrics>,
     /// How the API behaves.

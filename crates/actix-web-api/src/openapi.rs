@@ -70,7 +70,7 @@ use crate::routes::{analytics, datasets, health, imports, markr, records};
 pub struct ApiDoc;
 
 /// What the gate adds to every operation it guards: the bearer scheme with the scope
-/// the route needs, and the `401`/`403` answers.
+/// the route needs, and the `401`/`403`/`429` answers.
 struct Gatekeeping;
 
 /// A problem answer, shared by every operation through `components.responses`.
@@ -91,6 +91,14 @@ impl Modify for Gatekeeping {
         components.add_security_scheme("bearer", bearer);
         let challenge = json!({"WWW-Authenticate": {"schema": {"type": "string"},
             "description": "`Bearer realm=\"intake\"`"}});
+        let integer =
+            |description: &str| json!({"schema": {"type": "integer"}, "description": description});
+        let limited = json!({
+            "Retry-After": integer("Seconds until a request is allowed again"),
+            "RateLimit-Limit": integer("The bucket's size"),
+            "RateLimit-Remaining": integer("Requests left now"),
+            "RateLimit-Reset": integer("Seconds until the bucket is full again"),
+        });
         let shared = [
             (
                 "Unauthorized",
@@ -101,6 +109,11 @@ impl Modify for Gatekeeping {
                 "Forbidden",
                 "The token lacks the scope this route needs",
                 json!({}),
+            ),
+            (
+                "TooManyRequests",
+                "The caller's rate limit (per token, or per IP without one) is spent",
+                limited,
             ),
         ];
         for (name, description, headers) in shared {
@@ -125,7 +138,12 @@ impl Modify for Gatekeeping {
                 let requirement = SecurityRequirement::new("bearer", [scope.as_str()]);
                 operation.security = Some(vec![requirement]);
                 let responses = &mut operation.responses.responses;
-                for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
+                let shared = [
+                    ("401", "Unauthorized"),
+                    ("403", "Forbidden"),
+                    ("429", "TooManyRequests"),
+                ];
+                for (status, name) in shared {
                     responses
                         .entry(status.into())
                         .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));

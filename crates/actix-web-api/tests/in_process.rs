@@ -42,6 +42,7 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
         })),
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
         dependencies: Vec::new(),
+        rate_limiter: None,
         metrics: Arc::new(Metrics::new()),
         settings: Settings::default(),
         started: Instant::now(),
@@ -155,4 +156,49 @@ async fn a_known_route_with_another_method_is_a_405_problem() {
     assert_eq!(status, 405);
     assert_eq!(body["code"], "method_not_allowed");
     assert_eq!(body["detail"], "/v1/datasets does not take DELETE");
+}
+
+/// A limiter that has spent the bucket answers `429` with when to retry, and the
+/// public routes are not counted.
+#[actix_web::test]
+async fn a_spent_rate_limit_is_a_429_with_when_to_retry() {
+    use intake_domain::ports::{MockRateLimiter, RateDecision, RateLimit};
+    let mut limiter = MockRateLimiter::new();
+    limiter.expect_acquire().times(1).returning(|key, l| {
+        assert!(key.starts_with("ip:"), "{key}");
+        Ok(RateDecision {
+            allowed: false,
+            limit: l.burst,
+            remaining: 0,
+            retry_after: std::time::Duration::from_millis(1500),
+            reset: std::time::Duration::from_secs(20),
+        })
+    });
+    let mut state = Arc::into_inner(state(|| CatalogError::NotFound)).unwrap();
+    state.rate_limiter = Some(Arc::new(limiter));
+    state.settings.rate_limit = Some(RateLimit::new(10, 0.5).unwrap());
+    let service = init_service(app(Arc::new(state))).await;
+    let req = TestRequest::get()
+        .uri("/v1/datasets")
+        .peer_addr("127.0.0.1:4000".parse().unwrap());
+    let res = call_service(&service, req.to_request()).await;
+    assert_eq!(res.status().as_u16(), 429);
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header("retry-after"), "2");
+    assert_eq!(header("ratelimit-limit"), "10");
+    assert_eq!(header("ratelimit-remaining"), "0");
+    assert_eq!(header("ratelimit-reset"), "20");
+    assert_eq!(header("content-type"), "application/problem+json");
+    let body: Value = serde_json::from_slice(&read_body(res).await).unwrap();
+    assert_eq!(body["code"], "too_many_requests");
+    // Health is never limited (the mock allows one call only).
+    let health = call_service(&service, TestRequest::get().uri("/healthz").to_request()).await;
+    assert_eq!(health.status().as_u16(), 200);
 }

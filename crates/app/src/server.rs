@@ -73,18 +73,24 @@ impl Application {
         let storage = Storage::open(settings).await?;
         let metrics = Arc::new(Metrics::new());
         let services = Services::new(&storage, settings, Some(metrics.clone()))?;
+        let limits = crate::wiring::limits(settings)?;
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(ApiState {
             datasets: services.datasets.clone(),
             imports: services.imports.clone(),
-            dependencies: vec![storage.health.clone()],
+            dependencies: [Some(storage.health.clone()), limits.redis]
+                .into_iter()
+                .flatten()
+                .collect(),
+            rate_limiter: limits.limiter,
             metrics,
             settings: intake_actix_web_api::Settings {
                 max_json_bytes: settings.max_json_bytes,
                 max_wait: settings.import_wait(),
                 tokens: tokens.clone(),
+                rate_limit: settings.rate_limit()?,
                 ..intake_actix_web_api::Settings::default()
             },
             started: Instant::now(),

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use intake_actix_web_api::auth::Token;
+use intake_domain::ports::RateLimit;
 use serde::{Deserialize, Serialize};
 
 /// How log lines are written.
@@ -63,6 +64,11 @@ pub struct Settings {
     /// Bearer tokens and their scopes (none: authentication is off and only a
     /// loopback address may be bound).
     pub auth_tokens: AuthTokens,
+    /// Requests a second each caller (token, or IP without one) gets on average
+    /// (0: no rate limit).
+    pub rate_limit_per_second: f64,
+    /// The most requests a caller may make in a burst.
+    pub rate_limit_burst: u32,
 }
 
 /// Bearer tokens, as `INTAKE_AUTH_TOKENS` gives them (`name:sha256hex:scope,scope`
@@ -154,12 +160,14 @@ impl Default for Settings {
             import_wait_seconds: 30,
             shutdown_grace_seconds: 30,
             auth_tokens: AuthTokens::Text(String::new()),
+            rate_limit_per_second: 50.0,
+            rate_limit_burst: 100,
         }
     }
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 18] = [
     "listen",
     "database_url",
     "database_schema",
@@ -176,6 +184,8 @@ const KEYS: [&str; 16] = [
     "import_wait_seconds",
     "shutdown_grace_seconds",
     "auth_tokens",
+    "rate_limit_per_second",
+    "rate_limit_burst",
 ];
 
 /// Which database a URL selects.
@@ -214,6 +224,12 @@ impl Settings {
         self.listen_addr()?;
         self.database()?;
         self.auth_tokens.tokens()?;
+        anyhow::ensure!(
+            self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite(),
+            "rate_limit_per_second: 0 (no limit) or more (got {})",
+            self.rate_limit_per_second
+        );
+        self.rate_limit()?;
         anyhow::ensure!(
             self.workers <= 64,
             "workers: at most 64 (got {})",
@@ -265,6 +281,19 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// Each caller's token bucket, or `None` when rate limiting is off.
+    ///
+    /// # Errors
+    /// When the burst is 0 while a rate is set.
+    pub fn rate_limit(&self) -> anyhow::Result<Option<RateLimit>> {
+        if self.rate_limit_per_second == 0.0 {
+            return Ok(None);
+        }
+        RateLimit::new(self.rate_limit_burst, self.rate_limit_per_second)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("rate_limit_burst, rate_limit_per_second: {e}"))
     }
 
     /// The database the URL selects.
@@ -424,6 +453,29 @@ mod tests {
             assert!(!format!("{:?}", s.redacted()).contains(&hash));
             Ok(())
         });
+    }
+
+    #[test]
+    fn rate_limits_are_checked() {
+        let s = Settings::default();
+        let limit = s.rate_limit().unwrap().unwrap();
+        assert_eq!((limit.burst, limit.per_second), (100, 50.0));
+        let off = Settings {
+            rate_limit_per_second: 0.0,
+            ..Settings::default()
+        };
+        assert_eq!(off.rate_limit().unwrap(), None);
+        let bad = Settings {
+            rate_limit_burst: 0,
+            ..Settings::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("rate_limit_burst"), "{e}");
+        let negative = Settings {
+            rate_limit_per_second: -1.0,
+            ..Settings::default()
+        };
+        assert!(negative.validate().is_err());
     }
 
     #[test]

@@ -10,9 +10,10 @@ use intake_codecs::Codecs;
 use intake_domain::analytics::InProcessAnalytics;
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
+use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
     Analytics, Cache, Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault,
-    NoCache, RecordStore,
+    NoCache, RateLimiter, RecordStore,
 };
 
 use crate::settings::{Database, Settings};
@@ -120,6 +121,50 @@ pub fn cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
     Ok(match settings.cache_bytes {
         0 => Arc::new(NoCache),
         bytes => Arc::new(intake_memory::MemoryCache::new(bytes)),
+    })
+}
+
+/// How many callers' buckets the in-process rate limiter keeps at most.
+const LIMITER_KEYS: usize = 100_000;
+
+/// Rate limiting and what readiness reports of Redis.
+pub struct Limits {
+    /// The limiter (`None` when `rate_limit_per_second` is 0): Redis shared by every
+    /// instance with the in-process limiter behind it while Redis is down, or the
+    /// in-process one alone without `redis_url`.
+    pub limiter: Option<Arc<dyn RateLimiter>>,
+    /// Redis as an optional dependency of `/readyz` (down: degraded), when set.
+    pub redis: Option<Arc<dyn Health>>,
+}
+
+/// The rate limiter `settings` ask for.
+///
+/// # Errors
+/// When the Redis URL is not one Redis accepts.
+pub fn limits(settings: &Settings) -> anyhow::Result<Limits> {
+    let redis = match &settings.redis_url {
+        Some(url) => Some(Arc::new(intake_redis::RedisRateLimiter::new(
+            intake_redis::LimiterSettings {
+                url: url.clone(),
+                prefix: settings.redis_prefix.clone(),
+                ..intake_redis::LimiterSettings::default()
+            },
+        )?)),
+        None => None,
+    };
+    let limiter: Option<Arc<dyn RateLimiter>> = match (settings.rate_limit()?, &redis) {
+        (None, _) => None,
+        (Some(_), Some(redis)) => Some(Arc::new(FallbackLimiter::new(
+            redis.clone(),
+            Arc::new(intake_memory::MemoryRateLimiter::new(LIMITER_KEYS)),
+        ))),
+        (Some(_), None) => Some(Arc::new(intake_memory::MemoryRateLimiter::new(
+            LIMITER_KEYS,
+        ))),
+    };
+    Ok(Limits {
+        limiter,
+        redis: redis.map(|r| r as Arc<dyn Health>),
     })
 }
 

@@ -300,3 +300,64 @@ async fn a_request_in_flight_at_sigterm_is_answered_before_the_process_exits() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
 }
+
+/// Two `intake serve` processes sharing one Redis enforce one limit: a caller's
+/// bucket of 6 is spent whichever process answers. Needs this machine's Redis
+/// (`INTAKE_TEST_REDIS_URL` overrides it); without it each process would limit alone
+/// and allow 12, so the test fails rather than skips.
+#[actix_web::test]
+async fn two_processes_sharing_redis_enforce_one_limit() {
+    let redis =
+        std::env::var("INTAKE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!(
+        "intake-test:cli-{}-{}:",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let env = [
+        ("INTAKE_LOG", "off"),
+        ("INTAKE_REDIS_URL", redis.as_str()),
+        ("INTAKE_REDIS_PREFIX", prefix.as_str()),
+        ("INTAKE_RATE_LIMIT_BURST", "6"),
+        ("INTAKE_RATE_LIMIT_PER_SECOND", "0.05"),
+    ];
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, first_base) = serve(one.path(), &env);
+    let (second, second_base) = serve(two.path(), &env);
+    let client = awc::Client::default();
+    wait_until_up(&client, &first_base).await;
+    wait_until_up(&client, &second_base).await;
+    for base in [&first_base, &second_base] {
+        let mut ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+        let body: serde_json::Value = ready.json().await.unwrap();
+        assert_eq!(body["status"], "ready", "Redis is up for {base}: {body}");
+    }
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let base = if i % 2 == 0 {
+            &first_base
+        } else {
+            &second_base
+        };
+        let res = client
+            .get(format!("{base}/v1/datasets"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    sigterm(&first);
+    sigterm(&second);
+    let _ = (first.wait_with_output(), second.wait_with_output());
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((allowed, limited), (6, 6), "{statuses:?}");
+    assert_eq!(
+        &statuses[..6],
+        &[200; 6],
+        "the first six, across both processes"
+    );
+}

@@ -18,6 +18,7 @@ mod delivery;
 mod health;
 mod imports;
 mod jobs;
+mod limits;
 mod records;
 
 pub use analytics::{
@@ -37,6 +38,7 @@ pub use imports::{
     VaultWriter,
 };
 pub use jobs::{Job, JobError, JobStore};
+pub use limits::{RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use records::{
     IdentityMap, ImportWriter, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError,
     StoredRecord,
@@ -58,5 +60,7 @@ pub use health::MockHealth;
 pub use imports::{MockImportQueue, MockImportVault};
 #[cfg(any(test, feature = "mocks"))]
 pub use jobs::MockJobStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use limits::MockRateLimiter;
 #[cfg(any(test, feature = "mocks"))]
 pub use records::MockRecordStore;

@@ -18,6 +18,7 @@ pub mod bench;
 pub mod cache;
 mod clock;
 pub mod ingest;
+pub mod limits;
 pub mod storage;
 mod support;
 mod workloads;
@@ -183,6 +184,32 @@ macro_rules! cache_conformance {
             async fn $case() {
                 let cache: ::std::sync::Arc<dyn $crate::ports::Cache> = $make.await;
                 $crate::testkit::cache::$case(cache).await;
+            }
+        )*
+    };
+}
+
+/// Expands to one `#[tokio::test]` per case of the rate limiter suite ([`limits`]).
+///
+/// `$make` is an async expression giving a fresh `Arc<dyn RateLimiter>` (no bucket
+/// known); it is evaluated once per case.
+#[macro_export]
+macro_rules! rate_limiter_conformance {
+    ($make:expr) => {
+        $crate::rate_limiter_conformance!(@cases $make;
+            a_burst_is_allowed_then_refused,
+            keys_have_buckets_of_their_own,
+            tokens_come_back_with_time,
+            racing_requests_never_overdraw,
+            a_new_shape_applies_to_an_existing_bucket,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let limiter: ::std::sync::Arc<dyn $crate::ports::RateLimiter> = $make.await;
+                $crate::testkit::limits::$case(limiter).await;
             }
         )*
     };

@@ -7,6 +7,13 @@
 //! megabytes. Entries never expire: a cache key carries the dataset's revision, so a
 //! new import makes new keys and the old entries are evicted as they go cold.
 
+//!
+//! [`MemoryRateLimiter`] implements the [`RateLimiter`](intake_domain::ports::RateLimiter)
+//! port: a token bucket per key, for one instance, or behind a shared limiter while
+//! that one is unreachable.
+
 mod cache;
+mod limits;
 
 pub use cache::MemoryCache;
+pub use limits::MemoryRateLimiter;

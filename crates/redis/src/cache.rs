@@ -122,6 +122,10 @@ impl Health for RedisCache {
     fn pool(&self) -> Option<PoolUsage> {
         None
     }
+
+    fn required(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

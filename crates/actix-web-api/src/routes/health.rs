@@ -29,9 +29,11 @@ pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
     })
 }
 
-/// Ready: every dependency answers (each is checked, 2 s at most).
+/// Ready: every required dependency answers (each is checked, 2 s at most). A down
+/// dependency the service can do without (Redis: the cache and the shared rate
+/// limiter fall back to the process) makes it `degraded`, still `200`.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Every dependency is up", body = ReadyResponse),
+    responses((status = 200, description = "Every required dependency is up (`ready`, or `degraded` when an optional one is down)", body = ReadyResponse),
               (status = 503, description = "A dependency is down", body = ReadyResponse)))]
 pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let mut dependencies = Vec::new();
@@ -55,14 +57,22 @@ pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
             error,
         });
     }
-    let ready = dependencies.iter().all(|d| d.error.is_none());
-    let mut builder = if ready {
-        HttpResponse::Ok()
+    let down = |required: bool| {
+        state
+            .dependencies
+            .iter()
+            .zip(&dependencies)
+            .any(|(d, answer)| d.required() == required && answer.error.is_some())
+    };
+    let (mut builder, status) = if down(true) {
+        (HttpResponse::ServiceUnavailable(), "unavailable")
+    } else if down(false) {
+        (HttpResponse::Ok(), "degraded")
     } else {
-        HttpResponse::ServiceUnavailable()
+        (HttpResponse::Ok(), "ready")
     };
     builder.json(ReadyResponse {
-        status: if ready { "ready" } else { "unavailable" }.into(),
+        status: status.into(),
         dependencies,
     })
 }

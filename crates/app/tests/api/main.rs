@@ -85,6 +85,21 @@ async fn postgres_tokens_and_scopes_guard_every_route() {
 }
 
 #[actix_web::test]
+async fn sqlite_rate_limits_answer_429_per_caller() {
+    security::rate_limits_answer_429_per_caller(support::Db::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn postgres_rate_limits_answer_429_per_caller() {
+    security::rate_limits_answer_429_per_caller(support::Db::Postgres).await;
+}
+
+#[actix_web::test]
+async fn without_redis_limits_hold_in_the_process_and_readiness_is_degraded() {
+    security::without_redis_limits_hold_in_the_process_and_readiness_is_degraded().await;
+}
+
+#[actix_web::test]
 async fn without_tokens_only_loopback_is_bound() {
     security::no_tokens_means_loopback_only().await;
 }

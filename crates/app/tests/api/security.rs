@@ -115,3 +115,92 @@ pub async fn no_tokens_means_loopback_only() {
     );
     assert!(!std::path::Path::new("never-created.db").exists());
 }
+
+fn header_number(answer: &Answer, name: &str) -> u64 {
+    answer
+        .header(name)
+        .unwrap_or_else(|| panic!("{name} in {:?}", answer.headers))
+        .parse()
+        .unwrap()
+}
+
+/// Each token has its own bucket, and requests without a valid token share their
+/// IP's: a spent bucket is a `429` problem with `Retry-After` and `RateLimit-*`.
+pub async fn rate_limits_answer_429_per_caller(db: Db) {
+    let app = spawn_app_with(db, |s: &mut Settings| {
+        s.auth_tokens = tokens();
+        s.rate_limit_burst = 3;
+        s.rate_limit_per_second = 0.05;
+    })
+    .await;
+    super::run(&app, async {
+        for left in (0..3).rev() {
+            let ok = call(&app, "GET", "/v1/datasets", Some("reader-secret")).await;
+            assert_eq!(ok.status, 200, "{}", ok.body);
+            assert_eq!(header_number(&ok, "ratelimit-limit"), 3);
+            assert_eq!(header_number(&ok, "ratelimit-remaining"), left);
+        }
+        let refused = call(&app, "GET", "/v1/datasets", Some("reader-secret")).await;
+        let problem = refused.problem(429, "too_many_requests");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("retry in"),
+            "{problem}"
+        );
+        let retry = header_number(&refused, "retry-after");
+        assert!((1..=20).contains(&retry), "one token every 20 s: {retry}");
+        assert_eq!(header_number(&refused, "ratelimit-remaining"), 0);
+        assert!(header_number(&refused, "ratelimit-reset") > 40);
+
+        let writer = call(&app, "GET", "/v1/datasets", Some("writer-secret")).await;
+        assert_eq!(writer.status, 200, "another token, another bucket");
+        // Guessing tokens is limited per IP.
+        for _ in 0..3 {
+            call(&app, "GET", "/v1/datasets", Some("guess"))
+                .await
+                .problem(401, "unauthorized");
+        }
+        call(&app, "GET", "/v1/datasets", Some("guess"))
+            .await
+            .problem(429, "too_many_requests");
+        let health = call(&app, "GET", "/healthz", None).await;
+        assert_eq!(health.status, 200, "health is never limited");
+        assert!(health.header("ratelimit-limit").is_none());
+    })
+    .await;
+    app.stop().await;
+}
+
+/// With Redis unreachable, limits still hold in the process, no request fails for
+/// it, and `/readyz` says `degraded` (still `200`).
+pub async fn without_redis_limits_hold_in_the_process_and_readiness_is_degraded() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let app = spawn_app_with(Db::Sqlite, |s: &mut Settings| {
+        s.redis_url = Some(format!("redis://127.0.0.1:{closed}"));
+        s.rate_limit_burst = 2;
+        s.rate_limit_per_second = 0.05;
+    })
+    .await;
+    super::run(&app, async {
+        for _ in 0..2 {
+            assert_eq!(app.get("/v1/datasets").await.status, 200);
+        }
+        app.get("/v1/datasets")
+            .await
+            .problem(429, "too_many_requests");
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status, 200, "{}", ready.body);
+        assert_eq!(ready.body["status"], "degraded", "{}", ready.body);
+        let redis = ready.body["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "redis")
+            .expect("redis is listed");
+        assert_eq!(redis["status"], "down");
+    })
+    .await;
+    app.stop().await;
+}

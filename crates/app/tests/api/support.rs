@@ -82,6 +82,8 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Settings)) -> TestA
         max_json_bytes: 64 * 1024,
         import_wait_seconds: 20,
         shutdown_grace_seconds: 5,
+        // Cases send requests as fast as they can; the limit cases set their own.
+        rate_limit_per_second: 0.0,
         ..Settings::default()
     };
     let mut schema = None;

@@ -33,4 +33,11 @@ pub trait Health: Send + Sync {
 
     /// Its connection pool's use, when it has one.
     fn pool(&self) -> Option<PoolUsage>;
+
+    /// Whether the service cannot serve without it (`/readyz` answers `503` while it
+    /// is down), rather than serve degraded (a cache, or a shared rate limiter with an
+    /// in-process fallback: `200` with status `degraded`).
+    fn required(&self) -> bool {
+        true
+    }
 }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use intake_domain::ports::{Cache, CacheKey, Health as _};
-use intake_redis::{RedisCache, Settings};
+use intake_domain::ports::{
+    Cache, CacheKey, Health as _, RateDecision, RateLimit, RateLimitError, RateLimiter,
+};
+use intake_redis::{LimiterSettings, RedisCache, RedisRateLimiter, Settings};
 
 /// The Redis the tests use (`INTAKE_TEST_REDIS_URL`, by default the local one).
 pub fn url() -> String {
@@ -73,6 +75,44 @@ impl Cache for Scoped {
 
     async fn put(&self, key: &CacheKey, value: Vec<u8>) {
         self.cache.put(key, value).await;
+    }
+}
+
+/// A rate limiter on the test Redis under `prefix`; fails the test when Redis does
+/// not answer.
+pub async fn limiter_on_test_redis(prefix: &str) -> RedisRateLimiter {
+    let limiter = RedisRateLimiter::new(LimiterSettings {
+        url: url(),
+        prefix: prefix.to_owned(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    if let Err(e) = limiter.check().await {
+        panic!("these tests need a running Redis at {} : {e:#}", url());
+    }
+    limiter
+}
+
+/// A fresh limiter for the conformance suite: its buckets are deleted when dropped.
+pub async fn fresh_limiter() -> Arc<dyn RateLimiter> {
+    let prefix = unique_prefix();
+    let limiter = limiter_on_test_redis(&prefix).await;
+    Arc::new(ScopedLimiter {
+        limiter,
+        _cleanup: DeletePrefix(prefix),
+    })
+}
+
+/// A limiter whose prefix is deleted when it is dropped.
+pub struct ScopedLimiter {
+    limiter: RedisRateLimiter,
+    _cleanup: DeletePrefix,
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for ScopedLimiter {
+    async fn acquire(&self, key: &str, limit: RateLimit) -> Result<RateDecision, RateLimitError> {
+        self.limiter.acquire(key, limit).await
     }
 }
 
