@@ -61,8 +61,12 @@ pub(crate) async fn request_context(
         caller = tracing::field::Empty);
     let started = Instant::now();
     let served = CURRENT.scope(id.clone(), next.call(req).instrument(span.clone()));
-    let mut res = served.await?;
-    let status = res.status().as_u16();
+    let outcome = served.await;
+    let status = match &outcome {
+        Ok(res) => res.status().as_u16(),
+        // An answer that travels as an error (a cancelled request): counted too.
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
     let elapsed = started.elapsed();
     span.in_scope(|| {
         tracing::info!(
@@ -74,6 +78,7 @@ pub(crate) async fn request_context(
     if let Some(metrics) = metrics {
         metrics.observe_request(&method, &route, status, elapsed);
     }
+    let mut res = outcome?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }

@@ -89,6 +89,9 @@ pub enum ApiError {
         /// Every problem, naming its contract field.
         errors: Vec<FieldError>,
     },
+    /// 504: the request's deadline passed; its work was cancelled.
+    #[error("{0}")]
+    Timeout(String),
     /// 503: a dependency is down.
     #[error("{0}")]
     Unavailable(String),
@@ -123,6 +126,7 @@ impl ApiError {
             Self::TooManyRequests(_) => "too_many_requests",
             Self::InvalidContract { .. } => "invalid_contract",
             Self::Unavailable(_) => "unavailable",
+            Self::Timeout(_) => "timeout",
             Self::Internal(_) => "internal",
         }
     }
@@ -162,6 +166,7 @@ impl ResponseError for ApiError {
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidContract { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

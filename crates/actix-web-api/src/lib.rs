@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod context;
+mod deadline;
 mod dto;
 mod error;
 mod gate;
@@ -44,6 +45,10 @@ pub struct Settings {
     pub tokens: Vec<auth::Token>,
     /// The token bucket each caller (token, or IP without one) gets; `None`: no limit.
     pub rate_limit: Option<RateLimit>,
+    /// The deadline of a request without `Request-Timeout`.
+    pub default_timeout: Duration,
+    /// The longest deadline a `Request-Timeout` may ask for.
+    pub max_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -54,6 +59,8 @@ impl Default for Settings {
             dry_run_sample: 100,
             tokens: Vec::new(),
             rate_limit: None,
+            default_timeout: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -104,5 +111,6 @@ pub fn app(
         .configure(openapi::configure)
         .default_service(web::to(error::no_route))
         .wrap(actix_web::middleware::from_fn(gate::gate))
+        .wrap(actix_web::middleware::from_fn(deadline::deadline))
         .wrap(actix_web::middleware::from_fn(context::request_context))
 }

@@ -69,9 +69,23 @@ use crate::routes::{analytics, datasets, health, imports, markr, records};
 )]
 pub struct ApiDoc;
 
-/// What the gate adds to every operation it guards: the bearer scheme with the scope
-/// the route needs, and the `401`/`403`/`429` answers.
+/// What the middleware adds to every operation: the `Request-Timeout` header with its
+/// `400`/`504` answers and, where the gate guards it, the bearer scheme with the scope
+/// the route needs and the `401`/`403`/`429` answers.
 struct Gatekeeping;
+
+/// The `Request-Timeout` header every operation takes.
+fn request_timeout() -> serde_json::Value {
+    json!({
+        "name": "Request-Timeout",
+        "in": "header",
+        "required": false,
+        "description": "How long the client waits, in milliseconds (capped by the server's \
+            maximum; the server's default without it). Past it the work is cancelled and the \
+            answer is 504.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 86_400_000},
+    })
+}
 
 /// A problem answer, shared by every operation through `components.responses`.
 fn problem_response(description: &str, headers: serde_json::Value) -> RefOr<Response> {
@@ -111,6 +125,16 @@ impl Modify for Gatekeeping {
                 json!({}),
             ),
             (
+                "BadRequest",
+                "A malformed request (here: a `Request-Timeout` that is not a number of milliseconds)",
+                json!({}),
+            ),
+            (
+                "Timeout",
+                "The request's deadline passed (`Request-Timeout`, or the server's default); its work was cancelled",
+                json!({}),
+            ),
+            (
                 "TooManyRequests",
                 "The caller's rate limit (per token, or per IP without one) is spent",
                 limited,
@@ -132,17 +156,27 @@ impl Modify for Gatekeeping {
                 let Some(operation) = operation.as_mut() else {
                     continue;
                 };
-                let Some(scope) = crate::auth::required_scope(&method, path) else {
-                    continue;
-                };
-                let requirement = SecurityRequirement::new("bearer", [scope.as_str()]);
-                operation.security = Some(vec![requirement]);
+                // Every route has a deadline.
+                if let Ok(parameter) = serde_json::from_value(request_timeout()) {
+                    operation
+                        .parameters
+                        .get_or_insert_with(Vec::new)
+                        .push(parameter);
+                }
+                let mut shared = vec![("504", "Timeout")];
+                if !crate::routes::markr::is_compatibility_route(path) {
+                    shared.push(("400", "BadRequest"));
+                }
+                if let Some(scope) = crate::auth::required_scope(&method, path) {
+                    let requirement = SecurityRequirement::new("bearer", [scope.as_str()]);
+                    operation.security = Some(vec![requirement]);
+                    shared.extend([
+                        ("401", "Unauthorized"),
+                        ("403", "Forbidden"),
+                        ("429", "TooManyRequests"),
+                    ]);
+                }
                 let responses = &mut operation.responses.responses;
-                let shared = [
-                    ("401", "Unauthorized"),
-                    ("403", "Forbidden"),
-                    ("429", "TooManyRequests"),
-                ];
                 for (status, name) in shared {
                     responses
                         .entry(status.into())

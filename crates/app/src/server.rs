@@ -91,6 +91,8 @@ impl Application {
                 max_wait: settings.import_wait(),
                 tokens: tokens.clone(),
                 rate_limit: settings.rate_limit()?,
+                default_timeout: settings.request_timeouts().0,
+                max_timeout: settings.request_timeouts().1,
                 ..intake_actix_web_api::Settings::default()
             },
             started: Instant::now(),

@@ -69,6 +69,10 @@ pub struct Settings {
     pub rate_limit_per_second: f64,
     /// The most requests a caller may make in a burst.
     pub rate_limit_burst: u32,
+    /// The deadline of a request without a `Request-Timeout` header, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// The longest deadline a `Request-Timeout` header may ask for, in milliseconds.
+    pub max_request_timeout_ms: u64,
 }
 
 /// Bearer tokens, as `INTAKE_AUTH_TOKENS` gives them (`name:sha256hex:scope,scope`
@@ -162,12 +166,14 @@ impl Default for Settings {
             auth_tokens: AuthTokens::Text(String::new()),
             rate_limit_per_second: 50.0,
             rate_limit_burst: 100,
+            request_timeout_ms: 60_000,
+            max_request_timeout_ms: 600_000,
         }
     }
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 20] = [
     "listen",
     "database_url",
     "database_schema",
@@ -186,6 +192,8 @@ const KEYS: [&str; 18] = [
     "auth_tokens",
     "rate_limit_per_second",
     "rate_limit_burst",
+    "request_timeout_ms",
+    "max_request_timeout_ms",
 ];
 
 /// Which database a URL selects.
@@ -230,6 +238,14 @@ impl Settings {
             self.rate_limit_per_second
         );
         self.rate_limit()?;
+        anyhow::ensure!(
+            self.request_timeout_ms > 0 && self.max_request_timeout_ms > 0,
+            "request_timeout_ms, max_request_timeout_ms: more than 0"
+        );
+        anyhow::ensure!(
+            self.max_request_timeout_ms <= 86_400_000,
+            "max_request_timeout_ms: at most a day (86400000)"
+        );
         anyhow::ensure!(
             self.workers <= 64,
             "workers: at most 64 (got {})",
@@ -322,6 +338,14 @@ impl Settings {
             auth_tokens: self.auth_tokens.redacted(),
             ..self.clone()
         }
+    }
+
+    /// The default and the longest deadline of a request.
+    pub fn request_timeouts(&self) -> (Duration, Duration) {
+        (
+            Duration::from_millis(self.request_timeout_ms),
+            Duration::from_millis(self.max_request_timeout_ms),
+        )
     }
 
     /// How long `?wait=true` waits.

@@ -12,6 +12,7 @@
 pub mod analytics;
 pub mod contract;
 pub mod datasets;
+pub mod deadline;
 pub mod ingest;
 pub mod limits;
 pub mod mapping;

@@ -169,8 +169,8 @@ impl Analytics for PgStore {
         }
 
         let (facts, records) = futures_lite::future::zip(
-            facts.query().fetch_all(&self.pool),
-            records.query().fetch_all(&self.pool),
+            self.fetch_all_bounded(facts.query()),
+            self.fetch_all_bounded(records.query()),
         )
         .await;
         let facts = facts.map_err(failed("aggregating"))?;
@@ -224,9 +224,8 @@ impl Analytics for PgStore {
              WHERE t.rank <= ? ORDER BY t.grp COLLATE \"C\", t.rank",
             [Arg::Int(i64::from(query.k))],
         );
-        let rows = ranked
-            .query()
-            .fetch_all(&self.pool)
+        let rows = self
+            .fetch_all_bounded(ranked.query())
             .await
             .map_err(failed("ranking"))?;
         rows.iter()

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::Query;
 
 /// The migrations of `migrations/postgres`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -110,6 +111,32 @@ impl PgStore {
             .await
             .context("pinging PostgreSQL")?;
         Ok(())
+    }
+
+    /// Runs a read. Inside a deadline ([`intake_domain::deadline`], a request's
+    /// `Request-Timeout`) it runs in a transaction whose `statement_timeout` is the time
+    /// left, so PostgreSQL stops the statement too when the request is cancelled;
+    /// otherwise straight on the pool.
+    ///
+    /// # Errors
+    /// The driver's; a statement past the deadline fails with SQLSTATE 57014.
+    pub async fn fetch_all_bounded(
+        &self,
+        query: Query<'_, sqlx::Postgres, PgArguments>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let Some(deadline) = intake_domain::deadline::current() else {
+            return query.fetch_all(&self.pool).await;
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let millis = left.as_millis().max(1).to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(millis)
+            .execute(&mut *tx)
+            .await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// Drops the schema and everything in it (tests), then closes the pool.

@@ -60,17 +60,18 @@ impl RecordStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(unexpected("counting records"))?;
-        let rows = sqlx::query(
+        let page = sqlx::query(
             "SELECT record::text AS record, import_id, updated_at FROM records \
              WHERE dataset = $1 AND dimensions @> $2::jsonb ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
         )
         .bind(dataset.as_str())
         .bind(filters(query))
         .bind(i64::from(query.limit))
-        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unexpected("listing records"))?;
+        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+        let rows = self
+            .fetch_all_bounded(page)
+            .await
+            .map_err(unexpected("listing records"))?;
         Ok(RecordPage {
             records: rows
                 .iter()
@@ -97,10 +98,11 @@ impl RecordStore for PgStore {
         .bind(dataset.as_str())
         .bind(crate::rows::to_json(&scan.filters))
         .bind(scan.after.as_deref())
-        .bind(i64::from(scan.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unexpected("scanning records"))?;
+        .bind(i64::from(scan.limit));
+        let rows = self
+            .fetch_all_bounded(rows)
+            .await
+            .map_err(unexpected("scanning records"))?;
         rows.iter()
             .map(|r| json(r, "record").map_err(StoreError::Unexpected))
             .collect()
@@ -138,10 +140,11 @@ impl RecordStore for PgStore {
         )
         .bind(dataset.as_str())
         .bind(i64::from(limit))
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unexpected("listing conflicts"))?;
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = self
+            .fetch_all_bounded(rows)
+            .await
+            .map_err(unexpected("listing conflicts"))?;
         let read = |row: &PgRow| -> Result<(ImportId, Conflict), StoreError> {
             let import: String = row.try_get("import_id").map_err(anyhow::Error::new)?;
             Ok((

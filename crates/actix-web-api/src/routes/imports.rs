@@ -84,6 +84,9 @@ pub(super) fn check_length(req: &HttpRequest, limit: u64) -> Result<(), ApiError
     }
 }
 
+/// How long before the request's deadline `?wait=true` stops waiting, to answer.
+const WAIT_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Send a document: its bytes are streamed into the vault and queued for processing
 /// with the dataset's current contract. The same body (or `Idempotency-Key`) twice
 /// gives back the first import, applied once.
@@ -131,11 +134,15 @@ pub(crate) async fn create_import(
     let mut import = received.import;
     if query.wait == Some(true) {
         // The document is stored and queued: a failure to wait is no failure to import.
-        match state
-            .imports
-            .wait(&name, &import.id, state.settings.max_wait)
-            .await
-        {
+        // Answer (202, with where to poll) before the request's deadline does.
+        let wait = intake_domain::deadline::current().map_or(state.settings.max_wait, |at| {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            state
+                .settings
+                .max_wait
+                .min(left.saturating_sub(WAIT_MARGIN))
+        });
+        match state.imports.wait(&name, &import.id, wait).await {
             Ok(finished) => import = finished,
             Err(e) => {
                 tracing::warn!(import = %import.id, error = %e, "waiting for the import failed")

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod analytics;
+mod deadlines;
 mod golden;
 mod security;
 mod support;
@@ -46,6 +47,24 @@ macro_rules! on_both_databases {
             )*
         }
     };
+    (with_db: $($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite_cases {
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    super::$module::$case(super::support::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres_cases {
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    super::$module::$case(super::support::Db::Postgres).await;
+                }
+            )*
+        }
+    };
 }
 
 on_both_databases!(
@@ -74,25 +93,11 @@ async fn run(app: &TestApp, case: impl std::future::Future<Output = ()>) {
     }
 }
 
-#[actix_web::test]
-async fn sqlite_tokens_and_scopes_guard_every_route() {
-    security::tokens_and_scopes_guard_every_route(support::Db::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn postgres_tokens_and_scopes_guard_every_route() {
-    security::tokens_and_scopes_guard_every_route(support::Db::Postgres).await;
-}
-
-#[actix_web::test]
-async fn sqlite_rate_limits_answer_429_per_caller() {
-    security::rate_limits_answer_429_per_caller(support::Db::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn postgres_rate_limits_answer_429_per_caller() {
-    security::rate_limits_answer_429_per_caller(support::Db::Postgres).await;
-}
+on_both_databases!(with_db:
+    security::tokens_and_scopes_guard_every_route,
+    security::rate_limits_answer_429_per_caller,
+    deadlines::a_request_past_its_deadline_is_cancelled_with_a_504,
+);
 
 #[actix_web::test]
 async fn without_redis_limits_hold_in_the_process_and_readiness_is_degraded() {
