@@ -69,6 +69,9 @@ pub enum ApiError {
     /// 405: the route exists, not with this method.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 406: the client accepts no format this route answers in.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// 409: the state of the resource forbids it (a name taken, an import running).
     #[error("{0}")]
     Conflict(String),
@@ -120,6 +123,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::NotAcceptable(_) => "not_acceptable",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -160,6 +164,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -3,6 +3,9 @@
 //! caller is within its rate limit, and whether it may use this route. A refused
 //! request never reaches a handler; its answer is a problem document like any other.
 //!
+//! Before anything else, a URL (path and query) or headers larger than the settings
+//! allow are a `400`: bodies have their limits where they are read (`413`).
+//!
 //! The rate limit is counted per token name, or per client IP for requests without a
 //! valid token (so guessing tokens is limited too). The public routes (health,
 //! readiness, documents) are neither authenticated nor limited.
@@ -50,6 +53,30 @@ fn rate_key(caller: &Caller, req: &ServiceRequest) -> String {
     }
 }
 
+/// A `400` when the URL (path and query) or the headers are larger than allowed.
+fn oversized(req: &ServiceRequest, settings: &crate::Settings) -> Option<ApiError> {
+    let url = req.path().len() + req.query_string().len();
+    if url > settings.max_url_bytes {
+        let message = format!(
+            "the path and query are {url} bytes; at most {} are read",
+            settings.max_url_bytes
+        );
+        return Some(ApiError::field("url", message));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    (headers > settings.max_header_bytes).then(|| {
+        let message = format!(
+            "the headers are {headers} bytes; at most {} are read",
+            settings.max_header_bytes
+        );
+        ApiError::field("headers", message)
+    })
+}
+
 /// The middleware (see the module documentation).
 pub(crate) async fn gate(
     req: ServiceRequest,
@@ -61,6 +88,11 @@ pub(crate) async fn gate(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
+    if let Some(error) = oversized(&req, &state.settings) {
+        return Ok(req
+            .into_response(error.error_response())
+            .map_into_right_body());
+    }
     let scope = auth::required_scope(req.method(), req.path());
     if scope.is_none() {
         return next

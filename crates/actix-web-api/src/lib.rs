@@ -16,6 +16,7 @@ mod dto;
 mod error;
 mod gate;
 mod metrics;
+mod negotiate;
 pub mod openapi;
 mod routes;
 
@@ -49,6 +50,10 @@ pub struct Settings {
     pub default_timeout: Duration,
     /// The longest deadline a `Request-Timeout` may ask for.
     pub max_timeout: Duration,
+    /// The longest path and query string read, in bytes.
+    pub max_url_bytes: usize,
+    /// The most header bytes (names and values) read.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Settings {
@@ -61,6 +66,8 @@ impl Default for Settings {
             rate_limit: None,
             default_timeout: Duration::from_secs(60),
             max_timeout: Duration::from_secs(600),
+            max_url_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -112,5 +119,6 @@ pub fn app(
         .default_service(web::to(error::no_route))
         .wrap(actix_web::middleware::from_fn(gate::gate))
         .wrap(actix_web::middleware::from_fn(deadline::deadline))
+        .wrap(actix_web::middleware::from_fn(negotiate::negotiate))
         .wrap(actix_web::middleware::from_fn(context::request_context))
 }

@@ -87,6 +87,26 @@ fn request_timeout() -> serde_json::Value {
     })
 }
 
+/// The XML twin of each JSON body of `response` (only of a problem unless `all`):
+/// same schema, mapped as `negotiate` describes.
+fn with_xml(response: &mut Response, all: bool) {
+    let twins: Vec<_> = response
+        .content
+        .iter()
+        .filter_map(|(media, content)| {
+            let xml = match media.as_str() {
+                "application/json" if all => "application/xml",
+                "application/problem+json" => "application/problem+xml",
+                _ => return None,
+            };
+            Some((xml.to_owned(), content.clone()))
+        })
+        .collect();
+    for (media, content) in twins {
+        response.content.entry(media).or_insert(content);
+    }
+}
+
 /// A problem answer, shared by every operation through `components.responses`.
 fn problem_response(description: &str, headers: serde_json::Value) -> RefOr<Response> {
     let response = json!({
@@ -135,13 +155,21 @@ impl Modify for Gatekeeping {
                 json!({}),
             ),
             (
+                "NotAcceptable",
+                "`Accept` allows neither JSON nor XML",
+                json!({}),
+            ),
+            (
                 "TooManyRequests",
                 "The caller's rate limit (per token, or per IP without one) is spent",
                 limited,
             ),
         ];
         for (name, description, headers) in shared {
-            let response = problem_response(description, headers);
+            let mut response = problem_response(description, headers);
+            if let RefOr::T(response) = &mut response {
+                with_xml(response, false);
+            }
             components.responses.insert(name.into(), response);
         }
         for (path, item) in &mut api.paths.paths {
@@ -163,7 +191,16 @@ impl Modify for Gatekeeping {
                         .get_or_insert_with(Vec::new)
                         .push(parameter);
                 }
+                let negotiated = crate::negotiate::negotiated(path);
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        with_xml(response, negotiated);
+                    }
+                }
                 let mut shared = vec![("504", "Timeout")];
+                if negotiated {
+                    shared.push(("406", "NotAcceptable"));
+                }
                 if !crate::routes::markr::is_compatibility_route(path) {
                     shared.push(("400", "BadRequest"));
                 }

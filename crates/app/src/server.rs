@@ -93,6 +93,8 @@ impl Application {
                 rate_limit: settings.rate_limit()?,
                 default_timeout: settings.request_timeouts().0,
                 max_timeout: settings.request_timeouts().1,
+                max_url_bytes: settings.max_url_bytes,
+                max_header_bytes: settings.max_header_bytes,
                 ..intake_actix_web_api::Settings::default()
             },
             started: Instant::now(),

@@ -73,6 +73,10 @@ pub struct Settings {
     pub request_timeout_ms: u64,
     /// The longest deadline a `Request-Timeout` header may ask for, in milliseconds.
     pub max_request_timeout_ms: u64,
+    /// The longest path and query string a request may have, in bytes.
+    pub max_url_bytes: usize,
+    /// The most bytes of headers (names and values) a request may have.
+    pub max_header_bytes: usize,
 }
 
 /// Bearer tokens, as `INTAKE_AUTH_TOKENS` gives them (`name:sha256hex:scope,scope`
@@ -168,12 +172,14 @@ impl Default for Settings {
             rate_limit_burst: 100,
             request_timeout_ms: 60_000,
             max_request_timeout_ms: 600_000,
+            max_url_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 22] = [
     "listen",
     "database_url",
     "database_schema",
@@ -194,6 +200,8 @@ const KEYS: [&str; 20] = [
     "rate_limit_burst",
     "request_timeout_ms",
     "max_request_timeout_ms",
+    "max_url_bytes",
+    "max_header_bytes",
 ];
 
 /// Which database a URL selects.
@@ -261,6 +269,10 @@ impl Settings {
             "max_document_bytes: more than 0"
         );
         anyhow::ensure!(self.max_json_bytes > 0, "max_json_bytes: more than 0");
+        anyhow::ensure!(
+            self.max_url_bytes >= 256 && self.max_header_bytes >= 1024,
+            "max_url_bytes: at least 256; max_header_bytes: at least 1024"
+        );
         if let Some(url) = &self.redis_url {
             anyhow::ensure!(
                 url.starts_with("redis://"),

@@ -7,6 +7,8 @@
 mod analytics;
 mod deadlines;
 mod golden;
+mod limits;
+mod negotiation;
 mod security;
 mod support;
 
@@ -97,6 +99,8 @@ on_both_databases!(with_db:
     security::tokens_and_scopes_guard_every_route,
     security::rate_limits_answer_429_per_caller,
     deadlines::a_request_past_its_deadline_is_cancelled_with_a_504,
+    negotiation::answers_are_json_or_xml_by_accept_and_406_otherwise,
+    limits::oversized_or_malformed_requests_are_refused_by_route_class,
 );
 
 #[actix_web::test]
