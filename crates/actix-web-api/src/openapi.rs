@@ -26,7 +26,7 @@ use crate::dto::{
 };
 use crate::error::{FieldError, Problem};
 use crate::routes::markr::MarkrProblem;
-use crate::routes::{analytics, datasets, health, imports, markr, records};
+use crate::routes::{analytics, datasets, health, imports, markr, records, v2};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -224,14 +224,82 @@ impl Modify for Gatekeeping {
     }
 }
 
+/// The `/v2` API (ADR 13). Its list items and statistics may be sparse (`fields=`),
+/// so [`v2_document`] describes them with every member optional.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Intake v2", description = "Cursor pagination, several measures and any \
+        percentiles per aggregate, and sparse fieldsets. Errors are RFC 9457 problem documents; \
+        every response carries the request's `X-Request-Id`."),
+    paths(v2::list_datasets, v2::list_records, v2::list_conflicts, v2::aggregate),
+    components(schemas(
+        Problem, FieldError, v2::DatasetPage, v2::RecordPage, v2::ConflictPage,
+        v2::AggregatesResponse, v2::GroupStatisticsResponse, v2::StatisticsResponse,
+        v2::PercentileResponse, DatasetResponse, RecordResponse, ConflictResponse,
+        ConflictKindResponse, DifferenceResponse, LocationResponse,
+    )),
+    modifiers(&Gatekeeping),
+    tags((name = "v2", description = "Lists with cursors and sparse fieldsets, and richer aggregates")),
+)]
+pub struct ApiDocV2;
+
+/// The `/v2` document as JSON, as `/openapi/v2.json` serves it: what `fields=` may
+/// leave out is optional (`…Fields` copies of the item schemas, without `required`).
+pub fn v2_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDocV2::openapi()).unwrap_or_default();
+    let sparse = [
+        ("DatasetPage", "DatasetResponse"),
+        ("RecordPage", "RecordResponse"),
+        ("ConflictPage", "ConflictResponse"),
+        ("GroupStatisticsResponse", "StatisticsResponse"),
+    ];
+    for (holder, item) in sparse {
+        let copy = format!("{item}Fields");
+        let schemas = &mut doc["components"]["schemas"];
+        let mut fields = schemas[item].clone();
+        if let Some(members) = fields.as_object_mut() {
+            members.remove("required");
+        }
+        schemas[&copy] = fields;
+        let from = format!("#/components/schemas/{item}");
+        let to = format!("#/components/schemas/{copy}");
+        replace_refs(&mut schemas[holder], &from, &to);
+    }
+    doc
+}
+
+fn replace_refs(value: &mut serde_json::Value, from: &str, to: &str) {
+    match value {
+        serde_json::Value::Object(members) => {
+            for (key, member) in members.iter_mut() {
+                if key == "$ref" && member == from {
+                    *member = to.into();
+                } else {
+                    replace_refs(member, from, to);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                replace_refs(item, from, to);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The `/v1` document as JSON, as `/openapi/v1.json` serves it.
 pub fn v1_document() -> serde_json::Value {
     serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi/v1.json", ApiDoc::openapi()))
-        .route("/docs", web::get().to(to_docs));
+    cfg.service(
+        SwaggerUi::new("/docs/{_:.*}")
+            .url("/openapi/v1.json", ApiDoc::openapi())
+            .external_url_unchecked("/openapi/v2.json", v2_document()),
+    )
+    .route("/docs", web::get().to(to_docs));
 }
 
 async fn to_docs() -> HttpResponse {

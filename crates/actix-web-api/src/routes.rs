@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod imports;
 pub(crate) mod markr;
 pub(crate) mod records;
+pub(crate) mod v2;
 
 use actix_web::web;
 use intake_domain::{DatasetName, ImportId};
@@ -23,6 +24,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     records::configure(cfg);
     analytics::configure(cfg);
     markr::configure(cfg);
+    v2::configure(cfg);
 }
 
 /// A route whose other methods answer a `405` problem.

@@ -89,3 +89,16 @@ fn a_removed_route_or_a_new_required_parameter_fails_the_guard() {
         "{breaking:#?}"
     );
 }
+
+#[test]
+fn the_v2_document_has_sparse_item_schemas() {
+    let doc = intake_actix_web_api::openapi::v2_document();
+    let fields = &doc["components"]["schemas"]["RecordResponseFields"];
+    assert!(fields["properties"]["key"].is_object(), "{fields}");
+    assert!(fields.get("required").is_none(), "{fields}");
+    let page = &doc["components"]["schemas"]["RecordPage"]["properties"]["items"];
+    assert_eq!(
+        page["items"]["$ref"],
+        "#/components/schemas/RecordResponseFields"
+    );
+}

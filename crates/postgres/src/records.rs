@@ -62,12 +62,15 @@ impl RecordStore for PgStore {
         .map_err(unexpected("counting records"))?;
         let page = sqlx::query(
             "SELECT record::text AS record, import_id, updated_at FROM records \
-             WHERE dataset = $1 AND dimensions @> $2::jsonb ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
+             WHERE dataset = $1 AND dimensions @> $2::jsonb \
+               AND ($5::text IS NULL OR key COLLATE \"C\" > $5) \
+             ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
         )
         .bind(dataset.as_str())
         .bind(filters(query))
         .bind(i64::from(query.limit))
-        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
+        .bind(query.after.as_deref());
         let rows = self
             .fetch_all_bounded(page)
             .await

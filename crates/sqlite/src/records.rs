@@ -77,13 +77,15 @@ impl RecordStore for SqliteStore {
             .map_err(unexpected("counting records"))?;
         let page_sql = format!(
             "SELECT record, import_id, updated_at FROM records WHERE dataset = ?{clause} \
-             ORDER BY key LIMIT ? OFFSET ?"
+             AND (? IS NULL OR key > ?) ORDER BY key LIMIT ? OFFSET ?"
         );
         let mut page = sqlx::query(&page_sql).bind(dataset.as_str());
         for b in &binds {
             page = page.bind(b);
         }
         let rows = page
+            .bind(query.after.as_deref())
+            .bind(query.after.as_deref())
             .bind(i64::from(query.limit))
             .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)

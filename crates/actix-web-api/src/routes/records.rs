@@ -31,7 +31,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A number from the query string, or a field error naming it.
-fn number<T: std::str::FromStr>(
+pub(crate) fn number<T: std::str::FromStr>(
     query: &BTreeMap<String, String>,
     name: &str,
 ) -> Result<Option<T>, ApiError> {
@@ -73,6 +73,7 @@ pub(crate) async fn list_records(
         filters,
         limit,
         offset,
+        after: None,
     };
     let found = state.datasets.records(&name, &query).await?;
     Ok(HttpResponse::Ok().json(RecordListResponse {

@@ -11,6 +11,7 @@ mod limits;
 mod negotiation;
 mod security;
 mod support;
+mod v2;
 
 use analytics::{
     aggregate_and_top_answer_and_refuse_bad_questions,
@@ -24,6 +25,10 @@ use intake_domain::Contract;
 use intake_domain::merge::{MergeSession, SessionResult};
 use serde_json::{Value, json};
 use support::{TestApp, example};
+use v2::{
+    v2_aggregates_several_measures_with_any_percentiles,
+    v2_pages_with_cursors_that_stay_stable_under_inserts,
+};
 
 /// Defines each case once per database.
 macro_rules! on_both_databases {
@@ -82,6 +87,8 @@ on_both_databases!(
     an_import_changes_the_next_aggregate_at_once,
     aggregate_and_top_answer_and_refuse_bad_questions,
     v1_golden_exchanges_replay,
+    v2_pages_with_cursors_that_stay_stable_under_inserts,
+    v2_aggregates_several_measures_with_any_percentiles,
 );
 
 /// Runs a case; a failed one panics only after its server stopped and its database

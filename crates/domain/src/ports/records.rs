@@ -27,8 +27,11 @@ pub struct RecordQuery {
     pub filters: BTreeMap<String, String>,
     /// Page size.
     pub limit: u32,
-    /// Records to skip (ordered by canonical key).
+    /// Records to skip (ordered by canonical key), after `after`.
     pub offset: u64,
+    /// Only records whose canonical key sorts (bytewise) after this one: a keyset
+    /// cursor, so that pages stay stable while records are added anywhere.
+    pub after: Option<String>,
 }
 
 /// A keyset scan over a dataset's latest state: records matching every filter whose

@@ -123,6 +123,7 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
             .collect(),
         limit,
         offset,
+        after: None,
     };
     let page = s
         .records
@@ -142,6 +143,25 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
         .await
         .expect("list");
     assert_eq!((everything.records.len(), everything.total), (25, 25));
+    // A keyset cursor: after a key (bytewise), with the filters, the total unchanged.
+    let after = RecordQuery {
+        after: Some("k13".into()),
+        ..query(Some("a"), 3, 0)
+    };
+    let page = s.records.list(&ds, &after).await.expect("list");
+    let keys: Vec<_> = page
+        .records
+        .iter()
+        .map(|r| r.record.key.canonical())
+        .collect();
+    assert_eq!(keys, ["k14", "k16", "k18"]);
+    assert_eq!(page.total, 13);
+    let past_the_end = RecordQuery {
+        after: Some("k9".into()),
+        ..query(None, 10, 0)
+    };
+    let page = s.records.list(&ds, &past_the_end).await.expect("list");
+    assert!(page.records.is_empty());
     let none = s
         .records
         .list(&ds, &query(Some("zzz"), 10, 0))
