@@ -34,6 +34,8 @@ copy_baseline "$url" "$file" "$rows"
 
 INTAKE_LISTEN="127.0.0.1:$port" INTAKE_DATABASE_URL="$url" INTAKE_DATABASE_SCHEMA="$schema" \
   INTAKE_LOG=warn INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_WORKERS=1 \
+  INTAKE_RATE_LIMIT_PER_SECOND=0 INTAKE_REQUEST_TIMEOUT_MS=3600000 \
+  INTAKE_MAX_REQUEST_TIMEOUT_MS=3600000 \
   target/release/intake serve >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.2; done

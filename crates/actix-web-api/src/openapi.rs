@@ -231,9 +231,11 @@ impl Modify for Gatekeeping {
     info(title = "Intake v2", description = "Cursor pagination, several measures and any \
         percentiles per aggregate, and sparse fieldsets. Errors are RFC 9457 problem documents; \
         every response carries the request's `X-Request-Id`."),
-    paths(v2::list_datasets, v2::list_records, v2::list_conflicts, v2::aggregate),
+    paths(v2::list_datasets, v2::list_records, v2::list_imports, v2::list_conflicts,
+        v2::aggregate),
     components(schemas(
-        Problem, FieldError, v2::DatasetPage, v2::RecordPage, v2::ConflictPage,
+        Problem, FieldError, v2::DatasetPage, v2::RecordPage, v2::ImportPage, v2::ConflictPage,
+        ImportResponse, StatusResponse, ReportResponse, RecordErrorResponse,
         v2::AggregatesResponse, v2::GroupStatisticsResponse, v2::StatisticsResponse,
         v2::PercentileResponse, DatasetResponse, RecordResponse, ConflictResponse,
         ConflictKindResponse, DifferenceResponse, LocationResponse,
@@ -250,6 +252,7 @@ pub fn v2_document() -> serde_json::Value {
     let sparse = [
         ("DatasetPage", "DatasetResponse"),
         ("RecordPage", "RecordResponse"),
+        ("ImportPage", "ImportResponse"),
         ("ConflictPage", "ConflictResponse"),
         ("GroupStatisticsResponse", "StatisticsResponse"),
     ];

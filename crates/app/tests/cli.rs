@@ -361,3 +361,51 @@ async fn two_processes_sharing_redis_enforce_one_limit() {
         "the first six, across both processes"
     );
 }
+
+/// A token's text never reaches the logs, not even when it is wrong; the name of a
+/// valid one is the `caller` of its request's log lines.
+#[actix_web::test]
+async fn tokens_never_reach_the_logs_but_the_caller_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "printf %s cli-secret-token | sha256sum | cut -d' ' -f1",
+        ])
+        .output()
+        .unwrap();
+    let hash = text(&out.stdout).trim().to_owned();
+    assert_eq!(hash.len(), 64, "sha256sum: {hash}");
+    let tokens = format!("loader:{hash}:read,write");
+    let (child, base) = serve(
+        dir.path(),
+        &[
+            ("INTAKE_LOG_FORMAT", "json"),
+            ("INTAKE_LOG", "debug"),
+            ("INTAKE_AUTH_TOKENS", tokens.as_str()),
+        ],
+    );
+    let client = awc::Client::default();
+    wait_until_up(&client, &base).await;
+    for token in ["cli-secret-token", "cli-wrong-guess"] {
+        let res = client
+            .get(format!("{base}/v1/datasets"))
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .send()
+            .await
+            .unwrap();
+        let expected = if token == "cli-secret-token" {
+            200
+        } else {
+            401
+        };
+        assert_eq!(res.status().as_u16(), expected);
+    }
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    let logs = text(&out.stderr);
+    assert!(!logs.contains("cli-secret-token"), "{logs}");
+    assert!(!logs.contains("cli-wrong-guess"), "{logs}");
+    assert!(!logs.contains(&hash), "not even the hash: {logs}");
+    assert!(logs.contains("\"caller\":\"loader\""), "{logs}");
+}

@@ -211,6 +211,26 @@ impl ImportVault for SqliteStore {
         .map_err(unexpected("listing imports"))?;
         Ok(rows.iter().map(import_row).collect::<Result<_, _>>()?)
     }
+
+    async fn list_before(
+        &self,
+        dataset: &intake_domain::DatasetName,
+        before: &ImportId,
+        limit: u32,
+    ) -> Result<Vec<ImportSummary>, VaultError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE dataset = ?1 \
+             AND seq < (SELECT seq FROM imports WHERE dataset = ?1 AND id = ?2) \
+             ORDER BY seq DESC LIMIT ?3"
+        ))
+        .bind(dataset.as_str())
+        .bind(before.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing imports"))?;
+        Ok(rows.iter().map(import_row).collect::<Result<_, _>>()?)
+    }
 }
 
 /// See [`crate::SqliteStore::sweep_abandoned_uploads`]. Upload ids are UUIDv7, so

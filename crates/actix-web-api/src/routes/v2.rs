@@ -3,7 +3,8 @@
 //! - Lists page with an opaque `cursor` instead of `offset`: `next_cursor` of one page
 //!   asks for the next, and is `null` after the last. Datasets and records are keyset
 //!   pages (after the last name or key), so records added anywhere while a client
-//!   pages through neither repeat nor hide the records that were there; conflicts are
+//!   pages through neither repeat nor hide the records that were there; imports are
+//!   keyset pages too, newest first (before the last one seen); conflicts are
 //!   appended in order and never removed, so their cursor is a position.
 //! - Aggregates take several measures and any list of percentiles at once.
 //! - `fields=a,b` keeps only those members of each item (each statistics object of an
@@ -20,7 +21,7 @@ use utoipa::ToSchema;
 
 use super::dataset_name;
 use super::records::number;
-use crate::dto::{ConflictResponse, DatasetResponse, RecordResponse};
+use crate::dto::{ConflictResponse, DatasetResponse, ImportResponse, RecordResponse};
 use crate::error::Problem;
 use crate::{ApiError, ApiState};
 
@@ -42,6 +43,18 @@ const RECORD_FIELDS: &[&str] = &[
     "attributes",
     "import_id",
     "updated_at",
+];
+const IMPORT_FIELDS: &[&str] = &[
+    "id",
+    "dataset",
+    "contract_version",
+    "content_type",
+    "source",
+    "size",
+    "sha256",
+    "received_at",
+    "status",
+    "report",
 ];
 const CONFLICT_FIELDS: &[&str] = &[
     "import_id",
@@ -66,6 +79,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/v2/datasets").route(web::get().to(list_datasets)))
         .service(
             super::resource("/v2/datasets/{dataset}/records").route(web::get().to(list_records)),
+        )
+        .service(
+            super::resource("/v2/datasets/{dataset}/imports").route(web::get().to(list_imports)),
         )
         .service(
             super::resource("/v2/datasets/{dataset}/conflicts")
@@ -96,6 +112,16 @@ pub struct RecordPage {
     pub next_cursor: Option<String>,
     /// Records matching the filters, over all pages.
     pub total: u64,
+}
+
+/// A page of imports.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportPage {
+    /// The imports, newest first (only the `fields` asked for).
+    #[schema(value_type = Vec<ImportResponse>)]
+    pub items: Vec<Value>,
+    /// The cursor of the next (older) page; `null` after the last.
+    pub next_cursor: Option<String>,
 }
 
 /// A page of conflicts.
@@ -399,6 +425,53 @@ fn cursor_after(dataset: &DatasetName, kind: &'static str, position: String) -> 
         position,
     }
     .encode()
+}
+
+/// List a dataset's imports, newest first, a page at a time; imports arriving while a
+/// client pages through do not shift the pages.
+#[utoipa::path(get, path = "/v2/datasets/{dataset}/imports", tag = "v2",
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("fields" = Option<String>, Query, description = "Members to keep, comma-separated: id, dataset, contract_version, content_type, source, size, sha256, received_at, status, report")),
+    responses(
+        (status = 200, description = "A page of imports", body = ImportPage),
+        (status = 400, description = "Malformed name, limit, cursor or fields", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_imports(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path)?;
+    let mut query = query.into_inner();
+    let paging = Paging::take(&mut query, IMPORT_FIELDS)?;
+    if let Some(extra) = query.keys().next() {
+        return Err(ApiError::field(
+            extra.clone(),
+            "not a parameter of this list",
+        ));
+    }
+    let limit = paging.limit + 1;
+    let found = match paging.cursor.as_deref() {
+        None => state.imports.list(&name, limit, 0).await?,
+        Some(c) => {
+            let before = Cursor::decode(c, "imports", name.as_str())?;
+            let before = super::import_id("cursor", &before)?;
+            state.imports.list_before(&name, &before, limit).await?
+        }
+    };
+    let (page, more) = split_page(found, paging.limit);
+    let next_cursor = more
+        .then(|| page.last())
+        .flatten()
+        .map(|i| cursor_after(&name, "imports", i.id.to_string()));
+    let items = page
+        .iter()
+        .map(|i| sparse(&ImportResponse::from(i), paging.fields.as_ref()))
+        .collect::<Result<_, _>>()?;
+    Ok(HttpResponse::Ok().json(ImportPage { items, next_cursor }))
 }
 
 /// List conflicts in the order they were found, a page at a time.

@@ -99,6 +99,32 @@ pub async fn v2_pages_with_cursors_that_stay_stable_under_inserts(app: &TestApp)
         "added before the cursor: not listed"
     );
     assert!(seen.contains(&"c-049".to_owned()) && seen.contains(&"c-051".to_owned()));
+    assert_eq!(seen.len(), 27);
+    // Imports page newest first, before the last one seen: one arriving meanwhile
+    // goes on the front, and the pages already begun carry on unshifted.
+    let newest = app
+        .get("/v2/datasets/customers/imports?limit=1&fields=id")
+        .await;
+    assert_eq!(
+        newest.body["items"][0]["id"], added.body["id"],
+        "{}",
+        newest.body
+    );
+    let cursor = newest.body["next_cursor"].as_str().unwrap().to_owned();
+    let later = app.import("customers", "text/csv", customers([99])).await;
+    assert_eq!(later.status, 200);
+    let older = app
+        .get(&format!(
+            "/v2/datasets/customers/imports?limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(
+        older.body["items"][0]["id"], first.body["id"],
+        "{}",
+        older.body
+    );
+    assert_eq!(older.body["items"][0]["status"], "completed");
+    assert_eq!(older.body["next_cursor"], Value::Null);
     // The offset pages of v1 are unchanged beside it.
     let v1 = app
         .get("/v1/datasets/customers/records?limit=3&offset=1")

@@ -114,6 +114,19 @@ pub trait ImportVault: Send + Sync {
         limit: u32,
         offset: u64,
     ) -> Result<Vec<ImportSummary>, VaultError>;
+
+    /// A dataset's imports received before `before` (one of them), newest first, at
+    /// most `limit`: a keyset page, stable while imports arrive. An id the dataset
+    /// does not have gives an empty page.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn list_before(
+        &self,
+        dataset: &DatasetName,
+        before: &ImportId,
+        limit: u32,
+    ) -> Result<Vec<ImportSummary>, VaultError>;
 }
 
 /// A worker's claim on an import, valid until `expires_at` unless renewed.

@@ -150,6 +150,29 @@ pub async fn the_vault_lists_imports_newest_first(s: Stores) {
         rest.into_iter().map(|i| i.id).collect::<Vec<_>>(),
         [ids[0].clone()]
     );
+    // Keyset pages: before an import, newest first; one arriving meanwhile does not
+    // shift them.
+    store(&s, &ds, b"d", None).await.expect("stored");
+    let before = s.vault.list_before(&ds, &ids[2], 5).await.expect("list");
+    let before: Vec<_> = before.into_iter().map(|i| i.id).collect();
+    assert_eq!(before, [ids[1].clone(), ids[0].clone()]);
+    let last = s.vault.list_before(&ds, &ids[1], 1).await.expect("list");
+    assert_eq!(last.len(), 1);
+    assert!(
+        s.vault
+            .list_before(&ds, &ids[0], 5)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let unknown = crate::ImportId::parse("nope").expect("id");
+    assert!(
+        s.vault
+            .list_before(&ds, &unknown, 5)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     let missing = crate::ImportId::parse("missing").expect("id");
     assert!(matches!(
         s.vault.get(&missing).await,

@@ -75,6 +75,21 @@ impl ImportService {
         imports.map_err(|e| LookupError::Unexpected(anyhow(e)))
     }
 
+    /// A dataset's imports received before `before`, newest first (a keyset page).
+    ///
+    /// # Errors
+    /// See [`LookupError`].
+    pub async fn list_before(
+        &self,
+        dataset: &DatasetName,
+        before: &ImportId,
+        limit: u32,
+    ) -> Result<Vec<ImportSummary>, LookupError> {
+        self.dataset_exists(dataset).await?;
+        let imports = self.ports.vault.list_before(dataset, before, limit).await;
+        imports.map_err(|e| LookupError::Unexpected(anyhow(e)))
+    }
+
     /// The stored bytes of one import of a dataset, in chunks.
     ///
     /// # Errors
