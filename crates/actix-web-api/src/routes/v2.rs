@@ -280,6 +280,17 @@ impl Paging {
     }
 }
 
+impl Paging {
+    /// The paging of a list that takes no other parameter: any other is a `400`.
+    fn only(mut query: BTreeMap<String, String>, known: &[&str]) -> Result<Self, ApiError> {
+        let paging = Self::take(&mut query, known)?;
+        match query.into_keys().next() {
+            Some(extra) => Err(ApiError::field(extra, "not a parameter of this list")),
+            None => Ok(paging),
+        }
+    }
+}
+
 /// `fields=a,b`: the member names to keep, each one of `known`.
 fn fields(text: Option<String>, known: &[&str]) -> Result<Option<BTreeSet<String>>, ApiError> {
     let Some(text) = text else {
@@ -338,8 +349,7 @@ pub(crate) async fn list_datasets(
     state: web::Data<ApiState>,
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut query = query.into_inner();
-    let paging = Paging::take(&mut query, DATASET_FIELDS)?;
+    let paging = Paging::only(query.into_inner(), DATASET_FIELDS)?;
     let after = paging
         .cursor
         .as_deref()
@@ -445,14 +455,7 @@ pub(crate) async fn list_imports(
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
-    let mut query = query.into_inner();
-    let paging = Paging::take(&mut query, IMPORT_FIELDS)?;
-    if let Some(extra) = query.keys().next() {
-        return Err(ApiError::field(
-            extra.clone(),
-            "not a parameter of this list",
-        ));
-    }
+    let paging = Paging::only(query.into_inner(), IMPORT_FIELDS)?;
     let limit = paging.limit + 1;
     let found = match paging.cursor.as_deref() {
         None => state.imports.list(&name, limit, 0).await?,
@@ -491,14 +494,7 @@ pub(crate) async fn list_conflicts(
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
-    let mut query = query.into_inner();
-    let paging = Paging::take(&mut query, CONFLICT_FIELDS)?;
-    if let Some(extra) = query.keys().next() {
-        return Err(ApiError::field(
-            extra.clone(),
-            "not a parameter of this list",
-        ));
-    }
+    let paging = Paging::only(query.into_inner(), CONFLICT_FIELDS)?;
     let start: u64 = match paging.cursor.as_deref() {
         None => 0,
         Some(c) => Cursor::decode(c, "conflicts", name.as_str())?

@@ -184,6 +184,11 @@ pub async fn v2_pages_with_cursors_that_stay_stable_under_inserts(app: &TestApp)
             .unwrap()
             .clone()
     );
+    let stray = app.get("/v2/datasets?colour=red").await;
+    assert_eq!(
+        stray.problem(400, "bad_request")["errors"][0]["field"],
+        "colour"
+    );
     let dataset_cursor = all[0]["next_cursor"].as_str().unwrap();
     let mixed = app
         .get(&format!(
