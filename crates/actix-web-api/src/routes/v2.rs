@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{HttpResponse, web};
-use intake_domain::DatasetName;
 use intake_domain::ports::{AnalyticsQuery, GroupAggregate, RecordQuery};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -281,6 +280,37 @@ impl Paging {
 }
 
 impl Paging {
+    /// The position the `cursor` names in the list `kind` of `scope` (a dataset, or
+    /// `""`), if there is a cursor.
+    fn position(&self, kind: &str, scope: &str) -> Result<Option<String>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, kind, scope))
+            .transpose()
+    }
+
+    /// The page of `found` (fetched with one item more than the limit, to tell whether
+    /// more follow): each item as `view` shows it, sparse, and the cursor `after` gives
+    /// for the last one (given how many items the page has), or `None` on the last page.
+    fn page<T, R: Serialize>(
+        &self,
+        found: Vec<T>,
+        view: impl Fn(&T) -> R,
+        after: impl Fn(usize, &T) -> String,
+    ) -> Result<(Vec<Value>, Option<String>), ApiError> {
+        let (page, more) = split_page(found, self.limit);
+        let next_cursor = if more {
+            page.last().map(|last| after(page.len(), last))
+        } else {
+            None
+        };
+        let items = page
+            .iter()
+            .map(|item| sparse(&view(item), self.fields.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok((items, next_cursor))
+    }
+
     /// The paging of a list that takes no other parameter: any other is a `400`.
     fn only(mut query: BTreeMap<String, String>, known: &[&str]) -> Result<Self, ApiError> {
         let paging = Self::take(&mut query, known)?;
@@ -350,30 +380,18 @@ pub(crate) async fn list_datasets(
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let paging = Paging::only(query.into_inner(), DATASET_FIELDS)?;
-    let after = paging
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(c, "datasets", ""))
-        .transpose()?;
+    let after = paging.position("datasets", "")?;
     let datasets = state.datasets.list().await?;
     let rest: Vec<_> = datasets
         .iter()
         .filter(|d| after.as_deref().is_none_or(|a| d.name.as_str() > a))
         .take(paging.limit as usize + 1)
         .collect();
-    let (page, more) = split_page(rest, paging.limit);
-    let next_cursor = more.then(|| page.last()).flatten().map(|d| {
-        Cursor {
-            kind: "datasets",
-            scope: String::new(),
-            position: d.name.to_string(),
-        }
-        .encode()
-    });
-    let items = page
-        .iter()
-        .map(|d| sparse(&DatasetResponse::new(d, None), paging.fields.as_ref()))
-        .collect::<Result<_, _>>()?;
+    let (items, next_cursor) = paging.page(
+        rest,
+        |d| DatasetResponse::new(d, None),
+        |_, d| cursor("datasets", "", d.name.to_string()),
+    )?;
     Ok(HttpResponse::Ok().json(DatasetPage { items, next_cursor }))
 }
 
@@ -400,11 +418,7 @@ pub(crate) async fn list_records(
     let name = dataset_name(&path)?;
     let mut filters = query.into_inner();
     let paging = Paging::take(&mut filters, RECORD_FIELDS)?;
-    let after = paging
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(c, "records", name.as_str()))
-        .transpose()?;
+    let after = paging.position("records", name.as_str())?;
     let query = RecordQuery {
         filters,
         limit: paging.limit + 1,
@@ -412,15 +426,11 @@ pub(crate) async fn list_records(
         after,
     };
     let found = state.datasets.records(&name, &query).await?;
-    let (page, more) = split_page(found.records, paging.limit);
-    let next_cursor = more
-        .then(|| page.last())
-        .flatten()
-        .map(|r| cursor_after(&name, "records", r.record.key.canonical()));
-    let items = page
-        .iter()
-        .map(|r| sparse(&RecordResponse::from(r), paging.fields.as_ref()))
-        .collect::<Result<_, _>>()?;
+    let (items, next_cursor) = paging.page(
+        found.records,
+        |r| RecordResponse::from(r),
+        |_, r| cursor("records", name.as_str(), r.record.key.canonical()),
+    )?;
     Ok(HttpResponse::Ok().json(RecordPage {
         items,
         next_cursor,
@@ -428,10 +438,11 @@ pub(crate) async fn list_records(
     }))
 }
 
-fn cursor_after(dataset: &DatasetName, kind: &'static str, position: String) -> String {
+/// The cursor after `position` in the list `kind` of `scope`.
+fn cursor(kind: &'static str, scope: &str, position: String) -> String {
     Cursor {
         kind,
-        scope: dataset.to_string(),
+        scope: scope.to_owned(),
         position,
     }
     .encode()
@@ -457,23 +468,18 @@ pub(crate) async fn list_imports(
     let name = dataset_name(&path)?;
     let paging = Paging::only(query.into_inner(), IMPORT_FIELDS)?;
     let limit = paging.limit + 1;
-    let found = match paging.cursor.as_deref() {
+    let found = match paging.position("imports", name.as_str())? {
         None => state.imports.list(&name, limit, 0).await?,
-        Some(c) => {
-            let before = Cursor::decode(c, "imports", name.as_str())?;
+        Some(before) => {
             let before = super::import_id("cursor", &before)?;
             state.imports.list_before(&name, &before, limit).await?
         }
     };
-    let (page, more) = split_page(found, paging.limit);
-    let next_cursor = more
-        .then(|| page.last())
-        .flatten()
-        .map(|i| cursor_after(&name, "imports", i.id.to_string()));
-    let items = page
-        .iter()
-        .map(|i| sparse(&ImportResponse::from(i), paging.fields.as_ref()))
-        .collect::<Result<_, _>>()?;
+    let (items, next_cursor) = paging.page(
+        found,
+        |i| ImportResponse::from(i),
+        |_, i| cursor("imports", name.as_str(), i.id.to_string()),
+    )?;
     Ok(HttpResponse::Ok().json(ImportPage { items, next_cursor }))
 }
 
@@ -495,9 +501,9 @@ pub(crate) async fn list_conflicts(
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
     let paging = Paging::only(query.into_inner(), CONFLICT_FIELDS)?;
-    let start: u64 = match paging.cursor.as_deref() {
+    let start: u64 = match paging.position("conflicts", name.as_str())? {
         None => 0,
-        Some(c) => Cursor::decode(c, "conflicts", name.as_str())?
+        Some(position) => position
             .parse()
             .map_err(|_| ApiError::field("cursor", "not a cursor of this list"))?,
     };
@@ -505,18 +511,11 @@ pub(crate) async fn list_conflicts(
         .datasets
         .conflicts(&name, paging.limit + 1, start)
         .await?;
-    let (page, more) = split_page(found, paging.limit);
-    let next = start + page.len() as u64;
-    let next_cursor = more.then(|| cursor_after(&name, "conflicts", next.to_string()));
-    let items = page
-        .iter()
-        .map(|(import, c)| {
-            sparse(
-                &ConflictResponse::new(Some(import), c),
-                paging.fields.as_ref(),
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    let (items, next_cursor) = paging.page(
+        found,
+        |(import, c)| ConflictResponse::new(Some(import), c),
+        |len, _| cursor("conflicts", name.as_str(), (start + len as u64).to_string()),
+    )?;
     Ok(HttpResponse::Ok().json(ConflictPage { items, next_cursor }))
 }
 
