@@ -2,15 +2,14 @@
 //! their text, never the text itself; a presented token is hashed and compared with
 //! every configured hash in constant time, so neither timing nor logs reveal one.
 //!
-//! Which scope a route needs: none for `/healthz`, `/readyz`, `/docs` and
-//! `/openapi/…`; `admin` for `/metrics` and `/admin/…`; `read` for `GET` and `HEAD`;
-//! `write` for everything else. `admin` includes `read` and `write`. With no token
-//! configured, authentication is off (and the server binds loopback only).
+//! Which scope a route needs is its policy's (`policy.rs`): none for health,
+//! readiness and the API documents; `admin` for operations; `read` for `GET` and
+//! `HEAD`; `write` for everything else. `admin` includes `read` and `write`. With no
+//! token configured, authentication is off (and the server binds loopback only).
 
 use std::fmt;
 
 use actix_web::HttpRequest;
-use actix_web::http::Method;
 use actix_web::http::header::AUTHORIZATION;
 use sha2::{Digest as _, Sha256};
 
@@ -150,22 +149,6 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The scope a request needs, or `None` for the public routes.
-pub(crate) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    let public = ["/healthz", "/readyz", "/docs"];
-    if public.contains(&path) || path.starts_with("/docs/") || path.starts_with("/openapi/") {
-        return None;
-    }
-    if path == "/metrics" || path == "/admin" || path.starts_with("/admin/") {
-        return Some(Scope::Admin);
-    }
-    if method == Method::GET || method == Method::HEAD {
-        Some(Scope::Read)
-    } else {
-        Some(Scope::Write)
-    }
-}
-
 /// Who is calling, as far as authentication could tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
@@ -258,18 +241,6 @@ mod tests {
         assert!(e.contains("unknown scope \"root\""), "{e}");
         let e = Token::parse_list(&format!("front:{}", hash("a"))).unwrap_err();
         assert!(e.contains("name:sha256hex:scope"), "{e}");
-    }
-
-    #[test]
-    fn routes_need_the_scope_their_method_and_path_imply() {
-        assert_eq!(required_scope(&Method::GET, "/healthz"), None);
-        assert_eq!(required_scope(&Method::GET, "/openapi/v1.json"), None);
-        assert_eq!(required_scope(&Method::GET, "/metrics"), Some(Scope::Admin));
-        assert_eq!(
-            required_scope(&Method::GET, "/v1/datasets"),
-            Some(Scope::Read)
-        );
-        assert_eq!(required_scope(&Method::POST, "/import"), Some(Scope::Write));
     }
 
     #[test]

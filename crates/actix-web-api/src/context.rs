@@ -13,6 +13,7 @@ use actix_web::web;
 use tracing::Instrument as _;
 
 use crate::Metrics;
+use crate::policy::Route;
 
 /// The header that carries the request id.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -48,14 +49,15 @@ fn method_label(method: &actix_web::http::Method) -> String {
 
 /// The middleware (see the module documentation).
 pub(crate) async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request_id(&req);
-    let route = req
-        .match_pattern()
+    let route = Route::of(&req)
+        .pattern
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
+    crate::refusals::head_as_get(&mut req);
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, %method, %route,
         caller = tracing::field::Empty);

@@ -16,6 +16,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{ResponseError as _, web};
 
+use crate::policy::Route;
 use crate::{ApiError, ApiState};
 
 /// The header a client bounds its request with.
@@ -56,7 +57,7 @@ pub(crate) async fn deadline(
         Ok(limit) => limit,
         // The Markr routes behave as the original service did, which knew no such
         // header: a malformed one is ignored there.
-        Err(_) if crate::routes::markr::is_compatibility_route(req.path()) => {
+        Err(_) if Route::of(&req).policy.is_compatibility() => {
             settings.default_timeout.min(settings.max_timeout)
         }
         Err(e) => {

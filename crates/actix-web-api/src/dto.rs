@@ -514,8 +514,10 @@ pub struct DependencyResponse {
     pub name: String,
     /// `up` or `down`.
     pub status: String,
-    /// Why it is down.
+    /// No longer sent: why a dependency is down (a cause chain can name hosts) goes
+    /// to the log, never to anyone who can reach `/readyz`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(deprecated)]
     pub error: Option<String>,
 }
 
@@ -525,7 +527,10 @@ pub struct ReadyResponse {
     /// `ready` when every dependency is up; `degraded` when only optional ones (Redis)
     /// are down; `unavailable` otherwise.
     pub status: String,
-    /// Each dependency.
+    /// Each dependency by name: `up`, `down`, or `degraded` (an optional one, such
+    /// as Redis, that is down).
+    pub checks: std::collections::BTreeMap<String, String>,
+    /// Each dependency (the same answers as `checks`, as a list).
     pub dependencies: Vec<DependencyResponse>,
 }
 

@@ -14,6 +14,9 @@ use utoipa::ToSchema;
 
 use crate::context;
 
+/// How long a client should wait before retrying a `503`.
+const RETRY_AFTER_SECONDS: u32 = 2;
+
 /// One field at fault in a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -44,6 +47,22 @@ pub struct Problem {
     /// The fields at fault, for validation errors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// A problem of `status` with a `code` of its own (for answers no [`ApiError`]
+    /// variant names), without `instance` or field errors.
+    pub(crate) fn new(status: StatusCode, code: &str, detail: String) -> Self {
+        Self {
+            kind: format!("urn:intake:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            instance: None,
+            code: code.to_owned(),
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// An answer other than success. Each variant has one status and one code.
@@ -116,6 +135,18 @@ impl ApiError {
         }
     }
 
+    /// An unexpected failure: `503` when a dependency is unavailable (logged in one
+    /// line, without a backtrace), `500` otherwise.
+    pub fn unexpected(e: anyhow::Error) -> Self {
+        if intake_domain::ports::Unavailable::is_cause_of(&e) {
+            tracing::warn!(error = %format!("{e:#}"), "a dependency is unavailable; answered 503");
+            return Self::Unavailable(
+                "a dependency of the service (its database) is unavailable; retry shortly".into(),
+            );
+        }
+        Self::Internal(e)
+    }
+
     fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "bad_request",
@@ -186,6 +217,9 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
+        if let Self::Unavailable(_) = self {
+            res.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
+        }
         if let Self::Unauthorized(_) = self {
             res.insert_header((
                 header::WWW_AUTHENTICATE,
@@ -234,7 +268,8 @@ impl From<DatasetError> for ApiError {
             }
             e @ DatasetError::UnknownMeasure { .. } => Self::field("measure", e.to_string()),
             DatasetError::InvalidQuery { field, message } => Self::field(field, message),
-            DatasetError::Unexpected(e) => Self::Internal(e),
+            DatasetError::ContractTooLarge(e) => too_large(&e),
+            DatasetError::Unexpected(e) => Self::unexpected(e),
         }
     }
 }
@@ -247,7 +282,8 @@ impl From<LookupError> for ApiError {
             LookupError::Busy => {
                 Self::Unavailable("as many dry runs as allowed are running; retry shortly".into())
             }
-            LookupError::Unexpected(e) => Self::Internal(e),
+            LookupError::ContractTooLarge(e) => too_large(&e),
+            LookupError::Unexpected(e) => Self::unexpected(e),
         }
     }
 }
@@ -264,7 +300,8 @@ impl From<ReceiveError> for ApiError {
                 detail: e.to_string(),
                 errors: Vec::new(),
             },
-            ReceiveError::Unexpected(e) => Self::Internal(e),
+            e @ ReceiveError::Busy { .. } => Self::Unavailable(format!("{e}; retry shortly")),
+            ReceiveError::Unexpected(e) => Self::unexpected(e),
         }
     }
 }
@@ -280,9 +317,14 @@ impl From<ReprocessError> for ApiError {
             ReprocessError::Busy => Self::Conflict(
                 "the import is still being processed; reprocess it once it has finished".into(),
             ),
-            ReprocessError::Unexpected(e) => Self::Internal(e),
+            ReprocessError::Unexpected(e) => Self::unexpected(e),
         }
     }
+}
+
+/// A contract over a limit: a `400` naming the part and the setting.
+fn too_large(e: &intake_domain::contract::ContractTooLarge) -> ApiError {
+    ApiError::field(format!("contract.{}", e.part), e.to_string())
 }
 
 /// Malformed or oversized JSON bodies, as problems.
@@ -329,14 +371,6 @@ pub(crate) fn path_config() -> web::PathConfig {
         }
         .into()
     })
-}
-
-/// Routes that exist, asked with another method.
-pub(crate) async fn wrong_method(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (method, path) = (req.method(), req.path());
-    Err(ApiError::MethodNotAllowed(format!(
-        "{path} does not take {method}"
-    )))
 }
 
 /// Routes that do not exist.

@@ -18,6 +18,7 @@ use actix_web::{ResponseError as _, web};
 use intake_domain::ports::RateDecision;
 
 use crate::auth::{self, Caller, Verdict};
+use crate::policy::Route;
 use crate::{ApiError, ApiState};
 
 const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -93,7 +94,7 @@ pub(crate) async fn gate(
             .into_response(error.error_response())
             .map_into_right_body());
     }
-    let scope = auth::required_scope(req.method(), req.path());
+    let scope = Route::of(&req).policy.scope(req.method());
     if scope.is_none() {
         return next
             .call(req)

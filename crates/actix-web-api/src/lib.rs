@@ -18,6 +18,8 @@ mod gate;
 mod metrics;
 mod negotiate;
 pub mod openapi;
+mod policy;
+mod refusals;
 mod routes;
 
 use std::sync::Arc;
@@ -117,6 +119,7 @@ pub fn app(
         .configure(routes::configure)
         .configure(openapi::configure)
         .default_service(web::to(error::no_route))
+        .wrap(actix_web::middleware::from_fn(refusals::problems))
         .wrap(actix_web::middleware::from_fn(gate::gate))
         .wrap(actix_web::middleware::from_fn(deadline::deadline))
         .wrap(actix_web::middleware::from_fn(negotiate::negotiate))

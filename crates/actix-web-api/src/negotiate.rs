@@ -13,9 +13,9 @@
 //!   `nil="true"`; numbers and booleans are their JSON text;
 //! - characters XML 1.0 cannot carry (control characters) become U+FFFD.
 //!
-//! The API documents (`/openapi/…`, `/docs`), `/metrics` and an import's raw document
-//! have one type of their own: they are never `406`, and only their problem documents
-//! are rewritten.
+//! The routes whose [`crate::policy::Policy`] is not negotiated (the API documents,
+//! `/metrics`, an import's raw document) have one type of their own: they are never
+//! `406`, and only their problem documents are rewritten.
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -25,21 +25,13 @@ use actix_web::{HttpResponse, ResponseError as _};
 use serde_json::Value;
 
 use crate::ApiError;
+use crate::policy::Route;
 
 /// What a client may be answered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
     Json,
     Xml,
-}
-
-/// Whether `path`'s answers are negotiated.
-pub(crate) fn negotiated(path: &str) -> bool {
-    !(path.starts_with("/openapi/")
-        || path == "/docs"
-        || path.starts_with("/docs/")
-        || path == "/metrics"
-        || path.ends_with("/document"))
 }
 
 /// The format `accept` prefers (JSON on a tie), or `None` when it accepts neither.
@@ -83,7 +75,7 @@ pub(crate) async fn negotiate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
     let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
-    let negotiated = negotiated(req.path());
+    let negotiated = Route::of(&req).policy.is_negotiated();
     let format = choose(accept);
     let Some(format) = format.or((!negotiated).then_some(Format::Json)) else {
         let error = ApiError::NotAcceptable(format!(

@@ -191,7 +191,8 @@ impl Modify for Gatekeeping {
                         .get_or_insert_with(Vec::new)
                         .push(parameter);
                 }
-                let negotiated = crate::negotiate::negotiated(path);
+                let policy = crate::policy::Policy::of_pattern(Some(path));
+                let negotiated = policy.is_negotiated();
                 for response in operation.responses.responses.values_mut() {
                     if let RefOr::T(response) = response {
                         with_xml(response, negotiated);
@@ -201,10 +202,10 @@ impl Modify for Gatekeeping {
                 if negotiated {
                     shared.push(("406", "NotAcceptable"));
                 }
-                if !crate::routes::markr::is_compatibility_route(path) {
+                if !policy.is_compatibility() {
                     shared.push(("400", "BadRequest"));
                 }
-                if let Some(scope) = crate::auth::required_scope(&method, path) {
+                if let Some(scope) = policy.scope(&method) {
                     let requirement = SecurityRequirement::new("bearer", [scope.as_str()]);
                     operation.security = Some(vec![requirement]);
                     shared.extend([

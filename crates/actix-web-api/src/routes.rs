@@ -27,9 +27,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     v2::configure(cfg);
 }
 
-/// A route whose other methods answer a `405` problem.
+/// A route: its other methods answer `405` with `Allow` (a problem document, by
+/// [`crate::refusals`]). Its pattern must have a [`crate::policy::Policy`] of its own.
 pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(crate::error::wrong_method))
+    debug_assert!(
+        crate::policy::Policy::is_declared(path),
+        "the route {path} has no policy in policy.rs"
+    );
+    web::resource(path)
 }
 
 /// The largest page a list answers.

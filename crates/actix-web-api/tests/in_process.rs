@@ -155,7 +155,10 @@ async fn a_known_route_with_another_method_is_a_405_problem() {
     let (status, _, body) = call(state(|| CatalogError::NotFound), req).await;
     assert_eq!(status, 405);
     assert_eq!(body["code"], "method_not_allowed");
-    assert_eq!(body["detail"], "/v1/datasets does not take DELETE");
+    assert_eq!(
+        body["detail"],
+        "/v1/datasets does not take DELETE; it takes GET, HEAD, POST"
+    );
 }
 
 /// A limiter that has spent the bucket answers `429` with when to retry, and the

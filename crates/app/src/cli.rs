@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the REST API and run the import workers (the default). Stops gracefully
-    /// on SIGINT or SIGTERM.
+    /// on SIGINT or SIGTERM; a second SIGINT exits at once.
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,

@@ -15,7 +15,7 @@ use intake_domain::ports::ImportSummary;
 use tokio::io::AsyncReadExt as _;
 
 use crate::server::Workers;
-use crate::settings::{Settings, redact};
+use crate::settings::Settings;
 use crate::wiring::{Services, Storage};
 
 /// Applies pending migrations.
@@ -24,7 +24,7 @@ use crate::wiring::{Services, Storage};
 /// When the database cannot be reached or migrated.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Storage::open(settings).await?;
-    println!("{}: migrations applied", redact(&settings.database_url));
+    println!("{}: migrations applied", settings.database_url);
     Ok(())
 }
 
@@ -50,28 +50,22 @@ pub async fn check(settings: &Settings) -> ExitCode {
     }
     match Storage::open(settings).await {
         Ok(storage) => match storage.health.check().await {
-            Ok(()) => println!("database ({}): ok", redact(&settings.database_url)),
+            Ok(()) => println!("database ({}): ok", settings.database_url),
             Err(e) => {
                 ok = false;
-                println!(
-                    "database ({}): FAILED: {e:#}",
-                    redact(&settings.database_url)
-                );
+                println!("database ({}): FAILED: {e:#}", settings.database_url);
             }
         },
         Err(e) => {
             ok = false;
-            println!(
-                "database ({}): FAILED: {e:#}",
-                redact(&settings.database_url)
-            );
+            println!("database ({}): FAILED: {e:#}", settings.database_url);
         }
     }
     if let Some(cache) = crate::wiring::redis_cache(settings) {
         let url = settings
             .redis_url
-            .as_deref()
-            .map(redact)
+            .as_ref()
+            .map(ToString::to_string)
             .unwrap_or_default();
         let answer = match cache {
             Ok(cache) => cache.ping().await,

@@ -71,8 +71,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
-    server::Application::build(settings)
-        .await?
-        .run_until_stopped()
-        .await
+    let app = server::Application::build(settings).await?;
+    actix_web::rt::spawn(server::stop_on_signals(app.handle()));
+    app.run_until_stopped().await
 }

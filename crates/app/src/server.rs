@@ -37,7 +37,7 @@ impl Workers {
             .map(|i| {
                 let worker = ImportWorker::new(services.imports.clone(), services.clock.clone());
                 let shutdown = shutdown.clone();
-                let name = format!("{}-{i}", worker_prefix());
+                let name = intake_domain::ingest::worker_name(&host(), std::process::id(), i);
                 tokio::spawn(async move { worker.run(&name, shutdown).await })
             })
             .collect();
@@ -55,10 +55,39 @@ impl Workers {
     }
 }
 
-/// Workers of several processes share a database: names tell them apart in logs.
-fn worker_prefix() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "intake".into());
-    format!("{host}-{}", std::process::id())
+/// This machine's name: workers of several processes share a database, and their
+/// names (`{host}-{pid}-{n}`) tell them apart in logs and tell a restarted process
+/// which leases its dead predecessor on this host left.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "intake".into())
+}
+
+/// Whether process `pid` runs on this machine. Without `/proc` nothing can be told,
+/// and every process counts as alive (its leases then expire as usual).
+fn is_alive(pid: u32) -> bool {
+    !std::path::Path::new("/proc/self").exists()
+        || std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Takes back the imports that workers of this host's dead processes held, so a
+/// restart resumes them at once instead of a lease later.
+async fn take_back_abandoned(services: &Services) {
+    match services
+        .imports
+        .take_back_abandoned(&host(), &is_alive)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(imports = n, "resuming imports a previous process left"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take back abandoned imports; their leases will expire")
+        }
+    }
 }
 
 impl Application {
@@ -99,12 +128,18 @@ impl Application {
             },
             started: Instant::now(),
         });
+        // Signals are ours (`stop_on_signals`): actix's own handling makes SIGINT a
+        // forced stop that drops requests in flight.
         let mut server = HttpServer::new(move || intake_actix_web_api::app(state.clone()))
-            .shutdown_timeout(settings.shutdown_grace_seconds);
+            .shutdown_timeout(settings.shutdown_grace_seconds)
+            .disable_signals();
         if settings.http_workers > 0 {
             server = server.workers(settings.http_workers);
         }
         let server = server.listen(listener)?.run();
+        if settings.workers > 0 {
+            take_back_abandoned(&services).await;
+        }
         let workers = Workers::start(&services, settings.workers);
         if tokens.is_empty() {
             tracing::warn!(%addr, "no auth tokens are configured: authentication is off, \
@@ -112,7 +147,7 @@ impl Application {
         } else {
             tracing::info!(tokens = tokens.len(), "bearer tokens are required");
         }
-        tracing::info!(%addr, port, database = %crate::settings::redact(&settings.database_url),
+        tracing::info!(%addr, port, database = %settings.database_url,
             workers = settings.workers, "intake is serving");
         Ok(Self {
             port,
@@ -131,7 +166,8 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then stops the workers.
+    /// Serves until [`ServerHandle::stop`] (which [`stop_on_signals`] calls on SIGINT
+    /// or SIGTERM), then stops the workers.
     ///
     /// # Errors
     /// When the server fails.
@@ -142,4 +178,40 @@ impl Application {
         tracing::info!("intake stopped");
         served.context("serving HTTP")
     }
+}
+
+/// Stops the server on SIGINT or SIGTERM gracefully: it stops accepting and gives
+/// requests in flight the grace period. A second SIGINT (an impatient Ctrl-C) exits
+/// at once (status 130).
+pub async fn stop_on_signals(handle: ServerHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("could not listen for SIGINT and SIGTERM; stop intake with SIGKILL");
+        return;
+    };
+    let name = futures_lite::future::or(
+        async {
+            interrupt.recv().await;
+            "SIGINT"
+        },
+        async {
+            terminate.recv().await;
+            "SIGTERM"
+        },
+    )
+    .await;
+    tracing::info!(
+        signal = name,
+        "stopping gracefully: requests in flight may finish (a second SIGINT stops at once)"
+    );
+    actix_web::rt::spawn(async move { handle.stop(true).await });
+    interrupt.recv().await;
+    // A graceful stop in progress cannot be cut short through the server handle: the
+    // process exits. The database rolls back what workers had not committed, and the
+    // next start takes their imports back at once.
+    tracing::warn!("a second SIGINT: exiting now, dropping requests in flight");
+    std::process::exit(130);
 }

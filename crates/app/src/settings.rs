@@ -33,13 +33,16 @@ pub struct Settings {
     /// The address the HTTP server binds.
     pub listen: String,
     /// `sqlite://path` (embedded default) or `postgres://user@host:port/db`.
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// A PostgreSQL schema to use instead of `public` (created when missing).
     pub database_schema: Option<String>,
     /// Connections in the database pool.
     pub database_max_connections: u32,
+    /// How long a request or worker waits for a pooled connection before the database
+    /// counts as unavailable (`503`), in milliseconds.
+    pub database_acquire_timeout_ms: u64,
     /// `redis://host:port` for the shared cache and rate limiter; unset: in-process.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// What every Redis key of this deployment starts with (deployments sharing one
     /// Redis need different prefixes).
     pub redis_prefix: String,
@@ -57,6 +60,16 @@ pub struct Settings {
     pub max_document_bytes: u64,
     /// The largest JSON request body, in bytes.
     pub max_json_bytes: usize,
+    /// Uploads (import bodies) arriving at once in this process; more are `503`.
+    pub max_concurrent_uploads: usize,
+    /// The most fields a contract may have.
+    pub max_contract_fields: usize,
+    /// The most key parts a contract may have.
+    pub max_contract_key_fields: usize,
+    /// The most dimensions a contract may have.
+    pub max_contract_dimensions: usize,
+    /// The most measures a contract may have.
+    pub max_contract_measures: usize,
     /// The longest `?wait=true` waits for an import's report, in seconds.
     pub import_wait_seconds: u64,
     /// How long in-flight requests get to finish at shutdown, in seconds.
@@ -77,6 +90,43 @@ pub struct Settings {
     pub max_url_bytes: usize,
     /// The most bytes of headers (names and values) a request may have.
     pub max_header_bytes: usize,
+}
+
+/// A URL that may carry a password. `Debug` and `Display` print it redacted
+/// ([`intake_domain::redact::url`]); only the adapter that connects sees it whole.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL itself, for the client that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&intake_domain::redact::url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", intake_domain::redact::url(&self.0))
+    }
 }
 
 /// Bearer tokens, as `INTAKE_AUTH_TOKENS` gives them (`name:sha256hex:scope,scope`
@@ -156,6 +206,7 @@ impl Default for Settings {
             database_url: "sqlite://./data/intake.db".into(),
             database_schema: None,
             database_max_connections: 10,
+            database_acquire_timeout_ms: 2_000,
             redis_url: None,
             redis_prefix: "intake:".into(),
             cache_bytes: 64 << 20,
@@ -165,6 +216,11 @@ impl Default for Settings {
             http_workers: 0,
             max_document_bytes: 4 << 30,
             max_json_bytes: 1 << 20,
+            max_concurrent_uploads: 32,
+            max_contract_fields: 256,
+            max_contract_key_fields: 8,
+            max_contract_dimensions: 32,
+            max_contract_measures: 64,
             import_wait_seconds: 30,
             shutdown_grace_seconds: 30,
             auth_tokens: AuthTokens::Text(String::new()),
@@ -179,11 +235,12 @@ impl Default for Settings {
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 28] = [
     "listen",
     "database_url",
     "database_schema",
     "database_max_connections",
+    "database_acquire_timeout_ms",
     "redis_url",
     "redis_prefix",
     "cache_bytes",
@@ -193,6 +250,11 @@ const KEYS: [&str; 22] = [
     "http_workers",
     "max_document_bytes",
     "max_json_bytes",
+    "max_concurrent_uploads",
+    "max_contract_fields",
+    "max_contract_key_fields",
+    "max_contract_dimensions",
+    "max_contract_measures",
     "import_wait_seconds",
     "shutdown_grace_seconds",
     "auth_tokens",
@@ -270,14 +332,27 @@ impl Settings {
         );
         anyhow::ensure!(self.max_json_bytes > 0, "max_json_bytes: more than 0");
         anyhow::ensure!(
+            (100..=600_000).contains(&self.database_acquire_timeout_ms),
+            "database_acquire_timeout_ms: 100 to 600000 (got {})",
+            self.database_acquire_timeout_ms
+        );
+        anyhow::ensure!(
+            self.max_concurrent_uploads > 0,
+            "max_concurrent_uploads: more than 0"
+        );
+        let limits = self.contract_limits();
+        anyhow::ensure!(
+            limits.fields > 0 && limits.key_fields > 0,
+            "max_contract_fields, max_contract_key_fields: more than 0"
+        );
+        anyhow::ensure!(
             self.max_url_bytes >= 256 && self.max_header_bytes >= 1024,
             "max_url_bytes: at least 256; max_header_bytes: at least 1024"
         );
         if let Some(url) = &self.redis_url {
             anyhow::ensure!(
-                url.starts_with("redis://"),
-                "redis_url: expected redis://host:port (got {:?})",
-                redact(url)
+                url.expose().starts_with("redis://"),
+                "redis_url: expected redis://host:port (got {url})"
             );
         }
         Ok(())
@@ -329,24 +404,23 @@ impl Settings {
     /// # Errors
     /// When the scheme is neither `sqlite:` nor `postgres:`.
     pub fn database(&self) -> anyhow::Result<Database> {
-        let url = self.database_url.as_str();
+        let url = self.database_url.expose();
         if url.starts_with("sqlite:") {
             Ok(Database::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Database::Postgres)
         } else {
             anyhow::bail!(
-                "database_url: expected sqlite://PATH or postgres://USER@HOST:PORT/DB (got {:?})",
-                redact(url)
+                "database_url: expected sqlite://PATH or postgres://USER@HOST:PORT/DB (got {})",
+                self.database_url
             )
         }
     }
 
-    /// The settings with secrets hidden, for logs and `check`.
+    /// The settings with secrets hidden, for logs and `check` (the URLs hide theirs
+    /// whenever they are printed).
     pub fn redacted(&self) -> Self {
         Self {
-            database_url: redact(&self.database_url),
-            redis_url: self.redis_url.as_deref().map(redact),
             auth_tokens: self.auth_tokens.redacted(),
             ..self.clone()
         }
@@ -358,6 +432,21 @@ impl Settings {
             Duration::from_millis(self.request_timeout_ms),
             Duration::from_millis(self.max_request_timeout_ms),
         )
+    }
+
+    /// How large a contract may be.
+    pub fn contract_limits(&self) -> intake_domain::contract::ContractLimits {
+        intake_domain::contract::ContractLimits {
+            fields: self.max_contract_fields,
+            key_fields: self.max_contract_key_fields,
+            dimensions: self.max_contract_dimensions,
+            measures: self.max_contract_measures,
+        }
+    }
+
+    /// How long a pooled connection is waited for.
+    pub fn database_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_acquire_timeout_ms)
     }
 
     /// How long `?wait=true` waits.
@@ -372,43 +461,6 @@ fn describe(e: figment::Error) -> String {
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// A URL without its password, whether in the credentials (`user:pw@`) or in the
-/// query (`?password=`, `?sslpassword=`).
-pub fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let base = redact_credentials(base);
-    let Some(query) = query else {
-        return base;
-    };
-    let params: Vec<String> = query
-        .split('&')
-        .map(|param| match param.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=[redacted]"),
-            Some((key, _)) if key.eq_ignore_ascii_case("sslpassword") => {
-                format!("{key}=[redacted]")
-            }
-            _ => param.to_owned(),
-        })
-        .collect();
-    format!("{base}?{}", params.join("&"))
-}
-
-fn redact_credentials(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -515,16 +567,25 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_redacted() {
-        let s = Settings {
-            database_url: "postgres://u:secret@h/db".into(),
-            ..Settings::default()
-        };
-        assert!(!format!("{:?}", s.redacted()).contains("secret"));
-        assert_eq!(
-            redact("postgres://u@h/db?sslmode=require&password=s3cret&sslpassword=k3y"),
-            "postgres://u@h/db?sslmode=require&password=[redacted]&sslpassword=[redacted]"
-        );
-        assert_eq!(redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    fn secrets_are_redacted_whenever_settings_are_printed() {
+        for url in [
+            "postgres://u:s3cret@h/db",
+            "postgres://u@h/db?password=s3cret",
+            "postgres://u:s3c?ret@h/db",
+        ] {
+            let s = Settings {
+                database_url: url.into(),
+                redis_url: Some(url.replace("postgres", "redis").into()),
+                ..Settings::default()
+            };
+            for printed in [
+                format!("{s:?}"),
+                format!("{:?}", s.redacted()),
+                s.database_url.to_string(),
+            ] {
+                assert!(!printed.contains("s3c"), "{printed}");
+            }
+            assert_eq!(s.database_url.expose(), url, "the adapter gets it whole");
+        }
     }
 }

@@ -72,7 +72,8 @@ impl Storage {
         match settings.database()? {
             Database::Sqlite => {
                 let store = intake_sqlite::SqliteStore::connect(&intake_sqlite::Settings {
-                    url: settings.database_url.clone(),
+                    url: settings.database_url.expose().to_owned(),
+                    acquire_timeout: settings.database_acquire_timeout(),
                     ..intake_sqlite::Settings::default()
                 })
                 .await?;
@@ -83,10 +84,10 @@ impl Storage {
             }
             Database::Postgres => {
                 let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {
-                    url: settings.database_url.clone(),
+                    url: settings.database_url.expose().to_owned(),
                     max_connections: settings.database_max_connections,
+                    acquire_timeout: settings.database_acquire_timeout(),
                     schema: settings.database_schema.clone(),
-                    ..intake_postgres::Settings::default()
                 })?;
                 store.migrate().await?;
                 let store = Arc::new(store);
@@ -103,7 +104,7 @@ impl Storage {
 pub fn redis_cache(settings: &Settings) -> Option<anyhow::Result<intake_redis::RedisCache>> {
     let url = settings.redis_url.as_ref()?;
     Some(intake_redis::RedisCache::new(intake_redis::Settings {
-        url: url.clone(),
+        url: url.expose().to_owned(),
         prefix: settings.redis_prefix.clone(),
         ..intake_redis::Settings::default()
     }))
@@ -145,7 +146,7 @@ pub fn limits(settings: &Settings) -> anyhow::Result<Limits> {
     let redis = match &settings.redis_url {
         Some(url) => Some(Arc::new(intake_redis::RedisRateLimiter::new(
             intake_redis::LimiterSettings {
-                url: url.clone(),
+                url: url.expose().to_owned(),
                 prefix: settings.redis_prefix.clone(),
                 ..intake_redis::LimiterSettings::default()
             },
@@ -200,6 +201,8 @@ impl Services {
         };
         let ingest = IngestSettings {
             max_document_bytes: settings.max_document_bytes,
+            max_uploads: settings.max_concurrent_uploads,
+            contract_limits: settings.contract_limits(),
             ..IngestSettings::default()
         };
         let mut imports = ImportService::new(ports, ingest);
@@ -212,7 +215,8 @@ impl Services {
             records: storage.records.clone(),
             analytics: storage.analytics.clone(),
             cache: cache(settings)?,
-        });
+        })
+        .with_contract_limits(settings.contract_limits());
         Ok(Self {
             datasets: Arc::new(datasets),
             imports: Arc::new(imports),

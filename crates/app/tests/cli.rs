@@ -409,3 +409,164 @@ async fn tokens_never_reach_the_logs_but_the_caller_does() {
     assert!(!logs.contains(&hash), "not even the hash: {logs}");
     assert!(logs.contains("\"caller\":\"loader\""), "{logs}");
 }
+
+/// What Ctrl-C in a terminal sends.
+fn sigint(child: &Child) {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status();
+    assert!(killed.unwrap().success());
+}
+
+/// A server with no import worker, so `?wait=true` imports wait `wait` seconds, and
+/// the customers dataset created.
+async fn server_with_slow_requests(dir: &Path, wait: &str) -> (Child, String, awc::Client) {
+    let env = [
+        ("INTAKE_WORKERS", "0"),
+        ("INTAKE_IMPORT_WAIT_SECONDS", wait),
+        ("INTAKE_SHUTDOWN_GRACE_SECONDS", "60"),
+    ];
+    let (child, base) = serve(dir, &env);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .finish();
+    wait_until_up(&client, &base).await;
+    let contract: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(example("contracts", "customers.json")).unwrap())
+            .unwrap();
+    let created = client
+        .post(format!("{base}/v1/datasets"))
+        .send_json(&serde_json::json!({"name": "customers", "contract": contract}))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    (child, base, client)
+}
+
+/// A `?wait=true` import: in flight for as long as the server lets it wait.
+fn slow_request(client: &awc::Client, base: &str) -> impl Future<Output = Option<u16>> + use<> {
+    let req = client
+        .post(format!("{base}/v1/datasets/customers/imports?wait=true"))
+        .insert_header(("content-type", "text/csv"));
+    let body = std::fs::read(example("data", "customers.csv")).unwrap();
+    async move { req.send_body(body).await.ok().map(|r| r.status().as_u16()) }
+}
+
+#[actix_web::test]
+async fn sigint_lets_requests_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base, client) = server_with_slow_requests(dir.path(), "3").await;
+    let in_flight = actix_web::rt::spawn(slow_request(&client, &base));
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    sigint(&child);
+    // The request finishes: `202` once its wait is over, not an empty reply.
+    assert_eq!(in_flight.await.unwrap(), Some(202));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "a clean exit on SIGINT");
+    let logs = text(&out.stderr);
+    assert!(logs.contains("stopping gracefully"), "{logs}");
+    assert!(logs.contains("intake stopped"), "{logs}");
+}
+
+#[actix_web::test]
+async fn a_second_sigint_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, client) = server_with_slow_requests(dir.path(), "60").await;
+    let in_flight = actix_web::rt::spawn(slow_request(&client, &base));
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    sigint(&child);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still waiting for the request"
+    );
+    let second = Instant::now();
+    sigint(&child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a second SIGINT stops intake at once"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(second.elapsed() < Duration::from_secs(15));
+    assert_eq!(in_flight.await.unwrap(), None, "the request was dropped");
+}
+
+/// Runs `intake serve` until it exits by itself or for 3 s, then stops it.
+fn serve_briefly(command: &mut Command) -> Output {
+    let child = command
+        .arg("serve")
+        .env("INTAKE_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut child = child;
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        sigterm(&child);
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A password in a database or Redis URL never reaches the output or the logs of
+/// `check`, `migrate` or `serve`: in the credentials, in the query string, or
+/// unencoded so that the URL does not even parse.
+#[test]
+fn no_command_prints_a_password_whatever_the_url_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let databases = [
+        "postgres://postgres:s3cret@127.0.0.1:5432/intake_no_such_database",
+        "postgres://postgres@127.0.0.1:5432/intake_no_such_database?password=s3cret&sslmode=bogus",
+        "postgres://postgres@127.0.0.1:5432/intake_no_such_database?password=s3cret",
+        "postgres://postgres:s3c?ret@127.0.0.1:5432/intake_no_such_database",
+    ];
+    let redis = [
+        "redis://:s3cret@127.0.0.1:9",
+        "redis://u:s3c?ret@127.0.0.1:9/0",
+    ];
+    let mut runs = Vec::new();
+    for url in databases {
+        for command in ["check", "migrate"] {
+            let mut run = intake(dir.path());
+            run.arg(command).env("INTAKE_DATABASE_URL", url);
+            runs.push((format!("{command} {url}"), run));
+        }
+        let mut run = intake(dir.path());
+        run.env("INTAKE_DATABASE_URL", url);
+        runs.push((format!("serve {url}"), run));
+    }
+    for url in redis {
+        let mut run = intake(dir.path());
+        run.arg("check").env("INTAKE_REDIS_URL", url);
+        runs.push((format!("check {url}"), run));
+        let mut run = intake(dir.path());
+        run.env("INTAKE_REDIS_URL", url);
+        runs.push((format!("serve {url}"), run));
+    }
+    for (what, mut command) in runs {
+        command
+            .env("INTAKE_LOG", "debug")
+            .env("INTAKE_LOG_FORMAT", "json");
+        let out = if what.starts_with("serve") {
+            serve_briefly(&mut command)
+        } else {
+            run(&mut command)
+        };
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            !said.contains("s3c"),
+            "{what} printed the password:\n{said}"
+        );
+        if what.starts_with("check") {
+            assert!(
+                said.contains("***"),
+                "{what} says where the password was:\n{said}"
+            );
+        }
+    }
+}

@@ -21,6 +21,10 @@ pub(crate) struct CsvRecords<R> {
 
 type Item = Result<RawRecord, DecodeError>;
 
+/// The most columns a header may name: no contract maps more, and each row costs
+/// work per column.
+pub const MAX_COLUMNS: usize = 4096;
+
 impl<R: Read> CsvRecords<R> {
     pub(crate) fn new(input: R, delimiter: u8, quote: u8, max_bytes: usize) -> Self {
         let reader = ReaderBuilder::new()
@@ -60,7 +64,18 @@ impl<R: Read> CsvRecords<R> {
         if !has_row {
             return Ok(false);
         }
+        if self.row.len() > MAX_COLUMNS {
+            return Err(error(
+                self.location(Some(1), None),
+                format!(
+                    "the header has {} columns; at most {MAX_COLUMNS} are read",
+                    self.row.len()
+                ),
+                true,
+            ));
+        }
         let mut headers = Vec::with_capacity(self.row.len());
+        let mut seen = std::collections::HashSet::with_capacity(self.row.len());
         for (i, field) in self.row.iter().enumerate() {
             let name = std::str::from_utf8(field)
                 .map_err(|_| {
@@ -72,7 +87,7 @@ impl<R: Read> CsvRecords<R> {
                 })?
                 .trim()
                 .to_owned();
-            if headers.contains(&name) {
+            if !seen.insert(name.clone()) {
                 return Err(error(
                     self.location(Some(1), None),
                     format!("column {name:?} appears twice in the header"),

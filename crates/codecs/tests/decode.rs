@@ -166,6 +166,26 @@ fn csv_with_a_duplicate_column_is_refused() {
 }
 
 #[test]
+fn a_csv_header_with_too_many_columns_is_refused_naming_the_limit() {
+    // 100k columns once cost 12 s of worker time (a quadratic duplicate check).
+    let header: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+    let doc = format!("{}\n", header.join(","));
+    let items = decode(CSV, &doc);
+    assert_eq!(items.len(), 1);
+    let e = fatal(&items[0], "at most 4096");
+    assert!(e.to_string().contains("100000 columns"), "{e}");
+
+    // Up to the limit, every name is read and a duplicate anywhere is found.
+    let mut header: Vec<String> = (0..4096).map(|i| format!("c{i}")).collect();
+    let row = vec!["v"; 4096].join(",");
+    let items = decode(CSV, &format!("{}\n{row}\n", header.join(",")));
+    assert_eq!(fields(&items[0])["c4095"], "v");
+    header[4095] = "c7".into();
+    let items = decode(CSV, &format!("{}\n{row}\n", header.join(",")));
+    fatal(&items[0], "\"c7\" appears twice");
+}
+
+#[test]
 fn json_top_level_array_skips_bad_elements_and_keeps_going() {
     let items = decode(
         json_at(""),

@@ -9,6 +9,7 @@
 mod checks;
 mod compile;
 mod error;
+mod limits;
 mod media;
 mod paths;
 mod spec;
@@ -16,6 +17,7 @@ mod spec;
 pub use compile::{CallbackRule, Contract, DocumentFormat, FieldPath};
 pub(crate) use compile::{CompiledField, MeasureSource};
 pub use error::{ContractError, ContractIssue};
+pub use limits::{ContractLimits, ContractTooLarge};
 pub use spec::{
     AfterSpec, CallbackSpec, ContractSpec, CsvSpec, DelaySpec, DelayUnit, FieldSpec, FieldType,
     FormatName, IdentitySpec, InvalidPolicy, MeasureSpec, MergePolicy, RatioSpec,

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::contract::Contract;
+use crate::contract::{Contract, ContractLimits, ContractTooLarge};
 use crate::model::{Conflict, ContractVersion, DatasetName, ImportId, KeyError, RecordKey};
 use crate::ports::{
     Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract,
@@ -84,6 +84,9 @@ pub enum DatasetError {
     /// The key text does not fit the dataset's key.
     #[error(transparent)]
     BadKey(#[from] KeyError),
+    /// The contract is larger than the settings allow; nothing was stored.
+    #[error(transparent)]
+    ContractTooLarge(#[from] ContractTooLarge),
     /// Anything else (a store unreachable, a stored contract unreadable).
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -92,24 +95,35 @@ pub enum DatasetError {
 /// The dataset use cases.
 pub struct DatasetService {
     ports: DatasetPorts,
+    contract_limits: ContractLimits,
 }
 
 impl DatasetService {
-    /// A service over these ports.
+    /// A service over these ports, with the default [`ContractLimits`].
     pub fn new(ports: DatasetPorts) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            contract_limits: ContractLimits::default(),
+        }
+    }
+
+    /// The same service, refusing contracts over `limits`.
+    pub fn with_contract_limits(mut self, limits: ContractLimits) -> Self {
+        self.contract_limits = limits;
+        self
     }
 
     /// Creates a dataset with its first contract (version 1).
     ///
     /// # Errors
-    /// `AlreadyExists` when the name is taken.
+    /// `AlreadyExists` when the name is taken; `ContractTooLarge` over the limits.
     #[tracing::instrument(skip_all, fields(dataset = %name), err(level = "debug"))]
     pub async fn create(
         &self,
         name: &DatasetName,
         contract: &Contract,
     ) -> Result<Dataset, DatasetError> {
+        self.contract_limits.check(contract)?;
         let dataset = self
             .ports
             .datasets
@@ -148,13 +162,14 @@ impl DatasetService {
     /// Publishes the next contract version, which new imports are processed with.
     ///
     /// # Errors
-    /// `UnknownDataset`.
+    /// `UnknownDataset`; `ContractTooLarge` over the limits.
     #[tracing::instrument(skip_all, fields(dataset = %name), err(level = "debug"))]
     pub async fn publish(
         &self,
         name: &DatasetName,
         contract: &Contract,
     ) -> Result<PublishedContract, DatasetError> {
+        self.contract_limits.check(contract)?;
         let published = self
             .ports
             .contracts

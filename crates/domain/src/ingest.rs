@@ -16,7 +16,7 @@ mod worker;
 pub use events::{change_event, import_event};
 pub use service::{
     DryRun, ImportObserver, ImportService, IngestPorts, IngestSettings, LookupError, ProcessError,
-    Processed, ReceiveError, Received, ReprocessError,
+    Processed, ReceiveError, Received, ReprocessError, worker_name,
 };
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use worker::ImportWorker;

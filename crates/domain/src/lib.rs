@@ -20,6 +20,7 @@ pub mod merge;
 pub mod model;
 pub mod ports;
 pub mod raw;
+pub mod redact;
 #[cfg(feature = "testkit")]
 #[allow(
     clippy::expect_used,

@@ -32,7 +32,7 @@ pub use delivery::{
     CallbackTimer, CallbackTimers, DeliveryError, DeliveryResult, Event, EventKind, ExternalSource,
     FetchedPage, Outbox, PageCursor, SourceError, WebhookSender,
 };
-pub use health::{Health, HealthError, PoolUsage};
+pub use health::{Health, HealthError, PoolUsage, Unavailable};
 pub use imports::{
     ImportQueue, ImportSummary, ImportVault, Lease, NewImport, QueueError, VaultError, VaultReader,
     VaultWriter,

@@ -19,12 +19,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use intake_domain::ports::Unavailable;
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 
 /// The migrations of `migrations/postgres`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Uploads older than this without a committed import were abandoned by a crash (a
+/// live upload of another process would be younger).
+const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// How to reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +68,12 @@ impl PgStore {
     /// # Errors
     /// When the URL or schema name is malformed.
     pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let mut options = PgConnectOptions::from_str(&settings.url)
-            .with_context(|| format!("parsing the PostgreSQL URL {}", redact(&settings.url)))?;
+        let mut options = PgConnectOptions::from_str(&settings.url).with_context(|| {
+            format!(
+                "parsing the PostgreSQL URL {}",
+                intake_domain::redact::url(&settings.url)
+            )
+        })?;
         if let Some(schema) = &settings.schema {
             anyhow::ensure!(
                 schema
@@ -98,7 +107,15 @@ impl PgStore {
         MIGRATOR
             .run(&self.pool)
             .await
-            .context("migrating the PostgreSQL database")
+            .context("migrating the PostgreSQL database")?;
+        let swept = vault::sweep_abandoned_uploads(&self.pool, ABANDONED_AFTER).await?;
+        if swept > 0 {
+            tracing::info!(
+                uploads = swept,
+                "deleted the chunks of uploads abandoned by a crash"
+            );
+        }
+        Ok(())
     }
 
     /// Whether the database answers.
@@ -173,20 +190,6 @@ impl intake_domain::ports::Health for PgStore {
     }
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// A new unique id (time-ordered UUID, simple form).
 fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
@@ -198,24 +201,37 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Adds context to a driver error for a port's `Unexpected` variant.
+/// A connection failure (rather than a statement refused) makes the error
+/// [`Unavailable`]: the API answers `503`, not `500`.
 fn unexpected(doing: &'static str) -> impl FnOnce(sqlx::Error) -> anyhow::Error {
-    move |e| anyhow::Error::new(e).context(doing)
+    move |e| {
+        let unavailable = is_connection_failure(&e);
+        let e = anyhow::Error::new(e).context(doing);
+        if unavailable {
+            e.context(Unavailable("PostgreSQL"))
+        } else {
+            e
+        }
+    }
+}
+
+/// Whether the driver could not talk to the server: no connection from the pool in
+/// time, a refused or broken connection, or the server shutting down or starting.
+fn is_connection_failure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-57P03: shutdown, crash, starting.
+            code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code.as_ref())
+        }),
+        _ => false,
+    }
 }
 
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://u:secret@h/db"),
-            "postgres://u:[redacted]@h/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-    }
 }

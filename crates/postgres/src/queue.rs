@@ -98,6 +98,28 @@ impl ImportQueue for PgStore {
         Ok(())
     }
 
+    async fn holders(&self) -> Result<Vec<String>, QueueError> {
+        let holders = sqlx::query_scalar(
+            "SELECT DISTINCT worker FROM import_leases WHERE expires_at >= now() ORDER BY worker",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing lease holders"))?;
+        Ok(holders)
+    }
+
+    async fn expire(&self, worker: &str) -> Result<u64, QueueError> {
+        let expired = sqlx::query(
+            "UPDATE import_leases SET expires_at = now() - interval '1 second' \
+             WHERE worker = $1 AND expires_at >= now()",
+        )
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("expiring leases"))?;
+        Ok(expired.rows_affected())
+    }
+
     async fn depth(&self) -> Result<u64, QueueError> {
         let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM imports i WHERE {WAITING}"))
             .fetch_one(&self.pool)

@@ -1,12 +1,18 @@
-//! The raw vault: an upload writes its chunks in its own transaction, and the import
-//! row that queues it is inserted in the same transaction at commit; dropping the
-//! writer rolls everything back.
+//! The raw vault: chunks are written as they arrive, each in a statement of its own
+//! on a connection taken for that statement only, and the import row that makes them
+//! visible (and queues the import) is inserted at commit. A slow client therefore
+//! holds no connection and no transaction while its body trickles in: stalled uploads
+//! never starve requests or workers of the pool (issue 13, ADR 14). A writer dropped
+//! before commit deletes its chunks in the background; chunks a crash left behind
+//! are swept by [`crate::PgStore::migrate`] a day later.
+
+use std::time::Duration;
 
 use intake_domain::ports::{
     ImportSummary, ImportVault, NewImport, VaultError, VaultReader, VaultWriter,
 };
 use intake_domain::{DatasetName, ImportId};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 use crate::rows::{IMPORT_COLUMNS, import_row};
 use crate::{PgStore, is_unique_violation, new_id, unexpected};
@@ -16,12 +22,12 @@ const CHUNK: usize = 256 * 1024;
 
 struct PgVaultWriter {
     pool: PgPool,
-    tx: Transaction<'static, Postgres>,
     id: String,
     import: NewImport,
     buffer: Vec<u8>,
     chunks: i32,
     size: u64,
+    committed: bool,
 }
 
 impl PgVaultWriter {
@@ -33,7 +39,7 @@ impl PgVaultWriter {
             .bind(&self.id)
             .bind(self.chunks)
             .bind(&self.buffer)
-            .execute(&mut *self.tx)
+            .execute(&self.pool)
             .await
             .map_err(unexpected("writing a vault chunk"))?;
         self.chunks += 1;
@@ -69,31 +75,80 @@ impl VaultWriter for PgVaultWriter {
         .bind(&self.import.idempotency_key)
         .bind(i64::try_from(self.size).unwrap_or(i64::MAX))
         .bind(sha256)
-        .execute(&mut *self.tx)
+        .execute(&self.pool)
         .await;
-        let Self {
-            pool,
-            tx,
-            id,
-            import,
-            ..
-        } = *self;
         match inserted {
             Ok(_) => {
-                tx.commit()
-                    .await
-                    .map_err(unexpected("committing an import"))?;
-                let id = ImportId::parse(id).map_err(anyhow::Error::new)?;
-                get(&pool, &id).await
+                self.committed = true;
+                let id = ImportId::parse(self.id.clone()).map_err(anyhow::Error::new)?;
+                get(&self.pool, &id).await
             }
+            // The chunks are deleted when the writer is dropped.
             Err(e) if is_unique_violation(&e) => {
-                drop(tx); // rolls the chunks back
-                let first = earlier(&pool, &import, Some(sha256)).await?;
+                let first = earlier(&self.pool, &self.import, Some(sha256)).await?;
                 Err(first.map_or_else(|| VaultError::Unexpected(e.into()), already))
             }
             Err(e) => Err(unexpected("committing an import")(e).into()),
         }
     }
+}
+
+impl Drop for PgVaultWriter {
+    fn drop(&mut self) {
+        if self.committed || self.chunks == 0 {
+            return;
+        }
+        let (pool, id) = (self.pool.clone(), self.id.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let deleted = sqlx::query("DELETE FROM vault_chunks WHERE import_id = $1")
+                    .bind(&id)
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = deleted {
+                    tracing::warn!(upload = %id, error = %e, "could not delete an abandoned upload");
+                }
+            });
+        }
+    }
+}
+
+/// Deletes the chunks of uploads that never committed and started more than
+/// `older_than` ago (upload ids are UUIDv7: their start time is in the id). The
+/// number of uploads swept.
+pub(crate) async fn sweep_abandoned_uploads(
+    pool: &PgPool,
+    older_than: Duration,
+) -> anyhow::Result<u64> {
+    let orphans: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT c.import_id FROM vault_chunks c \
+         WHERE NOT EXISTS (SELECT 1 FROM imports i WHERE i.id = c.import_id)",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(unexpected("listing abandoned uploads"))?;
+    let cutoff = std::time::SystemTime::now() - older_than;
+    let mut swept = 0;
+    for id in orphans {
+        let started = uuid::Uuid::try_parse(&id)
+            .ok()
+            .and_then(|u| u.get_timestamp())
+            .map(|t| t.to_unix())
+            .map(|(secs, nanos)| std::time::UNIX_EPOCH + Duration::new(secs, nanos));
+        if started.is_some_and(|at| at > cutoff) {
+            continue; // maybe still uploading
+        }
+        let deleted = sqlx::query(
+            "DELETE FROM vault_chunks WHERE import_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM imports WHERE id = $1)",
+        )
+        .bind(&id)
+        .execute(pool)
+        .await
+        .map_err(unexpected("deleting an abandoned upload"))?;
+        swept += u64::from(deleted.rows_affected() > 0);
+    }
+    Ok(swept)
 }
 
 fn already(first: ImportSummary) -> VaultError {
@@ -159,19 +214,14 @@ impl ImportVault for PgStore {
         {
             return Err(already(first));
         }
-        let tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(unexpected("starting an upload"))?;
         Ok(Box::new(PgVaultWriter {
             pool: self.pool.clone(),
-            tx,
             id: new_id(),
             import: import.clone(),
             buffer: Vec::with_capacity(CHUNK),
             chunks: 0,
             size: 0,
+            committed: false,
         }))
     }
 

@@ -63,7 +63,7 @@ impl RedisLink {
         user: &'static str,
         meanwhile: &'static str,
     ) -> anyhow::Result<Self> {
-        let redacted = redact(url);
+        let redacted = intake_domain::redact::url(url);
         let client = redis::Client::open(url)
             .with_context(|| format!("parsing the Redis URL {redacted}"))?;
         anyhow::ensure!(
@@ -221,36 +221,4 @@ impl RedisLink {
 /// Whether an error means the connection is gone (rather than one command refused).
 fn breaks_the_connection(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_password_is_redacted() {
-        assert_eq!(
-            redact("redis://:secret@cache:6379/2"),
-            "redis://:[redacted]@cache:6379/2"
-        );
-        assert_eq!(
-            redact("redis://user:secret@cache"),
-            "redis://user:[redacted]@cache"
-        );
-        assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
-    }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
+use intake_domain::ports::Unavailable;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -38,6 +39,8 @@ pub struct Settings {
     pub max_connections: u32,
     /// How long a statement waits for the write lock before failing.
     pub busy_timeout: Duration,
+    /// How long to wait for a pooled connection.
+    pub acquire_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             url: "sqlite://./data/intake.db".into(),
             max_connections: 8,
             busy_timeout: Duration::from_secs(60),
+            acquire_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -79,6 +83,7 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
             .with_context(|| format!("opening {}", settings.url))?;
@@ -176,6 +181,23 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Adds context to a driver error for a port's `Unexpected` variant.
+/// No connection from the pool in time, or the write lock still taken after the
+/// busy timeout, makes the error [`Unavailable`]: the API answers `503`, not `500`.
 fn unexpected(doing: &'static str) -> impl FnOnce(sqlx::Error) -> anyhow::Error {
-    move |e| anyhow::Error::new(e).context(doing)
+    move |e| {
+        let unavailable =
+            matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) || is_busy(&e);
+        let e = anyhow::Error::new(e).context(doing);
+        if unavailable {
+            e.context(Unavailable("SQLite"))
+        } else {
+            e
+        }
+    }
+}
+
+/// SQLite's "database is locked" (`SQLITE_BUSY`, primary code 5).
+pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
+    let code = e.as_database_error().and_then(|d| d.code());
+    code.is_some_and(|c| c.parse::<i32>().is_ok_and(|c| c & 0xff == 5))
 }

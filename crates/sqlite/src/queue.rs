@@ -8,13 +8,7 @@ use intake_domain::ports::{ImportQueue, ImportSummary, Lease, QueueError};
 use intake_domain::{ContractVersion, ImportId};
 
 use crate::vault::get;
-use crate::{SqliteStore, new_id, now, ts, unexpected};
-
-/// SQLite's "database is locked" (`SQLITE_BUSY`, primary code 5).
-fn is_busy(e: &sqlx::Error) -> bool {
-    let code = e.as_database_error().and_then(|d| d.code());
-    code.is_some_and(|c| c.parse::<i32>().is_ok_and(|c| c & 0xff == 5))
-}
+use crate::{SqliteStore, is_busy, new_id, now, ts, unexpected};
 
 pub(crate) fn expiry(from: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     from + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
@@ -95,6 +89,33 @@ impl ImportQueue for SqliteStore {
             0 => Err(QueueError::LeaseLost),
             _ => Ok(()),
         }
+    }
+
+    async fn holders(&self) -> Result<Vec<String>, QueueError> {
+        let holders = sqlx::query_scalar(
+            "SELECT DISTINCT lease_worker FROM imports WHERE status = 'processing' \
+             AND lease_expires_at >= ? AND lease_worker IS NOT NULL ORDER BY lease_worker",
+        )
+        .bind(ts(now()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing lease holders"))?;
+        Ok(holders)
+    }
+
+    async fn expire(&self, worker: &str) -> Result<u64, QueueError> {
+        let at = now();
+        let expired = sqlx::query(
+            "UPDATE imports SET lease_expires_at = ?1 \
+             WHERE lease_worker = ?2 AND status = 'processing' AND lease_expires_at >= ?3",
+        )
+        .bind(ts(at - chrono::Duration::seconds(1)))
+        .bind(worker)
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("expiring leases"))?;
+        Ok(expired.rows_affected())
     }
 
     async fn depth(&self) -> Result<u64, QueueError> {

@@ -37,6 +37,8 @@ pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
               (status = 503, description = "A dependency is down", body = ReadyResponse)))]
 pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let mut dependencies = Vec::new();
+    let mut checks = std::collections::BTreeMap::new();
+    let (mut required_down, mut optional_down) = (false, false);
     for dependency in &state.dependencies {
         let check = async { Some(dependency.check().await) };
         let late = async {
@@ -48,31 +50,35 @@ pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
             Some(Err(e)) => Some(format!("{e:#}")),
             None => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
         };
+        // The cause (which can name hosts) is logged, never answered.
         if let Some(error) = &error {
             tracing::warn!(dependency = dependency.name(), %error, "dependency down");
         }
+        let up = error.is_none();
+        let check = match (up, dependency.required()) {
+            (true, _) => "up",
+            (false, true) => "down",
+            (false, false) => "degraded",
+        };
+        required_down |= !up && dependency.required();
+        optional_down |= !up && !dependency.required();
+        checks.insert(dependency.name().to_owned(), check.to_owned());
         dependencies.push(DependencyResponse {
             name: dependency.name().into(),
-            status: if error.is_none() { "up" } else { "down" }.into(),
-            error,
+            status: if up { "up" } else { "down" }.into(),
+            error: None,
         });
     }
-    let down = |required: bool| {
-        state
-            .dependencies
-            .iter()
-            .zip(&dependencies)
-            .any(|(d, answer)| d.required() == required && answer.error.is_some())
-    };
-    let (mut builder, status) = if down(true) {
+    let (mut builder, status) = if required_down {
         (HttpResponse::ServiceUnavailable(), "unavailable")
-    } else if down(false) {
+    } else if optional_down {
         (HttpResponse::Ok(), "degraded")
     } else {
         (HttpResponse::Ok(), "ready")
     };
     builder.json(ReadyResponse {
         status: status.into(),
+        checks,
         dependencies,
     })
 }

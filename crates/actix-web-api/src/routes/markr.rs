@@ -32,12 +32,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Whether `path` is one of the Markr compatibility routes, which answer only what
-/// the original service did.
-pub(crate) fn is_compatibility_route(path: &str) -> bool {
-    path == "/import" || path.starts_with("/results/")
-}
-
 /// A rejected document: a problem document with the Markr `error` member.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MarkrProblem {

@@ -374,7 +374,7 @@ fn redis_keys(prefix: &str) -> usize {
 async fn answers_are_cached_in_redis_and_an_import_changes_them() {
     let prefix = format!("intake-test-{}:", uuid::Uuid::now_v7().simple());
     let app = super::support::spawn_app_with(super::support::Db::Sqlite, |s| {
-        s.redis_url = Some(redis_url());
+        s.redis_url = Some(redis_url().into());
         s.redis_prefix = prefix.clone();
     })
     .await;
@@ -403,7 +403,7 @@ async fn a_cache_at_a_closed_port_costs_speed_not_answers() {
         .unwrap()
         .port();
     let app = super::support::spawn_app_with(super::support::Db::Sqlite, |s| {
-        s.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        s.redis_url = Some(format!("redis://127.0.0.1:{port}").into());
     })
     .await;
     super::run(&app, async {

@@ -9,6 +9,7 @@ mod deadlines;
 mod golden;
 mod limits;
 mod negotiation;
+mod robustness;
 mod security;
 mod support;
 mod v2;
@@ -108,11 +109,32 @@ on_both_databases!(with_db:
     deadlines::a_request_past_its_deadline_is_cancelled_with_a_504,
     negotiation::answers_are_json_or_xml_by_accept_and_406_otherwise,
     limits::oversized_or_malformed_requests_are_refused_by_route_class,
+    robustness::stalled_uploads_never_starve_requests_or_workers,
 );
+
+#[actix_web::test]
+async fn contracts_over_the_limits_are_refused_naming_the_limit() {
+    robustness::contracts_over_the_limits_are_refused_naming_the_limit(support::Db::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn http_layer_refusals_are_problems() {
+    robustness::http_layer_refusals_are_problems(support::Db::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_database_outage_is_a_quick_503() {
+    robustness::a_database_outage_is_a_quick_503().await;
+}
 
 #[actix_web::test]
 async fn without_redis_limits_hold_in_the_process_and_readiness_is_degraded() {
     security::without_redis_limits_hold_in_the_process_and_readiness_is_degraded().await;
+}
+
+#[actix_web::test]
+async fn encoded_paths_need_the_scope_of_the_route_they_reach() {
+    security::encoded_paths_need_the_scope_of_the_route_they_reach(support::Db::Sqlite).await;
 }
 
 #[actix_web::test]

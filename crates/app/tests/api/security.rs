@@ -178,7 +178,7 @@ pub async fn without_redis_limits_hold_in_the_process_and_readiness_is_degraded(
         listener.local_addr().unwrap().port()
     };
     let app = spawn_app_with(Db::Sqlite, |s: &mut Settings| {
-        s.redis_url = Some(format!("redis://127.0.0.1:{closed}"));
+        s.redis_url = Some(format!("redis://127.0.0.1:{closed}").into());
         s.rate_limit_burst = 2;
         s.rate_limit_per_second = 0.05;
     })
@@ -200,6 +200,117 @@ pub async fn without_redis_limits_hold_in_the_process_and_readiness_is_degraded(
             .find(|d| d["name"] == "redis")
             .expect("redis is listed");
         assert_eq!(redis["status"], "down");
+        // The public body says what is down, never why (causes can name hosts).
+        assert_eq!(ready.body["checks"]["redis"], "degraded", "{}", ready.body);
+        assert!(redis.get("error").is_none(), "{}", ready.body);
+        assert!(
+            !ready.body.to_string().contains("127.0.0.1"),
+            "{}",
+            ready.body
+        );
+    })
+    .await;
+    app.stop().await;
+}
+
+/// `path` with the first letter of each literal segment percent-encoded, in upper
+/// and lower case hex (`/%6detrics`, `/%6Detrics`), and with its last letter encoded
+/// (`/metric%73`): spellings the router takes for the same route.
+fn encoded_variants(path: &str) -> Vec<String> {
+    let encode = |path: &str, last: bool, upper: bool| {
+        let segments: Vec<String> = path
+            .split('/')
+            .map(|segment| {
+                let letters: Vec<(usize, char)> = segment
+                    .char_indices()
+                    .filter(|(_, c)| c.is_ascii_alphabetic())
+                    .collect();
+                let chosen = if last {
+                    letters.last()
+                } else {
+                    letters.first()
+                };
+                match chosen {
+                    Some(&(i, c)) => {
+                        let hex = if upper {
+                            format!("%{:02X}", c as u32)
+                        } else {
+                            format!("%{:02x}", c as u32)
+                        };
+                        format!("{}{hex}{}", &segment[..i], &segment[i + 1..])
+                    }
+                    None => segment.to_owned(),
+                }
+            })
+            .collect();
+        segments.join("/")
+    };
+    vec![
+        encode(path, false, false),
+        encode(path, false, true),
+        encode(path, true, false),
+    ]
+}
+
+/// Every protected route of both API documents, spelled with percent-encoded
+/// letters, needs the scope of the route it reaches: the scope is decided from the
+/// matched route, never from the raw path (`/%6detrics` once let a read token read
+/// the admin-only metrics). Answers keep the route's media type too.
+pub async fn encoded_paths_need_the_scope_of_the_route_they_reach(db: Db) {
+    let app = spawn_app_with(db, |s: &mut Settings| s.auth_tokens = tokens()).await;
+    super::run(&app, async {
+        let mut checked = 0;
+        for document in ["/openapi/v1.json", "/openapi/v2.json"] {
+            let spec = call(&app, "GET", document, None).await.body;
+            for (path, item) in spec["paths"].as_object().unwrap() {
+                let concrete = path
+                    .replace("{dataset}", "accounts")
+                    .replace("{import}", "0190f0a0-0000-7000-8000-000000000000")
+                    .replace("{version}", "1")
+                    .replace("{key}", "k")
+                    .replace("{test_id}", "9863");
+                for (method, operation) in item.as_object().unwrap() {
+                    let Some(scopes) = operation["security"][0]["bearer"].as_array() else {
+                        continue;
+                    };
+                    let scope = scopes[0].as_str().unwrap();
+                    let method = method.to_ascii_uppercase();
+                    for spelled in encoded_variants(&concrete) {
+                        let none = call(&app, &method, &spelled, None).await;
+                        assert_eq!(none.status, 401, "{method} {spelled}: {}", none.body);
+                        let reader = call(&app, &method, &spelled, Some("reader-secret")).await;
+                        if scope == "read" {
+                            assert_ne!(reader.status, 401, "{method} {spelled}");
+                            assert_ne!(reader.status, 403, "{method} {spelled}");
+                        } else {
+                            assert_eq!(reader.status, 403, "{method} {spelled}: {}", reader.body);
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 60, "every protected route was tried: {checked}");
+        // The spellings reach the route: admin reads the metrics as OpenMetrics text,
+        // whatever the Accept header (they are not negotiated).
+        for spelled in ["/%6detrics", "/metric%73", "/%6D%65%74rics"] {
+            let res = app
+                .client
+                .get(app.url(spelled))
+                .insert_header(("authorization", "Bearer ops-secret"))
+                .insert_header(("accept", "image/png"))
+                .send()
+                .await
+                .unwrap();
+            let answer = TestApp::answer(res).await;
+            assert_eq!(answer.status, 200, "{spelled}");
+            assert!(
+                answer
+                    .header("content-type")
+                    .unwrap()
+                    .contains("openmetrics")
+            );
+        }
     })
     .await;
     app.stop().await;

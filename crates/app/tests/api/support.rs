@@ -89,13 +89,14 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Settings)) -> TestA
     let mut schema = None;
     match db {
         Db::Sqlite => {
-            settings.database_url = format!("sqlite://{}", dir.path().join("intake.db").display());
+            settings.database_url =
+                format!("sqlite://{}", dir.path().join("intake.db").display()).into();
         }
         Db::Postgres => {
             let name = format!("intake_test_app_{}", uuid::Uuid::now_v7().simple());
-            settings.database_url = postgres_url();
+            settings.database_url = postgres_url().into();
             settings.database_schema = Some(name.clone());
-            schema = Some((settings.database_url.clone(), name));
+            schema = Some((postgres_url(), name));
         }
     }
     adjust(&mut settings);

@@ -50,8 +50,16 @@ pub struct IngestSettings {
     /// Claims after which an import that keeps failing unexpectedly (a bug, a crash,
     /// not a bad document) is marked failed instead of being retried.
     pub max_attempts: u32,
+    /// How long a failed import waits before its next attempt, doubled after each
+    /// further failure (and never longer than the lease).
+    pub retry_backoff: Duration,
     /// Dry runs at once (each holds a document's records in memory); more are refused.
     pub max_dry_runs: usize,
+    /// Uploads at once in this process (each may hold a vault write for as long as
+    /// its client takes to send the body); more are refused as `Busy`.
+    pub max_uploads: usize,
+    /// How large a draft contract a dry run takes.
+    pub contract_limits: crate::contract::ContractLimits,
 }
 
 impl Default for IngestSettings {
@@ -63,9 +71,18 @@ impl Default for IngestSettings {
             idle_poll: Duration::from_millis(500),
             max_document_bytes: 1 << 32,
             max_attempts: 5,
+            retry_backoff: Duration::from_secs(1),
             max_dry_runs: 2,
+            max_uploads: 32,
+            contract_limits: crate::contract::ContractLimits::default(),
         }
     }
+}
+
+/// The name of worker `n` of process `pid` on `host`, as
+/// [`ImportService::take_back_abandoned`] reads it.
+pub fn worker_name(host: &str, pid: u32, n: u32) -> String {
+    format!("{host}-{pid}-{n}")
 }
 
 /// A document received: its import, and whether it is new or the first import of the
@@ -101,6 +118,13 @@ pub enum ReceiveError {
     /// Reading the body failed (the client went away); nothing was stored.
     #[error("reading the document failed: {0}")]
     Body(String),
+    /// As many uploads as allowed are arriving at once; nothing was read. Retry
+    /// shortly.
+    #[error("{limit} uploads are arriving already, as many as this instance takes at once")]
+    Busy {
+        /// The limit ([`IngestSettings::max_uploads`]).
+        limit: usize,
+    },
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -164,6 +188,7 @@ pub struct ImportService {
     settings: IngestSettings,
     observer: Arc<dyn ImportObserver>,
     dry_runs: lookup::Slots,
+    uploads: lookup::Slots,
 }
 
 impl ImportService {
@@ -171,6 +196,7 @@ impl ImportService {
     pub fn new(ports: IngestPorts, settings: IngestSettings) -> Self {
         Self {
             dry_runs: lookup::Slots::new(settings.max_dry_runs),
+            uploads: lookup::Slots::new(settings.max_uploads),
             ports,
             settings,
             observer: Arc::new(Unobserved),
@@ -200,6 +226,9 @@ impl ImportService {
     /// the dataset's current contract. The same body or idempotency key for the same
     /// dataset gives the first import back, with nothing stored twice.
     ///
+    /// At most [`IngestSettings::max_uploads`] bodies arrive at once: a slow client
+    /// holds a slot, never more.
+    ///
     /// # Errors
     /// See [`ReceiveError`]; on any error nothing is stored.
     #[tracing::instrument(skip_all, fields(dataset = %dataset), err(level = "debug"))]
@@ -216,6 +245,8 @@ impl ImportService {
         B: AsRef<[u8]>,
         E: Display,
     {
+        let limit = self.settings.max_uploads;
+        let _slot = self.uploads.take().ok_or(ReceiveError::Busy { limit })?;
         let current = match self.ports.datasets.get(dataset).await {
             Ok(d) => d.current_contract,
             Err(CatalogError::NotFound) => return Err(ReceiveError::UnknownDataset),
@@ -279,6 +310,53 @@ impl ImportService {
     /// When the lease was lost or the queue is unreachable.
     pub async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         self.ports.queue.release(lease).await
+    }
+
+    /// After a failed attempt, lets the import be claimed again once its back-off has
+    /// passed ([`IngestSettings::retry_backoff`], doubled per attempt, at most the
+    /// lease) rather than when the whole lease expires. Gives the back-off.
+    ///
+    /// # Errors
+    /// When the lease was lost or the queue is unreachable (the lease then expires).
+    pub async fn retry_later(&self, lease: &Lease) -> Result<Duration, QueueError> {
+        let doublings = lease.attempt.saturating_sub(1).min(16);
+        let wait = self
+            .settings
+            .retry_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.settings.lease);
+        self.ports.queue.renew(lease, wait).await?;
+        Ok(wait)
+    }
+
+    /// Takes back at once the imports held by workers of this host's processes that
+    /// died (a crash, a kill -9, a restart), instead of waiting for their leases to
+    /// expire. Workers are named `{host}-{pid}-{n}` ([`worker_name`]); `is_alive` tells
+    /// whether a process id still runs. Gives how many imports were taken back.
+    ///
+    /// # Errors
+    /// When the queue is unreachable.
+    pub async fn take_back_abandoned(
+        &self,
+        host: &str,
+        is_alive: &(dyn Fn(u32) -> bool + Sync),
+    ) -> Result<u64, QueueError> {
+        let mut taken = 0;
+        for holder in self.ports.queue.holders().await? {
+            let pid = holder
+                .strip_prefix(host)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            let Some(pid) = pid.filter(|pid| !is_alive(*pid)) else {
+                continue;
+            };
+            let expired = self.ports.queue.expire(&holder).await?;
+            tracing::info!(worker = %holder, pid, imports = expired,
+                "took back the imports of a worker whose process is gone");
+            taken += expired;
+        }
+        Ok(taken)
     }
 
     /// Processes a claimed import: decode, map and merge in batches, write, and finish

@@ -60,15 +60,24 @@ impl ImportWorker {
     }
 
     /// An unexpected failure (not a bad document: that is a verdict) counts as an
-    /// attempt. The import is retried when its lease expires, which spaces retries out;
-    /// after `max_attempts` it is marked failed, so a poison document cannot keep
-    /// workers busy forever.
+    /// attempt. The import is retried after a back-off that doubles with each attempt
+    /// (not a whole lease later); after `max_attempts` it is marked failed, so a
+    /// poison document cannot keep workers busy forever.
     async fn failed(&self, name: &str, lease: &Lease, e: &ProcessError, shutdown: &Shutdown) {
         let max = self.service.settings().max_attempts;
         if lease.attempt < max {
-            tracing::error!(worker = name, import = %lease.import, attempt = lease.attempt, max, error = ?e,
-                "processing failed; the import is retried when its lease expires");
-            return self.idle(shutdown).await;
+            match self.service.retry_later(lease).await {
+                Ok(wait) => tracing::error!(worker = name, import = %lease.import,
+                    attempt = lease.attempt, max, retry_in_ms = wait.as_millis(), error = %format!("{e:#}"),
+                    "processing failed; the import is retried after a back-off"),
+                Err(renew) => {
+                    tracing::error!(worker = name, import = %lease.import, attempt = lease.attempt, max,
+                        error = %format!("{e:#}"), renew_error = %renew,
+                        "processing failed; the import is retried when its lease expires");
+                    self.idle(shutdown).await;
+                }
+            }
+            return;
         }
         tracing::error!(worker = name, import = %lease.import, attempt = lease.attempt, error = ?e,
             "processing failed on every attempt; marking the import failed");

@@ -9,6 +9,24 @@ pub struct PoolUsage {
     pub max: u32,
 }
 
+/// A dependency (a database, a cache) that cannot be reached now, or gave no
+/// connection in time: a passing outage, not a fault of the request nor a bug.
+///
+/// Adapters put it in the context of the `Unexpected` error of any port when the
+/// driver says the connection failed (refused, reset, timed out waiting for the
+/// pool); [`Unavailable::is_cause_of`] finds it however much context is added above,
+/// and the API answers `503` with `Retry-After` instead of `500`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is unavailable")]
+pub struct Unavailable(pub &'static str);
+
+impl Unavailable {
+    /// Whether `error` was caused by an unavailable dependency.
+    pub fn is_cause_of(error: &anyhow::Error) -> bool {
+        error.downcast_ref::<Self>().is_some()
+    }
+}
+
 /// Errors of a health check.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {

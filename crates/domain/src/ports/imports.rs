@@ -188,6 +188,20 @@ pub trait ImportQueue: Send + Sync {
     /// - `LeaseLost` when the lease was no longer held.
     async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
 
+    /// The workers holding a lease that has not expired, each named once.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn holders(&self) -> Result<Vec<String>, QueueError>;
+
+    /// Ends every unexpired lease `worker` holds, as if it had expired: its imports
+    /// can be claimed at once (what start-up does for the workers of a process that
+    /// died). The claims keep counting as attempts. Gives how many leases ended.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn expire(&self, worker: &str) -> Result<u64, QueueError>;
+
     /// Number of imports waiting (`received`, or `processing` under an expired lease).
     ///
     /// # Errors

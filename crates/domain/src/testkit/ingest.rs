@@ -412,10 +412,6 @@ impl crate::ports::DocumentDecoder for PanickingDecoder {
 /// when its lease expires, and after `max_attempts` marked failed with the reason,
 /// instead of occupying workers forever.
 pub async fn an_import_that_keeps_failing_is_given_up(s: Stores) {
-    let broken = Stores {
-        decoder: Arc::new(PanickingDecoder),
-        ..s.clone()
-    };
     let settings = crate::ingest::IngestSettings {
         lease: Duration::from_millis(300),
         renew_every: Duration::from_millis(100),
@@ -423,23 +419,7 @@ pub async fn an_import_that_keeps_failing_is_given_up(s: Stores) {
         max_attempts: 2,
         ..crate::ingest::IngestSettings::default()
     };
-    let ports = broken.ingest_ports(Arc::new(super::SystemClock));
-    let service = Arc::new(crate::ingest::ImportService::new(ports, settings));
-    let ds = dataset(&s, "poison", SIMPLE).await;
-    let import = receive(&service, &ds, b"id,group,value\n1,a,1\n", None).await;
-    let (trigger, shutdown) = shutdown_channel();
-    let worker = ImportWorker::new(service.clone(), Arc::new(super::SystemClock));
-    let watch = async {
-        for _ in 0..300 {
-            if s.vault.get(&import.id).await.expect("get").status == ImportStatus::Failed {
-                break;
-            }
-            sleep(Duration::from_millis(20)).await;
-        }
-        trigger.trigger();
-    };
-    futures_lite::future::zip(worker.run("poisoned", shutdown), watch).await;
-    let failed = s.vault.get(&import.id).await.expect("get");
+    let (ds, failed) = poisoned_import(&s, "poison", settings).await;
     assert_eq!(
         failed.status,
         ImportStatus::Failed,
@@ -451,6 +431,37 @@ pub async fn an_import_that_keeps_failing_is_given_up(s: Stores) {
         "{report:?}"
     );
     assert!(all_records(&s, &ds).await.is_empty());
+}
+
+/// Receives a document into dataset `name` and lets one worker whose decoder panics
+/// work on it (with `settings`) until it is failed, or for 10 s at most; the import
+/// as it is then.
+async fn poisoned_import(
+    s: &Stores,
+    name: &str,
+    settings: crate::ingest::IngestSettings,
+) -> (crate::DatasetName, crate::ports::ImportSummary) {
+    let broken = Stores {
+        decoder: Arc::new(PanickingDecoder),
+        ..s.clone()
+    };
+    let ports = broken.ingest_ports(Arc::new(super::SystemClock));
+    let service = Arc::new(crate::ingest::ImportService::new(ports, settings));
+    let ds = dataset(s, name, SIMPLE).await;
+    let import = receive(&service, &ds, b"id,group,value\n1,a,1\n", None).await;
+    let (trigger, shutdown) = shutdown_channel();
+    let worker = ImportWorker::new(service.clone(), Arc::new(super::SystemClock));
+    let watch = async {
+        for _ in 0..500 {
+            if s.vault.get(&import.id).await.expect("get").status == ImportStatus::Failed {
+                break;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+        trigger.trigger();
+    };
+    futures_lite::future::zip(worker.run(name, shutdown), watch).await;
+    (ds, s.vault.get(&import.id).await.expect("get"))
 }
 
 /// A record store whose units of work fail on their third batch, as a store that goes
@@ -600,4 +611,60 @@ pub async fn a_nul_character_invalidates_its_record_not_the_import(s: Stores) {
     assert_eq!((report.inserted, report.invalid), (1, 1), "{report:?}");
     assert_eq!(report.errors[0].field.as_deref(), Some("group"));
     assert_eq!(all_records(&s, &ds).await.len(), 1);
+}
+
+/// A failed attempt is retried after a short back-off, not a whole lease later: with
+/// a lease of an hour, an import that keeps failing reaches its last attempt within
+/// seconds.
+pub async fn a_failed_attempt_is_retried_after_a_back_off_not_a_lease(s: Stores) {
+    let settings = crate::ingest::IngestSettings {
+        lease: Duration::from_secs(3600),
+        retry_backoff: Duration::from_millis(50),
+        idle_poll: Duration::from_millis(20),
+        max_attempts: 3,
+        ..crate::ingest::IngestSettings::default()
+    };
+    let (_, failed) = poisoned_import(&s, "backoff", settings).await;
+    assert_eq!(
+        failed.status,
+        ImportStatus::Failed,
+        "three attempts within seconds, though the lease is an hour"
+    );
+}
+
+/// At start-up, the imports that workers of a dead process on this host held are
+/// taken back at once; a live process's and another host's are left alone.
+pub async fn a_restart_takes_back_what_its_dead_predecessor_held(s: Stores) {
+    let service = service(&s, 1000);
+    let ds = dataset(&s, "restart", SIMPLE).await;
+    for body in [
+        &b"id,group,value\n1,a,1\n"[..],
+        b"id,group,value\n2,a,1\n",
+        b"id,group,value\n3,a,1\n",
+    ] {
+        receive(&service, &ds, body, None).await;
+    }
+    let long = Duration::from_secs(3600);
+    let name = crate::ingest::worker_name;
+    for worker in [
+        name("box-a", 41, 0),
+        name("box-a", 42, 0),
+        name("box-b", 41, 0),
+    ] {
+        s.queue
+            .claim(&worker, long)
+            .await
+            .expect("claim")
+            .expect("an import");
+    }
+    let taken = service
+        .take_back_abandoned("box-a", &|pid| pid == 42)
+        .await
+        .expect("taken back");
+    assert_eq!(taken, 1, "only box-a's dead process 41");
+    assert_eq!(
+        s.queue.holders().await.expect("holders"),
+        ["box-a-42-0", "box-b-41-0"]
+    );
+    assert!(s.queue.claim("next", long).await.expect("claim").is_some());
 }

@@ -577,3 +577,48 @@ pub async fn claims_count_attempts_and_a_release_gives_one_back(s: Stores) {
         .expect("released");
     assert_eq!(third.attempt, 2, "a released claim is not an attempt");
 }
+
+/// Lease holders are listed while their leases last; expiring a holder's leases lets
+/// its imports be claimed at once, and leaves other holders' alone.
+pub async fn expired_holders_give_their_imports_back_at_once(s: Stores) {
+    let ds = dataset(&s, "holders", SIMPLE).await;
+    store(&s, &ds, b"one", None).await.expect("stored");
+    store(&s, &ds, b"two", None).await.expect("stored");
+    let long = Duration::from_secs(3600);
+    let dead = s
+        .queue
+        .claim("host-1-0", long)
+        .await
+        .expect("claim")
+        .expect("one");
+    let live = s
+        .queue
+        .claim("host-2-0", long)
+        .await
+        .expect("claim")
+        .expect("two");
+    assert_eq!(
+        s.queue.holders().await.expect("holders"),
+        ["host-1-0", "host-2-0"]
+    );
+    assert!(s.queue.claim("w", long).await.expect("claim").is_none());
+    assert_eq!(s.queue.expire("host-1-0").await.expect("expire"), 1);
+    assert_eq!(s.queue.holders().await.expect("holders"), ["host-2-0"]);
+    let again = s
+        .queue
+        .claim("w", long)
+        .await
+        .expect("claim")
+        .expect("at once");
+    assert_eq!(again.import, dead.import);
+    assert_eq!(again.attempt, 2, "the dead worker's claim was an attempt");
+    assert_eq!(s.queue.expire("nobody").await.expect("expire"), 0);
+    assert!(matches!(
+        s.queue.renew(&dead, long).await,
+        Err(QueueError::LeaseLost)
+    ));
+    s.queue
+        .renew(&live, long)
+        .await
+        .expect("the live holder keeps its lease");
+}

@@ -38,6 +38,9 @@ pub enum LookupError {
     /// As many dry runs as allowed are running; try again shortly.
     #[error("too many dry runs at once")]
     Busy,
+    /// The draft contract is larger than the settings allow.
+    #[error(transparent)]
+    ContractTooLarge(#[from] crate::contract::ContractTooLarge),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -148,6 +151,7 @@ impl ImportService {
         contract: Contract,
         sample: usize,
     ) -> Result<DryRun, LookupError> {
+        self.settings.contract_limits.check(&contract)?;
         let _slot = self.dry_runs.take().ok_or(LookupError::Busy)?;
         let (_, reader) = self.document(dataset, id).await?;
         let decoder = self.ports.decoder.clone();

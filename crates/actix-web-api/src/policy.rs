@@ -1,0 +1,178 @@
+//! What each route allows, decided from the route the router will match (its
+//! resource pattern), never from the raw request path.
+//!
+//! A raw path can spell one route many ways (`/metrics`, `/%6detrics`, `/metric%73`):
+//! the router matches the path after decoding what needs no encoding, so a decision
+//! on the raw text can be walked around. Here the path is decoded exactly as the
+//! router decodes it, the resource map gives the pattern that path matches, and the
+//! pattern alone selects the [`Policy`]: which scope the route needs, whether its
+//! answers are negotiated (JSON or XML), whether it is a Markr compatibility route.
+//! The middleware computes it once per request ([`Route::of`]); the gate, content
+//! negotiation, deadlines and the OpenAPI document all read it from there.
+
+use actix_web::HttpMessage as _;
+use actix_web::dev::ServiceRequest;
+use actix_web::http::Method;
+
+use crate::auth::Scope;
+
+/// How a kind of route is guarded and answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Health and readiness: no token; JSON or XML.
+    Open,
+    /// The API documents and their page: no token; one media type of their own.
+    OpenDocument,
+    /// The API: `read` for `GET`/`HEAD`, `write` otherwise; JSON or XML.
+    Api,
+    /// An import's raw document: scopes as the API; its own media type.
+    ApiDocument,
+    /// The Markr compatibility routes: scopes as the API; they answer only what the
+    /// original service did (no `400` for a malformed `Request-Timeout`).
+    Markr,
+    /// Operations (`/metrics`, `/admin/…`): `admin`; their own media type.
+    Admin,
+}
+
+/// Every routed pattern and its policy. A pattern not listed here is `Admin` (closed
+/// by default); a request that matches no route is `Api` (authenticated, then `404`).
+const ROUTES: &[(&str, Policy)] = &[
+    ("/healthz", Policy::Open),
+    ("/readyz", Policy::Open),
+    ("/metrics", Policy::Admin),
+    ("/docs", Policy::OpenDocument),
+    ("/docs/{_:.*}", Policy::OpenDocument),
+    ("/openapi/v1.json", Policy::OpenDocument),
+    ("/openapi/v2.json", Policy::OpenDocument),
+    ("/import", Policy::Markr),
+    ("/results/{test_id}/aggregate", Policy::Markr),
+    ("/v1/datasets", Policy::Api),
+    ("/v1/datasets/{dataset}", Policy::Api),
+    ("/v1/datasets/{dataset}/contracts", Policy::Api),
+    ("/v1/datasets/{dataset}/contracts/dry-run", Policy::Api),
+    ("/v1/datasets/{dataset}/contracts/{version}", Policy::Api),
+    ("/v1/datasets/{dataset}/records", Policy::Api),
+    ("/v1/datasets/{dataset}/records/{key}", Policy::Api),
+    ("/v1/datasets/{dataset}/records/{key}/history", Policy::Api),
+    ("/v1/datasets/{dataset}/conflicts", Policy::Api),
+    ("/v1/datasets/{dataset}/imports", Policy::Api),
+    ("/v1/datasets/{dataset}/imports/{import}", Policy::Api),
+    (
+        "/v1/datasets/{dataset}/imports/{import}/document",
+        Policy::ApiDocument,
+    ),
+    (
+        "/v1/datasets/{dataset}/imports/{import}/reprocess",
+        Policy::Api,
+    ),
+    ("/v1/datasets/{dataset}/aggregate", Policy::Api),
+    ("/v1/datasets/{dataset}/top", Policy::Api),
+    ("/v2/datasets", Policy::Api),
+    ("/v2/datasets/{dataset}/records", Policy::Api),
+    ("/v2/datasets/{dataset}/imports", Policy::Api),
+    ("/v2/datasets/{dataset}/conflicts", Policy::Api),
+    ("/v2/datasets/{dataset}/aggregate", Policy::Api),
+];
+
+impl Policy {
+    /// The policy of a routed pattern (`None`: no route matches).
+    pub(crate) fn of_pattern(pattern: Option<&str>) -> Self {
+        let Some(pattern) = pattern else {
+            return Self::Api;
+        };
+        ROUTES
+            .iter()
+            .find(|(p, _)| *p == pattern)
+            .map_or(Self::Admin, |(_, policy)| *policy)
+    }
+
+    /// Whether `pattern` has a policy of its own (every registered route must).
+    pub(crate) fn is_declared(pattern: &str) -> bool {
+        ROUTES.iter().any(|(p, _)| *p == pattern)
+    }
+
+    /// The scope a request with `method` needs, or `None` for the open routes.
+    pub(crate) fn scope(self, method: &Method) -> Option<Scope> {
+        match self {
+            Self::Open | Self::OpenDocument => None,
+            Self::Admin => Some(Scope::Admin),
+            Self::Api | Self::ApiDocument | Self::Markr
+                if method == Method::GET || method == Method::HEAD =>
+            {
+                Some(Scope::Read)
+            }
+            Self::Api | Self::ApiDocument | Self::Markr => Some(Scope::Write),
+        }
+    }
+
+    /// Whether answers are JSON or XML by `Accept` (else the route's own type).
+    pub(crate) fn is_negotiated(self) -> bool {
+        matches!(self, Self::Open | Self::Api | Self::Markr)
+    }
+
+    /// Whether this is a Markr compatibility route.
+    pub(crate) fn is_compatibility(self) -> bool {
+        self == Self::Markr
+    }
+}
+
+/// The route a request will be served by: its pattern (`None`: no route) and policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The matched resource pattern (`/v1/datasets/{dataset}`).
+    pub(crate) pattern: Option<String>,
+    /// What it allows.
+    pub(crate) policy: Policy,
+}
+
+impl Route {
+    /// The route `req` matches, computed once and kept in its extensions.
+    pub(crate) fn of(req: &ServiceRequest) -> Self {
+        if let Some(route) = req.extensions().get::<Self>() {
+            return route.clone();
+        }
+        // The path as the router sees it: decoded where no encoding was needed.
+        let routed = req.match_info().get_ref().path();
+        let pattern = req.resource_map().match_pattern(routed);
+        let route = Self {
+            policy: Policy::of_pattern(pattern.as_deref()),
+            pattern,
+        };
+        req.extensions_mut().insert(route.clone());
+        route
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_need_the_scope_their_pattern_and_method_imply() {
+        let scope =
+            |pattern: &str, method: Method| Policy::of_pattern(Some(pattern)).scope(&method);
+        assert_eq!(scope("/healthz", Method::GET), None);
+        assert_eq!(scope("/openapi/v1.json", Method::GET), None);
+        assert_eq!(scope("/metrics", Method::GET), Some(Scope::Admin));
+        assert_eq!(scope("/v1/datasets", Method::GET), Some(Scope::Read));
+        assert_eq!(scope("/v1/datasets", Method::HEAD), Some(Scope::Read));
+        assert_eq!(scope("/import", Method::POST), Some(Scope::Write));
+        // A pattern without a declared policy is closed; no route at all is the API's.
+        assert_eq!(scope("/admin/state", Method::GET), Some(Scope::Admin));
+        assert_eq!(
+            Policy::of_pattern(None).scope(&Method::GET),
+            Some(Scope::Read)
+        );
+    }
+
+    #[test]
+    fn documents_and_metrics_are_not_negotiated() {
+        assert!(!Policy::of_pattern(Some("/metrics")).is_negotiated());
+        assert!(!Policy::of_pattern(Some("/docs/{_:.*}")).is_negotiated());
+        let document = "/v1/datasets/{dataset}/imports/{import}/document";
+        assert!(!Policy::of_pattern(Some(document)).is_negotiated());
+        assert!(Policy::of_pattern(Some("/v2/datasets")).is_negotiated());
+        assert!(Policy::of_pattern(Some("/import")).is_compatibility());
+        assert!(!Policy::of_pattern(Some("/v1/datasets")).is_compatibility());
+    }
+}
