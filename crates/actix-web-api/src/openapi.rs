@@ -164,6 +164,12 @@ impl Modify for Gatekeeping {
                 "The caller's rate limit (per token, or per IP without one) is spent",
                 limited,
             ),
+            (
+                "Unavailable",
+                "The database cannot be reached now (or, for uploads, as many are arriving as \
+                 the instance takes): retry after `Retry-After` seconds",
+                json!({"Retry-After": integer("Seconds to wait before retrying")}),
+            ),
         ];
         for (name, description, headers) in shared {
             let mut response = problem_response(description, headers);
@@ -199,6 +205,12 @@ impl Modify for Gatekeeping {
                     }
                 }
                 let mut shared = vec![("504", "Timeout")];
+                if !matches!(
+                    policy,
+                    crate::policy::Policy::Open | crate::policy::Policy::OpenDocument
+                ) {
+                    shared.push(("503", "Unavailable"));
+                }
                 if negotiated {
                     shared.push(("406", "NotAcceptable"));
                 }

@@ -67,11 +67,14 @@ fn host() -> String {
         .unwrap_or_else(|| "intake".into())
 }
 
-/// Whether process `pid` runs on this machine. Without `/proc` nothing can be told,
-/// and every process counts as alive (its leases then expire as usual).
+/// Whether process `pid` runs on this machine, other than this one: at start-up this
+/// process holds no lease yet, so a lease under its own pid was left by a predecessor
+/// that had the same pid (a container's PID 1, restarted). Without `/proc` nothing can
+/// be told, and every other process counts as alive (its leases expire as usual).
 fn is_alive(pid: u32) -> bool {
-    !std::path::Path::new("/proc/self").exists()
-        || std::path::Path::new(&format!("/proc/{pid}")).exists()
+    pid != std::process::id()
+        && (!std::path::Path::new("/proc/self").exists()
+            || std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Takes back the imports that workers of this host's dead processes held, so a

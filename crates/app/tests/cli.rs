@@ -252,6 +252,26 @@ async fn create_exam_dataset(dir: &Path) -> bool {
     res.status() == 201
 }
 
+/// Creates the `big` dataset (an id and a value per row) and gives a CSV of `rows`
+/// rows for it.
+async fn big_dataset(client: &awc::Client, base: &str, rows: u32) -> String {
+    let contract = r#"{"format": "csv", "fields": {"id": {"type": "string", "required": true},
+        "value": {"type": "number", "required": true}}, "key": ["id"],
+        "measures": {"value": "value"}, "merge": "last_wins", "on_invalid": "skip_record"}"#;
+    let created = client
+        .post(format!("{base}/v1/datasets"))
+        .insert_header(("content-type", "application/json"))
+        .send_body(format!(r#"{{"name": "big", "contract": {contract}}}"#))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut csv = String::from("id,value\n");
+    for i in 0..rows {
+        csv.push_str(&format!("k{i},{i}\n"));
+    }
+    csv
+}
+
 #[actix_web::test]
 async fn a_request_in_flight_at_sigterm_is_answered_before_the_process_exits() {
     let dir = tempfile::tempdir().unwrap();
@@ -260,21 +280,7 @@ async fn a_request_in_flight_at_sigterm_is_answered_before_the_process_exits() {
         .timeout(Duration::from_secs(120))
         .finish();
     wait_until_up(&client, &base).await;
-    let contract = r#"{"format": "csv", "fields": {"id": {"type": "string", "required": true},
-        "value": {"type": "number", "required": true}}, "key": ["id"],
-        "measures": {"value": "value"}, "merge": "last_wins", "on_invalid": "skip_record"}"#;
-    let body = format!(r#"{{"name": "big", "contract": {contract}}}"#);
-    let created = client
-        .post(format!("{base}/v1/datasets"))
-        .insert_header(("content-type", "application/json"))
-        .send_body(body)
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let mut csv = String::from("id,value\n");
-    for i in 0..100_000 {
-        csv.push_str(&format!("k{i},{i}\n"));
-    }
+    let csv = big_dataset(&client, &base, 100_000).await;
     let import = client
         .post(format!("{base}/v1/datasets/big/imports?wait=true"))
         .insert_header(("content-type", "text/csv"))
@@ -569,4 +575,68 @@ fn no_command_prints_a_password_whatever_the_url_form() {
             );
         }
     }
+}
+
+/// An import's status, read over HTTP.
+async fn import_status(client: &awc::Client, base: &str, id: &str) -> String {
+    let mut res = client
+        .get(format!("{base}/v1/datasets/big/imports/{id}"))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A server killed with SIGKILL in the middle of an import, started again on the same
+/// SQLite file, takes the import back at once (its dead predecessor's lease would
+/// otherwise hold it for a minute) and completes it.
+#[actix_web::test]
+async fn a_restart_after_sigkill_resumes_the_import_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Domain lines only: nothing reads the pipe until the end, so it must not fill.
+    let env = [
+        ("INTAKE_WORKERS", "1"),
+        ("INTAKE_LOG", "warn,intake_domain=info"),
+    ];
+    let (mut first, base) = serve(dir.path(), &env);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    wait_until_up(&client, &base).await;
+    let csv = big_dataset(&client, &base, 300_000).await;
+    let mut accepted = client
+        .post(format!("{base}/v1/datasets/big/imports"))
+        .insert_header(("content-type", "text/csv"))
+        .send_body(csv)
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let body: serde_json::Value = accepted.json().await.unwrap();
+    let id = body["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while import_status(&client, &base, &id).await != "processing" {
+        assert!(Instant::now() < deadline, "the import never started");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap(); // SIGKILL: the lease stays behind, held by a dead process
+    first.wait().unwrap();
+
+    let (second, base) = serve(dir.path(), &env);
+    wait_until_up(&client, &base).await;
+    let restarted = Instant::now();
+    while import_status(&client, &base, &id).await != "completed" {
+        // The dead process's lease lasts 60 s: it was taken back before it lapsed.
+        assert!(
+            restarted.elapsed() < Duration::from_secs(55),
+            "the import was not resumed at once"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    sigterm(&second);
+    let logs = text(&second.wait_with_output().unwrap().stderr);
+    assert!(
+        logs.contains("took back the imports of a worker whose process is gone"),
+        "{logs}"
+    );
 }
