@@ -54,9 +54,11 @@ def request(port, method, path, token=None, body=None, ctype=None, timeout=30):
     started = time.monotonic()
     try:
         with urllib.request.urlopen(req, timeout=timeout) as res:
-            return res.status, dict(res.headers), res.read(), time.monotonic() - started
+            headers = {k.lower(): v for k, v in res.headers.items()}
+            return res.status, headers, res.read(), time.monotonic() - started
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read(), time.monotonic() - started
+        headers = {k.lower(): v for k, v in e.headers.items()}
+        return e.code, headers, e.read(), time.monotonic() - started
 
 
 class Proxy:
@@ -141,7 +143,7 @@ def probe_uploads(port, contract, csv, pool):
     status, headers, body, _ = request(port, "POST", "/v1/datasets/customers/imports",
                                        OPS, csv + b"\n", "text/csv")
     print(f"upload cap: the 33rd upload answers {status} {json.loads(body)['code']} "
-          f"Retry-After {headers.get('Retry-After')}")
+          f"Retry-After {headers.get('retry-after')}")
     for s in sockets + more:
         s.close()
 
@@ -178,7 +180,7 @@ def probe_outage(port, proxy):
     for path in ["/v1/datasets", "/v2/datasets", "/v1/datasets/customers/records"]:
         status, headers, body, took = request(port, "GET", path, OPS)
         code = json.loads(body).get("code") if body else None
-        print(f"outage: GET {path}: {status} {code} Retry-After {headers.get('Retry-After')} "
+        print(f"outage: GET {path}: {status} {code} Retry-After {headers.get('retry-after')} "
               f"in {took * 1000:.0f} ms")
 
 
