@@ -205,9 +205,12 @@ impl Modify for Gatekeeping {
                     }
                 }
                 let mut shared = vec![("504", "Timeout")];
-                if !matches!(
+                // Routes that reach the database (or take uploads) can find it down.
+                if matches!(
                     policy,
-                    crate::policy::Policy::Open | crate::policy::Policy::OpenDocument
+                    crate::policy::Policy::Api
+                        | crate::policy::Policy::ApiDocument
+                        | crate::policy::Policy::Markr
                 ) {
                     shared.push(("503", "Unavailable"));
                 }

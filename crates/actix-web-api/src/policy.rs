@@ -91,17 +91,18 @@ impl Policy {
         ROUTES.iter().any(|(p, _)| *p == pattern)
     }
 
-    /// The scope a request with `method` needs, or `None` for the open routes.
+    /// The scope a request with `method` needs, or `None` for reads of the open routes.
     pub(crate) fn scope(self, method: &Method) -> Option<Scope> {
+        let reads = method == Method::GET || method == Method::HEAD;
         match self {
-            Self::Open | Self::OpenDocument => None,
+            // Open to reads only: the resource map ignores method guards, so another
+            // method would otherwise pass unauthenticated to whatever route follows.
+            Self::Open | Self::OpenDocument if reads => None,
             Self::Admin => Some(Scope::Admin),
-            Self::Api | Self::ApiDocument | Self::Markr
-                if method == Method::GET || method == Method::HEAD =>
-            {
-                Some(Scope::Read)
+            Self::Api | Self::ApiDocument | Self::Markr if reads => Some(Scope::Read),
+            Self::Open | Self::OpenDocument | Self::Api | Self::ApiDocument | Self::Markr => {
+                Some(Scope::Write)
             }
-            Self::Api | Self::ApiDocument | Self::Markr => Some(Scope::Write),
         }
     }
 
@@ -152,6 +153,7 @@ mod tests {
         let scope =
             |pattern: &str, method: Method| Policy::of_pattern(Some(pattern)).scope(&method);
         assert_eq!(scope("/healthz", Method::GET), None);
+        assert_eq!(scope("/openapi/v1.json", Method::POST), Some(Scope::Write));
         assert_eq!(scope("/openapi/v1.json", Method::GET), None);
         assert_eq!(scope("/metrics", Method::GET), Some(Scope::Admin));
         assert_eq!(scope("/v1/datasets", Method::GET), Some(Scope::Read));

@@ -9,14 +9,19 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError as _};
+use actix_web::{HttpMessage as _, HttpResponse, ResponseError as _};
 
 use crate::ApiError;
 use crate::error::Problem;
 
+/// The method a request arrived with, when it is routed as another (`HEAD`).
+#[derive(Debug, Clone)]
+struct Asked(Method);
+
 /// Routes `HEAD` as `GET`; the response keeps no body on the wire.
 pub(crate) fn head_as_get(req: &mut ServiceRequest) {
     if req.method() == Method::HEAD {
+        req.extensions_mut().insert(Asked(Method::HEAD));
         req.head_mut().method = Method::GET;
     }
 }
@@ -26,7 +31,9 @@ pub(crate) async fn problems(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
-    let (method, path) = (req.method().clone(), req.path().to_owned());
+    let asked = req.extensions().get::<Asked>().map(|a| a.0.clone());
+    let method = asked.unwrap_or_else(|| req.method().clone());
+    let path = req.path().to_owned();
     let res = next.call(req).await?;
     let status = res.status();
     let is_bodiless_refusal = (status.is_client_error() || status.is_server_error())
@@ -73,8 +80,8 @@ fn problem(status: StatusCode, method: &Method, path: &str, allow: Option<&str>)
         .error_response();
     }
     let reason = status.canonical_reason().unwrap_or("Error");
-    let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
-    let mut problem = Problem::new(status, &code, format!("{reason}: the request was refused"));
+    let code = code(status);
+    let mut problem = Problem::new(status, code, format!("{reason}: the request was refused"));
     problem.instance = crate::context::current_request_id();
     HttpResponse::build(status)
         .insert_header((
@@ -82,6 +89,25 @@ fn problem(status: StatusCode, method: &Method, path: &str, allow: Option<&str>)
             HeaderValue::from_static("application/problem+json"),
         ))
         .body(serde_json::to_vec(&problem).unwrap_or_default())
+}
+
+/// The code of the documented list (README) a status stands for.
+fn code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        504 => "timeout",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    }
 }
 
 #[cfg(test)]

@@ -55,16 +55,29 @@ impl Workers {
     }
 }
 
-/// This machine's name: workers of several processes share a database, and their
-/// names (`{host}-{pid}-{n}`) tell them apart in logs and tell a restarted process
-/// which leases its dead predecessor on this host left.
+/// Who this process's pids belong to: the machine's name, and its PID namespace when
+/// `/proc` tells it (containers sharing a host name each have their own). Workers of
+/// several processes share a database: their names (`{host}-{pid}-{n}`) tell them
+/// apart in logs and tell a restarted process which leases its dead predecessor, in
+/// the same namespace, left.
 fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "intake".into())
+        .unwrap_or_else(|| "intake".into());
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|link| {
+            let link = link.to_string_lossy().into_owned();
+            let inode = link.strip_prefix("pid:[")?.strip_suffix(']')?.to_owned();
+            Some(inode)
+        });
+    match namespace {
+        Some(inode) => format!("{name}.{inode}"),
+        None => name,
+    }
 }
 
 /// Whether process `pid` runs on this machine, other than this one: at start-up this

@@ -417,10 +417,12 @@ impl Settings {
         }
     }
 
-    /// The settings with secrets hidden, for logs and `check` (the URLs hide theirs
-    /// whenever they are printed).
+    /// The settings with secrets hidden, for logs and `check`, however they are
+    /// printed or serialized.
     pub fn redacted(&self) -> Self {
         Self {
+            database_url: self.database_url.to_string().into(),
+            redis_url: self.redis_url.as_ref().map(|u| u.to_string().into()),
             auth_tokens: self.auth_tokens.redacted(),
             ..self.clone()
         }

@@ -448,6 +448,28 @@ async fn server_with_slow_requests(dir: &Path, wait: &str) -> (Child, String, aw
     (child, base, client)
 }
 
+/// Waits until the server has received an import of `customers` (and so the slow
+/// request is in flight, waiting for it).
+async fn until_received(client: &awc::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut res = client
+            .get(format!("{base}/v1/datasets/customers/imports"))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = res.json().await.unwrap();
+        if body["imports"].as_array().is_some_and(|i| !i.is_empty()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never arrived: {body}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A `?wait=true` import: in flight for as long as the server lets it wait.
 fn slow_request(client: &awc::Client, base: &str) -> impl Future<Output = Option<u16>> + use<> {
     let req = client
@@ -462,7 +484,7 @@ async fn sigint_lets_requests_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();
     let (child, base, client) = server_with_slow_requests(dir.path(), "3").await;
     let in_flight = actix_web::rt::spawn(slow_request(&client, &base));
-    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    until_received(&client, &base).await;
     sigint(&child);
     // The request finishes: `202` once its wait is over, not an empty reply.
     assert_eq!(in_flight.await.unwrap(), Some(202));
@@ -478,7 +500,7 @@ async fn a_second_sigint_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, base, client) = server_with_slow_requests(dir.path(), "60").await;
     let in_flight = actix_web::rt::spawn(slow_request(&client, &base));
-    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    until_received(&client, &base).await;
     sigint(&child);
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     assert!(

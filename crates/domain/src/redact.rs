@@ -19,6 +19,15 @@ pub fn url(text: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(text) else {
         return unparsable(text);
     };
+    // An unencoded `/`, `?` or `#` in a password can make the text another valid URL
+    // (`postgres://u:8/Kx@h/db` is host `u`, port 8, path `/Kx@h/db`): when the text
+    // reads as credentials with a password but the URL has none, it is not shown.
+    let credentials = text
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rfind('@').map(|at| &rest[..at]));
+    if credentials.is_some_and(|c| c.contains(':')) && parsed.password().is_none() {
+        return unparsable(text);
+    }
     let mut changed = false;
     if parsed.password().is_some() {
         if parsed.set_password(Some(REDACTED)).is_err() {

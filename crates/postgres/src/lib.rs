@@ -32,7 +32,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// How to reach the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `postgres://user@host:port/database`.
     pub url: String,
@@ -42,6 +42,18 @@ pub struct Settings {
     pub acquire_timeout: Duration,
     /// A schema to use instead of `public` (created by [`PgStore::migrate`]).
     pub schema: Option<String>,
+}
+
+/// The URL is printed without its password.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &intake_domain::redact::url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("schema", &self.schema)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -206,11 +218,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 fn unexpected(doing: &'static str) -> impl FnOnce(sqlx::Error) -> anyhow::Error {
     move |e| {
         let unavailable = is_connection_failure(&e);
-        let e = anyhow::Error::new(e).context(doing);
         if unavailable {
-            e.context(Unavailable("PostgreSQL"))
+            anyhow::Error::new(Unavailable::new("PostgreSQL", e)).context(doing)
         } else {
-            e
+            anyhow::Error::new(e).context(doing)
         }
     }
 }

@@ -28,6 +28,7 @@ struct PgVaultWriter {
     chunks: i32,
     size: u64,
     committed: bool,
+    committing: bool,
 }
 
 impl PgVaultWriter {
@@ -63,6 +64,10 @@ impl VaultWriter for PgVaultWriter {
 
     async fn commit(mut self: Box<Self>, sha256: &str) -> Result<ImportSummary, VaultError> {
         self.flush().await?;
+        // From here the import row may commit even if this future is dropped (a
+        // deadline, a client gone): its chunks are then left to the sweep, which
+        // deletes them only when no import row names them.
+        self.committing = true;
         let inserted = sqlx::query(
             "INSERT INTO imports (id, dataset, contract, content_type, source, idempotency_key, \
              size, sha256, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received')",
@@ -83,8 +88,8 @@ impl VaultWriter for PgVaultWriter {
                 let id = ImportId::parse(self.id.clone()).map_err(anyhow::Error::new)?;
                 get(&self.pool, &id).await
             }
-            // The chunks are deleted when the writer is dropped.
             Err(e) if is_unique_violation(&e) => {
+                self.committing = false; // refused: nothing committed, drop deletes the chunks
                 let first = earlier(&self.pool, &self.import, Some(sha256)).await?;
                 Err(first.map_or_else(|| VaultError::Unexpected(e.into()), already))
             }
@@ -95,7 +100,7 @@ impl VaultWriter for PgVaultWriter {
 
 impl Drop for PgVaultWriter {
     fn drop(&mut self) {
-        if self.committed || self.chunks == 0 {
+        if self.committed || self.committing || self.chunks == 0 {
             return;
         }
         let (pool, id) = (self.pool.clone(), self.id.clone());
@@ -222,6 +227,7 @@ impl ImportVault for PgStore {
             chunks: 0,
             size: 0,
             committed: false,
+            committing: false,
         }))
     }
 

@@ -7,7 +7,7 @@ use intake_domain::ports::{Cache, CacheKey, Health, HealthError, PoolUsage};
 use crate::link::RedisLink;
 
 /// How to reach Redis and what to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `redis://[:password@]host:port[/db]`.
     pub url: String,
@@ -20,6 +20,18 @@ pub struct Settings {
     /// The longest any one Redis call (connecting, a read, a write, a ping) may take;
     /// past it the call counts as failed.
     pub timeout: Duration,
+}
+
+/// The URL is printed without its password.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &intake_domain::redact::url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for Settings {

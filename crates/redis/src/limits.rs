@@ -40,7 +40,7 @@ return {allowed, tostring(tokens)}
 ";
 
 /// How to reach Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LimiterSettings {
     /// `redis://[:password@]host:port[/db]`.
     pub url: String,
@@ -49,6 +49,17 @@ pub struct LimiterSettings {
     /// The longest one call may take; past it the call fails (and the service falls
     /// back to its in-process limiter).
     pub timeout: Duration,
+}
+
+/// The URL is printed without its password.
+impl std::fmt::Debug for LimiterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimiterSettings")
+            .field("url", &intake_domain::redact::url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for LimiterSettings {

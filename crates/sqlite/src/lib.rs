@@ -187,11 +187,10 @@ fn unexpected(doing: &'static str) -> impl FnOnce(sqlx::Error) -> anyhow::Error 
     move |e| {
         let unavailable =
             matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) || is_busy(&e);
-        let e = anyhow::Error::new(e).context(doing);
         if unavailable {
-            e.context(Unavailable("SQLite"))
+            anyhow::Error::new(Unavailable::new("SQLite", e)).context(doing)
         } else {
-            e
+            anyhow::Error::new(e).context(doing)
         }
     }
 }

@@ -22,6 +22,7 @@ struct SqliteVaultWriter {
     chunks: i64,
     size: u64,
     committed: bool,
+    committing: bool,
 }
 
 impl SqliteVaultWriter {
@@ -57,6 +58,10 @@ impl VaultWriter for SqliteVaultWriter {
 
     async fn commit(mut self: Box<Self>, sha256: &str) -> Result<ImportSummary, VaultError> {
         self.flush().await?;
+        // From here the import row may commit even if this future is dropped (a
+        // deadline, a client gone): its chunks are then left to the sweep, which
+        // deletes them only when no import row names them.
+        self.committing = true;
         let inserted = sqlx::query(
             "INSERT INTO imports (id, dataset, contract, content_type, source, idempotency_key, \
              size, sha256, received_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')",
@@ -79,6 +84,7 @@ impl VaultWriter for SqliteVaultWriter {
                 get(&self.pool, &id).await
             }
             Err(e) if is_unique_violation(&e) => {
+                self.committing = false; // refused: nothing committed, drop deletes the chunks
                 let first = earlier(&self.pool, &self.import, Some(sha256)).await?;
                 Err(first.map_or_else(|| VaultError::Unexpected(e.into()), already))
             }
@@ -89,7 +95,7 @@ impl VaultWriter for SqliteVaultWriter {
 
 impl Drop for SqliteVaultWriter {
     fn drop(&mut self) {
-        if self.committed || self.chunks == 0 {
+        if self.committed || self.committing || self.chunks == 0 {
             return;
         }
         let (pool, id) = (self.pool.clone(), self.id.clone());
@@ -178,6 +184,7 @@ impl ImportVault for SqliteStore {
             chunks: 0,
             size: 0,
             committed: false,
+            committing: false,
         }))
     }
 

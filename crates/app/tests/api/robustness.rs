@@ -168,11 +168,30 @@ pub async fn a_database_outage_is_a_quick_503() {
     })
     .await;
     super::run(&app, async {
-        assert_eq!(app.get("/v1/datasets").await.status, 200);
+        assert_eq!(
+            app.create_example("customers", "customers.json")
+                .await
+                .status,
+            201
+        );
         outage.cut();
-        for path in ["/v1/datasets", "/v1/datasets/customers", "/v2/datasets"] {
+        let imports = "/v1/datasets/customers/imports";
+        let requests = [
+            ("GET", "/v1/datasets"),
+            ("GET", "/v1/datasets/customers"),
+            ("GET", "/v2/datasets"),
+            ("GET", imports),
+            ("GET", "/v2/datasets/customers/imports"),
+            ("POST", imports),
+        ];
+        for (method, path) in requests {
             let asked = Instant::now();
-            let answer = app.get(path).await;
+            let answer = if method == "POST" {
+                app.import("customers", "text/csv", example("data", "customers.csv"))
+                    .await
+            } else {
+                app.get(path).await
+            };
             let problem = answer.problem(503, "unavailable");
             assert!(
                 !problem["detail"].as_str().unwrap().contains("127.0.0.1"),
@@ -181,7 +200,7 @@ pub async fn a_database_outage_is_a_quick_503() {
             assert_eq!(answer.header("retry-after"), Some("2"));
             assert!(
                 asked.elapsed() < Duration::from_secs(5),
-                "{path} took {:?}",
+                "{method} {path} took {:?}",
                 asked.elapsed()
             );
         }

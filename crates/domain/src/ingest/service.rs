@@ -343,10 +343,11 @@ impl ImportService {
     ) -> Result<u64, QueueError> {
         let mut taken = 0;
         for holder in self.ports.queue.holders().await? {
-            let pid = holder
-                .strip_prefix(host)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .and_then(|rest| rest.split('-').next())
+            // `{host}-{pid}-{n}`, read from the right: a host may hold `-` and digits.
+            let mut parts = holder.rsplitn(3, '-');
+            let (_, pid, of) = (parts.next(), parts.next(), parts.next());
+            let pid = pid
+                .filter(|_| of == Some(host))
                 .and_then(|pid| pid.parse::<u32>().ok());
             let Some(pid) = pid.filter(|pid| !is_alive(*pid)) else {
                 continue;

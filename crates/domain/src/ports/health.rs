@@ -12,18 +12,57 @@ pub struct PoolUsage {
 /// A dependency (a database, a cache) that cannot be reached now, or gave no
 /// connection in time: a passing outage, not a fault of the request nor a bug.
 ///
-/// Adapters put it in the context of the `Unexpected` error of any port when the
-/// driver says the connection failed (refused, reset, timed out waiting for the
-/// pool); [`Unavailable::is_cause_of`] finds it however much context is added above,
-/// and the API answers `503` with `Retry-After` instead of `500`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{0} is unavailable")]
-pub struct Unavailable(pub &'static str);
+/// Adapters make it the cause of the `Unexpected` error of any port when the driver
+/// says the connection failed (refused, reset, timed out waiting for the pool), with
+/// the driver's error as its source. [`Unavailable::is_cause_of`] finds it anywhere in
+/// an error's chain (through context and through the `Unexpected` variants of the
+/// port and use-case errors), and the API answers `503` with `Retry-After`, not `500`.
+#[derive(Debug, thiserror::Error)]
+#[error("{dependency} is unavailable")]
+pub struct Unavailable {
+    /// What is unavailable (`PostgreSQL`, `SQLite`).
+    pub dependency: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
 
 impl Unavailable {
+    /// `dependency` is unavailable, as the driver's `source` says.
+    pub fn new(
+        dependency: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            dependency,
+            source: Box::new(source),
+        }
+    }
+
     /// Whether `error` was caused by an unavailable dependency.
     pub fn is_cause_of(error: &anyhow::Error) -> bool {
-        error.downcast_ref::<Self>().is_some()
+        error.downcast_ref::<Self>().is_some() || error.chain().any(|e| e.is::<Self>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum PortError {
+        #[error(transparent)]
+        Unexpected(#[from] anyhow::Error),
+    }
+
+    #[test]
+    fn an_unavailable_cause_is_found_through_context_and_port_errors() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cause = anyhow::Error::new(Unavailable::new("PostgreSQL", refused)).context("reading");
+        let wrapped = anyhow::Error::new(PortError::Unexpected(cause)).context("listing imports");
+        assert!(Unavailable::is_cause_of(&wrapped));
+        assert!(format!("{wrapped:#}").contains("PostgreSQL is unavailable"));
+        let bug = anyhow::Error::new(PortError::Unexpected(anyhow::anyhow!("a bug")));
+        assert!(!Unavailable::is_cause_of(&bug));
     }
 }
 

@@ -649,7 +649,7 @@ pub async fn a_restart_takes_back_what_its_dead_predecessor_held(s: Stores) {
     for worker in [
         name("box-a", 41, 0),
         name("box-a", 42, 0),
-        name("box-b", 41, 0),
+        name("box-a-7", 41, 0),
     ] {
         s.queue
             .claim(&worker, long)
@@ -661,10 +661,10 @@ pub async fn a_restart_takes_back_what_its_dead_predecessor_held(s: Stores) {
         .take_back_abandoned("box-a", &|pid| pid == 42)
         .await
         .expect("taken back");
-    assert_eq!(taken, 1, "only box-a's dead process 41");
+    assert_eq!(taken, 1, "only box-a's dead process 41, not box-a-7's");
     assert_eq!(
         s.queue.holders().await.expect("holders"),
-        ["box-a-42-0", "box-b-41-0"]
+        ["box-a-42-0", "box-a-7-41-0"]
     );
     assert!(s.queue.claim("next", long).await.expect("claim").is_some());
 }
