@@ -1,12 +1,13 @@
-//! No spelling of a path reaches a protected handler without a token.
+//! No spelling of a path reaches a handler its caller may not use.
 //!
-//! The real application (`intake_actix_web_api::app`) runs with a bearer token
-//! configured and ports that are mocks without expectations: a request that reached
-//! any handler using a port would panic, which libFuzzer reports. Requests carry no
-//! token, so every answer must be a refusal (`401`) or come from an open route
-//! (health, readiness, the API documents) or a refusal before routing (`400`, `404`,
-//! `405`, `406`); and a `200` must come from a path that, fully percent-decoded, is
-//! an open route.
+//! The real application (`intake_actix_web_api::app`) runs with two tokens configured
+//! (`reader`: read; `ops`: admin) over mock ports that answer every read ("not found",
+//! or an empty list) and have no expectation for anything else: a request that
+//! reached a handler writing anything, or `/metrics` (which reads the queue's depth),
+//! would panic, which libFuzzer reports. Each input is sent without a token or with
+//! the read token (the first byte chooses, with the method). A `2xx` without a token
+//! must come from a path that, fully percent-decoded, is an open route; with the read
+//! token, only from a `GET` or `HEAD`, never from the metrics.
 #![no_main]
 
 use std::sync::Arc;
@@ -20,9 +21,21 @@ use intake_actix_web_api::{ApiState, Metrics, Settings, app};
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
-    MockAnalytics, MockClock, MockContractStore, MockDatasetStore, MockDocumentDecoder,
-    MockImportQueue, MockImportVault, MockRecordStore, NoCache,
+    AnalyticsError, CatalogError, MockAnalytics, MockClock, MockContractStore, MockDatasetStore,
+    MockDocumentDecoder, MockImportQueue, MockImportVault, MockRecordStore, NoCache, StoreError,
+    VaultError,
 };
+use sha2::Digest as _;
+
+/// The read token's text.
+const READER: &str = "reader-secret";
+
+fn sha256_hex(text: &str) -> String {
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 use libfuzzer_sys::fuzz_target;
 
 /// The application, called on its own runtime: the status it answers, or `None` for
@@ -30,26 +43,67 @@ use libfuzzer_sys::fuzz_target;
 type App = Box<dyn Fn(actix_http::Request) -> Option<StatusCode>>;
 
 fn state() -> Arc<ApiState> {
-    let datasets = Arc::new(MockDatasetStore::new());
-    let contracts = Arc::new(MockContractStore::new());
-    let records = Arc::new(MockRecordStore::new());
+    let mut datasets = MockDatasetStore::new();
+    datasets
+        .expect_get()
+        .returning(|_| Err(CatalogError::NotFound));
+    datasets.expect_list().returning(|| Ok(Vec::new()));
+    let mut contracts = MockContractStore::new();
+    contracts
+        .expect_get()
+        .returning(|_, _| Err(CatalogError::NotFound));
+    contracts
+        .expect_list()
+        .returning(|_| Err(CatalogError::NotFound));
+    let mut records = MockRecordStore::new();
+    records
+        .expect_get()
+        .returning(|_, _| Err(StoreError::NotFound));
+    records
+        .expect_list()
+        .returning(|_, _| Err(StoreError::NotFound));
+    records.expect_scan().returning(|_, _| Ok(Vec::new()));
+    records
+        .expect_history()
+        .returning(|_, _| Err(StoreError::NotFound));
+    records
+        .expect_conflicts()
+        .returning(|_, _, _| Ok(Vec::new()));
+    let mut vault = MockImportVault::new();
+    vault.expect_get().returning(|_| Err(VaultError::NotFound));
+    vault.expect_open().returning(|_| Err(VaultError::NotFound));
+    vault.expect_list().returning(|_, _, _| Ok(Vec::new()));
+    vault
+        .expect_list_before()
+        .returning(|_, _, _| Ok(Vec::new()));
+    let mut analytics = MockAnalytics::new();
+    analytics
+        .expect_aggregate()
+        .returning(|_| Err(AnalyticsError::NotFound));
+    analytics
+        .expect_top()
+        .returning(|_| Err(AnalyticsError::NotFound));
+    let (datasets, contracts, records) =
+        (Arc::new(datasets), Arc::new(contracts), Arc::new(records));
     let ingest = IngestPorts {
         datasets: datasets.clone(),
         contracts: contracts.clone(),
-        vault: Arc::new(MockImportVault::new()),
+        vault: Arc::new(vault),
         queue: Arc::new(MockImportQueue::new()),
         records: records.clone(),
         decoder: Arc::new(MockDocumentDecoder::new()),
         clock: Arc::new(MockClock::new()),
     };
-    let sha256 = "0".repeat(64);
-    let token = Token::new("ops", &sha256, &["admin"]).expect("a token");
+    let tokens = vec![
+        Token::new("reader", &sha256_hex(READER), &["read"]).expect("a token"),
+        Token::new("ops", &"0".repeat(64), &["admin"]).expect("a token"),
+    ];
     Arc::new(ApiState {
         datasets: Arc::new(DatasetService::new(DatasetPorts {
             datasets,
             contracts,
             records,
-            analytics: Arc::new(MockAnalytics::new()),
+            analytics: Arc::new(analytics),
             cache: Arc::new(NoCache),
         })),
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
@@ -57,7 +111,7 @@ fn state() -> Arc<ApiState> {
         rate_limiter: None,
         metrics: Arc::new(Metrics::new()),
         settings: Settings {
-            tokens: vec![token],
+            tokens,
             ..Settings::default()
         },
         started: Instant::now(),
@@ -65,10 +119,12 @@ fn state() -> Arc<ApiState> {
 }
 
 thread_local! {
-    static APP: App = {
+    // Leaked: never dropped at exit, where actix's own thread-locals are gone already.
+    static APP: &'static App = {
         let runtime = actix_web::rt::Runtime::new().expect("a runtime");
         let service = runtime.block_on(init_service(app(state())));
-        Box::new(move |req| runtime.block_on(service.call(req)).ok().map(|r| r.status()))
+        let call: App = Box::new(move |req| runtime.block_on(service.call(req)).ok().map(|r| r.status()));
+        Box::leak(Box::new(call))
     };
 }
 
@@ -108,22 +164,33 @@ fuzz_target!(|data: &[u8]| {
     if !path.starts_with('/') || path.parse::<actix_web::http::Uri>().is_err() {
         return;
     }
-    let method = ["GET", "HEAD", "POST", "PUT", "DELETE"][usize::from(choice % 5)];
-    let req = TestRequest::default()
+    let method = ["GET", "HEAD", "POST", "PUT", "DELETE"][usize::from((choice & 0x7f) % 5)];
+    let reads = method == "GET" || method == "HEAD";
+    let as_reader = choice & 0x80 != 0;
+    let mut req = TestRequest::default()
         .method(method.parse().expect("a method"))
-        .uri(path)
-        .to_request();
-    let Some(status) = APP.with(|app| app(req)) else {
+        .uri(path);
+    if as_reader {
+        req = req.insert_header(("authorization", format!("Bearer {READER}")));
+    }
+    let Some(status) = APP.with(|app| app(req.to_request())) else {
         return; // an answer travelling as an error: a refusal
     };
     if status.is_success() {
         // The path alone (no query, no fragment), decoded when it decodes.
         let bare = path.split(['?', '#']).next().unwrap_or_default();
         let plain = decoded(bare).unwrap_or_else(|| bare.to_owned());
-        assert!(
-            is_open(&plain),
-            "{method} {path} ({plain}) answered {status} without a token"
-        );
+        if as_reader {
+            assert!(
+                reads && !plain.starts_with("/metrics") && !plain.starts_with("/admin"),
+                "{method} {path} ({plain}) answered {status} to the read token"
+            );
+        } else {
+            assert!(
+                reads && is_open(&plain),
+                "{method} {path} ({plain}) answered {status} without a token"
+            );
+        }
     }
     assert_ne!(status.as_u16(), 500, "{method} {path} failed");
 });
