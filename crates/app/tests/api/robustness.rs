@@ -142,25 +142,23 @@ impl Outage {
 }
 
 /// The PostgreSQL URL with its host and port replaced by `address`.
-fn through(url: &str, address: std::net::SocketAddr) -> String {
+fn authority(url: &str) -> std::ops::Range<usize> {
     let start = url
         .find('@')
         .map_or_else(|| url.find("://").unwrap() + 3, |at| at + 1);
-    let end = start + url[start..].find('/').unwrap_or(url.len() - start);
-    format!("{}{address}{}", &url[..start], &url[end..])
+    start..start + url[start..].find('/').unwrap_or(url.len() - start)
+}
+
+fn through(url: &str, address: std::net::SocketAddr) -> String {
+    let at = authority(url);
+    format!("{}{address}{}", &url[..at.start], &url[at.end..])
 }
 
 /// With PostgreSQL gone, a request answers `503` (code `unavailable`, with
 /// `Retry-After`) within the acquire timeout, not `500` after 10 s.
 pub async fn a_database_outage_is_a_quick_503() {
     let url = super::support::postgres_url();
-    let upstream = {
-        let start = url
-            .find('@')
-            .map_or(url.find("://").unwrap() + 3, |at| at + 1);
-        let end = start + url[start..].find('/').unwrap();
-        url[start..end].to_owned()
-    };
+    let upstream = url[authority(&url)].to_owned();
     let outage = Outage::in_front_of(&upstream);
     let app = spawn_app_with(Db::Postgres, |s: &mut Settings| {
         s.database_url = through(&url, outage.address).into();
