@@ -7,7 +7,7 @@ use futures_lite::future;
 
 use super::service::{ImportService, ProcessError};
 use super::shutdown::Shutdown;
-use crate::ports::{Clock, Lease};
+use crate::ports::{Clock, Lease, QueueError};
 
 /// Drains the import queue. A process runs several, each under its own name; any
 /// number of processes can share one store (the queue's leases keep them apart).
@@ -52,10 +52,18 @@ impl ImportWorker {
                 tracing::warn!(worker = name, import = %lease.import, "lease lost: another worker has the import");
             }
             Some(Err(e)) => self.failed(name, &lease, &e, shutdown).await,
-            None => {
-                self.release(name, &lease).await;
-                tracing::info!(worker = name, import = %lease.import, "shutdown: import rolled back and released");
-            }
+            None => match self.service.release(&lease).await {
+                Ok(()) => {
+                    tracing::info!(worker = name, import = %lease.import, "shutdown: import rolled back and released");
+                }
+                // Stopped between its commit and the answer: the import is done.
+                Err(QueueError::LeaseLost) => {
+                    tracing::info!(worker = name, import = %lease.import, "shutdown: the import had already finished");
+                }
+                Err(e) => {
+                    tracing::warn!(worker = name, import = %lease.import, error = %e, "shutdown: releasing the import failed; its lease will expire");
+                }
+            },
         }
     }
 
@@ -88,12 +96,6 @@ impl ImportWorker {
         if let Err(e) = self.service.give_up(lease, reason).await {
             tracing::error!(worker = name, import = %lease.import, error = ?e, "could not mark the import failed");
             self.idle(shutdown).await;
-        }
-    }
-
-    async fn release(&self, name: &str, lease: &Lease) {
-        if let Err(e) = self.service.release(lease).await {
-            tracing::warn!(worker = name, import = %lease.import, error = %e, "releasing the import failed; its lease will expire");
         }
     }
 
