@@ -156,7 +156,7 @@ async fn process(
         "processing import {} … (Ctrl-C leaves it queued)",
         import.id
     );
-    let workers = Workers::start(services, settings.workers.max(1));
+    let workers = Workers::start(services, settings.workers.max(1), None);
     let started = Instant::now();
     let finishing = async {
         loop {

@@ -30,10 +30,15 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `count` workers on the current runtime.
-    pub fn start(services: &Services, count: u32) -> Self {
+    /// Starts `count` workers on the current runtime, woken across instances by
+    /// `postgres` when the database is PostgreSQL.
+    pub fn start(
+        services: &Services,
+        count: u32,
+        postgres: Option<Arc<intake_postgres::PgStore>>,
+    ) -> Self {
         let (trigger, shutdown) = shutdown_channel();
-        let tasks = (0..count)
+        let mut tasks: Vec<_> = (0..count)
             .map(|i| {
                 let worker = ImportWorker::new(services.imports.clone(), services.clock.clone());
                 let shutdown = shutdown.clone();
@@ -41,6 +46,12 @@ impl Workers {
                 tokio::spawn(async move { worker.run(&name, shutdown).await })
             })
             .collect();
+        if let Some(store) = postgres.filter(|_| count > 0) {
+            let wakeups = services.wakeups.clone();
+            tasks.push(tokio::spawn(async move {
+                store.relay_wakeups(wakeups, shutdown).await;
+            }));
+        }
         Self { trigger, tasks }
     }
 
@@ -156,7 +167,7 @@ impl Application {
         if settings.workers > 0 {
             take_back_abandoned(&services).await;
         }
-        let workers = Workers::start(&services, settings.workers);
+        let workers = Workers::start(&services, settings.workers, storage.postgres.clone());
         if tokens.is_empty() {
             tracing::warn!(%addr, "no auth tokens are configured: authentication is off, \
                 so only a loopback address may be bound");

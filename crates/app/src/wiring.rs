@@ -15,6 +15,7 @@ use intake_domain::ports::{
     Analytics, Cache, Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault,
     NoCache, RateLimiter, RecordStore,
 };
+use intake_domain::work::Wakeups;
 
 use crate::settings::{Database, Settings};
 
@@ -44,6 +45,9 @@ pub struct Storage {
     analytics: Arc<dyn Analytics>,
     /// The database, as readiness and metrics see it.
     pub health: Arc<dyn Health>,
+    /// PostgreSQL, whose notifications wake this process's workers for work that
+    /// other instances commit (SQLite is one process's: its wake-ups are in process).
+    pub postgres: Option<Arc<intake_postgres::PgStore>>,
 }
 
 impl Storage {
@@ -61,6 +65,7 @@ impl Storage {
             records: store.clone(),
             analytics,
             health: store,
+            postgres: None,
         }
     }
 
@@ -91,7 +96,10 @@ impl Storage {
                 })?;
                 store.migrate().await?;
                 let store = Arc::new(store);
-                Ok(Self::over(store.clone(), store))
+                Ok(Self {
+                    postgres: Some(store.clone()),
+                    ..Self::over(store.clone(), store)
+                })
             }
         }
     }
@@ -177,6 +185,8 @@ pub struct Services {
     pub imports: Arc<ImportService>,
     /// The clock they use.
     pub clock: Arc<dyn Clock>,
+    /// What wakes the workers of every kind.
+    pub wakeups: Wakeups,
 }
 
 impl Services {
@@ -205,7 +215,8 @@ impl Services {
             contract_limits: settings.contract_limits(),
             ..IngestSettings::default()
         };
-        let mut imports = ImportService::new(ports, ingest);
+        let wakeups = Wakeups::default();
+        let mut imports = ImportService::new(ports, ingest).woken_by(wakeups.clone());
         if let Some(observer) = observer {
             imports = imports.observed_by(observer);
         }
@@ -221,6 +232,7 @@ impl Services {
             datasets: Arc::new(datasets),
             imports: Arc::new(imports),
             clock,
+            wakeups,
         })
     }
 }

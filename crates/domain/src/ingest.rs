@@ -3,7 +3,8 @@
 //! their history, conflicts, events and callback timers in one unit of work.
 //!
 //! [`ImportService`] holds the use cases, generic over the ports; [`ImportWorker`] is
-//! the loop a process runs N times to drain the queue. Decoding and merging run on a
+//! the runtime of [`crate::work`] over [`ImportWork`], which a process runs N times to
+//! drain the queue. Decoding and merging run on a
 //! blocking thread while the store's writes run on the async runtime; bounded channels
 //! between them keep memory flat whatever the document's size.
 
@@ -19,4 +20,4 @@ pub use service::{
     Processed, ReceiveError, Received, ReprocessError, worker_name,
 };
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
-pub use worker::ImportWorker;
+pub use worker::{ImportWork, ImportWorker};

@@ -29,6 +29,7 @@ pub mod redact;
     reason = "conformance suites are tests: a failed expectation is a failed test"
 )]
 pub mod testkit;
+pub mod work;
 
 pub use contract::{Contract, ContractError};
 pub use model::{

@@ -13,6 +13,7 @@ mod queue;
 mod records;
 mod rows;
 mod vault;
+mod wakeups;
 mod writer;
 
 use std::str::FromStr;

@@ -4,6 +4,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_lite::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
@@ -14,6 +15,7 @@ use crate::ports::{
     CatalogError, Clock, ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportSummary,
     ImportVault, Lease, NewImport, QueueError, RecordStore, VaultError,
 };
+use crate::work::{Wakeups, WorkKind};
 
 /// The ports ingestion works through.
 #[derive(Clone)]
@@ -43,7 +45,9 @@ pub struct IngestSettings {
     pub lease: Duration,
     /// How often a worker renews its lease while processing.
     pub renew_every: Duration,
-    /// How long an idle worker waits before polling the queue again.
+    /// How long an idle worker waits before polling the queue again: a safety net, as
+    /// workers are woken when imports are committed (in process, and across instances
+    /// on PostgreSQL).
     pub idle_poll: Duration,
     /// The largest document accepted, in bytes.
     pub max_document_bytes: u64,
@@ -68,7 +72,7 @@ impl Default for IngestSettings {
             batch_size: 1000,
             lease: Duration::from_secs(60),
             renew_every: Duration::from_secs(20),
-            idle_poll: Duration::from_millis(500),
+            idle_poll: Duration::from_secs(5),
             max_document_bytes: 1 << 32,
             max_attempts: 5,
             retry_backoff: Duration::from_secs(1),
@@ -189,6 +193,7 @@ pub struct ImportService {
     observer: Arc<dyn ImportObserver>,
     dry_runs: lookup::Slots,
     uploads: lookup::Slots,
+    wakeups: Wakeups,
 }
 
 impl ImportService {
@@ -200,7 +205,20 @@ impl ImportService {
             ports,
             settings,
             observer: Arc::new(Unobserved),
+            wakeups: Wakeups::default(),
         }
+    }
+
+    /// The same service, waking its workers through `wakeups` (shared with the other
+    /// kinds of work of the process, and with the store's cross-instance signal).
+    pub fn woken_by(mut self, wakeups: Wakeups) -> Self {
+        self.wakeups = wakeups;
+        self
+    }
+
+    /// What wakes its workers.
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.wakeups
     }
 
     /// The same service, telling `observer` of every finished import.
@@ -286,6 +304,7 @@ impl ImportService {
         let sha256 = hex(&hasher.finalize());
         match writer.commit(&sha256).await {
             Ok(import) => {
+                self.wakeups.notify(WorkKind::Imports);
                 tracing::info!(import = %import.id, size, "document received");
                 Ok(Received {
                     import,
@@ -312,21 +331,18 @@ impl ImportService {
         self.ports.queue.release(lease).await
     }
 
-    /// After a failed attempt, lets the import be claimed again once its back-off has
-    /// passed ([`IngestSettings::retry_backoff`], doubled per attempt, at most the
-    /// lease) rather than when the whole lease expires. Gives the back-off.
+    /// After a failed attempt, lets the import be claimed again at `at` (its back-off)
+    /// rather than when the whole lease expires.
     ///
     /// # Errors
     /// When the lease was lost or the queue is unreachable (the lease then expires).
-    pub async fn retry_later(&self, lease: &Lease) -> Result<Duration, QueueError> {
-        let doublings = lease.attempt.saturating_sub(1).min(16);
-        let wait = self
-            .settings
-            .retry_backoff
-            .saturating_mul(1 << doublings)
-            .min(self.settings.lease);
-        self.ports.queue.renew(lease, wait).await?;
-        Ok(wait)
+    pub async fn retry_at(&self, lease: &Lease, at: DateTime<Utc>) -> Result<(), QueueError> {
+        let wait = (at - self.ports.clock.now()).to_std().unwrap_or_default();
+        self.ports
+            .queue
+            .renew(lease, wait.min(self.settings.lease))
+            .await?;
+        Ok(())
     }
 
     /// Takes back at once the imports held by workers of this host's processes that
@@ -467,15 +483,14 @@ impl ImportService {
             Err(CatalogError::NotFound) => return Err(ReprocessError::UnknownContract),
             Err(e) => return Err(ReprocessError::Unexpected(anyhow(e))),
         }
-        self.ports
-            .queue
-            .requeue(id, version)
-            .await
-            .map_err(|e| match e {
-                QueueError::NotFound => ReprocessError::NotFound,
-                QueueError::Busy => ReprocessError::Busy,
-                e => ReprocessError::Unexpected(anyhow(e)),
-            })
+        let requeued = self.ports.queue.requeue(id, version).await;
+        let requeued = requeued.map_err(|e| match e {
+            QueueError::NotFound => ReprocessError::NotFound,
+            QueueError::Busy => ReprocessError::Busy,
+            e => ReprocessError::Unexpected(anyhow(e)),
+        })?;
+        self.wakeups.notify(WorkKind::Imports);
+        Ok(requeued)
     }
 
     /// One import's metadata, status and report.

@@ -1,0 +1,82 @@
+//! Cross-instance wake-ups: the triggers of `0003_work_wakeups.sql` send
+//! `NOTIFY intake_work, '<schema>:<kind>'` when work commits; [`PgStore::relay_wakeups`]
+//! listens on its own connection (never a pooled one, so requests keep the whole pool)
+//! and passes each notification of its schema to the process's [`Wakeups`].
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use intake_domain::ingest::Shutdown;
+use intake_domain::work::{Wakeups, WorkKind};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+
+use crate::PgStore;
+
+/// The channel the triggers notify.
+const CHANNEL: &str = "intake_work";
+
+/// The wait before listening again after the connection failed.
+const RECONNECT_AFTER: Duration = Duration::from_secs(2);
+
+impl PgStore {
+    /// Wakes this process's idle workers whenever work of their kind is committed to
+    /// this database, by this instance or another, until `shutdown`. Each time it
+    /// starts listening (at first, and after the connection was lost: notifications
+    /// sent meanwhile are gone) every kind is woken once, so nothing committed before
+    /// waits for the safety-net poll. Run it on the runtime.
+    pub async fn relay_wakeups(&self, wakeups: Wakeups, shutdown: Shutdown) {
+        let options = self.pool.connect_options().as_ref().clone();
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        let stop = async {
+            shutdown.wait().await;
+            None
+        };
+        let relay = async {
+            loop {
+                let Err(e) = relay(&own, &wakeups).await;
+                tracing::warn!(error = %e, retry_in_ms = RECONNECT_AFTER.as_millis(),
+                    "listening for work committed by other instances failed; workers poll meanwhile");
+                tokio::time::sleep(RECONNECT_AFTER).await;
+            }
+        };
+        let _: Option<()> = futures_lite::future::or(relay, stop).await;
+        own.close().await;
+    }
+}
+
+/// Listens until listening fails (a lost connection is taken again at once).
+async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<Infallible, sqlx::Error> {
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(pool)
+        .await?;
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    tracing::debug!(%schema, "listening for work committed by any instance");
+    // Work committed before this point sent its notification to nobody.
+    wake_every_kind(wakeups);
+    loop {
+        let Some(notification) = listener.try_recv().await? else {
+            tracing::info!(
+                "the wake-up connection was lost; reconnected, waking every worker once"
+            );
+            wake_every_kind(wakeups);
+            continue;
+        };
+        let kind = notification
+            .payload()
+            .strip_prefix(schema.as_str())
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(WorkKind::parse);
+        if let Some(kind) = kind {
+            wakeups.notify(kind);
+        }
+    }
+}
+
+fn wake_every_kind(wakeups: &Wakeups) {
+    for kind in WorkKind::ALL {
+        wakeups.notify(kind);
+    }
+}

@@ -1,0 +1,92 @@
+//! Wake-ups across instances: work committed through one store (one `intake serve`)
+//! wakes the idle workers of another at once, through `LISTEN/NOTIFY`, while their
+//! safety-net poll is an hour away.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[path = "support/schema.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt as _;
+use intake_domain::ImportStatus;
+use intake_domain::ingest::{ImportService, ImportWorker, IngestSettings, shutdown_channel};
+use intake_domain::ports::{ImportSummary, ImportVault};
+use intake_domain::testkit::{Stores, SystemClock};
+use intake_domain::work::Wakeups;
+use intake_postgres::PgStore;
+use support::{csv, dataset, fresh, guarded, receive_all, settings};
+
+/// A service whose workers poll once an hour: only a wake-up makes them claim soon.
+fn sleepy(store: &PgStore) -> Arc<ImportService> {
+    let decoder = Arc::new(intake_codecs::Codecs::default());
+    let stores = Stores::new(Arc::new(store.clone()), decoder);
+    let settings = IngestSettings {
+        idle_poll: Duration::from_secs(3600),
+        ..IngestSettings::default()
+    };
+    let service = ImportService::new(stores.ingest_ports(Arc::new(SystemClock)), settings);
+    Arc::new(service.woken_by(Wakeups::default()))
+}
+
+async fn completed(store: &PgStore, import: &ImportSummary) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = store.get(&import.id).await.unwrap().status;
+        if status == ImportStatus::Completed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import was not processed: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_received_by_one_instance_wakes_the_idle_workers_of_another() {
+    let t = fresh().await;
+    let schema = t.schema.clone();
+    guarded(vec![t.clone()], async move {
+        // Instance B: one idle worker, and the relay from PostgreSQL to its wake-ups.
+        let b = t.store.clone();
+        let workers = sleepy(&b);
+        let (trigger, shutdown) = shutdown_channel();
+        let relay = tokio::spawn({
+            let (b, wakeups, shutdown) = (b.clone(), workers.wakeups().clone(), shutdown.clone());
+            async move { b.relay_wakeups(wakeups, shutdown).await }
+        });
+        let worker = tokio::spawn({
+            let worker = ImportWorker::new(workers, Arc::new(SystemClock));
+            async move { worker.run("b-0", shutdown).await }
+        });
+
+        // Instance A, with no workers, receives the documents.
+        let a = PgStore::connect(&settings(&schema)).unwrap();
+        let receiving = sleepy(&a);
+        receive_all(&a, &receiving, vec![csv("first", 10)]).await;
+        let first = a.list(&dataset(), 1, 0).await.unwrap().remove(0);
+        completed(&b, &first).await;
+        // The worker is idle again, an hour from its next poll: only the
+        // notification of the second import's commit can wake it.
+        let second = receiving
+            .receive(
+                &dataset(),
+                "text/csv",
+                "test",
+                None,
+                futures_lite::stream::iter([Ok::<_, std::io::Error>(csv("second", 10))]).boxed(),
+            )
+            .await
+            .unwrap()
+            .import;
+        completed(&b, &second).await;
+
+        trigger.trigger();
+        worker.await.unwrap();
+        relay.await.unwrap();
+    })
+    .await;
+}
