@@ -13,6 +13,7 @@ pub mod analytics;
 pub mod contract;
 pub mod datasets;
 pub mod deadline;
+pub mod delivery;
 pub mod ingest;
 pub mod limits;
 pub mod mapping;

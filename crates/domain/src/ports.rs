@@ -29,8 +29,10 @@ pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedC
 pub use clock::Clock;
 pub use decoder::{DocumentDecoder, RecordStream};
 pub use delivery::{
-    CallbackTimer, CallbackTimers, DeliveryError, DeliveryResult, Event, EventKind, ExternalSource,
-    FetchedPage, Outbox, PageCursor, SourceError, WebhookSender,
+    Attempt, CallbackTimer, CallbackTimers, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError,
+    DeliveryQueue, DeliveryResult, Event, EventKind, ExternalSource, FetchedPage, NewSubscription,
+    PageCursor, SourceError, Subscription, SubscriptionStatus, SubscriptionStore, UrlRefused,
+    Webhook, WebhookSender,
 };
 pub use health::{Health, HealthError, PoolUsage, Unavailable};
 pub use imports::{
@@ -53,7 +55,10 @@ pub use clock::MockClock;
 #[cfg(any(test, feature = "mocks"))]
 pub use decoder::MockDocumentDecoder;
 #[cfg(any(test, feature = "mocks"))]
-pub use delivery::{MockCallbackTimers, MockExternalSource, MockOutbox, MockWebhookSender};
+pub use delivery::{
+    MockCallbackTimers, MockDeliveryQueue, MockExternalSource, MockSubscriptionStore,
+    MockWebhookSender,
+};
 #[cfg(any(test, feature = "mocks"))]
 pub use health::MockHealth;
 #[cfg(any(test, feature = "mocks"))]

@@ -17,6 +17,7 @@ pub mod analytics;
 pub mod bench;
 pub mod cache;
 mod clock;
+pub mod deliveries;
 pub mod ingest;
 pub mod limits;
 pub mod storage;
@@ -31,8 +32,8 @@ pub use workloads::{ACCOUNTS, CUSTOMERS, EXAM_RESULTS, WORKLOADS, Workload};
 use crate::analytics::InProcessAnalytics;
 use crate::ingest::IngestPorts;
 use crate::ports::{
-    Analytics, Clock, ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportVault,
-    RecordStore,
+    Analytics, Clock, ContractStore, DatasetStore, DeliveryQueue, DocumentDecoder, ImportQueue,
+    ImportVault, RecordStore, SubscriptionStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -53,13 +54,18 @@ pub struct Stores {
     pub decoder: Arc<dyn DocumentDecoder>,
     /// The analytics engine under test (by default the in-process one over `records`).
     pub analytics: Arc<dyn Analytics>,
+    /// Subscriptions.
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    /// Deliveries.
+    pub deliveries: Arc<dyn DeliveryQueue>,
 }
 
 impl Stores {
-    /// The ports of an adapter whose one store type implements all five.
+    /// The ports of an adapter whose one store type implements them all.
     pub fn new<S>(store: Arc<S>, decoder: Arc<dyn DocumentDecoder>) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + 'static,
+        S: SubscriptionStore + DeliveryQueue,
     {
         Self {
             datasets: store.clone(),
@@ -67,6 +73,8 @@ impl Stores {
             vault: store.clone(),
             queue: store.clone(),
             records: store.clone(),
+            subscriptions: store.clone(),
+            deliveries: store.clone(),
             decoder,
             analytics: Arc::new(InProcessAnalytics::new(store)),
         }
@@ -120,6 +128,10 @@ macro_rules! storage_conformance {
             storage::records_keep_large_values,
             storage::claims_count_attempts_and_a_release_gives_one_back,
             storage::expired_holders_give_their_imports_back_at_once,
+            deliveries::subscriptions_are_created_listed_read_and_deleted,
+            deliveries::events_go_only_to_the_subscriptions_that_want_them,
+            deliveries::deliveries_are_claimed_once_retried_and_end_delivered_or_dead,
+            deliveries::a_deleted_subscription_takes_its_deliveries_with_it,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,

@@ -9,6 +9,7 @@
 
 mod analytics;
 mod catalog;
+mod deliveries;
 mod queue;
 mod records;
 mod rows;

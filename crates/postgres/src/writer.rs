@@ -6,12 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use intake_domain::ingest::{change_event, import_event};
+use intake_domain::delivery::Audience;
+use intake_domain::ingest::{change_event, change_kind, import_event};
 use intake_domain::merge::{Batch, Change, ChangeKind, Verdict};
-use intake_domain::ports::{IdentityMap, ImportWriter, Lease, StoreError};
+use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
 use intake_domain::{DatasetName, ImportReport, ImportStatus, Record, RecordKey, Revision};
 use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
 
+use crate::deliveries::audience;
 use crate::rows::{dataset_name, to_json};
 use crate::{new_id, seconds, unexpected};
 
@@ -47,6 +49,8 @@ pub(crate) struct PgImportWriter {
     tx: Transaction<'static, Postgres>,
     lease: Lease,
     dataset: DatasetName,
+    /// Who wants the dataset's events: none is written that nobody wants.
+    audience: Audience,
 }
 
 /// Locks the import row if the lease is still this holder's; its dataset.
@@ -70,11 +74,15 @@ impl PgImportWriter {
             .await
             .map_err(unexpected("opening an import's transaction"))?;
         let dataset = lock(&mut tx, lease).await?;
+        let audience = audience(&mut tx, &dataset)
+            .await
+            .map_err(unexpected("reading the dataset's subscriptions"))?;
         Ok(Self {
             pool: pool.clone(),
             tx,
             lease: lease.clone(),
             dataset,
+            audience,
         })
     }
 
@@ -85,16 +93,19 @@ impl PgImportWriter {
         let ds = self.dataset.as_str().to_owned();
         let import = self.lease.import.as_str().to_owned();
         let mut keys = Vec::with_capacity(changes.len());
-        let (mut kinds, mut records, mut events, mut payloads) = (vec![], vec![], vec![], vec![]);
+        let (mut kinds, mut records) = (vec![], vec![]);
+        let mut events = Fanout::default();
         // The latest state and timer of a key come from its last change in the batch.
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
         for change in changes {
-            let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+            let kind = change_kind(change);
+            if self.audience.wants(kind) {
+                let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+                events.add(&self.audience, kind, payload.to_string());
+            }
             keys.push(change.record.key.canonical());
             kinds.push(kind.as_str());
             records.push(to_json(&change.record));
-            events.push(new_id());
-            payloads.push(payload.to_string());
         }
         for (i, key) in keys.iter().enumerate() {
             last.insert(key.as_str(), i);
@@ -133,17 +144,7 @@ impl PgImportWriter {
         .execute(&mut *self.tx)
         .await?;
         self.replace_timers(changes, &latest, &keys).await?;
-        sqlx::query(
-            "INSERT INTO outbox (id, dataset, kind, payload) \
-             SELECT id, $1, kd, p::json FROM UNNEST($2::text[], $3::text[], $4::text[]) \
-               WITH ORDINALITY AS t(id, kd, p, n) ORDER BY n",
-        )
-        .bind(&ds)
-        .bind(&events)
-        .bind(&kinds)
-        .bind(&payloads)
-        .execute(&mut *self.tx)
-        .await?;
+        events.write(&mut self.tx, &ds).await?;
         Ok(())
     }
 
@@ -303,6 +304,7 @@ async fn close(
     conn: &mut PgConnection,
     lease: &Lease,
     dataset: &DatasetName,
+    audience: &Audience,
     verdict: Verdict,
     report: &ImportReport,
 ) -> Result<(), StoreError> {
@@ -327,15 +329,67 @@ async fn close(
         .await
         .map_err(unexpected("finishing an import"))?;
     let (kind, payload) = import_event(dataset, &lease.import, verdict, report);
-    sqlx::query("INSERT INTO outbox (id, dataset, kind, payload) VALUES ($1, $2, $3, $4::jsonb)")
-        .bind(new_id())
-        .bind(dataset.as_str())
-        .bind(kind.as_str())
-        .bind(payload.to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(unexpected("writing an import event"))?;
+    if audience.wants(kind) {
+        let mut events = Fanout::default();
+        events.add(audience, kind, payload.to_string());
+        events
+            .write(conn, dataset.as_str())
+            .await
+            .map_err(unexpected("writing an import event"))?;
+    }
     Ok(())
+}
+
+/// Events, and a delivery per (event, subscription that wants it), as columns for one
+/// `UNNEST` insert each.
+#[derive(Default)]
+struct Fanout {
+    ids: Vec<String>,
+    kinds: Vec<&'static str>,
+    payloads: Vec<String>,
+    subscriptions: Vec<String>,
+    events: Vec<String>,
+}
+
+impl Fanout {
+    fn add(&mut self, audience: &Audience, kind: EventKind, payload: String) {
+        let id = new_id();
+        for subscription in audience.targets(kind) {
+            self.subscriptions.push(subscription.to_owned());
+            self.events.push(id.clone());
+        }
+        self.ids.push(id);
+        self.kinds.push(kind.as_str());
+        self.payloads.push(payload);
+    }
+
+    async fn write(&self, conn: &mut PgConnection, dataset: &str) -> Result<(), sqlx::Error> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO outbox (id, dataset, kind, payload) \
+             SELECT id, $1, kd, p::json FROM UNNEST($2::text[], $3::text[], $4::text[]) \
+               WITH ORDINALITY AS t(id, kd, p, n) ORDER BY n",
+        )
+        .bind(dataset)
+        .bind(&self.ids)
+        .bind(&self.kinds)
+        .bind(&self.payloads)
+        .execute(&mut *conn)
+        .await?;
+        if !self.subscriptions.is_empty() {
+            sqlx::query(
+                "INSERT INTO deliveries (subscription_id, event_id) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[])",
+            )
+            .bind(&self.subscriptions)
+            .bind(&self.events)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 async fn revision(
@@ -421,6 +475,7 @@ impl ImportWriter for PgImportWriter {
             mut tx,
             lease,
             dataset,
+            audience,
         } = *self;
         if verdict == Verdict::Reject {
             // Nothing applied is kept: roll back, then record the failure on its own.
@@ -433,7 +488,7 @@ impl ImportWriter for PgImportWriter {
                 .map_err(unexpected("recording a rejected import"))?;
             lock(&mut tx, &lease).await?;
         }
-        close(&mut tx, &lease, &dataset, verdict, report).await?;
+        close(&mut tx, &lease, &dataset, &audience, verdict, report).await?;
         let revision = revision(&mut tx, &dataset, verdict == Verdict::Commit).await?;
         tx.commit()
             .await

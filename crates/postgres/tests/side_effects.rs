@@ -7,7 +7,9 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use intake_domain::testkit::ingest::{apply_document, expected_side_effects};
+use intake_domain::testkit::ingest::{
+    apply_document, apply_document_watched, expected_side_effects,
+};
 use intake_domain::testkit::{ACCOUNTS, EXAM_RESULTS, Harness as _};
 use support::{TempSchema, fresh, guarded, url};
 
@@ -38,7 +40,7 @@ async fn an_applied_document_leaves_one_event_per_change_and_the_newest_timer_pe
             !expected.timers.is_empty(),
             "the accounts workload schedules callbacks"
         );
-        apply_document(&stores, "accounts", ACCOUNTS.contract, body).await;
+        apply_document_watched(&stores, "accounts", ACCOUNTS.contract, body).await;
 
         let mut conn = connect(&t).await;
         let kinds = events(&mut conn, "accounts").await;
@@ -73,12 +75,24 @@ async fn a_rejected_document_leaves_only_its_failure_event() {
     guarded(vec![t.clone()], async move {
         let stores = t.stores();
         let (_, _, invalid) = EXAM_RESULTS.documents[1];
-        apply_document(&stores, "exams", EXAM_RESULTS.contract, invalid).await;
+        apply_document_watched(&stores, "exams", EXAM_RESULTS.contract, invalid).await;
         let kinds = events(&mut connect(&t).await, "exams").await;
         assert_eq!(
             kinds,
             [("import.failed".to_owned(), 1)].into_iter().collect()
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_nobody_subscribed_to_writes_no_events() {
+    let t = fresh().await;
+    guarded(vec![t.clone()], async move {
+        let stores = t.stores();
+        let (_, _, body) = ACCOUNTS.documents[0];
+        apply_document(&stores, "accounts", ACCOUNTS.contract, body).await;
+        assert!(events(&mut connect(&t).await, "accounts").await.is_empty());
     })
     .await;
 }

@@ -7,6 +7,7 @@
 //! carry on. Migrations are in `migrations/sqlite` ([`MIGRATOR`]).
 
 mod catalog;
+mod deliveries;
 mod queue;
 mod records;
 mod rows;

@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use intake_domain::ingest::{change_event, import_event};
+use intake_domain::delivery::Audience;
+use intake_domain::ingest::{change_event, change_kind, import_event};
 use intake_domain::merge::{Batch, Change, Verdict};
 use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
 use intake_domain::{DatasetName, ImportReport, Record, RecordKey, Revision};
 use sqlx::{Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
+use crate::deliveries::audience;
 use crate::queue::expiry;
 use crate::{new_id, now, ts, unexpected};
 
@@ -19,6 +21,8 @@ pub(crate) struct SqliteImportWriter {
     tx: Transaction<'static, Sqlite>,
     lease: Lease,
     dataset: DatasetName,
+    /// Who wants the dataset's events: none is written that nobody wants.
+    audience: Audience,
 }
 
 impl SqliteImportWriter {
@@ -39,11 +43,16 @@ impl SqliteImportWriter {
         .await
         .map_err(unexpected("checking an import's lease"))?;
         let dataset = dataset.ok_or(StoreError::LeaseLost)?;
+        let dataset = DatasetName::parse(dataset).map_err(anyhow::Error::new)?;
+        let audience = audience(&mut tx, &dataset)
+            .await
+            .map_err(unexpected("reading the dataset's subscriptions"))?;
         Ok(Self {
             pool: pool.clone(),
             tx,
             lease: lease.clone(),
-            dataset: DatasetName::parse(dataset).map_err(anyhow::Error::new)?,
+            dataset,
+            audience,
         })
     }
 
@@ -68,19 +77,20 @@ impl SqliteImportWriter {
     async fn write_changes(&mut self, changes: &[Change], at: &str) -> Result<(), sqlx::Error> {
         let mut rows = Vec::with_capacity(changes.len());
         let mut last = HashMap::with_capacity(changes.len());
+        let mut events = Fanout::default();
         for (i, change) in changes.iter().enumerate() {
-            let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
             let key = change.record.key.canonical();
             last.insert(key.clone(), i);
-            let record = json(&change.record);
-            let dimensions = json(&change.record.dimensions);
+            let kind = change_kind(change);
+            if self.audience.wants(kind) {
+                let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+                events.add(&self.audience, kind, &payload);
+            }
             let row = [
                 key,
                 kind.as_str().to_owned(),
-                record,
-                dimensions,
-                new_id(),
-                payload.to_string(),
+                json(&change.record),
+                json(&change.record.dimensions),
             ];
             rows.push(row.to_vec());
         }
@@ -103,14 +113,7 @@ impl SqliteImportWriter {
             at,
         )
         .await?;
-        self.each(
-            "INSERT INTO outbox (id, dataset, kind, payload, created_at, due_at) \
-             SELECT value ->> 4, ?1, value ->> 1, value ->> 5, ?3, ?3 FROM json_each(?4) \
-             WHERE ?2 IS NOT NULL ORDER BY json_each.key",
-            &rows,
-            at,
-        )
-        .await?;
+        events.write(self, at).await?;
         self.replace_timers(changes, last, at).await
     }
 
@@ -178,25 +181,78 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
+/// Writes one event and a delivery for each subscription that wants it.
 async fn insert_event(
     conn: &mut SqliteConnection,
     dataset: &DatasetName,
+    audience: &Audience,
     kind: EventKind,
     payload: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    let at = ts(now());
+    let (at, id) = (ts(now()), new_id());
     sqlx::query(
         "INSERT INTO outbox (id, dataset, kind, payload, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(new_id())
+    .bind(&id)
     .bind(dataset.as_str())
     .bind(kind.as_str())
     .bind(payload.to_string())
     .bind(&at)
     .bind(&at)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    for subscription in audience.targets(kind) {
+        sqlx::query(
+            "INSERT INTO deliveries (subscription_id, event_id, next_attempt_at) VALUES (?, ?, ?)",
+        )
+        .bind(subscription)
+        .bind(&id)
+        .bind(&at)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
+}
+
+/// A batch's events, and a delivery per (event, subscription that wants it), written
+/// with one statement each.
+#[derive(Default)]
+struct Fanout {
+    events: Vec<Vec<String>>,
+    deliveries: Vec<Vec<String>>,
+}
+
+impl Fanout {
+    fn add(&mut self, audience: &Audience, kind: EventKind, payload: &serde_json::Value) {
+        let id = new_id();
+        for subscription in audience.targets(kind) {
+            self.deliveries
+                .push(vec![subscription.to_owned(), id.clone()]);
+        }
+        self.events
+            .push(vec![id, kind.as_str().to_owned(), payload.to_string()]);
+    }
+
+    async fn write(&self, writer: &mut SqliteImportWriter, at: &str) -> Result<(), sqlx::Error> {
+        writer
+            .each(
+                "INSERT INTO outbox (id, dataset, kind, payload, created_at, due_at) \
+                 SELECT value ->> 0, ?1, value ->> 1, value ->> 2, ?3, ?3 FROM json_each(?4) \
+                 WHERE ?2 IS NOT NULL ORDER BY json_each.key",
+                &self.events,
+                at,
+            )
+            .await?;
+        writer
+            .each(
+                "INSERT INTO deliveries (subscription_id, event_id, next_attempt_at) \
+                 SELECT value ->> 0, value ->> 1, ?3 FROM json_each(?4) \
+                 WHERE ?1 IS NOT NULL AND ?2 IS NOT NULL",
+                &self.deliveries,
+                at,
+            )
+            .await
+    }
 }
 
 /// Marks the import finished (if the lease still holds) and writes its event.
@@ -204,6 +260,7 @@ async fn close(
     conn: &mut SqliteConnection,
     lease: &Lease,
     dataset: &DatasetName,
+    audience: &Audience,
     verdict: Verdict,
     report: &ImportReport,
 ) -> Result<(), StoreError> {
@@ -227,9 +284,11 @@ async fn close(
         return Err(StoreError::LeaseLost);
     }
     let (kind, payload) = import_event(dataset, &lease.import, verdict, report);
-    insert_event(conn, dataset, kind, &payload)
-        .await
-        .map_err(unexpected("writing an import event"))?;
+    if audience.wants(kind) {
+        insert_event(conn, dataset, audience, kind, &payload)
+            .await
+            .map_err(unexpected("writing an import event"))?;
+    }
     Ok(())
 }
 
@@ -323,6 +382,7 @@ impl ImportWriter for SqliteImportWriter {
             mut tx,
             lease,
             dataset,
+            audience,
         } = *self;
         if verdict == Verdict::Reject {
             // Nothing applied is kept: roll back, then record the failure on its own.
@@ -334,7 +394,7 @@ impl ImportWriter for SqliteImportWriter {
                 .await
                 .map_err(unexpected("recording a rejected import"))?;
         }
-        close(&mut tx, &lease, &dataset, verdict, report).await?;
+        close(&mut tx, &lease, &dataset, &audience, verdict, report).await?;
         let revision = revision(&mut tx, &dataset, verdict == Verdict::Commit).await?;
         tx.commit()
             .await

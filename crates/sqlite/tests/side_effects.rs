@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use intake_domain::testkit::ingest::{apply_document, expected_side_effects};
+use intake_domain::testkit::ingest::{
+    apply_document, apply_document_watched, expected_side_effects,
+};
 use intake_domain::testkit::{ACCOUNTS, EXAM_RESULTS, Stores};
 use intake_sqlite::{Settings, SqliteStore};
 use sqlx::Connection as _;
@@ -43,7 +45,7 @@ async fn an_applied_document_leaves_one_event_per_change_and_the_newest_timer_pe
         !expected.timers.is_empty(),
         "the accounts workload schedules callbacks"
     );
-    apply_document(&stores, "accounts", ACCOUNTS.contract, body).await;
+    apply_document_watched(&stores, "accounts", ACCOUNTS.contract, body).await;
 
     let kinds = events(&mut conn, "accounts").await;
     let want = [
@@ -74,10 +76,19 @@ async fn a_rejected_document_leaves_only_its_failure_event() {
     let dir = tempfile::tempdir().unwrap();
     let (stores, mut conn) = open(&dir).await;
     let (_, _, invalid) = EXAM_RESULTS.documents[1];
-    apply_document(&stores, "exams", EXAM_RESULTS.contract, invalid).await;
+    apply_document_watched(&stores, "exams", EXAM_RESULTS.contract, invalid).await;
     let kinds = events(&mut conn, "exams").await;
     assert_eq!(
         kinds,
         [("import.failed".to_owned(), 1)].into_iter().collect()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_nobody_subscribed_to_writes_no_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stores, mut conn) = open(&dir).await;
+    let (_, _, body) = ACCOUNTS.documents[0];
+    apply_document(&stores, "accounts", ACCOUNTS.contract, body).await;
+    assert!(events(&mut conn, "accounts").await.is_empty());
 }

@@ -7,16 +7,22 @@ use crate::merge::{Change, ChangeKind, Verdict};
 use crate::model::{DatasetName, ImportId, ImportReport};
 use crate::ports::EventKind;
 
+/// The kind of event an accepted change makes: stores ask whether anyone wants it
+/// before they build the event.
+pub fn change_kind(change: &Change) -> EventKind {
+    match change.kind {
+        ChangeKind::Created => EventKind::RecordCreated,
+        ChangeKind::Updated => EventKind::RecordUpdated,
+    }
+}
+
 /// The `record.created`/`record.updated` event of one accepted change.
 pub fn change_event(
     dataset: &DatasetName,
     import: &ImportId,
     change: &Change,
 ) -> (EventKind, serde_json::Value) {
-    let kind = match change.kind {
-        ChangeKind::Created => EventKind::RecordCreated,
-        ChangeKind::Updated => EventKind::RecordUpdated,
-    };
+    let kind = change_kind(change);
     let payload = json!({
         "dataset": dataset,
         "import": import,

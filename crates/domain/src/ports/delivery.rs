@@ -50,48 +50,262 @@ pub struct Event {
     pub payload: serde_json::Value,
     /// When it was written.
     pub created_at: DateTime<Utc>,
-    /// Delivery attempts so far.
-    pub attempts: u32,
+    /// Its place among the events written: increasing within a dataset (not
+    /// gap-free), so receivers can order events and drop stale ones.
+    pub sequence: i64,
 }
 
-/// Errors of the delivery side (outbox, timers, webhooks).
+/// Errors of the delivery side (subscriptions, deliveries, timers, webhooks).
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     /// The claim lapsed and another worker may hold the item.
     #[error("claim lost")]
     ClaimLost,
+    /// No such subscription (or not in that dataset).
+    #[error("subscription not found")]
+    NotFound,
+    /// No such dataset.
+    #[error("dataset not found")]
+    UnknownDataset,
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-/// The read side of the outbox (events are written with the change that caused them,
-/// through [`crate::ports::ImportWriter`]).
+/// Whether a subscription is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// Deliveries are sent.
+    Active,
+    /// Deliveries wait (an operator paused it); nothing is lost.
+    Paused,
+    /// Every delivery failed for `delivery_disable_after`: deliveries wait until an
+    /// operator resumes it.
+    Disabled,
+}
+
+impl SubscriptionStatus {
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Active, Self::Paused, Self::Disabled]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// A subscription to be created: its secret is chosen by the caller or generated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewSubscription {
+    /// Its dataset.
+    pub dataset: DatasetName,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The kinds it wants; `None`: every kind.
+    pub events: Option<Vec<EventKind>>,
+    /// The signing secret, `whsec_` and base64.
+    pub secret: String,
+}
+
+/// The secret is never printed.
+impl std::fmt::Debug for NewSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSubscription")
+            .field("dataset", &self.dataset)
+            .field("url", &crate::redact::url(&self.url))
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL that receives a dataset's events (DESIGN §4, §8).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Its id.
+    pub id: String,
+    /// Its dataset.
+    pub dataset: DatasetName,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The kinds it wants; `None`: every kind.
+    pub events: Option<Vec<EventKind>>,
+    /// The signing secret (shown at creation and rotation only).
+    pub secret: String,
+    /// Whether it is sent to.
+    pub status: SubscriptionStatus,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The secret is never printed.
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("dataset", &self.dataset)
+            .field("url", &crate::redact::url(&self.url))
+            .field("events", &self.events)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Whether it wants events of `kind`.
+    pub fn wants(&self, kind: EventKind) -> bool {
+        crate::delivery::Audience::new(vec![(self.id.clone(), self.events.clone())]).wants(kind)
+    }
+}
+
+/// Where a subscription's deliveries stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Waiting to be sent or retried.
+    pub pending: u64,
+    /// Answered 2xx.
+    pub delivered: u64,
+    /// Given up after the last attempt.
+    pub dead: u64,
+    /// The last 2xx.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The last failed attempt.
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// Its status code, when the receiver answered.
+    pub last_failure_status: Option<u16>,
+}
+
+/// Subscriptions of datasets.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
-pub trait Outbox: Send + Sync {
-    /// Claims up to `limit` events due for delivery, oldest first, for `lease`.
-    /// Concurrent claimers MUST never get the same event.
+pub trait SubscriptionStore: Send + Sync {
+    /// Creates a subscription, active.
+    ///
+    /// # Errors
+    /// - `UnknownDataset` when the dataset does not exist.
+    async fn create(&self, new: &NewSubscription) -> Result<Subscription, DeliveryError>;
+
+    /// A dataset's subscriptions, oldest first.
     ///
     /// # Errors
     /// - `Unexpected` only.
-    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<Event>, DeliveryError>;
+    async fn list(&self, dataset: &DatasetName) -> Result<Vec<Subscription>, DeliveryError>;
 
-    /// Records a successful delivery; idempotent.
+    /// One subscription of a dataset.
     ///
     /// # Errors
-    /// - `ClaimLost` when the claim lapsed.
-    async fn delivered(&self, event_id: &str) -> Result<(), DeliveryError>;
+    /// - `NotFound` when the dataset has no such subscription.
+    async fn get(&self, dataset: &DatasetName, id: &str) -> Result<Subscription, DeliveryError>;
+
+    /// Deletes a subscription and its deliveries.
+    ///
+    /// # Errors
+    /// - `NotFound` when the dataset has no such subscription.
+    async fn delete(&self, dataset: &DatasetName, id: &str) -> Result<(), DeliveryError>;
+
+    /// Where its deliveries stand.
+    ///
+    /// # Errors
+    /// - `Unexpected` only (an unknown id has none).
+    async fn counts(&self, id: &str) -> Result<DeliveryCounts, DeliveryError>;
+}
+
+/// One event to send to one subscription, claimed under a lease.
+#[derive(Clone, PartialEq)]
+pub struct Delivery {
+    /// The event (its id is the `webhook-id`, the same on every attempt).
+    pub event: Event,
+    /// The subscription's id.
+    pub subscription: String,
+    /// Where it goes.
+    pub url: String,
+    /// What signs it.
+    pub secret: String,
+    /// Attempts so far, this one included.
+    pub attempt: u32,
+    /// A token that changes with every claim, so a stale holder cannot record.
+    pub token: String,
+}
+
+/// The secret is never printed.
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("event", &self.event.id)
+            .field("subscription", &self.subscription)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a claim of deliveries found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryClaim {
+    /// A delivery, leased to the claimer.
+    Claimed(Delivery),
+    /// Nothing due; the earliest pending delivery's next attempt, if any.
+    Idle(Option<DateTime<Utc>>),
+}
+
+/// How one attempt ended, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The receiver's status code, when it answered.
+    pub status: Option<u16>,
+    /// What went wrong (empty on success), for listings.
+    pub error: String,
+}
+
+/// Deliveries per (event, subscription): written with the events that cause them (by
+/// [`crate::ports::ImportWriter`]), claimed by the delivery workers.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Claims the delivery due at `now` that has waited longest, of an active
+    /// subscription, for `lease`, counting the attempt. Concurrent claimers MUST
+    /// never get the same delivery while its lease holds.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn claim(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<DeliveryClaim, DeliveryError>;
+
+    /// Records a 2xx: the delivery is done.
+    ///
+    /// # Errors
+    /// - `ClaimLost` when the lease lapsed (another worker may send it again).
+    async fn delivered(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), DeliveryError>;
 
     /// Records a failed attempt: due again at `retry_at`, or dead when `None`.
     ///
     /// # Errors
-    /// - `ClaimLost` when the claim lapsed.
+    /// - `ClaimLost` when the lease lapsed.
     async fn failed(
         &self,
-        event_id: &str,
+        delivery: &Delivery,
+        attempt: &Attempt,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), DeliveryError>;
+
+    /// Gives a claimed delivery back untouched (shutdown): due at once, the claim not
+    /// counted as an attempt.
+    ///
+    /// # Errors
+    /// - `ClaimLost` when it was already recorded or claimed by another worker.
+    async fn release(&self, delivery: &Delivery) -> Result<(), DeliveryError>;
 }
 
 /// A durable callback timer (DESIGN §8).
@@ -138,35 +352,77 @@ pub trait CallbackTimers: Send + Sync {
     async fn pending(&self) -> Result<u64, DeliveryError>;
 }
 
+/// One signed POST to send (Standard Webhooks): everything but the signature, which
+/// the sender computes from `secret`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where it goes.
+    pub url: String,
+    /// `webhook-id`: the event's id, the same on every attempt.
+    pub id: String,
+    /// `webhook-timestamp`: when this attempt was made.
+    pub timestamp: DateTime<Utc>,
+    /// The JSON body, byte for byte as signed.
+    pub body: Vec<u8>,
+    /// The `whsec_…` secret that signs it.
+    pub secret: String,
+}
+
+/// The secret is never printed.
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &crate::redact::url(&self.url))
+            .field("id", &self.id)
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a webhook attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {
     /// The receiver answered 2xx.
-    Delivered,
-    /// Retry later (non-2xx, timeout); `retry_after` when the receiver asked.
+    Delivered {
+        /// Its status code.
+        status: u16,
+    },
+    /// Retry later: any other status, a timeout, a refused connection, an address
+    /// the outbound policy forbids.
     Retry {
+        /// The receiver's status code, when it answered.
+        status: Option<u16>,
         /// The receiver's `Retry-After`.
         retry_after: Option<Duration>,
-        /// What went wrong, for the log.
+        /// What went wrong, for the log and the listing (never the secret).
         reason: String,
     },
 }
 
-/// Sends one signed webhook (Standard Webhooks).
+/// Why an outbound URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UrlRefused(pub String);
+
+/// Sends signed webhooks (Standard Webhooks), and says which URLs it may send to.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait WebhookSender: Send + Sync {
-    /// POSTs `event` to `url`, signed with `secret`. Every failure of the receiver is a
+    /// POSTs `webhook`, signed. Every failure of the receiver is a
     /// [`DeliveryResult::Retry`], never an error.
+    async fn send(&self, webhook: &Webhook) -> DeliveryResult;
+
+    /// Whether `url` may receive webhooks: `http` or `https`, and (unless private
+    /// addresses are allowed) a host that resolves to public addresses only (DESIGN
+    /// §13). Sending checks again after resolving, so a name that later resolves to a
+    /// private address is not sent to.
     ///
     /// # Errors
-    /// - `Unexpected` only when the request could not be built (a bad URL).
-    async fn send(
-        &self,
-        url: &str,
-        secret: &str,
-        event: &Event,
-    ) -> Result<DeliveryResult, DeliveryError>;
+    /// The reason, for the caller.
+    async fn check_url(&self, url: &str) -> Result<(), UrlRefused>;
+
+    /// A new signing secret, `whsec_` and the base64 of 32 random bytes.
+    fn new_secret(&self) -> String;
 }
 
 /// Where a pull source continues from.

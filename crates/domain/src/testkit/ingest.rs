@@ -385,8 +385,38 @@ pub async fn apply_document(
     json: &str,
     body: &[u8],
 ) -> crate::ingest::Processed {
+    apply(s, dataset_name, json, body, false).await
+}
+
+/// [`apply_document`] into a dataset with a subscription to every kind of event, so
+/// that its events are written.
+pub async fn apply_document_watched(
+    s: &Stores,
+    dataset_name: &str,
+    json: &str,
+    body: &[u8],
+) -> crate::ingest::Processed {
+    apply(s, dataset_name, json, body, true).await
+}
+
+async fn apply(
+    s: &Stores,
+    dataset_name: &str,
+    json: &str,
+    body: &[u8],
+    watched: bool,
+) -> crate::ingest::Processed {
     let service = service(s, 16);
     let ds = dataset(s, dataset_name, json).await;
+    if watched {
+        let watcher = crate::ports::NewSubscription {
+            dataset: ds.clone(),
+            url: "https://receiver.example/hook".into(),
+            events: None,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        };
+        s.subscriptions.create(&watcher).await.expect("subscribed");
+    }
     receive(&service, &ds, body, None).await;
     let mut done = drain(&service).await;
     assert_eq!(done.len(), 1);

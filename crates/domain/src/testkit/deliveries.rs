@@ -1,0 +1,287 @@
+//! The subscription and delivery conformance cases: what every store of
+//! [`crate::ports::SubscriptionStore`] and [`crate::ports::DeliveryQueue`] must do.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound as _, Utc};
+
+use super::Stores;
+use super::support::{SIMPLE, dataset, drain, name, receive, service};
+use crate::ports::{
+    Attempt, Delivery, DeliveryClaim, DeliveryError, EventKind, NewSubscription, Subscription,
+    SubscriptionStatus,
+};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn subscribe(
+    s: &Stores,
+    ds: &crate::DatasetName,
+    events: Option<Vec<EventKind>>,
+) -> Subscription {
+    let new = NewSubscription {
+        dataset: ds.clone(),
+        url: "https://receiver.example/hook".into(),
+        events,
+        secret: SECRET.into(),
+    };
+    s.subscriptions.create(&new).await.expect("subscribed")
+}
+
+/// Every delivery due at `at`, claimed one by one, by subscription then event kind.
+async fn claim_all(s: &Stores, at: DateTime<Utc>) -> Vec<Delivery> {
+    let mut claimed = Vec::new();
+    while let DeliveryClaim::Claimed(d) = s.deliveries.claim("w", at, LEASE).await.expect("claim") {
+        claimed.push(d);
+    }
+    claimed
+}
+
+fn kinds_by_subscription(deliveries: &[Delivery]) -> BTreeMap<String, Vec<&'static str>> {
+    let mut by = BTreeMap::<String, Vec<&'static str>>::new();
+    for d in deliveries {
+        by.entry(d.subscription.clone())
+            .or_default()
+            .push(d.event.kind.as_str());
+    }
+    for kinds in by.values_mut() {
+        kinds.sort_unstable();
+    }
+    by
+}
+
+fn ok() -> Attempt {
+    Attempt {
+        status: Some(200),
+        error: String::new(),
+    }
+}
+
+fn unavailable() -> Attempt {
+    Attempt {
+        status: Some(503),
+        error: "503 Service Unavailable".into(),
+    }
+}
+
+/// Subscriptions are created, listed oldest first, read within their dataset only and
+/// deleted; an unknown dataset has none.
+pub async fn subscriptions_are_created_listed_read_and_deleted(s: Stores) {
+    let ds = dataset(&s, "subscribed", SIMPLE).await;
+    let other = dataset(&s, "other", SIMPLE).await;
+    let unknown = NewSubscription {
+        dataset: name("missing"),
+        url: "https://receiver.example/hook".into(),
+        events: None,
+        secret: SECRET.into(),
+    };
+    assert!(matches!(
+        s.subscriptions.create(&unknown).await,
+        Err(DeliveryError::UnknownDataset)
+    ));
+    let first = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    let second = subscribe(&s, &ds, None).await;
+    assert_ne!(first.id, second.id);
+    assert_eq!(first.status, SubscriptionStatus::Active);
+    assert_eq!(first.secret, SECRET);
+    assert_eq!(first.events, Some(vec![EventKind::RecordCreated]));
+    assert_eq!(second.events, None);
+    let listed = s.subscriptions.list(&ds).await.expect("list");
+    assert_eq!(listed, [first.clone(), second.clone()]);
+    assert!(s.subscriptions.list(&other).await.expect("list").is_empty());
+    assert_eq!(
+        s.subscriptions.get(&ds, &first.id).await.expect("get"),
+        first
+    );
+    assert!(matches!(
+        s.subscriptions.get(&other, &first.id).await,
+        Err(DeliveryError::NotFound)
+    ));
+    assert!(matches!(
+        s.subscriptions.delete(&other, &first.id).await,
+        Err(DeliveryError::NotFound)
+    ));
+    s.subscriptions
+        .delete(&ds, &first.id)
+        .await
+        .expect("delete");
+    assert!(matches!(
+        s.subscriptions.get(&ds, &first.id).await,
+        Err(DeliveryError::NotFound)
+    ));
+    assert_eq!(s.subscriptions.list(&ds).await.expect("list"), [second]);
+}
+
+/// An import writes a delivery per (event, subscription that wants it), and nothing
+/// for a dataset nobody subscribed to.
+pub async fn events_go_only_to_the_subscriptions_that_want_them(s: Stores) {
+    let service = service(&s, 100);
+    let quiet = dataset(&s, "quiet", SIMPLE).await;
+    receive(&service, &quiet, b"id,group,value\na,g,1\n", None).await;
+    drain(&service).await;
+    let now = Utc::now();
+    assert_eq!(
+        s.deliveries.claim("w", now, LEASE).await.expect("claim"),
+        DeliveryClaim::Idle(None),
+        "no subscriber: no event"
+    );
+
+    let ds = dataset(&s, "watched", SIMPLE).await;
+    let created = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    let all = subscribe(&s, &ds, None).await;
+    receive(&service, &ds, b"id,group,value\na,g,1\nb,g,2\n", None).await;
+    receive(&service, &ds, b"id,group,value\na,g,5\n", None).await;
+    drain(&service).await;
+    let claimed = claim_all(&s, Utc::now()).await;
+    let by = kinds_by_subscription(&claimed);
+    assert_eq!(by[&created.id], ["record.created", "record.created"]);
+    assert_eq!(
+        by[&all.id],
+        [
+            "import.completed",
+            "import.completed",
+            "record.created",
+            "record.created",
+            "record.updated"
+        ]
+    );
+    // Both subscriptions got the same events, each with its own delivery.
+    let update = claimed
+        .iter()
+        .find(|d| d.event.kind == EventKind::RecordUpdated)
+        .expect("an update");
+    assert_eq!(update.event.payload["key"], "a");
+    assert_eq!(update.event.payload["record"]["measures"]["value"], 5.0);
+    assert_eq!(update.url, "https://receiver.example/hook");
+    assert_eq!(update.secret, SECRET);
+    assert_eq!(update.attempt, 1);
+    // Sequences increase in the order events were written.
+    let mut created_events: Vec<_> = claimed
+        .iter()
+        .filter(|d| d.subscription == all.id && d.event.kind != EventKind::ImportCompleted)
+        .map(|d| (d.event.sequence, d.event.kind))
+        .collect();
+    created_events.sort_unstable_by_key(|(seq, _)| *seq);
+    assert_eq!(
+        created_events.last().map(|(_, k)| *k),
+        Some(EventKind::RecordUpdated)
+    );
+}
+
+/// A delivery is claimed by one claimer at a time, retried when its time comes,
+/// dead after its last attempt, and a stale claim records nothing; the counts say so.
+pub async fn deliveries_are_claimed_once_retried_and_end_delivered_or_dead(s: Stores) {
+    let service = service(&s, 100);
+    let ds = dataset(&s, "deliver", SIMPLE).await;
+    let sub = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    receive(
+        &service,
+        &ds,
+        b"id,group,value\na,g,1\nb,g,2\nc,g,3\n",
+        None,
+    )
+    .await;
+    drain(&service).await;
+    // Stores keep microseconds at least: a time they give back compares equal.
+    let now = Utc::now().trunc_subsecs(3);
+
+    // Concurrent claimers get each delivery once.
+    let claims = (0..6).map(|i| {
+        let q = s.deliveries.clone();
+        async move { q.claim(&format!("w{i}"), now, LEASE).await.expect("claim") }
+    });
+    let results = super::storage::futures_join_all(claims).await;
+    let mut claimed: Vec<Delivery> = results
+        .into_iter()
+        .filter_map(|c| match c {
+            DeliveryClaim::Claimed(d) => Some(d),
+            DeliveryClaim::Idle(_) => None,
+        })
+        .collect();
+    assert_eq!(claimed.len(), 3, "three deliveries, each claimed once");
+    claimed.sort_by_key(|d| d.event.sequence);
+    let [a, b, c] = <[Delivery; 3]>::try_from(claimed).expect("three");
+
+    // While leased, a delivery is not claimable; the store says when one will be.
+    let idle = s.deliveries.claim("w", now, LEASE).await.expect("claim");
+    assert!(matches!(idle, DeliveryClaim::Idle(Some(_))), "{idle:?}");
+
+    s.deliveries.delivered(&a, &ok()).await.expect("delivered");
+    assert!(
+        matches!(
+            s.deliveries.delivered(&a, &ok()).await,
+            Err(DeliveryError::ClaimLost)
+        ),
+        "recorded once"
+    );
+
+    let retry_at = now + chrono::Duration::seconds(60);
+    s.deliveries
+        .failed(&b, &unavailable(), Some(retry_at))
+        .await
+        .expect("failed");
+    s.deliveries.release(&c).await.expect("released");
+    assert!(
+        matches!(
+            s.deliveries.failed(&c, &unavailable(), None).await,
+            Err(DeliveryError::ClaimLost)
+        ),
+        "a released claim records nothing"
+    );
+
+    // The released one is due at once, its claim not counted; the retry waits.
+    let again = claim_all(&s, now).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].event.id.as_str(), again[0].attempt),
+        (c.event.id.as_str(), 1)
+    );
+    s.deliveries
+        .delivered(&again[0], &ok())
+        .await
+        .expect("delivered");
+    assert_eq!(
+        s.deliveries.claim("w", now, LEASE).await.expect("claim"),
+        DeliveryClaim::Idle(Some(retry_at)),
+        "the retry is the next due"
+    );
+    let retried = claim_all(&s, retry_at).await;
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0].event.id.as_str(), retried[0].attempt),
+        (b.event.id.as_str(), 2)
+    );
+    s.deliveries
+        .failed(&retried[0], &unavailable(), None)
+        .await
+        .expect("dead");
+    assert!(
+        claim_all(&s, retry_at + chrono::Duration::days(30))
+            .await
+            .is_empty(),
+        "dead stays dead"
+    );
+
+    let counts = s.subscriptions.counts(&sub.id).await.expect("counts");
+    assert_eq!((counts.pending, counts.delivered, counts.dead), (0, 2, 1));
+    assert_eq!(counts.last_failure_status, Some(503));
+    assert!(counts.last_success_at.is_some() && counts.last_failure_at.is_some());
+}
+
+/// Deleting a subscription drops its pending deliveries; another's stay.
+pub async fn a_deleted_subscription_takes_its_deliveries_with_it(s: Stores) {
+    let service = service(&s, 100);
+    let ds = dataset(&s, "unsubscribed", SIMPLE).await;
+    let gone = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    let kept = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    receive(&service, &ds, b"id,group,value\na,g,1\n", None).await;
+    drain(&service).await;
+    s.subscriptions.delete(&ds, &gone.id).await.expect("delete");
+    let claimed = claim_all(&s, Utc::now()).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].subscription, kept.id);
+    let counts = s.subscriptions.counts(&gone.id).await.expect("counts");
+    assert_eq!((counts.pending, counts.delivered, counts.dead), (0, 0, 0));
+}
