@@ -25,6 +25,8 @@ CREATE TABLE deliveries (
     last_attempt_at  timestamptz,
     last_status      integer,
     last_error       text,
+    failed_at        timestamptz,         -- the last failed attempt, kept after a success
+    failed_status    integer,
     PRIMARY KEY (subscription_id, event_id)
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';

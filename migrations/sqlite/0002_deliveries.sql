@@ -25,6 +25,8 @@ CREATE TABLE deliveries (
     last_attempt_at  TEXT,
     last_status      INTEGER,
     last_error       TEXT,
+    failed_at        TEXT,                -- the last failed attempt, kept after a success
+    failed_status    INTEGER,
     PRIMARY KEY (subscription_id, event_id)
 ) WITHOUT ROWID;
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';

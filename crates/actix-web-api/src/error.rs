@@ -8,7 +8,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use intake_domain::ContractError;
 use intake_domain::datasets::DatasetError;
+use intake_domain::delivery::SubscribeError;
 use intake_domain::ingest::{LookupError, ReceiveError, ReprocessError};
+use intake_domain::ports::DeliveryError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -318,6 +320,33 @@ impl From<ReprocessError> for ApiError {
                 "the import is still being processed; reprocess it once it has finished".into(),
             ),
             ReprocessError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<SubscribeError> for ApiError {
+    fn from(e: SubscribeError) -> Self {
+        match e {
+            SubscribeError::UnknownDataset => Self::NotFound("no such dataset".into()),
+            SubscribeError::NotFound => {
+                Self::NotFound("no such subscription in this dataset".into())
+            }
+            SubscribeError::UrlRefused(why) => Self::field("url", why),
+            e @ SubscribeError::InvalidSecret => Self::field("secret", e.to_string()),
+            SubscribeError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::NotFound => {
+                Self::NotFound("no such subscription in this dataset".into())
+            }
+            DeliveryError::UnknownDataset => Self::NotFound("no such dataset".into()),
+            e @ DeliveryError::ClaimLost => Self::unexpected(anyhow::Error::new(e)),
+            DeliveryError::Unexpected(e) => Self::unexpected(e),
         }
     }
 }

@@ -29,6 +29,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
 use intake_domain::datasets::DatasetService;
+use intake_domain::delivery::DeliveryService;
 use intake_domain::ingest::ImportService;
 use intake_domain::ports::{Health, RateLimit, RateLimiter};
 
@@ -81,6 +82,8 @@ pub struct ApiState {
     pub datasets: Arc<DatasetService>,
     /// Imports.
     pub imports: Arc<ImportService>,
+    /// Subscriptions and their deliveries.
+    pub deliveries: Arc<DeliveryService>,
     /// The dependencies `/readyz` checks (each database, cache, …).
     pub dependencies: Vec<Arc<dyn Health>>,
     /// Decides whether a caller is within `settings.rate_limit`.

@@ -26,7 +26,12 @@ use crate::dto::{
 };
 use crate::error::{FieldError, Problem};
 use crate::routes::markr::MarkrProblem;
-use crate::routes::{analytics, datasets, health, imports, markr, records, v2};
+use crate::routes::subscriptions::{
+    DeliveryCountsResponse, DeliveryPageResponse, DeliveryResponse, DeliveryStatusResponse,
+    ReplayBody, ReplayResponse, SubscriptionBody, SubscriptionListResponse, SubscriptionPatch,
+    SubscriptionResponse, SubscriptionStatusResponse,
+};
+use crate::routes::{analytics, datasets, health, imports, markr, records, subscriptions, v2};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -43,6 +48,10 @@ use crate::routes::{analytics, datasets, health, imports, markr, records, v2};
         records::list_records, records::get_record, records::get_history,
         records::list_conflicts,
         analytics::aggregate, analytics::top,
+        subscriptions::create_subscription, subscriptions::list_subscriptions,
+        subscriptions::get_subscription, subscriptions::delete_subscription,
+        subscriptions::patch_subscription, subscriptions::rotate_secret,
+        subscriptions::list_deliveries, subscriptions::replay_delivery, subscriptions::replay,
         markr::import, markr::results_aggregate,
         health::healthz, health::readyz, health::metrics,
     ),
@@ -55,6 +64,9 @@ use crate::routes::{analytics, datasets, health, imports, markr, records, v2};
         DifferenceResponse, HealthResponse, ReadyResponse, DependencyResponse,
         AggregateResponse, GroupAggregateResponse, TopResponse, TopGroupResponse,
         RankedRecordResponse, MarkrImportResponse, MarkrAggregateResponse, MarkrProblem,
+        SubscriptionBody, SubscriptionResponse, SubscriptionListResponse,
+        SubscriptionStatusResponse, DeliveryCountsResponse, SubscriptionPatch, ReplayBody,
+        ReplayResponse, DeliveryStatusResponse, DeliveryResponse, DeliveryPageResponse,
     )),
     modifiers(&Gatekeeping),
     tags(
@@ -63,6 +75,7 @@ use crate::routes::{analytics, datasets, health, imports, markr, records, v2};
         (name = "imports", description = "Documents received, kept raw, processed by workers"),
         (name = "records", description = "Latest state, history and conflicts"),
         (name = "analytics", description = "Aggregates and top-k over the latest state, cached per dataset revision"),
+        (name = "subscriptions", description = "URLs that receive a dataset's events as signed webhooks (Standard Webhooks); reading needs `read`, changing needs `admin`"),
         (name = "markr", description = "Compatibility routes of the Markr exam-results service, backed by the `exam-results` dataset"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -211,6 +224,7 @@ impl Modify for Gatekeeping {
                     crate::policy::Policy::Api
                         | crate::policy::Policy::ApiDocument
                         | crate::policy::Policy::Markr
+                        | crate::policy::Policy::Managed
                 ) {
                     shared.push(("503", "Unavailable"));
                 }

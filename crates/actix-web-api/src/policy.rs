@@ -27,6 +27,9 @@ pub(crate) enum Policy {
     Api,
     /// An import's raw document: scopes as the API; its own media type.
     ApiDocument,
+    /// What operators manage through the API (subscriptions): `read` for
+    /// `GET`/`HEAD`, `admin` otherwise; JSON or XML.
+    Managed,
     /// The Markr compatibility routes: scopes as the API; they answer only what the
     /// original service did (no `400` for a malformed `Request-Timeout`).
     Markr,
@@ -66,6 +69,27 @@ const ROUTES: &[(&str, Policy)] = &[
         Policy::Api,
     ),
     ("/v1/datasets/{dataset}/aggregate", Policy::Api),
+    ("/v1/datasets/{dataset}/subscriptions", Policy::Managed),
+    (
+        "/v1/datasets/{dataset}/subscriptions/{subscription}",
+        Policy::Managed,
+    ),
+    (
+        "/v1/datasets/{dataset}/subscriptions/{subscription}/rotate-secret",
+        Policy::Managed,
+    ),
+    (
+        "/v1/datasets/{dataset}/subscriptions/{subscription}/deliveries",
+        Policy::Managed,
+    ),
+    (
+        "/v1/datasets/{dataset}/subscriptions/{subscription}/deliveries/{event}/replay",
+        Policy::Managed,
+    ),
+    (
+        "/v1/datasets/{dataset}/subscriptions/{subscription}/replay",
+        Policy::Managed,
+    ),
     ("/v1/datasets/{dataset}/top", Policy::Api),
     ("/v2/datasets", Policy::Api),
     ("/v2/datasets/{dataset}/records", Policy::Api),
@@ -99,7 +123,10 @@ impl Policy {
             // method would otherwise pass unauthenticated to whatever route follows.
             Self::Open | Self::OpenDocument if reads => None,
             Self::Admin => Some(Scope::Admin),
-            Self::Api | Self::ApiDocument | Self::Markr if reads => Some(Scope::Read),
+            Self::Api | Self::ApiDocument | Self::Markr | Self::Managed if reads => {
+                Some(Scope::Read)
+            }
+            Self::Managed => Some(Scope::Admin),
             Self::Open | Self::OpenDocument | Self::Api | Self::ApiDocument | Self::Markr => {
                 Some(Scope::Write)
             }
@@ -108,7 +135,7 @@ impl Policy {
 
     /// Whether answers are JSON or XML by `Accept` (else the route's own type).
     pub(crate) fn is_negotiated(self) -> bool {
-        matches!(self, Self::Open | Self::Api | Self::Markr)
+        matches!(self, Self::Open | Self::Api | Self::Markr | Self::Managed)
     }
 
     /// Whether this is a Markr compatibility route.

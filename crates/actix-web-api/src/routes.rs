@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod imports;
 pub(crate) mod markr;
 pub(crate) mod records;
+pub(crate) mod subscriptions;
 pub(crate) mod v2;
 
 use actix_web::web;
@@ -23,6 +24,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     imports::configure(cfg);
     records::configure(cfg);
     analytics::configure(cfg);
+    subscriptions::configure(cfg);
     markr::configure(cfg);
     v2::configure(cfg);
 }

@@ -9,10 +9,12 @@ use std::time::Instant;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use intake_actix_web_api::{ApiState, Metrics, Settings, app};
 use intake_domain::datasets::{DatasetPorts, DatasetService};
+use intake_domain::delivery::{DeliveryPorts, DeliveryService, DeliverySettings};
 use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
-    CatalogError, MockClock, MockContractStore, MockDatasetStore, MockDocumentDecoder,
-    MockImportQueue, MockImportVault, MockRecordStore,
+    CatalogError, MockClock, MockContractStore, MockDatasetStore, MockDeliveryQueue,
+    MockDocumentDecoder, MockImportQueue, MockImportVault, MockRecordStore, MockSubscriptionStore,
+    MockWebhookSender,
 };
 use serde_json::{Value, json};
 
@@ -41,6 +43,15 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
             cache: Arc::new(intake_domain::ports::NoCache),
         })),
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
+        deliveries: Arc::new(DeliveryService::new(
+            DeliveryPorts {
+                subscriptions: Arc::new(MockSubscriptionStore::new()),
+                queue: Arc::new(MockDeliveryQueue::new()),
+                sender: Arc::new(MockWebhookSender::new()),
+                clock: Arc::new(MockClock::new()),
+            },
+            DeliverySettings::default(),
+        )),
         dependencies: Vec::new(),
         rate_limiter: None,
         metrics: Arc::new(Metrics::new()),
@@ -140,7 +151,7 @@ fn the_openapi_document_describes_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 23, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 32, "{:?}", paths.keys().collect::<Vec<_>>());
     let problem = &doc["components"]["schemas"]["Problem"]["properties"];
     for field in [
         "type", "title", "status", "detail", "instance", "code", "errors",

@@ -156,7 +156,8 @@ async fn process(
         "processing import {} … (Ctrl-C leaves it queued)",
         import.id
     );
-    let workers = Workers::start(services, settings.workers.max(1), None);
+    // Deliveries of what this import commits are sent by the server.
+    let workers = Workers::start(services, settings.workers.max(1), 0, None);
     let started = Instant::now();
     let finishing = async {
         loop {

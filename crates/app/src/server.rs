@@ -11,7 +11,9 @@ use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 use intake_actix_web_api::{ApiState, Metrics};
+use intake_domain::delivery::DeliveryWork;
 use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
+use intake_domain::work::Runtime;
 
 use crate::settings::Settings;
 use crate::wiring::{Services, Storage};
@@ -23,30 +25,47 @@ pub struct Application {
     workers: Workers,
 }
 
-/// The import workers of this process.
+/// The workers of this process: imports and deliveries.
 pub struct Workers {
     trigger: ShutdownTrigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Starts `count` workers on the current runtime, woken across instances by
-    /// `postgres` when the database is PostgreSQL.
+    /// Starts `imports` import workers and `deliveries` delivery workers on the current
+    /// runtime, woken across instances by `postgres` when the database is PostgreSQL.
     pub fn start(
         services: &Services,
-        count: u32,
+        imports: u32,
+        deliveries: u32,
         postgres: Option<Arc<intake_postgres::PgStore>>,
     ) -> Self {
         let (trigger, shutdown) = shutdown_channel();
-        let mut tasks: Vec<_> = (0..count)
+        let (host, pid) = (host(), std::process::id());
+        let mut tasks: Vec<_> = (0..imports)
             .map(|i| {
                 let worker = ImportWorker::new(services.imports.clone(), services.clock.clone());
                 let shutdown = shutdown.clone();
-                let name = intake_domain::ingest::worker_name(&host(), std::process::id(), i);
+                let name = intake_domain::ingest::worker_name(&host, pid, i);
                 tokio::spawn(async move { worker.run(&name, shutdown).await })
             })
             .collect();
-        if let Some(store) = postgres.filter(|_| count > 0) {
+        if deliveries > 0 {
+            let work = Arc::new(DeliveryWork::new(&services.deliveries));
+            let settings = services.deliveries.settings().work();
+            let runtime = Arc::new(Runtime::new(
+                work,
+                services.clock.clone(),
+                services.wakeups.clone(),
+                settings,
+            ));
+            tasks.extend((0..deliveries).map(|i| {
+                let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+                let name = format!("{host}-{pid}-delivery-{i}");
+                tokio::spawn(async move { runtime.run(&name, shutdown).await })
+            }));
+        }
+        if let Some(store) = postgres.filter(|_| imports + deliveries > 0) {
             let wakeups = services.wakeups.clone();
             tasks.push(tokio::spawn(async move {
                 store.relay_wakeups(wakeups, shutdown).await;
@@ -55,12 +74,12 @@ impl Workers {
         Self { trigger, tasks }
     }
 
-    /// Stops them: each rolls back and releases the import it holds.
+    /// Stops them: each rolls back and releases what it holds.
     pub async fn stop(self) {
         self.trigger.trigger();
         for task in self.tasks {
             if let Err(e) = task.await {
-                tracing::error!(error = %e, "an import worker ended abnormally");
+                tracing::error!(error = %e, "a worker ended abnormally");
             }
         }
     }
@@ -136,6 +155,7 @@ impl Application {
         let state = Arc::new(ApiState {
             datasets: services.datasets.clone(),
             imports: services.imports.clone(),
+            deliveries: services.deliveries.clone(),
             dependencies: [Some(storage.health.clone()), limits.redis]
                 .into_iter()
                 .flatten()
@@ -167,7 +187,12 @@ impl Application {
         if settings.workers > 0 {
             take_back_abandoned(&services).await;
         }
-        let workers = Workers::start(&services, settings.workers, storage.postgres.clone());
+        let workers = Workers::start(
+            &services,
+            settings.workers,
+            settings.delivery_workers,
+            storage.postgres.clone(),
+        );
         if tokens.is_empty() {
             tracing::warn!(%addr, "no auth tokens are configured: authentication is off, \
                 so only a loopback address may be bound");
@@ -200,7 +225,7 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
-        tracing::info!("server stopped; stopping the import workers");
+        tracing::info!("server stopped; stopping the workers");
         self.workers.stop().await;
         tracing::info!("intake stopped");
         served.context("serving HTTP")

@@ -90,6 +90,20 @@ pub struct Settings {
     pub max_url_bytes: usize,
     /// The most bytes of headers (names and values) a request may have.
     pub max_header_bytes: usize,
+    /// Delivery workers in this process (each sends one webhook at a time).
+    pub delivery_workers: u32,
+    /// The wait before each delivery attempt, comma-separated (`0s,5s,5m,30m,2h`):
+    /// its length is the number of attempts, after which a delivery is dead.
+    pub delivery_retry_schedule: String,
+    /// A delivery whose event is older than this is dead at its next failure (`5d`).
+    pub delivery_max_age: String,
+    /// How long connecting to a receiver may take, in milliseconds.
+    pub delivery_connect_timeout_ms: u64,
+    /// How long a whole webhook request may take, in milliseconds.
+    pub delivery_timeout_ms: u64,
+    /// Whether subscriptions may send to loopback, private, link-local and multicast
+    /// addresses (tests, single-host deployments).
+    pub outbound_allow_private: bool,
 }
 
 /// A URL that may carry a password. `Debug` and `Display` print it redacted
@@ -230,12 +244,18 @@ impl Default for Settings {
             max_request_timeout_ms: 600_000,
             max_url_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
+            delivery_workers: 4,
+            delivery_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
+            delivery_max_age: "5d".into(),
+            delivery_connect_timeout_ms: 5_000,
+            delivery_timeout_ms: 15_000,
+            outbound_allow_private: false,
         }
     }
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 28] = [
+const KEYS: [&str; 34] = [
     "listen",
     "database_url",
     "database_schema",
@@ -264,7 +284,33 @@ const KEYS: [&str; 28] = [
     "max_request_timeout_ms",
     "max_url_bytes",
     "max_header_bytes",
+    "delivery_workers",
+    "delivery_retry_schedule",
+    "delivery_max_age",
+    "delivery_connect_timeout_ms",
+    "delivery_timeout_ms",
+    "outbound_allow_private",
 ];
+
+/// A duration as settings write it: a whole number and `ms`, `s`, `m`, `h` or `d`.
+fn duration(text: &str) -> anyhow::Result<Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| anyhow::anyhow!("{text:?} has no unit (ms, s, m, h, d)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{text:?} does not start with a whole number"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => anyhow::bail!("{other:?} is not a unit (ms, s, m, h, d)"),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(seconds)))
+}
 
 /// Which database a URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,7 +401,65 @@ impl Settings {
                 "redis_url: expected redis://host:port (got {url})"
             );
         }
+        anyhow::ensure!(
+            self.delivery_workers <= 256,
+            "delivery_workers: at most 256 (got {})",
+            self.delivery_workers
+        );
+        anyhow::ensure!(
+            self.delivery_connect_timeout_ms > 0 && self.delivery_timeout_ms > 0,
+            "delivery_connect_timeout_ms, delivery_timeout_ms: more than 0"
+        );
+        self.deliveries()?;
         Ok(())
+    }
+
+    /// How deliveries are retried and how long they may wait.
+    ///
+    /// # Errors
+    /// Naming `delivery_retry_schedule` or `delivery_max_age` when malformed.
+    pub fn deliveries(&self) -> anyhow::Result<intake_domain::delivery::DeliverySettings> {
+        let schedule = self
+            .delivery_retry_schedule
+            .split(',')
+            .map(|w| duration(w.trim()))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .with_context(|| {
+                format!(
+                    "delivery_retry_schedule: comma-separated durations such as 0s,100ms,5m,2h \
+                     (got {:?})",
+                    self.delivery_retry_schedule
+                )
+            })?;
+        anyhow::ensure!(
+            (1..=50).contains(&schedule.len()),
+            "delivery_retry_schedule: 1 to 50 attempts (got {})",
+            schedule.len()
+        );
+        let max_age = duration(self.delivery_max_age.trim()).with_context(|| {
+            format!(
+                "delivery_max_age: a duration such as 5d or 12h (got {:?})",
+                self.delivery_max_age
+            )
+        })?;
+        let timeout = Duration::from_millis(self.delivery_timeout_ms);
+        Ok(intake_domain::delivery::DeliverySettings {
+            retry_schedule: schedule,
+            max_age,
+            // A claim outlives the request it covers; a killed server's claims come
+            // back this long after.
+            lease: timeout * 2 + Duration::from_secs(5),
+            ..intake_domain::delivery::DeliverySettings::default()
+        })
+    }
+
+    /// How webhooks are sent.
+    pub fn outbound(&self) -> intake_http_source::Settings {
+        intake_http_source::Settings {
+            connect_timeout: Duration::from_millis(self.delivery_connect_timeout_ms),
+            timeout: Duration::from_millis(self.delivery_timeout_ms),
+            allow_private: self.outbound_allow_private,
+        }
     }
 
     /// The address to bind.
@@ -480,6 +584,36 @@ mod tests {
         assert_eq!(s.database().unwrap(), Database::Sqlite);
         assert!(s.redis_url.is_none());
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn the_delivery_schedule_is_durations_and_says_what_is_wrong() {
+        let s = Settings {
+            delivery_retry_schedule: "0s, 100ms,5m,2h".into(),
+            delivery_max_age: "3d".into(),
+            ..Settings::default()
+        };
+        let d = s.deliveries().unwrap();
+        let want = [0, 100, 300_000, 7_200_000].map(Duration::from_millis);
+        assert_eq!(d.retry_schedule, want);
+        assert_eq!(d.max_age, Duration::from_secs(3 * 86_400));
+        assert_eq!(
+            Settings::default()
+                .deliveries()
+                .unwrap()
+                .retry_schedule
+                .len(),
+            8
+        );
+        for (schedule, age) in [("5", "5d"), ("5x", "5d"), ("", "5d"), ("1s", "soon")] {
+            let bad = Settings {
+                delivery_retry_schedule: schedule.into(),
+                delivery_max_age: age.into(),
+                ..Settings::default()
+            };
+            let e = format!("{:#}", bad.validate().unwrap_err());
+            assert!(e.contains("delivery_"), "{schedule:?}/{age:?}: {e}");
+        }
     }
 
     #[test]

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use intake_codecs::Codecs;
 use intake_domain::analytics::InProcessAnalytics;
 use intake_domain::datasets::{DatasetPorts, DatasetService};
+use intake_domain::delivery::{DeliveryPorts, DeliveryService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
 use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
-    Analytics, Cache, Clock, ContractStore, DatasetStore, Health, ImportQueue, ImportVault,
-    NoCache, RateLimiter, RecordStore,
+    Analytics, Cache, Clock, ContractStore, DatasetStore, DeliveryQueue, Health, ImportQueue,
+    ImportVault, NoCache, RateLimiter, RecordStore, SubscriptionStore,
 };
 use intake_domain::work::Wakeups;
 
@@ -45,6 +46,10 @@ pub struct Storage {
     analytics: Arc<dyn Analytics>,
     /// The database, as readiness and metrics see it.
     pub health: Arc<dyn Health>,
+    /// Subscriptions.
+    subscriptions: Arc<dyn SubscriptionStore>,
+    /// Deliveries waiting to be sent.
+    deliveries: Arc<dyn DeliveryQueue>,
     /// PostgreSQL, whose notifications wake this process's workers for work that
     /// other instances commit (SQLite is one process's: its wake-ups are in process).
     pub postgres: Option<Arc<intake_postgres::PgStore>>,
@@ -55,7 +60,7 @@ impl Storage {
     fn over<S>(store: Arc<S>, analytics: Arc<dyn Analytics>) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
-        S: 'static,
+        S: SubscriptionStore + DeliveryQueue + 'static,
     {
         Self {
             datasets: store.clone(),
@@ -64,6 +69,8 @@ impl Storage {
             queue: store.clone(),
             records: store.clone(),
             analytics,
+            subscriptions: store.clone(),
+            deliveries: store.clone(),
             health: store,
             postgres: None,
         }
@@ -185,6 +192,8 @@ pub struct Services {
     pub imports: Arc<ImportService>,
     /// The clock they use.
     pub clock: Arc<dyn Clock>,
+    /// Subscriptions and their deliveries.
+    pub deliveries: Arc<DeliveryService>,
     /// What wakes the workers of every kind.
     pub wakeups: Wakeups,
 }
@@ -228,9 +237,21 @@ impl Services {
             cache: cache(settings)?,
         })
         .with_contract_limits(settings.contract_limits());
+        let sender = intake_http_source::HttpWebhookSender::new(&settings.outbound())?;
+        let deliveries = DeliveryService::new(
+            DeliveryPorts {
+                subscriptions: storage.subscriptions.clone(),
+                queue: storage.deliveries.clone(),
+                sender: Arc::new(sender),
+                clock: clock.clone(),
+            },
+            settings.deliveries()?,
+        )
+        .woken_by(wakeups.clone());
         Ok(Self {
             datasets: Arc::new(datasets),
             imports: Arc::new(imports),
+            deliveries: Arc::new(deliveries),
             clock,
             wakeups,
         })

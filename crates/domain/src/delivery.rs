@@ -13,11 +13,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::model::DatasetName;
 use crate::ports::{
-    Attempt, Clock, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryQueue,
-    DeliveryResult, Event, EventKind, NewSubscription, Subscription, SubscriptionStore, Webhook,
+    Attempt, Clock, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo,
+    DeliveryListing, DeliveryQueue, DeliveryResult, Event, EventKind, NewSubscription, Replay,
+    Subscription, SubscriptionChange, SubscriptionStatus, SubscriptionStore, Webhook,
     WebhookSender,
 };
-use crate::work::{Backoff, Claim, JitterPercent, LeasedWork, WorkError, WorkKind, WorkSettings};
+use crate::work::{
+    Backoff, Claim, JitterPercent, LeasedWork, Wakeups, WorkError, WorkKind, WorkSettings,
+};
 
 #[cfg(test)]
 mod tests;
@@ -92,6 +95,9 @@ pub enum SubscribeError {
     /// The URL may not receive webhooks.
     #[error("the subscription URL is refused: {0}")]
     UrlRefused(String),
+    /// No such subscription (or not in that dataset).
+    #[error("subscription not found")]
+    NotFound,
     /// A given secret is not `whsec_` and base64 of 24 to 64 bytes.
     #[error("a secret is `whsec_` followed by the base64 of 24 to 64 random bytes")]
     InvalidSecret,
@@ -104,12 +110,35 @@ pub enum SubscribeError {
 pub struct DeliveryService {
     ports: DeliveryPorts,
     settings: DeliverySettings,
+    wakeups: Wakeups,
+}
+
+/// What a client asks to change of a subscription.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edit {
+    /// Pause (`true`) or resume (`false`, which also re-enables a disabled one).
+    pub paused: Option<bool>,
+    /// A new URL (checked like a new subscription's).
+    pub url: Option<String>,
+    /// New kinds (`Some(None)`: every kind).
+    pub events: Option<Option<Vec<EventKind>>>,
 }
 
 impl DeliveryService {
     /// A service over these ports.
     pub fn new(ports: DeliveryPorts, settings: DeliverySettings) -> Self {
-        Self { ports, settings }
+        Self {
+            ports,
+            settings,
+            wakeups: Wakeups::default(),
+        }
+    }
+
+    /// The same service, waking the delivery workers through `wakeups` when it makes
+    /// deliveries due (a resume, a replay).
+    pub fn woken_by(mut self, wakeups: Wakeups) -> Self {
+        self.wakeups = wakeups;
+        self
     }
 
     /// The settings it runs with.
@@ -140,11 +169,7 @@ impl DeliveryService {
             Some(_) => return Err(SubscribeError::InvalidSecret),
             None => self.ports.sender.new_secret(),
         };
-        let events = events.map(|mut kinds| {
-            kinds.sort_by_key(|k| k.as_str());
-            kinds.dedup();
-            kinds
-        });
+        let events = events.map(sorted);
         let new = NewSubscription {
             dataset: dataset.clone(),
             url: url.to_owned(),
@@ -184,6 +209,115 @@ impl DeliveryService {
         Ok((subscription, counts))
     }
 
+    /// Pauses, resumes or re-points a subscription. Resuming makes its waiting
+    /// deliveries due again at once.
+    ///
+    /// # Errors
+    /// See [`SubscribeError`].
+    pub async fn edit(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        edit: Edit,
+    ) -> Result<Subscription, SubscribeError> {
+        if let Some(url) = &edit.url {
+            self.ports
+                .sender
+                .check_url(url)
+                .await
+                .map_err(|e| SubscribeError::UrlRefused(e.0))?;
+        }
+        let change = SubscriptionChange {
+            url: edit.url,
+            events: edit.events.map(|kinds| kinds.map(sorted)),
+            status: edit.paused.map(|paused| {
+                if paused {
+                    SubscriptionStatus::Paused
+                } else {
+                    SubscriptionStatus::Active
+                }
+            }),
+            secret: None,
+        };
+        let changed = self.change(dataset, id, &change).await?;
+        if changed.status == SubscriptionStatus::Active {
+            self.wakeups.notify(WorkKind::Deliveries);
+        }
+        tracing::info!(subscription = id, %dataset, status = changed.status.as_str(),
+            url = %crate::redact::url(&changed.url), "subscription changed");
+        Ok(changed)
+    }
+
+    /// Gives a subscription a new signing secret, used from its next attempt on; the
+    /// answer is the only place it is shown.
+    ///
+    /// # Errors
+    /// See [`SubscribeError`].
+    pub async fn rotate_secret(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+    ) -> Result<Subscription, SubscribeError> {
+        let change = SubscriptionChange {
+            secret: Some(self.ports.sender.new_secret()),
+            ..SubscriptionChange::default()
+        };
+        let changed = self.change(dataset, id, &change).await?;
+        tracing::info!(subscription = id, %dataset, "subscription secret rotated");
+        Ok(changed)
+    }
+
+    async fn change(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        change: &SubscriptionChange,
+    ) -> Result<Subscription, SubscribeError> {
+        match self.ports.subscriptions.update(dataset, id, change).await {
+            Ok(s) => Ok(s),
+            Err(DeliveryError::NotFound) => Err(SubscribeError::NotFound),
+            Err(e) => Err(SubscribeError::Unexpected(e.into())),
+        }
+    }
+
+    /// A subscription's deliveries, newest event first, a page at a time.
+    ///
+    /// # Errors
+    /// `NotFound` when the dataset has no such subscription.
+    pub async fn deliveries(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        listing: &DeliveryListing,
+    ) -> Result<Vec<DeliveryInfo>, DeliveryError> {
+        self.ports.subscriptions.get(dataset, id).await?;
+        self.ports.queue.list(id, listing).await
+    }
+
+    /// Sends the chosen deliveries of a subscription again, from a first attempt;
+    /// gives how many.
+    ///
+    /// # Errors
+    /// `NotFound` when the dataset has no such subscription.
+    pub async fn replay(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        replay: &Replay,
+    ) -> Result<u64, DeliveryError> {
+        self.ports.subscriptions.get(dataset, id).await?;
+        let replayed = self
+            .ports
+            .queue
+            .replay(id, replay, self.ports.clock.now())
+            .await?;
+        if replayed > 0 {
+            self.wakeups.notify(WorkKind::Deliveries);
+        }
+        tracing::info!(subscription = id, %dataset, replayed, ?replay, "deliveries replayed");
+        Ok(replayed)
+    }
+
     /// Deletes a subscription and its pending deliveries.
     ///
     /// # Errors
@@ -193,6 +327,13 @@ impl DeliveryService {
         tracing::info!(subscription = id, %dataset, "subscription deleted");
         Ok(())
     }
+}
+
+/// Kinds in a fixed order, each once.
+fn sorted(mut kinds: Vec<EventKind>) -> Vec<EventKind> {
+    kinds.sort_by_key(|k| k.as_str());
+    kinds.dedup();
+    kinds
 }
 
 /// Whether `secret` is a Standard Webhooks secret: `whsec_` and the base64 of 24 to 64

@@ -30,9 +30,9 @@ pub use clock::Clock;
 pub use decoder::{DocumentDecoder, RecordStream};
 pub use delivery::{
     Attempt, CallbackTimer, CallbackTimers, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError,
-    DeliveryQueue, DeliveryResult, Event, EventKind, ExternalSource, FetchedPage, NewSubscription,
-    PageCursor, SourceError, Subscription, SubscriptionStatus, SubscriptionStore, UrlRefused,
-    Webhook, WebhookSender,
+    DeliveryInfo, DeliveryListing, DeliveryQueue, DeliveryResult, DeliveryStatus, Event, EventKind,
+    ExternalSource, FetchedPage, NewSubscription, PageCursor, Replay, SourceError, Subscription,
+    SubscriptionChange, SubscriptionStatus, SubscriptionStore, UrlRefused, Webhook, WebhookSender,
 };
 pub use health::{Health, HealthError, PoolUsage, Unavailable};
 pub use imports::{

@@ -132,6 +132,8 @@ macro_rules! storage_conformance {
             deliveries::events_go_only_to_the_subscriptions_that_want_them,
             deliveries::deliveries_are_claimed_once_retried_and_end_delivered_or_dead,
             deliveries::a_deleted_subscription_takes_its_deliveries_with_it,
+            deliveries::a_paused_subscription_keeps_its_deliveries_until_resumed,
+            deliveries::deliveries_are_listed_and_replayed,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,

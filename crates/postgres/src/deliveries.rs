@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use intake_domain::DatasetName;
 use intake_domain::delivery::Audience;
 use intake_domain::ports::{
-    Attempt, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryQueue, Event,
-    EventKind, NewSubscription, Subscription, SubscriptionStatus, SubscriptionStore,
+    Attempt, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo, DeliveryListing,
+    DeliveryQueue, DeliveryStatus, Event, EventKind, NewSubscription, Replay, Subscription,
+    SubscriptionChange, SubscriptionStatus, SubscriptionStore,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
@@ -136,9 +137,9 @@ impl SubscriptionStore for PgStore {
                COUNT(*) FILTER (WHERE status = 'delivered') AS delivered, \
                COUNT(*) FILTER (WHERE status = 'dead') AS dead, \
                MAX(last_attempt_at) FILTER (WHERE status = 'delivered') AS last_success_at, \
-               MAX(last_attempt_at) FILTER (WHERE last_error <> '') AS last_failure_at, \
-               (SELECT last_status FROM deliveries f WHERE f.subscription_id = $1 \
-                  AND f.last_error <> '' ORDER BY f.last_attempt_at DESC LIMIT 1) AS last_failure_status \
+               MAX(failed_at) AS last_failure_at, \
+               (SELECT failed_status FROM deliveries f WHERE f.subscription_id = $1 \
+                  AND f.failed_at IS NOT NULL ORDER BY f.failed_at DESC LIMIT 1) AS last_failure_status \
              FROM deliveries WHERE subscription_id = $1",
         )
         .bind(id)
@@ -159,6 +160,34 @@ impl SubscriptionStore for PgStore {
                 .map_err(anyhow::Error::new)?
                 .and_then(|s| u16::try_from(s).ok()),
         })
+    }
+    async fn update(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        change: &SubscriptionChange,
+    ) -> Result<Subscription, DeliveryError> {
+        let events = match &change.events {
+            Some(Some(kinds)) => Some(serde_json::to_string(kinds).map_err(anyhow::Error::new)?),
+            _ => None,
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE subscriptions SET url = COALESCE($1, url), \
+               events = CASE WHEN $2 THEN $3 ELSE events END, \
+               status = COALESCE($4, status), secret = COALESCE($5, secret) \
+             WHERE dataset = $6 AND id = $7 RETURNING {SUBSCRIPTION}"
+        ))
+        .bind(change.url.as_deref())
+        .bind(change.events.is_some())
+        .bind(events)
+        .bind(change.status.map(SubscriptionStatus::as_str))
+        .bind(change.secret.as_deref())
+        .bind(dataset.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unexpected("changing a subscription"))?;
+        Ok(subscription(&row.ok_or(DeliveryError::NotFound)?)?)
     }
 }
 
@@ -242,6 +271,63 @@ impl DeliveryQueue for PgStore {
             _ => Ok(()),
         }
     }
+    async fn list(
+        &self,
+        subscription: &str,
+        listing: &DeliveryListing,
+    ) -> Result<Vec<DeliveryInfo>, DeliveryError> {
+        let rows = sqlx::query(
+            "SELECT d.event_id, o.kind, o.seq, o.created_at, d.status, d.attempts, d.last_status, \
+               d.last_error, d.last_attempt_at, d.next_attempt_at \
+             FROM deliveries d JOIN outbox o ON o.id = d.event_id \
+             WHERE d.subscription_id = $1 AND ($2::text IS NULL OR d.status = $2) \
+               AND ($3::bigint IS NULL OR o.seq < $3) \
+             ORDER BY o.seq DESC LIMIT $4",
+        )
+        .bind(subscription)
+        .bind(listing.status.map(DeliveryStatus::as_str))
+        .bind(listing.before)
+        .bind(i64::from(listing.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing deliveries"))?;
+        Ok(rows
+            .iter()
+            .map(delivery_info)
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn replay(
+        &self,
+        subscription: &str,
+        replay: &Replay,
+        at: DateTime<Utc>,
+    ) -> Result<u64, DeliveryError> {
+        let (which, event, since) = match replay {
+            Replay::Event(id) => ("event", Some(id.as_str()), None),
+            Replay::Dead => ("dead", None, None),
+            Replay::Since(since) => ("since", None, Some(*since)),
+        };
+        let replayed = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+               lease_token = NULL, lease_expires_at = NULL \
+             WHERE subscription_id = $2 \
+               AND (lease_token IS NULL OR lease_expires_at < $1 OR status <> 'pending') \
+               AND CASE $3::text \
+                 WHEN 'event' THEN event_id = $4 \
+                 WHEN 'dead' THEN status = 'dead' \
+                 ELSE event_id IN (SELECT id FROM outbox WHERE created_at >= $5) END",
+        )
+        .bind(at)
+        .bind(subscription)
+        .bind(which)
+        .bind(event)
+        .bind(since)
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("replaying deliveries"))?;
+        Ok(replayed.rows_affected())
+    }
 }
 
 /// Records an attempt under the claim's token: a new status (`delivered`, `dead`) or
@@ -256,7 +342,9 @@ async fn record(
     let recorded = sqlx::query(
         "UPDATE deliveries SET status = COALESCE($1, status), \
            next_attempt_at = COALESCE($2, next_attempt_at), lease_token = NULL, \
-           lease_expires_at = NULL, last_attempt_at = now(), last_status = $3, last_error = $4 \
+           lease_expires_at = NULL, last_attempt_at = now(), last_status = $3, last_error = $4, \
+           failed_at = CASE WHEN $8 THEN now() ELSE failed_at END, \
+           failed_status = CASE WHEN $8 THEN $3 ELSE failed_status END \
          WHERE subscription_id = $5 AND event_id = $6 AND lease_token = $7 AND status = 'pending'",
     )
     .bind(status)
@@ -266,6 +354,7 @@ async fn record(
     .bind(&delivery.subscription)
     .bind(&delivery.event.id)
     .bind(&delivery.token)
+    .bind(status != Some("delivered"))
     .execute(&store.pool)
     .await
     .map_err(unexpected("recording a delivery attempt"))?;
@@ -293,5 +382,25 @@ fn delivery(row: &PgRow, token: String) -> anyhow::Result<Delivery> {
         secret: row.try_get("secret")?,
         attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
         token,
+    })
+}
+
+fn delivery_info(row: &PgRow) -> anyhow::Result<DeliveryInfo> {
+    let kind: String = row.try_get("kind")?;
+    let status: String = row.try_get("status")?;
+    Ok(DeliveryInfo {
+        event: row.try_get("event_id")?,
+        kind: serde_json::from_value(serde_json::Value::String(kind))?,
+        sequence: row.try_get("seq")?,
+        created_at: row.try_get("created_at")?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown delivery status {status:?}"))?,
+        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
+        last_status: row
+            .try_get::<Option<i32>, _>("last_status")?
+            .and_then(|s| u16::try_from(s).ok()),
+        last_error: row.try_get("last_error")?,
+        last_attempt_at: row.try_get("last_attempt_at")?,
+        next_attempt_at: Some(row.try_get("next_attempt_at")?).filter(|_| status == "pending"),
     })
 }

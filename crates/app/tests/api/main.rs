@@ -6,9 +6,12 @@
 
 mod analytics;
 mod deadlines;
+mod deliveries;
 mod golden;
 mod limits;
 mod negotiation;
+#[path = "../support/receiver.rs"]
+mod receiver;
 mod robustness;
 mod security;
 mod support;
@@ -110,6 +113,9 @@ on_both_databases!(with_db:
     negotiation::answers_are_json_or_xml_by_accept_and_406_otherwise,
     limits::oversized_or_malformed_requests_are_refused_by_route_class,
     robustness::stalled_uploads_never_starve_requests_or_workers,
+    deliveries::every_customer_reaches_the_receiver_signed_and_retried,
+    deliveries::subscriptions_are_guarded_and_checked,
+    deliveries::dead_deliveries_are_replayed_and_paused_ones_wait,
 );
 
 #[actix_web::test]

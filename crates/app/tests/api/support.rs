@@ -176,6 +176,11 @@ impl TestApp {
         Self::answer(req.send().await.expect("sent")).await
     }
 
+    pub async fn patch_json(&self, path: &str, body: &Value) -> Answer {
+        let res = self.client.patch(self.url(path)).send_json(body).await;
+        Self::answer(res.expect("sent")).await
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Answer {
         let res = self.client.post(self.url(path)).send_json(body).await;
         Self::answer(res.expect("sent")).await

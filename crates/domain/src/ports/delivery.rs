@@ -217,6 +217,118 @@ pub trait SubscriptionStore: Send + Sync {
     /// # Errors
     /// - `Unexpected` only (an unknown id has none).
     async fn counts(&self, id: &str) -> Result<DeliveryCounts, DeliveryError>;
+
+    /// Changes what `change` names, and gives the subscription as it now is.
+    ///
+    /// # Errors
+    /// - `NotFound` when the dataset has no such subscription.
+    async fn update(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        change: &SubscriptionChange,
+    ) -> Result<Subscription, DeliveryError>;
+}
+
+/// What an update of a subscription changes (`None`: leave it).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionChange {
+    /// A new URL.
+    pub url: Option<String>,
+    /// New kinds (`Some(None)`: every kind).
+    pub events: Option<Option<Vec<EventKind>>>,
+    /// A new status.
+    pub status: Option<SubscriptionStatus>,
+    /// A new secret.
+    pub secret: Option<String>,
+}
+
+/// The secret is never printed.
+impl std::fmt::Debug for SubscriptionChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionChange")
+            .field("url", &self.url.as_deref().map(crate::redact::url))
+            .field("events", &self.events)
+            .field("status", &self.status)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting to be sent or retried.
+    Pending,
+    /// Answered 2xx.
+    Delivered,
+    /// Given up after the last attempt.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Dead]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// One delivery as listed: an event, and how sending it to its subscription went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryInfo {
+    /// The event's id (the `webhook-id`).
+    pub event: String,
+    /// Its kind.
+    pub kind: EventKind,
+    /// Its sequence: the listing's order (newest first) and cursor.
+    pub sequence: i64,
+    /// When the event was written.
+    pub created_at: DateTime<Utc>,
+    /// Where the delivery is.
+    pub status: DeliveryStatus,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last attempt's status code, when the receiver answered.
+    pub last_status: Option<u16>,
+    /// What went wrong at the last attempt (empty after a success).
+    pub last_error: Option<String>,
+    /// When the last attempt was made.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Which deliveries of a subscription to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryListing {
+    /// Only those in this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only events older than this sequence (the previous page's last).
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Which deliveries of a subscription to send again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// One event's delivery, whatever its status.
+    Event(String),
+    /// Every dead delivery.
+    Dead,
+    /// Every delivery of an event written at or after this time, whatever its status.
+    Since(DateTime<Utc>),
 }
 
 /// One event to send to one subscription, claimed under a lease.
@@ -306,6 +418,29 @@ pub trait DeliveryQueue: Send + Sync {
     /// # Errors
     /// - `ClaimLost` when it was already recorded or claimed by another worker.
     async fn release(&self, delivery: &Delivery) -> Result<(), DeliveryError>;
+
+    /// A subscription's deliveries, newest event first.
+    ///
+    /// # Errors
+    /// - `Unexpected` only (an unknown id has none).
+    async fn list(
+        &self,
+        subscription: &str,
+        listing: &DeliveryListing,
+    ) -> Result<Vec<DeliveryInfo>, DeliveryError>;
+
+    /// Makes the chosen deliveries of a subscription pending again, due at `now` with
+    /// their attempts starting over (a delivery claimed at the moment is left alone).
+    /// Gives how many.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn replay(
+        &self,
+        subscription: &str,
+        replay: &Replay,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DeliveryError>;
 }
 
 /// A durable callback timer (DESIGN §8).

@@ -285,3 +285,176 @@ pub async fn a_deleted_subscription_takes_its_deliveries_with_it(s: Stores) {
     let counts = s.subscriptions.counts(&gone.id).await.expect("counts");
     assert_eq!((counts.pending, counts.delivered, counts.dead), (0, 0, 0));
 }
+
+/// A paused subscription's deliveries wait (nothing is lost) and are claimable again
+/// once it is resumed; its URL, kinds and secret change in place.
+pub async fn a_paused_subscription_keeps_its_deliveries_until_resumed(s: Stores) {
+    let service = service(&s, 100);
+    let ds = dataset(&s, "paused", SIMPLE).await;
+    let sub = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    let pause = crate::ports::SubscriptionChange {
+        status: Some(SubscriptionStatus::Paused),
+        ..Default::default()
+    };
+    let paused = s
+        .subscriptions
+        .update(&ds, &sub.id, &pause)
+        .await
+        .expect("paused");
+    assert_eq!(paused.status, SubscriptionStatus::Paused);
+    receive(&service, &ds, b"id,group,value\na,g,1\nb,g,2\n", None).await;
+    drain(&service).await;
+    assert!(
+        claim_all(&s, Utc::now()).await.is_empty(),
+        "a paused subscription is not sent to"
+    );
+    assert_eq!(
+        s.subscriptions
+            .counts(&sub.id)
+            .await
+            .expect("counts")
+            .pending,
+        2
+    );
+
+    let change = crate::ports::SubscriptionChange {
+        status: Some(SubscriptionStatus::Active),
+        url: Some("https://elsewhere.example/hook".into()),
+        events: Some(None),
+        secret: Some("whsec_bmV3IHNlY3JldCBvZiAzMiBieXRlcyBhdCBsZWFzdCEh".into()),
+    };
+    let resumed = s
+        .subscriptions
+        .update(&ds, &sub.id, &change)
+        .await
+        .expect("resumed");
+    assert_eq!(resumed.status, SubscriptionStatus::Active);
+    assert_eq!(resumed.events, None);
+    let claimed = claim_all(&s, Utc::now()).await;
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed
+            .iter()
+            .all(|d| d.url == "https://elsewhere.example/hook"
+                && d.secret == "whsec_bmV3IHNlY3JldCBvZiAzMiBieXRlcyBhdCBsZWFzdCEh")
+    );
+    let other = dataset(&s, "unrelated", SIMPLE).await;
+    assert!(matches!(
+        s.subscriptions.update(&other, &sub.id, &pause).await,
+        Err(DeliveryError::NotFound)
+    ));
+}
+
+/// Deliveries are listed newest first, by status, a page at a time; dead ones, one
+/// event, or everything since a time are replayed from a first attempt.
+pub async fn deliveries_are_listed_and_replayed(s: Stores) {
+    use crate::ports::{DeliveryListing, DeliveryStatus, Replay};
+    let service = service(&s, 100);
+    let ds = dataset(&s, "listed", SIMPLE).await;
+    let sub = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    receive(
+        &service,
+        &ds,
+        b"id,group,value\na,g,1\nb,g,2\nc,g,3\n",
+        None,
+    )
+    .await;
+    drain(&service).await;
+    let now = Utc::now();
+    let mut claimed = claim_all(&s, now).await;
+    claimed.sort_by_key(|d| d.event.sequence);
+    s.deliveries
+        .delivered(&claimed[0], &ok())
+        .await
+        .expect("delivered");
+    s.deliveries
+        .failed(&claimed[1], &unavailable(), None)
+        .await
+        .expect("dead");
+    s.deliveries
+        .failed(&claimed[2], &unavailable(), None)
+        .await
+        .expect("dead");
+
+    let all = DeliveryListing {
+        status: None,
+        before: None,
+        limit: 2,
+    };
+    let first = s.deliveries.list(&sub.id, &all).await.expect("list");
+    let seqs: Vec<i64> = first.iter().map(|d| d.sequence).collect();
+    assert_eq!(
+        seqs,
+        [claimed[2].event.sequence, claimed[1].event.sequence],
+        "newest first"
+    );
+    assert_eq!(first[0].status, DeliveryStatus::Dead);
+    assert_eq!((first[0].attempts, first[0].last_status), (1, Some(503)));
+    assert_eq!(
+        first[0].last_error.as_deref(),
+        Some("503 Service Unavailable")
+    );
+    let next = DeliveryListing {
+        before: Some(first[1].sequence),
+        ..all.clone()
+    };
+    let second = s.deliveries.list(&sub.id, &next).await.expect("list");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].status, DeliveryStatus::Delivered);
+    let dead = DeliveryListing {
+        status: Some(DeliveryStatus::Dead),
+        before: None,
+        limit: 10,
+    };
+    assert_eq!(
+        s.deliveries.list(&sub.id, &dead).await.expect("list").len(),
+        2
+    );
+
+    let replayed = s
+        .deliveries
+        .replay(&sub.id, &Replay::Dead, now)
+        .await
+        .expect("replay");
+    assert_eq!(replayed, 2);
+    let again = claim_all(&s, now).await;
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|d| d.attempt == 1), "attempts start over");
+    for d in &again {
+        s.deliveries.delivered(d, &ok()).await.expect("delivered");
+    }
+    let one = Replay::Event(claimed[0].event.id.clone());
+    assert_eq!(
+        s.deliveries
+            .replay(&sub.id, &one, now)
+            .await
+            .expect("replay"),
+        1
+    );
+    assert_eq!(claim_all(&s, now).await.len(), 1);
+    let unknown = Replay::Event("no-such-event".into());
+    assert_eq!(
+        s.deliveries
+            .replay(&sub.id, &unknown, now)
+            .await
+            .expect("replay"),
+        0
+    );
+    // The event claimed just now is being sent: a replay leaves it alone.
+    let since = Replay::Since(now - chrono::Duration::hours(1));
+    assert_eq!(
+        s.deliveries
+            .replay(&sub.id, &since, now)
+            .await
+            .expect("replay"),
+        2
+    );
+    let future = Replay::Since(now + chrono::Duration::hours(1));
+    assert_eq!(
+        s.deliveries
+            .replay(&sub.id, &future, now)
+            .await
+            .expect("replay"),
+        0
+    );
+}
