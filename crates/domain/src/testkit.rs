@@ -134,6 +134,7 @@ macro_rules! storage_conformance {
             deliveries::a_deleted_subscription_takes_its_deliveries_with_it,
             deliveries::a_paused_subscription_keeps_its_deliveries_until_resumed,
             deliveries::deliveries_are_listed_and_replayed,
+            deliveries::a_processed_import_wakes_the_delivery_workers,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,

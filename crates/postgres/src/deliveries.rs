@@ -1,6 +1,8 @@
 //! Subscriptions and their deliveries. Claims take the oldest due delivery with
 //! `FOR UPDATE SKIP LOCKED`, so any number of workers in any number of instances never
-//! get the same one; a delivery's lease is columns of its row.
+//! get the same one; a delivery's lease is columns of its row. A claim moves the
+//! delivery's next attempt to its lease's end, so the scan of due deliveries never
+//! walks over those in flight, and one whose claimer died comes due on its own.
 
 use std::time::Duration;
 
@@ -203,13 +205,14 @@ impl DeliveryQueue for PgStore {
         let row = sqlx::query(
             "WITH next AS ( \
                SELECT d.subscription_id, d.event_id FROM deliveries d \
-               JOIN subscriptions s ON s.id = d.subscription_id AND s.status = 'active' \
-               WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at < $1) \
+               WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM subscriptions s \
+                 WHERE s.id = d.subscription_id AND s.status <> 'active') \
+                 AND d.next_attempt_at <= $1 \
                ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED), \
              claimed AS ( \
                UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = $2, \
-                 lease_expires_at = $1 + make_interval(secs => $3) \
+                 lease_expires_at = $1 + make_interval(secs => $3), \
+                 next_attempt_at = $1 + make_interval(secs => $3) \
                FROM next WHERE d.subscription_id = next.subscription_id AND d.event_id = next.event_id \
                RETURNING d.subscription_id, d.event_id, d.attempts) \
              SELECT c.subscription_id, c.attempts, o.id, o.seq, o.dataset, o.kind, o.payload::text AS payload, \
@@ -219,14 +222,14 @@ impl DeliveryQueue for PgStore {
         .bind(at)
         .bind(&token)
         .bind(seconds(lease))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.relaxed)
         .await
         .map_err(unexpected("claiming a delivery"))?;
         let Some(row) = row else {
             let next: Option<DateTime<Utc>> = sqlx::query_scalar(
-                "SELECT MIN(GREATEST(d.next_attempt_at, d.lease_expires_at)) FROM deliveries d \
-                 JOIN subscriptions s ON s.id = d.subscription_id AND s.status = 'active' \
-                 WHERE d.status = 'pending'",
+                "SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.status = 'pending' \
+                 AND NOT EXISTS (SELECT 1 FROM subscriptions s \
+                   WHERE s.id = d.subscription_id AND s.status <> 'active')",
             )
             .fetch_one(&self.pool)
             .await
@@ -257,13 +260,14 @@ impl DeliveryQueue for PgStore {
     async fn release(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
         let released = sqlx::query(
             "UPDATE deliveries SET lease_token = NULL, lease_expires_at = NULL, \
+               next_attempt_at = 'epoch', \
                attempts = GREATEST(attempts - 1, 0) \
              WHERE subscription_id = $1 AND event_id = $2 AND lease_token = $3 AND status = 'pending'",
         )
         .bind(&delivery.subscription)
         .bind(&delivery.event.id)
         .bind(&delivery.token)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await
         .map_err(unexpected("releasing a delivery"))?;
         match released.rows_affected() {
@@ -355,7 +359,7 @@ async fn record(
     .bind(&delivery.event.id)
     .bind(&delivery.token)
     .bind(status != Some("delivered"))
-    .execute(&store.pool)
+    .execute(&store.relaxed)
     .await
     .map_err(unexpected("recording a delivery attempt"))?;
     match recorded.rows_affected() {

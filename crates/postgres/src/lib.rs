@@ -73,6 +73,11 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections whose commits do not wait for the WAL to reach the disk, for the
+    /// bookkeeping of deliveries: a crash may forget the last milliseconds of claims
+    /// and outcomes, which only sends those deliveries again (they are at least once
+    /// anyway), never loses one. Everything else uses `pool`.
+    relaxed: PgPool,
     schema: Option<String>,
 }
 
@@ -97,12 +102,17 @@ impl PgStore {
             );
             options = options.options([("search_path", schema.as_str())]);
         }
+        let relaxed = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
         Ok(Self {
             pool,
+            relaxed,
             schema: settings.schema.clone(),
         })
     }
@@ -180,6 +190,7 @@ impl PgStore {
             .execute(&self.pool)
             .await
             .context("dropping the schema")?;
+        self.relaxed.close().await;
         self.pool.close().await;
         Ok(())
     }

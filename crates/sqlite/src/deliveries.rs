@@ -1,4 +1,6 @@
-//! Subscriptions and their deliveries. A delivery's lease is columns of its row; SQLite
+//! Subscriptions and their deliveries. A delivery's lease is columns of its row, and a
+//! claim moves its next attempt to the lease's end (so due deliveries are one index
+//! range, and one whose claimer died comes due on its own); SQLite
 //! runs one writer at a time, so each claim (one UPDATE … RETURNING) is atomic across
 //! threads and processes.
 
@@ -208,12 +210,13 @@ impl DeliveryQueue for SqliteStore {
     ) -> Result<DeliveryClaim, DeliveryError> {
         let token = new_id();
         let claimed = sqlx::query(
-            "UPDATE deliveries SET attempts = attempts + 1, lease_token = ?1, lease_expires_at = ?2 \
+            "UPDATE deliveries SET attempts = attempts + 1, lease_token = ?1, lease_expires_at = ?2, \
+               next_attempt_at = ?2 \
              WHERE (subscription_id, event_id) = ( \
                SELECT d.subscription_id, d.event_id FROM deliveries d \
-               JOIN subscriptions s ON s.id = d.subscription_id AND s.status = 'active' \
-               WHERE d.status = 'pending' AND d.next_attempt_at <= ?3 \
-                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at < ?3) \
+               WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM subscriptions s \
+                 WHERE s.id = d.subscription_id AND s.status <> 'active') \
+                 AND d.next_attempt_at <= ?3 \
                ORDER BY d.next_attempt_at LIMIT 1) \
              RETURNING subscription_id, event_id, attempts",
         )
@@ -229,9 +232,9 @@ impl DeliveryQueue for SqliteStore {
         };
         let Some(row) = claimed else {
             let next: Option<String> = sqlx::query_scalar(
-                "SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.lease_expires_at, ''))) \
-                 FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
-                 AND s.status = 'active' WHERE d.status = 'pending'",
+                "SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.status = 'pending' \
+                 AND NOT EXISTS (SELECT 1 FROM subscriptions s \
+                   WHERE s.id = d.subscription_id AND s.status <> 'active')",
             )
             .fetch_one(&self.pool)
             .await
@@ -274,6 +277,7 @@ impl DeliveryQueue for SqliteStore {
     async fn release(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
         let released = sqlx::query(
             "UPDATE deliveries SET lease_token = NULL, lease_expires_at = NULL, \
+               next_attempt_at = '1970-01-01T00:00:00.000000Z', \
                attempts = MAX(attempts - 1, 0) \
              WHERE subscription_id = ? AND event_id = ? AND lease_token = ? AND status = 'pending'",
         )

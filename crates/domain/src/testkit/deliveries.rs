@@ -458,3 +458,28 @@ pub async fn deliveries_are_listed_and_replayed(s: Stores) {
         0
     );
 }
+
+/// A processed import wakes this process's delivery workers at once (on SQLite nothing
+/// else would before their poll).
+pub async fn a_processed_import_wakes_the_delivery_workers(s: Stores) {
+    use crate::work::{Wakeups, WorkKind};
+    let wakeups = Wakeups::default();
+    let service = std::sync::Arc::new(
+        crate::ingest::ImportService::new(
+            s.ingest_ports(std::sync::Arc::new(super::SystemClock)),
+            crate::ingest::IngestSettings::default(),
+        )
+        .woken_by(wakeups.clone()),
+    );
+    let ds = dataset(&s, "woken", SIMPLE).await;
+    subscribe(&s, &ds, None).await;
+    receive(&service, &ds, b"id,group,value\na,g,1\n", None).await;
+    let woken = futures_lite::future::poll_once(wakeups.wait(WorkKind::Deliveries)).await;
+    assert!(
+        woken.is_none(),
+        "nothing to deliver before the import is processed"
+    );
+    drain(&service).await;
+    let woken = futures_lite::future::poll_once(wakeups.wait(WorkKind::Deliveries)).await;
+    assert!(woken.is_some(), "the delivery workers were not woken");
+}
