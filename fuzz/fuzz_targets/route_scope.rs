@@ -19,11 +19,12 @@ use actix_web::test::{TestRequest, init_service};
 use intake_actix_web_api::auth::Token;
 use intake_actix_web_api::{ApiState, Metrics, Settings, app};
 use intake_domain::datasets::{DatasetPorts, DatasetService};
+use intake_domain::delivery::{DeliveryPorts, DeliveryService, DeliverySettings};
 use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
-    AnalyticsError, CatalogError, MockAnalytics, MockClock, MockContractStore, MockDatasetStore,
-    MockDocumentDecoder, MockImportQueue, MockImportVault, MockRecordStore, NoCache, StoreError,
-    VaultError,
+    AnalyticsError, CatalogError, DeliveryError, MockAnalytics, MockClock, MockContractStore,
+    MockDatasetStore, MockDeliveryQueue, MockDocumentDecoder, MockImportQueue, MockImportVault,
+    MockRecordStore, MockSubscriptionStore, MockWebhookSender, NoCache, StoreError, VaultError,
 };
 use sha2::Digest as _;
 
@@ -94,6 +95,21 @@ fn state() -> Arc<ApiState> {
         decoder: Arc::new(MockDocumentDecoder::new()),
         clock: Arc::new(MockClock::new()),
     };
+    // Subscriptions answer reads: none, or "not found".
+    let mut subscriptions = MockSubscriptionStore::new();
+    subscriptions.expect_list().returning(|_| Ok(Vec::new()));
+    subscriptions
+        .expect_get()
+        .returning(|_, _| Err(DeliveryError::NotFound));
+    let deliveries = DeliveryService::new(
+        DeliveryPorts {
+            subscriptions: Arc::new(subscriptions),
+            queue: Arc::new(MockDeliveryQueue::new()),
+            sender: Arc::new(MockWebhookSender::new()),
+            clock: Arc::new(MockClock::new()),
+        },
+        DeliverySettings::default(),
+    );
     let tokens = vec![
         Token::new("reader", &sha256_hex(READER), &["read"]).expect("a token"),
         Token::new("ops", &"0".repeat(64), &["admin"]).expect("a token"),
@@ -107,6 +123,7 @@ fn state() -> Arc<ApiState> {
             cache: Arc::new(NoCache),
         })),
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
+        deliveries: Arc::new(deliveries),
         dependencies: Vec::new(),
         rate_limiter: None,
         metrics: Arc::new(Metrics::new()),
