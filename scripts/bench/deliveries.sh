@@ -9,6 +9,9 @@
 #     the event's timestamp; bar: p99 under 50 ms.
 #
 #   bash scripts/bench/deliveries.sh [EVENTS] [DATABASE_URL | sqlite] [DELIVERY_WORKERS]
+#
+# ONE=N sets the number of single-row imports (200); INTAKE_LOG the server's filter;
+# KEEP=1 copies the server's log to /tmp/bench-server.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 events=${1:-50000}

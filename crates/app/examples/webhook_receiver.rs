@@ -3,6 +3,8 @@
 //! event took from being written (its body's `timestamp`) to arriving here.
 //! `GET /stats` gives `{"count", "p50_ms", "p99_ms", "max_ms"}`; `POST /reset` starts
 //! over. `wrk` against `POST /hook` measures what the receiver itself can take.
+//! `RECEIVER_DELAY_MS=N` makes each answer wait N ms (a slow receiver: how many
+//! requests Intake keeps in flight shows in the rate).
 //!
 //! ```text
 //! cargo run --release -p intake-app --example webhook_receiver -- 127.0.0.1:18300

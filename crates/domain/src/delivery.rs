@@ -368,20 +368,21 @@ impl Audience {
     pub fn wants(&self, kind: EventKind) -> bool {
         self.subscribers
             .iter()
-            .any(|(_, kinds)| wanted(kinds, kind))
+            .any(|(_, kinds)| wanted(kinds.as_ref(), kind))
     }
 
     /// The subscriptions that want events of `kind`.
     pub fn targets(&self, kind: EventKind) -> impl Iterator<Item = &str> {
         self.subscribers
             .iter()
-            .filter(move |(_, kinds)| wanted(kinds, kind))
+            .filter(move |(_, kinds)| wanted(kinds.as_ref(), kind))
             .map(|(id, _)| id.as_str())
     }
 }
 
-fn wanted(kinds: &Option<Vec<EventKind>>, kind: EventKind) -> bool {
-    kinds.as_ref().is_none_or(|kinds| kinds.contains(&kind))
+/// Whether kinds `kinds` (`None`: every kind) include `kind`.
+pub(crate) fn wanted(kinds: Option<&Vec<EventKind>>, kind: EventKind) -> bool {
+    kinds.is_none_or(|kinds| kinds.contains(&kind))
 }
 
 /// The body of an event's webhook: `{"type", "timestamp", "data"}`, where `data` is

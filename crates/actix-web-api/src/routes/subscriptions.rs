@@ -485,9 +485,10 @@ pub(crate) async fn list_deliveries(
                 .ok_or_else(|| ApiError::field("status", "one of pending, delivered, dead"))?,
         ),
     };
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", "limit must be between 1 and 1000"));
+    let limit = query.limit.unwrap_or(super::DEFAULT_PAGE);
+    if !(1..=super::MAX_PAGE).contains(&limit) {
+        let message = format!("limit must be between 1 and {}", super::MAX_PAGE);
+        return Err(ApiError::field("limit", message));
     }
     let before = match query.cursor.as_deref() {
         None => None,

@@ -163,7 +163,7 @@ impl std::fmt::Debug for Subscription {
 impl Subscription {
     /// Whether it wants events of `kind`.
     pub fn wants(&self, kind: EventKind) -> bool {
-        crate::delivery::Audience::new(vec![(self.id.clone(), self.events.clone())]).wants(kind)
+        crate::delivery::wanted(self.events.as_ref(), kind)
     }
 }
 
