@@ -8,15 +8,18 @@
 #     ONE single-row imports one at a time, the receiver timing each arrival against
 #     the event's timestamp; bar: p99 under 50 ms.
 #
-#   bash scripts/bench/deliveries.sh [EVENTS] [DATABASE_URL | sqlite] [DELIVERY_WORKERS]
+#   bash scripts/bench/deliveries.sh [EVENTS] [DATABASE_URL | sqlite] [CONCURRENCY]
 #
-# ONE=N sets the number of single-row imports (200); INTAKE_LOG the server's filter;
-# KEEP=1 copies the server's log to /tmp/bench-server.log.
+# CONCURRENCY (64) is `delivery_concurrency`, the requests in flight to the one
+# subscription, and wrk's connection count for the yardstick. WORKERS=N sets
+# `delivery_workers` (4); ONE=N the number of single-row imports (200); INTAKE_LOG the
+# server's filter; KEEP=1 copies the server's log to /tmp/bench-server.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 events=${1:-50000}
 db=${2:-postgres://postgres@127.0.0.1:5432/test}
-delivery_workers=${3:-32}
+concurrency=${3:-64}
+delivery_workers=${WORKERS:-4}
 singles=${ONE:-200}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 work=$(mktemp -d)
@@ -49,8 +52,8 @@ wrk.headers["webhook-id"] = "01a23af8bc017631b4d7350bc9c5ffb7"
 wrk.headers["webhook-timestamp"] = "1796292000"
 wrk.headers["webhook-signature"] = "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
 LUA
-echo "the receiver alone (wrk -t1 -c$delivery_workers -d5s, POST /hook)"
-baseline=$(wrk -t1 -c"$delivery_workers" -d5s -s "$work/post.lua" "$receiver/hook" | awk '/Requests\/sec/ { printf "%.0f", $2 }')
+echo "the receiver alone (wrk -t1 -c$concurrency -d5s, POST /hook)"
+baseline=$(wrk -t1 -c"$concurrency" -d5s -s "$work/post.lua" "$receiver/hook" | awk '/Requests\/sec/ { printf "%.0f", $2 }')
 echo "  $baseline requests/s"
 curl -fs -X POST "$receiver/reset"
 
@@ -61,6 +64,7 @@ else
 fi
 env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG=${INTAKE_LOG:-warn} INTAKE_RATE_LIMIT_PER_SECOND=0 \
   INTAKE_OUTBOUND_ALLOW_PRIVATE=true INTAKE_DELIVERY_WORKERS="$delivery_workers" \
+  INTAKE_DELIVERY_CONCURRENCY="$concurrency" \
   INTAKE_IMPORT_WAIT_SECONDS=600 INTAKE_REQUEST_TIMEOUT_MS=600000 \
   target/release/intake serve >"$work/server.log" 2>&1 &
 pids+=($!)

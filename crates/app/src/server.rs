@@ -64,6 +64,10 @@ impl Workers {
                 let name = format!("{host}-{pid}-delivery-{i}");
                 tokio::spawn(async move { runtime.run(&name, shutdown).await })
             }));
+            let (service, shutdown) = (services.deliveries.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                service.keep_house_until(shutdown).await;
+            }));
         }
         if let Some(store) = postgres.filter(|_| imports + deliveries > 0) {
             let wakeups = services.wakeups.clone();

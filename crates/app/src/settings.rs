@@ -90,13 +90,19 @@ pub struct Settings {
     pub max_url_bytes: usize,
     /// The most bytes of headers (names and values) a request may have.
     pub max_header_bytes: usize,
-    /// Delivery workers in this process (each sends one webhook at a time).
+    /// Delivery workers in this process (each claims a batch and sends it at once).
     pub delivery_workers: u32,
+    /// Webhook requests in flight at once to one subscription, per process.
+    pub delivery_concurrency: u32,
     /// The wait before each delivery attempt, comma-separated (`0s,5s,5m,30m,2h`):
     /// its length is the number of attempts, after which a delivery is dead.
     pub delivery_retry_schedule: String,
     /// A delivery whose event is older than this is dead at its next failure (`5d`).
     pub delivery_max_age: String,
+    /// A subscription whose every attempt has failed for this long is disabled (`5d`).
+    pub delivery_disable_after: String,
+    /// Delivered events are deleted this long after they were written (`7d`).
+    pub delivery_retention: String,
     /// How long connecting to a receiver may take, in milliseconds.
     pub delivery_connect_timeout_ms: u64,
     /// How long a whole webhook request may take, in milliseconds.
@@ -245,8 +251,11 @@ impl Default for Settings {
             max_url_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
             delivery_workers: 4,
+            delivery_concurrency: 16,
             delivery_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
             delivery_max_age: "5d".into(),
+            delivery_disable_after: "5d".into(),
+            delivery_retention: "7d".into(),
             delivery_connect_timeout_ms: 5_000,
             delivery_timeout_ms: 15_000,
             outbound_allow_private: false,
@@ -255,7 +264,7 @@ impl Default for Settings {
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 34] = [
+const KEYS: [&str; 37] = [
     "listen",
     "database_url",
     "database_schema",
@@ -285,8 +294,11 @@ const KEYS: [&str; 34] = [
     "max_url_bytes",
     "max_header_bytes",
     "delivery_workers",
+    "delivery_concurrency",
     "delivery_retry_schedule",
     "delivery_max_age",
+    "delivery_disable_after",
+    "delivery_retention",
     "delivery_connect_timeout_ms",
     "delivery_timeout_ms",
     "outbound_allow_private",
@@ -407,6 +419,11 @@ impl Settings {
             self.delivery_workers
         );
         anyhow::ensure!(
+            (1..=1000).contains(&self.delivery_concurrency),
+            "delivery_concurrency: 1 to 1000 (got {})",
+            self.delivery_concurrency
+        );
+        anyhow::ensure!(
             self.delivery_connect_timeout_ms > 0 && self.delivery_timeout_ms > 0,
             "delivery_connect_timeout_ms, delivery_timeout_ms: more than 0"
         );
@@ -417,7 +434,8 @@ impl Settings {
     /// How deliveries are retried and how long they may wait.
     ///
     /// # Errors
-    /// Naming `delivery_retry_schedule` or `delivery_max_age` when malformed.
+    /// Naming the setting (`delivery_retry_schedule`, `delivery_max_age`, …) when
+    /// malformed.
     pub fn deliveries(&self) -> anyhow::Result<intake_domain::delivery::DeliverySettings> {
         let schedule = self
             .delivery_retry_schedule
@@ -436,12 +454,13 @@ impl Settings {
             "delivery_retry_schedule: 1 to 50 attempts (got {})",
             schedule.len()
         );
-        let max_age = duration(self.delivery_max_age.trim()).with_context(|| {
-            format!(
-                "delivery_max_age: a duration such as 5d or 12h (got {:?})",
-                self.delivery_max_age
-            )
-        })?;
+        let period = |name: &str, value: &str| {
+            duration(value.trim())
+                .with_context(|| format!("{name}: a duration such as 5d or 12h (got {value:?})"))
+        };
+        let max_age = period("delivery_max_age", &self.delivery_max_age)?;
+        let disable_after = period("delivery_disable_after", &self.delivery_disable_after)?;
+        let retention = period("delivery_retention", &self.delivery_retention)?;
         let timeout = Duration::from_millis(self.delivery_timeout_ms);
         Ok(intake_domain::delivery::DeliverySettings {
             retry_schedule: schedule,
@@ -449,6 +468,15 @@ impl Settings {
             // A claim outlives the request it covers; a killed server's claims come
             // back this long after.
             lease: timeout * 2 + Duration::from_secs(5),
+            concurrency: self.delivery_concurrency,
+            disable_after,
+            retention,
+            // Every minute, or often enough for short periods (tests).
+            housekeeping: [Duration::from_secs(60), disable_after / 4, retention / 4]
+                .into_iter()
+                .min()
+                .unwrap_or_default()
+                .max(Duration::from_millis(100)),
             ..intake_domain::delivery::DeliverySettings::default()
         })
     }
@@ -614,6 +642,34 @@ mod tests {
             let e = format!("{:#}", bad.validate().unwrap_err());
             assert!(e.contains("delivery_"), "{schedule:?}/{age:?}: {e}");
         }
+        let d = Settings {
+            delivery_disable_after: "36h".into(),
+            delivery_retention: "30d".into(),
+            delivery_concurrency: 64,
+            ..Settings::default()
+        }
+        .deliveries()
+        .unwrap();
+        assert_eq!(
+            (d.disable_after, d.retention, d.concurrency),
+            (
+                Duration::from_secs(36 * 3600),
+                Duration::from_secs(30 * 86_400),
+                64
+            )
+        );
+        let bad = Settings {
+            delivery_retention: "a week".into(),
+            ..Settings::default()
+        };
+        let e = format!("{:#}", bad.validate().unwrap_err());
+        assert!(e.contains("delivery_retention"), "{e}");
+        let bad = Settings {
+            delivery_concurrency: 0,
+            ..Settings::default()
+        };
+        let e = format!("{:#}", bad.validate().unwrap_err());
+        assert!(e.contains("delivery_concurrency"), "{e}");
     }
 
     #[test]

@@ -5,18 +5,20 @@
 //! [`DeliveryService`] holds the subscription use cases; [`DeliveryWork`] is the kind
 //! of leased work the runtime of [`crate::work`] runs to send deliveries.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::ingest::Shutdown;
 use crate::model::DatasetName;
 use crate::ports::{
-    Attempt, Clock, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo,
-    DeliveryListing, DeliveryQueue, DeliveryResult, Event, EventKind, NewSubscription, Replay,
-    Subscription, SubscriptionChange, SubscriptionStatus, SubscriptionStore, Webhook,
-    WebhookSender,
+    Attempt, ClaimLimits, Clock, Delivered, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError,
+    DeliveryInfo, DeliveryListing, DeliveryQueue, DeliveryResult, Event, EventKind,
+    NewSubscription, Replay, Subscription, SubscriptionChange, SubscriptionStatus,
+    SubscriptionStore, Webhook, WebhookSender,
 };
 use crate::work::{
     Backoff, Claim, JitterPercent, LeasedWork, Wakeups, WorkError, WorkKind, WorkSettings,
@@ -51,6 +53,14 @@ pub struct DeliverySettings {
     pub lease: Duration,
     /// The safety-net poll of an idle worker.
     pub idle_poll: Duration,
+    /// Requests in flight at once to one subscription, per process.
+    pub concurrency: u32,
+    /// A subscription whose every attempt has failed for this long is disabled.
+    pub disable_after: Duration,
+    /// Delivered events are deleted this long after they were written.
+    pub retention: Duration,
+    /// How often old events are pruned and failing subscriptions disabled.
+    pub housekeeping: Duration,
 }
 
 impl DeliverySettings {
@@ -82,6 +92,10 @@ impl Default for DeliverySettings {
             max_age: Duration::from_secs(5 * 24 * 3600),
             lease: Duration::from_secs(60),
             idle_poll: Duration::from_secs(5),
+            concurrency: 16,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            housekeeping: Duration::from_secs(60),
         }
     }
 }
@@ -329,6 +343,58 @@ impl DeliveryService {
     }
 }
 
+/// Events pruned in one statement, so a large backlog never holds long locks.
+const PRUNE_BATCH: u32 = 1000;
+
+impl DeliveryService {
+    /// One round of housekeeping: deletes delivered events older than `retention`
+    /// and disables the subscriptions failing for `disable_after`. Gives how many
+    /// events were pruned and which subscriptions were disabled.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn keep_house(&self) -> Result<(u64, Vec<Subscription>), DeliveryError> {
+        let now = self.ports.clock.now();
+        let ago =
+            |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let before = ago(self.settings.retention);
+        let mut pruned = 0;
+        loop {
+            let n = self.ports.queue.prune(before, PRUNE_BATCH).await?;
+            pruned += n;
+            if n < u64::from(PRUNE_BATCH) {
+                break;
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, %before, "delivered events pruned after delivery_retention");
+        }
+        let disabled = self
+            .ports
+            .subscriptions
+            .disable_failing(ago(self.settings.disable_after))
+            .await?;
+        for s in &disabled {
+            tracing::warn!(subscription = %s.id, dataset = %s.dataset, url = %crate::redact::url(&s.url),
+                "subscription disabled: every attempt has failed for delivery_disable_after; \
+                 its deliveries wait until it is resumed (PATCH with paused=false)");
+        }
+        Ok((pruned, disabled))
+    }
+
+    /// Keeps house every `housekeeping` until `shutdown`; failures are logged and tried
+    /// again at the next round.
+    pub async fn keep_house_until(&self, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            if let Err(e) = self.keep_house().await {
+                tracing::error!(error = %format!("{e:#}"), "delivery housekeeping failed; trying again later");
+            }
+            let sleep = self.ports.clock.sleep(self.settings.housekeeping);
+            futures_lite::future::or(sleep, shutdown.wait()).await;
+        }
+    }
+}
+
 /// Kinds in a fixed order, each once.
 fn sorted(mut kinds: Vec<EventKind>) -> Vec<EventKind> {
     kinds.sort_by_key(|k| k.as_str());
@@ -434,10 +500,42 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// Deliveries one claim takes at most (across subscriptions).
+const CLAIM_BATCH: u32 = 64;
+
+/// Requests in flight per subscription in this process.
+type InFlight = Arc<Mutex<HashMap<String, u32>>>;
+
+/// A request in flight to a subscription: gives its room back when dropped, and wakes
+/// a worker that may have been waiting for it.
+struct Slot {
+    in_flight: InFlight,
+    subscription: String,
+    wakeups: Wakeups,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = in_flight.get_mut(&self.subscription) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                in_flight.remove(&self.subscription);
+            }
+        }
+        drop(in_flight);
+        self.wakeups.notify(WorkKind::Deliveries);
+    }
+}
+
 /// A claimed delivery, with how its attempt went (kept for recording the failure).
 pub struct Claimed {
     delivery: Delivery,
     outcome: Mutex<Option<Attempt>>,
+    slot: Mutex<Option<Slot>>,
 }
 
 impl Claimed {
@@ -447,10 +545,16 @@ impl Claimed {
     }
 }
 
-/// Deliveries, as the runtime sees them.
+/// Deliveries, as the runtime sees them: each claim takes a batch, within the room
+/// each subscription has for requests in flight ([`DeliverySettings::concurrency`]
+/// per process); the batch is sent at once and its successes recorded together.
 pub struct DeliveryWork {
     ports: DeliveryPorts,
     settings: DeliverySettings,
+    wakeups: Wakeups,
+    in_flight: InFlight,
+    /// Claims in this process take turns, so each sees the room the others left.
+    claiming: futures_util::lock::Mutex<()>,
 }
 
 impl DeliveryWork {
@@ -459,7 +563,60 @@ impl DeliveryWork {
         Self {
             ports: service.ports.clone(),
             settings: service.settings.clone(),
+            wakeups: service.wakeups.clone(),
+            in_flight: InFlight::default(),
+            claiming: futures_util::lock::Mutex::new(()),
         }
+    }
+
+    fn limits(&self) -> ClaimLimits {
+        let per_subscription = self.settings.concurrency.max(1);
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        ClaimLimits {
+            most: CLAIM_BATCH,
+            per_subscription,
+            room: in_flight
+                .iter()
+                .map(|(id, n)| (id.clone(), per_subscription.saturating_sub(*n)))
+                .collect(),
+        }
+    }
+
+    fn slot(&self, subscription: &str) -> Slot {
+        *self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(subscription.to_owned())
+            .or_default() += 1;
+        Slot {
+            in_flight: self.in_flight.clone(),
+            subscription: subscription.to_owned(),
+            wakeups: self.wakeups.clone(),
+        }
+    }
+
+    /// Sends one delivery; its room is given back as soon as the receiver answered.
+    async fn send(&self, item: &Claimed) -> DeliveryResult {
+        let d = &item.delivery;
+        let webhook = Webhook {
+            url: d.url.clone(),
+            id: d.event.id.clone(),
+            timestamp: self.ports.clock.now(),
+            body: body(&d.event),
+            secret: d.secret.clone(),
+        };
+        let result = self.ports.sender.send(&webhook).await;
+        drop(
+            item.slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        result
     }
 }
 
@@ -481,57 +638,84 @@ impl LeasedWork for DeliveryWork {
     }
 
     async fn claim(&self, worker: &str, now: DateTime<Utc>) -> anyhow::Result<Claim<Claimed>> {
+        let _turn = self.claiming.lock().await;
         let claimed = self
             .ports
             .queue
-            .claim(worker, now, self.settings.lease)
+            .claim(worker, now, self.settings.lease, &self.limits())
             .await?;
         Ok(match claimed {
-            DeliveryClaim::Claimed(delivery) => Claim::Item(Claimed {
-                delivery,
-                outcome: Mutex::new(None),
-            }),
+            DeliveryClaim::Claimed(deliveries) => Claim::Items(
+                deliveries
+                    .into_iter()
+                    .map(|delivery| Claimed {
+                        slot: Mutex::new(Some(self.slot(&delivery.subscription))),
+                        delivery,
+                        outcome: Mutex::new(None),
+                    })
+                    .collect(),
+            ),
             DeliveryClaim::Idle(next_due) => Claim::Nothing { next_due },
         })
     }
 
     async fn work(&self, item: &Claimed) -> Result<(), WorkError> {
-        let d = &item.delivery;
-        let webhook = Webhook {
-            url: d.url.clone(),
-            id: d.event.id.clone(),
-            timestamp: self.ports.clock.now(),
-            body: body(&d.event),
-            secret: d.secret.clone(),
-        };
-        match self.ports.sender.send(&webhook).await {
-            DeliveryResult::Delivered { status } => {
-                let attempt = Attempt {
-                    status: Some(status),
-                    error: String::new(),
-                };
-                match self.ports.queue.delivered(d, &attempt).await {
-                    Ok(()) => Ok(()),
-                    Err(DeliveryError::ClaimLost) => Err(WorkError::LeaseLost),
-                    Err(e) => Err(WorkError::failed(e)),
+        self.work_all(std::slice::from_ref(item))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(WorkError::failed(anyhow::anyhow!("no outcome"))))
+    }
+
+    /// Sends the batch at once, then records its successes in one step.
+    async fn work_all(&self, items: &[Claimed]) -> Vec<Result<(), WorkError>> {
+        let results =
+            futures_util::future::join_all(items.iter().map(|item| self.send(item))).await;
+        let done: Vec<Delivered> = items
+            .iter()
+            .zip(&results)
+            .filter_map(|(item, result)| match result {
+                DeliveryResult::Delivered { status } => {
+                    Some(Delivered::of(&item.delivery, *status))
                 }
-            }
-            DeliveryResult::Retry {
-                status,
-                retry_after,
-                reason,
-            } => {
-                let error = anyhow::anyhow!("{reason}");
-                *item
-                    .outcome
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Attempt {
+                DeliveryResult::Retry { .. } => None,
+            })
+            .collect();
+        let recorded = if done.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.ports.queue.delivered(&done).await
+        };
+        let mut recorded = match recorded {
+            Ok(flags) => Ok(flags.into_iter()),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        items
+            .iter()
+            .zip(results)
+            .map(|(item, result)| match result {
+                DeliveryResult::Delivered { .. } => match &mut recorded {
+                    Ok(flags) => match flags.next() {
+                        Some(true) => Ok(()),
+                        _ => Err(WorkError::LeaseLost),
+                    },
+                    Err(e) => Err(WorkError::failed(anyhow::anyhow!(
+                        "the receiver answered 2xx, but recording it failed: {e}"
+                    ))),
+                },
+                DeliveryResult::Retry {
                     status,
-                    error: reason,
-                });
-                Err(WorkError::Failed { error, retry_after })
-            }
-        }
+                    retry_after,
+                    reason,
+                } => {
+                    let error = anyhow::anyhow!("{reason}");
+                    *item.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(Attempt {
+                        status,
+                        error: reason,
+                    });
+                    Err(WorkError::Failed { error, retry_after })
+                }
+            })
+            .collect()
     }
 
     /// A retry past the event's `max_age` is no retry: the delivery is dead.
@@ -548,7 +732,7 @@ impl LeasedWork for DeliveryWork {
         let attempt = item
             .outcome
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .take()
             .unwrap_or_else(|| Attempt {
                 status: None,

@@ -140,8 +140,8 @@ impl WorkError {
 /// What a claim found.
 #[derive(Debug)]
 pub enum Claim<T> {
-    /// An item, now leased to the claiming worker.
-    Item(T),
+    /// Items (at least one), now leased to the claiming worker, worked together.
+    Items(Vec<T>),
     /// Nothing is due; `next_due` is when the next item will be, if the store knows.
     Nothing {
         /// When the earliest waiting item comes due.
@@ -166,8 +166,9 @@ pub trait LeasedWork: Send + Sync {
     /// How many times the item has been claimed, this claim included.
     fn attempt(&self, item: &Self::Item) -> u32;
 
-    /// Claims the next item due at `now` for `worker`. Concurrent claimers (threads or
-    /// processes) MUST never get the same item while its lease holds.
+    /// Claims the next items due at `now` for `worker` (one, or a batch the kind
+    /// works together). Concurrent claimers (threads or processes) MUST never get the
+    /// same item while its lease holds.
     ///
     /// # Errors
     /// When the store is unreachable.
@@ -178,6 +179,17 @@ pub trait LeasedWork: Send + Sync {
     /// # Errors
     /// See [`WorkError`].
     async fn work(&self, item: &Self::Item) -> Result<(), WorkError>;
+
+    /// Does the work of a claimed batch, giving each item's outcome in order. By
+    /// default one item after another; a kind that claims batches works them at once
+    /// and completes them together.
+    async fn work_all(&self, items: &[Self::Item]) -> Vec<Result<(), WorkError>> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(self.work(item).await);
+        }
+        outcomes
+    }
 
     /// Records a failed attempt: the item is due again at `retry_at`, or, when `None`
     /// (its attempts are spent), given up for good with `reason`.
@@ -300,10 +312,10 @@ impl<W: LeasedWork> Runtime<W> {
         tracing::info!(worker = name, %kind, "worker started");
         while !shutdown.is_triggered() {
             match self.work.claim(name, self.clock.now()).await {
-                Ok(Claim::Item(item)) => {
+                Ok(Claim::Items(items)) => {
                     // There may be more: let another idle worker look too.
                     self.wakeups.notify(kind);
-                    self.attempt(name, &item, &shutdown).await;
+                    self.attempt(name, &items, &shutdown).await;
                 }
                 Ok(Claim::Nothing { next_due }) => self.idle(next_due, &shutdown).await,
                 Err(e) => {
@@ -315,64 +327,84 @@ impl<W: LeasedWork> Runtime<W> {
         tracing::info!(worker = name, %kind, "worker stopped");
     }
 
-    async fn attempt(&self, name: &str, item: &W::Item, shutdown: &Shutdown) {
+    async fn attempt(&self, name: &str, items: &[W::Item], shutdown: &Shutdown) {
         let kind = self.work.kind();
-        let working = async { Some(self.work.work(item).await) };
+        let working = async { Some(self.work.work_all(items).await) };
         let stopping = async {
             shutdown.wait().await;
             None
         };
-        match future::or(working, stopping).await {
-            Some(Ok(())) => {}
-            Some(Err(WorkError::LeaseLost)) => {
-                tracing::warn!(worker = name, %kind, item = %self.work.describe(item),
-                    "lease lost: another worker has the item");
+        let Some(outcomes) = future::or(working, stopping).await else {
+            for item in items {
+                self.release(name, item).await;
             }
-            Some(Err(WorkError::Failed { error, retry_after })) => {
-                self.failed(name, item, &error, retry_after, shutdown).await;
+            return;
+        };
+        debug_assert_eq!(outcomes.len(), items.len(), "one outcome per item");
+        let mut failures = Vec::new();
+        for (item, outcome) in items.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {}
+                Err(WorkError::LeaseLost) => {
+                    tracing::warn!(worker = name, %kind, item = %self.work.describe(item),
+                        "lease lost: another worker has the item");
+                }
+                Err(WorkError::Failed { error, retry_after }) => {
+                    failures.push(self.failed(name, item, error, retry_after));
+                }
             }
-            None => match self.work.release(item).await {
-                Ok(()) => tracing::info!(worker = name, %kind, item = %self.work.describe(item),
-                    "shutdown: the work was rolled back and released"),
-                // Stopped between its commit and the answer: the item is done.
-                Err(WorkError::LeaseLost) => tracing::info!(worker = name, %kind,
-                    item = %self.work.describe(item), "shutdown: the work had already finished"),
-                Err(e) => tracing::warn!(worker = name, %kind, item = %self.work.describe(item),
-                    error = %e, "shutdown: releasing failed; the lease will expire"),
-            },
+        }
+        let recorded = futures_util::future::join_all(failures).await;
+        if recorded.contains(&false) {
+            // The store is in trouble: let it breathe before the next claim.
+            self.idle(None, shutdown).await;
+        }
+    }
+
+    /// Gives an item back at shutdown.
+    async fn release(&self, name: &str, item: &W::Item) {
+        let kind = self.work.kind();
+        match self.work.release(item).await {
+            Ok(()) => tracing::info!(worker = name, %kind, item = %self.work.describe(item),
+                "shutdown: the work was rolled back and released"),
+            // Stopped between its commit and the answer: the item is done.
+            Err(WorkError::LeaseLost) => tracing::info!(worker = name, %kind,
+                item = %self.work.describe(item), "shutdown: the work had already finished"),
+            Err(e) => tracing::warn!(worker = name, %kind, item = %self.work.describe(item),
+                error = %e, "shutdown: releasing failed; the lease will expire"),
         }
     }
 
     /// A failed attempt is retried after the back-off (or what the other side asked
     /// for, if longer); after `max_attempts` the item is given up, so a poison item
     /// cannot keep workers busy forever.
+    /// Gives whether the failure was recorded.
     async fn failed(
         &self,
         name: &str,
         item: &W::Item,
-        error: &anyhow::Error,
+        error: anyhow::Error,
         retry_after: Option<Duration>,
-        shutdown: &Shutdown,
-    ) {
+    ) -> bool {
         let (kind, what) = (self.work.kind(), self.work.describe(item));
         let (attempt, max) = (self.work.attempt(item), self.settings.max_attempts);
         let error = format!("{error:#}");
         if attempt < max {
             let wait = self.wait_after(attempt, &what, retry_after);
             let at = self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
-            match self.work.fail(item, Some(at), &error).await {
+            return match self.work.fail(item, Some(at), &error).await {
                 Ok(()) => {
                     self.remember_retry(at);
                     tracing::warn!(worker = name, %kind, item = %what, attempt, max,
                         retry_in_ms = wait.as_millis(), error, "attempt failed; retried after a back-off");
+                    true
                 }
                 Err(e) => {
                     tracing::error!(worker = name, %kind, item = %what, attempt, max, error,
                         fail_error = %format!("{e:#}"), "attempt failed; retried when its lease expires");
-                    self.idle(None, shutdown).await;
+                    false
                 }
-            }
-            return;
+            };
         }
         tracing::error!(worker = name, %kind, item = %what, attempt, error,
             "every attempt failed; giving the item up");
@@ -380,8 +412,9 @@ impl<W: LeasedWork> Runtime<W> {
         if let Err(e) = self.work.fail(item, None, &reason).await {
             tracing::error!(worker = name, %kind, item = %what, error = %format!("{e:#}"),
                 "could not give the item up; retried when its lease expires");
-            self.idle(None, shutdown).await;
+            return false;
         }
+        true
     }
 
     /// The back-off after `attempt`, with jitter taken from the item and attempt (so

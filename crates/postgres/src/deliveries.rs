@@ -1,8 +1,9 @@
-//! Subscriptions and their deliveries. Claims take the oldest due delivery with
-//! `FOR UPDATE SKIP LOCKED`, so any number of workers in any number of instances never
-//! get the same one; a delivery's lease is columns of its row. A claim moves the
-//! delivery's next attempt to its lease's end, so the scan of due deliveries never
-//! walks over those in flight, and one whose claimer died comes due on its own.
+//! Subscriptions and their deliveries. A claim takes, for each active subscription
+//! with room, its oldest due deliveries with `FOR UPDATE SKIP LOCKED`, so any number of
+//! workers in any number of instances never get the same one; a delivery's lease is
+//! columns of its row. A claim moves the delivery's next attempt to its lease's end, so
+//! the scan of due deliveries never walks over those in flight, and one whose claimer
+//! died comes due on its own.
 
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use chrono::{DateTime, Utc};
 use intake_domain::DatasetName;
 use intake_domain::delivery::Audience;
 use intake_domain::ports::{
-    Attempt, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo, DeliveryListing,
-    DeliveryQueue, DeliveryStatus, Event, EventKind, NewSubscription, Replay, Subscription,
-    SubscriptionChange, SubscriptionStatus, SubscriptionStore,
+    Attempt, ClaimLimits, Delivered, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError,
+    DeliveryInfo, DeliveryListing, DeliveryQueue, DeliveryStatus, Event, EventKind,
+    NewSubscription, Replay, Subscription, SubscriptionChange, SubscriptionStatus,
+    SubscriptionStore,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
@@ -176,7 +178,8 @@ impl SubscriptionStore for PgStore {
         let row = sqlx::query(&format!(
             "UPDATE subscriptions SET url = COALESCE($1, url), \
                events = CASE WHEN $2 THEN $3 ELSE events END, \
-               status = COALESCE($4, status), secret = COALESCE($5, secret) \
+               status = COALESCE($4, status), secret = COALESCE($5, secret), \
+               failing_since = CASE WHEN $4 = 'active' THEN NULL ELSE failing_since END \
              WHERE dataset = $6 AND id = $7 RETURNING {SUBSCRIPTION}"
         ))
         .bind(change.url.as_deref())
@@ -191,7 +194,32 @@ impl SubscriptionStore for PgStore {
         .map_err(unexpected("changing a subscription"))?;
         Ok(subscription(&row.ok_or(DeliveryError::NotFound)?)?)
     }
+
+    async fn disable_failing(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Subscription>, DeliveryError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE subscriptions SET status = 'disabled' \
+             WHERE status = 'active' AND failing_since < $1 RETURNING {SUBSCRIPTION}"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("disabling failing subscriptions"))?;
+        Ok(rows
+            .iter()
+            .map(subscription)
+            .collect::<anyhow::Result<_>>()?)
+    }
 }
+
+/// The active subscriptions with room, as a claim sees them: `$1` and `$2` are the
+/// ids and room of those with less than `$3`, the room of the others.
+const WITH_ROOM: &str = "WITH room AS (SELECT * FROM unnest($1::text[], $2::int[]) AS r(id, room)), \
+     subs AS (SELECT s.id, COALESCE(r.room, $3) AS room FROM subscriptions s \
+       LEFT JOIN room r ON r.id = s.id \
+       WHERE s.status = 'active' AND COALESCE(r.room, $3) > 0)";
 
 #[async_trait::async_trait]
 impl DeliveryQueue for PgStore {
@@ -200,49 +228,101 @@ impl DeliveryQueue for PgStore {
         _worker: &str,
         at: DateTime<Utc>,
         lease: Duration,
+        limits: &ClaimLimits,
     ) -> Result<DeliveryClaim, DeliveryError> {
         let token = new_id();
-        let row = sqlx::query(
-            "WITH next AS ( \
-               SELECT d.subscription_id, d.event_id FROM deliveries d \
-               WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM subscriptions s \
-                 WHERE s.id = d.subscription_id AND s.status <> 'active') \
-                 AND d.next_attempt_at <= $1 \
-               ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED), \
+        let (ids, room): (Vec<&str>, Vec<i32>) = limits
+            .room
+            .iter()
+            .map(|(id, room)| (id.as_str(), i32::try_from(*room).unwrap_or(i32::MAX)))
+            .unzip();
+        let per_subscription = i32::try_from(limits.per_subscription).unwrap_or(i32::MAX);
+        // Subscriptions in a random order, so a batch full of the first ones never
+        // starves the others.
+        let rows = sqlx::query(&format!(
+            "{WITH_ROOM}, \
+             next AS ( \
+               SELECT d.subscription_id, d.event_id \
+               FROM (SELECT * FROM subs ORDER BY random()) subs, LATERAL ( \
+                 SELECT d.subscription_id, d.event_id FROM deliveries d \
+                 WHERE d.subscription_id = subs.id AND d.status = 'pending' AND d.next_attempt_at <= $4 \
+                 ORDER BY d.next_attempt_at LIMIT subs.room FOR UPDATE SKIP LOCKED) d \
+               LIMIT $5), \
              claimed AS ( \
-               UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = $2, \
-                 lease_expires_at = $1 + make_interval(secs => $3), \
-                 next_attempt_at = $1 + make_interval(secs => $3) \
+               UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = $6, \
+                 lease_expires_at = $4 + make_interval(secs => $7), \
+                 next_attempt_at = $4 + make_interval(secs => $7) \
                FROM next WHERE d.subscription_id = next.subscription_id AND d.event_id = next.event_id \
                RETURNING d.subscription_id, d.event_id, d.attempts) \
              SELECT c.subscription_id, c.attempts, o.id, o.seq, o.dataset, o.kind, o.payload::text AS payload, \
                o.created_at, s.url, s.secret \
-             FROM claimed c JOIN outbox o ON o.id = c.event_id JOIN subscriptions s ON s.id = c.subscription_id",
-        )
+             FROM claimed c JOIN outbox o ON o.id = c.event_id JOIN subscriptions s ON s.id = c.subscription_id \
+             ORDER BY c.subscription_id, o.seq"
+        ))
+        .bind(&ids)
+        .bind(&room)
+        .bind(per_subscription)
         .bind(at)
+        .bind(i64::from(limits.most))
         .bind(&token)
         .bind(seconds(lease))
-        .fetch_optional(&self.relaxed)
+        .fetch_all(&self.relaxed)
         .await
-        .map_err(unexpected("claiming a delivery"))?;
-        let Some(row) = row else {
-            let next: Option<DateTime<Utc>> = sqlx::query_scalar(
-                "SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.status = 'pending' \
-                 AND NOT EXISTS (SELECT 1 FROM subscriptions s \
-                   WHERE s.id = d.subscription_id AND s.status <> 'active')",
-            )
+        .map_err(unexpected("claiming deliveries"))?;
+        if rows.is_empty() {
+            let next: Option<DateTime<Utc>> = sqlx::query_scalar(&format!(
+                "{WITH_ROOM} SELECT MIN(n.next_attempt_at) FROM subs, LATERAL ( \
+                   SELECT d.next_attempt_at FROM deliveries d \
+                   WHERE d.subscription_id = subs.id AND d.status = 'pending' \
+                   ORDER BY d.next_attempt_at LIMIT 1) n"
+            ))
+            .bind(&ids)
+            .bind(&room)
+            .bind(per_subscription)
             .fetch_one(&self.pool)
             .await
             .map_err(unexpected("finding the next delivery"))?;
             return Ok(DeliveryClaim::Idle(next));
-        };
-        Ok(DeliveryClaim::Claimed(
-            delivery(&row, token).map_err(DeliveryError::Unexpected)?,
-        ))
+        }
+        let claimed = rows
+            .iter()
+            .map(|row| delivery(row, token.clone()))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(DeliveryClaim::Claimed(claimed))
     }
 
-    async fn delivered(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), DeliveryError> {
-        record(self, delivery, attempt, Some("delivered"), None).await
+    async fn delivered(&self, done: &[Delivered]) -> Result<Vec<bool>, DeliveryError> {
+        let column = |f: fn(&Delivered) -> &str| done.iter().map(f).collect::<Vec<_>>();
+        let statuses: Vec<i32> = done.iter().map(|d| i32::from(d.status)).collect();
+        // A claim's token is set on pending deliveries only, so the token says the
+        // status too; naming `status = 'pending'` would steer the planner, when its
+        // statistics predate a burst of deliveries, to the partial due index (every
+        // pending row of the subscription per recorded delivery) instead of the key.
+        let recorded: Vec<(String, String)> = sqlx::query_as(
+            "WITH done AS ( \
+               UPDATE deliveries d SET status = 'delivered', lease_token = NULL, \
+                 lease_expires_at = NULL, last_attempt_at = now(), last_status = u.status, \
+                 last_error = '' \
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS u(sub, event, token, status) \
+               WHERE d.subscription_id = u.sub AND d.event_id = u.event AND d.lease_token = u.token \
+               RETURNING d.subscription_id, d.event_id), \
+             recovered AS ( \
+               UPDATE subscriptions s SET failing_since = NULL \
+               WHERE s.failing_since IS NOT NULL AND s.id IN (SELECT subscription_id FROM done)) \
+             SELECT subscription_id, event_id FROM done",
+        )
+        .bind(column(|d| &d.subscription))
+        .bind(column(|d| &d.event))
+        .bind(column(|d| &d.token))
+        .bind(statuses)
+        .fetch_all(&self.relaxed)
+        .await
+        .map_err(unexpected("recording deliveries"))?;
+        let recorded: std::collections::HashSet<(String, String)> = recorded.into_iter().collect();
+        Ok(done
+            .iter()
+            .map(|d| recorded.contains(&(d.subscription.clone(), d.event.clone())))
+            .collect())
     }
 
     async fn failed(
@@ -251,9 +331,31 @@ impl DeliveryQueue for PgStore {
         attempt: &Attempt,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), DeliveryError> {
-        match retry_at {
-            Some(at) => record(self, delivery, attempt, None, Some(at)).await,
-            None => record(self, delivery, attempt, Some("dead"), None).await,
+        let recorded: i64 = sqlx::query_scalar(
+            "WITH failed AS ( \
+               UPDATE deliveries SET status = CASE WHEN $1::timestamptz IS NULL THEN 'dead' ELSE status END, \
+                 next_attempt_at = COALESCE($1, next_attempt_at), lease_token = NULL, \
+                 lease_expires_at = NULL, last_attempt_at = now(), last_status = $2, \
+                 last_error = $3, failed_at = now(), failed_status = $2 \
+               WHERE subscription_id = $4 AND event_id = $5 AND lease_token = $6 AND status = 'pending' \
+               RETURNING subscription_id), \
+             failing AS ( \
+               UPDATE subscriptions s SET failing_since = now() \
+               WHERE s.failing_since IS NULL AND s.id IN (SELECT subscription_id FROM failed)) \
+             SELECT COUNT(*) FROM failed",
+        )
+        .bind(retry_at)
+        .bind(attempt.status.map(i32::from))
+        .bind(&attempt.error)
+        .bind(&delivery.subscription)
+        .bind(&delivery.event.id)
+        .bind(&delivery.token)
+        .fetch_one(&self.relaxed)
+        .await
+        .map_err(unexpected("recording a failed delivery"))?;
+        match recorded {
+            0 => Err(DeliveryError::ClaimLost),
+            _ => Ok(()),
         }
     }
 
@@ -332,39 +434,30 @@ impl DeliveryQueue for PgStore {
         .map_err(unexpected("replaying deliveries"))?;
         Ok(replayed.rows_affected())
     }
-}
 
-/// Records an attempt under the claim's token: a new status (`delivered`, `dead`) or
-/// the next attempt's time.
-async fn record(
-    store: &PgStore,
-    delivery: &Delivery,
-    attempt: &Attempt,
-    status: Option<&str>,
-    retry_at: Option<DateTime<Utc>>,
-) -> Result<(), DeliveryError> {
-    let recorded = sqlx::query(
-        "UPDATE deliveries SET status = COALESCE($1, status), \
-           next_attempt_at = COALESCE($2, next_attempt_at), lease_token = NULL, \
-           lease_expires_at = NULL, last_attempt_at = now(), last_status = $3, last_error = $4, \
-           failed_at = CASE WHEN $8 THEN now() ELSE failed_at END, \
-           failed_status = CASE WHEN $8 THEN $3 ELSE failed_status END \
-         WHERE subscription_id = $5 AND event_id = $6 AND lease_token = $7 AND status = 'pending'",
-    )
-    .bind(status)
-    .bind(retry_at)
-    .bind(attempt.status.map(i32::from))
-    .bind(&attempt.error)
-    .bind(&delivery.subscription)
-    .bind(&delivery.event.id)
-    .bind(&delivery.token)
-    .bind(status != Some("delivered"))
-    .execute(&store.relaxed)
-    .await
-    .map_err(unexpected("recording a delivery attempt"))?;
-    match recorded.rows_affected() {
-        0 => Err(DeliveryError::ClaimLost),
-        _ => Ok(()),
+    /// Events are walked in `seq` order up to the first one young enough to keep, so
+    /// a round with nothing to prune reads a row or two.
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError> {
+        let pruned = sqlx::query(
+            "WITH old AS ( \
+               SELECT o.seq, o.id, o.dataset FROM outbox o \
+               WHERE o.seq < COALESCE((SELECT y.seq FROM outbox y WHERE y.created_at >= $1 \
+                   ORDER BY y.seq LIMIT 1), 9223372036854775807) \
+                 AND NOT EXISTS (SELECT 1 FROM subscriptions s JOIN deliveries d \
+                   ON d.subscription_id = s.id AND d.event_id = o.id \
+                   WHERE s.dataset = o.dataset AND d.status <> 'delivered') \
+               ORDER BY o.seq LIMIT $2), \
+             gone AS ( \
+               DELETE FROM deliveries d USING old, subscriptions s \
+               WHERE s.dataset = old.dataset AND d.subscription_id = s.id AND d.event_id = old.id) \
+             DELETE FROM outbox o USING old WHERE o.seq = old.seq",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("pruning delivered events"))?;
+        Ok(pruned.rows_affected())
     }
 }
 

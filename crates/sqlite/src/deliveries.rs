@@ -1,8 +1,8 @@
 //! Subscriptions and their deliveries. A delivery's lease is columns of its row, and a
 //! claim moves its next attempt to the lease's end (so due deliveries are one index
 //! range, and one whose claimer died comes due on its own); SQLite
-//! runs one writer at a time, so each claim (one UPDATE … RETURNING) is atomic across
-//! threads and processes.
+//! runs one writer at a time, so each claim (one `BEGIN IMMEDIATE` transaction taking
+//! each subscription's oldest due deliveries) is atomic across threads and processes.
 
 use std::time::Duration;
 
@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use intake_domain::DatasetName;
 use intake_domain::delivery::Audience;
 use intake_domain::ports::{
-    Attempt, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo, DeliveryListing,
-    DeliveryQueue, DeliveryStatus, Event, EventKind, NewSubscription, Replay, Subscription,
-    SubscriptionChange, SubscriptionStatus, SubscriptionStore,
+    Attempt, ClaimLimits, Delivered, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError,
+    DeliveryInfo, DeliveryListing, DeliveryQueue, DeliveryStatus, Event, EventKind,
+    NewSubscription, Replay, Subscription, SubscriptionChange, SubscriptionStatus,
+    SubscriptionStore,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, SqliteConnection};
@@ -183,7 +184,8 @@ impl SubscriptionStore for SqliteStore {
         let row = sqlx::query(&format!(
             "UPDATE subscriptions SET url = COALESCE(?1, url), \
                events = CASE WHEN ?2 THEN ?3 ELSE events END, \
-               status = COALESCE(?4, status), secret = COALESCE(?5, secret) \
+               status = COALESCE(?4, status), secret = COALESCE(?5, secret), \
+               failing_since = CASE WHEN ?4 = 'active' THEN NULL ELSE failing_since END \
              WHERE dataset = ?6 AND id = ?7 RETURNING {SUBSCRIPTION}"
         ))
         .bind(change.url.as_deref())
@@ -198,6 +200,33 @@ impl SubscriptionStore for SqliteStore {
         .map_err(unexpected("changing a subscription"))?;
         Ok(subscription(&row.ok_or(DeliveryError::NotFound)?)?)
     }
+
+    async fn disable_failing(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Subscription>, DeliveryError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE subscriptions SET status = 'disabled' \
+             WHERE status = 'active' AND failing_since < ? RETURNING {SUBSCRIPTION}"
+        ))
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("disabling failing subscriptions"))?;
+        Ok(rows
+            .iter()
+            .map(subscription)
+            .collect::<anyhow::Result<_>>()?)
+    }
+}
+
+/// A JSON array of arrays of strings, for `json_each`.
+fn json_rows<const N: usize>(rows: impl Iterator<Item = [String; N]>) -> String {
+    serde_json::Value::Array(
+        rows.map(|row| serde_json::Value::Array(row.into_iter().map(Into::into).collect()))
+            .collect(),
+    )
+    .to_string()
 }
 
 #[async_trait::async_trait]
@@ -207,59 +236,148 @@ impl DeliveryQueue for SqliteStore {
         _worker: &str,
         at: DateTime<Utc>,
         lease: Duration,
+        limits: &ClaimLimits,
     ) -> Result<DeliveryClaim, DeliveryError> {
         let token = new_id();
-        let claimed = sqlx::query(
-            "UPDATE deliveries SET attempts = attempts + 1, lease_token = ?1, lease_expires_at = ?2, \
-               next_attempt_at = ?2 \
-             WHERE (subscription_id, event_id) = ( \
-               SELECT d.subscription_id, d.event_id FROM deliveries d \
-               WHERE d.status = 'pending' AND NOT EXISTS (SELECT 1 FROM subscriptions s \
-                 WHERE s.id = d.subscription_id AND s.status <> 'active') \
-                 AND d.next_attempt_at <= ?3 \
-               ORDER BY d.next_attempt_at LIMIT 1) \
-             RETURNING subscription_id, event_id, attempts",
-        )
-        .bind(&token)
-        .bind(ts(expiry(at, lease)))
-        .bind(ts(at))
-        .fetch_optional(&self.pool)
-        .await;
-        let claimed = match claimed {
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
             // An import holds the single write lock: nothing can be claimed now.
             Err(e) if is_busy(&e) => return Ok(DeliveryClaim::Idle(None)),
-            other => other.map_err(unexpected("claiming a delivery"))?,
+            other => other.map_err(unexpected("claiming deliveries"))?,
         };
-        let Some(row) = claimed else {
-            let next: Option<String> = sqlx::query_scalar(
-                "SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.status = 'pending' \
-                 AND NOT EXISTS (SELECT 1 FROM subscriptions s \
-                   WHERE s.id = d.subscription_id AND s.status <> 'active')",
+        // Subscriptions in a random order, so a batch full of the first ones never
+        // starves the others.
+        let active: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM subscriptions WHERE status = 'active' ORDER BY random()",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unexpected("claiming deliveries"))?;
+        let with_room: Vec<(String, u32)> = active
+            .into_iter()
+            .map(|id| {
+                let room = limits.room_of(&id);
+                (id, room)
+            })
+            .filter(|(_, room)| *room > 0)
+            .collect();
+        let mut claimed: Vec<(String, String, i64)> = Vec::new();
+        for (id, room) in &with_room {
+            let left = limits
+                .most
+                .saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+            if left == 0 {
+                break;
+            }
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "UPDATE deliveries SET attempts = attempts + 1, lease_token = ?1, \
+                   lease_expires_at = ?2, next_attempt_at = ?2 \
+                 WHERE (subscription_id, event_id) IN ( \
+                   SELECT subscription_id, event_id FROM deliveries \
+                   WHERE subscription_id = ?3 AND status = 'pending' AND next_attempt_at <= ?4 \
+                   ORDER BY next_attempt_at LIMIT ?5) \
+                 RETURNING subscription_id, event_id, attempts",
             )
+            .bind(&token)
+            .bind(ts(expiry(at, lease)))
+            .bind(id)
+            .bind(ts(at))
+            .bind(i64::from((*room).min(left)))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unexpected("claiming deliveries"))?;
+            claimed.extend(rows);
+        }
+        tx.commit()
+            .await
+            .map_err(unexpected("claiming deliveries"))?;
+        if claimed.is_empty() {
+            let subscriptions = json_rows(with_room.into_iter().map(|(id, _)| [id]));
+            let next: Option<String> = sqlx::query_scalar(
+                "SELECT MIN((SELECT d.next_attempt_at FROM deliveries d \
+                   WHERE d.subscription_id = json_extract(j.value, '$[0]') AND d.status = 'pending' \
+                   ORDER BY d.next_attempt_at LIMIT 1)) FROM json_each(?) j",
+            )
+            .bind(subscriptions)
             .fetch_one(&self.pool)
             .await
             .map_err(unexpected("finding the next delivery"))?;
             return Ok(DeliveryClaim::Idle(next.map(|t| parse_ts(&t)).transpose()?));
-        };
-        let subscription: String = row.try_get("subscription_id").map_err(anyhow::Error::new)?;
-        let event: String = row.try_get("event_id").map_err(anyhow::Error::new)?;
-        let attempt: i64 = row.try_get("attempts").map_err(anyhow::Error::new)?;
-        let row = sqlx::query(
-            "SELECT o.id, o.seq, o.dataset, o.kind, o.payload, o.created_at, s.url, s.secret \
-             FROM outbox o, subscriptions s WHERE o.id = ? AND s.id = ?",
+        }
+        let keys = json_rows(
+            claimed
+                .iter()
+                .map(|(sub, event, attempts)| [sub.clone(), event.clone(), attempts.to_string()]),
+        );
+        let rows = sqlx::query(
+            "SELECT json_extract(j.value, '$[0]') AS subscription_id, \
+               CAST(json_extract(j.value, '$[2]') AS INTEGER) AS attempts, o.id, o.seq, o.dataset, \
+               o.kind, o.payload, o.created_at, s.url, s.secret \
+             FROM json_each(?) j JOIN outbox o ON o.id = json_extract(j.value, '$[1]') \
+             JOIN subscriptions s ON s.id = json_extract(j.value, '$[0]') \
+             ORDER BY j.key",
         )
-        .bind(&event)
-        .bind(&subscription)
-        .fetch_one(&self.pool)
+        .bind(keys)
+        .fetch_all(&self.pool)
         .await
-        .map_err(unexpected("reading a claimed delivery"))?;
-        Ok(DeliveryClaim::Claimed(
-            delivery(&row, subscription, attempt, token).map_err(DeliveryError::Unexpected)?,
-        ))
+        .map_err(unexpected("reading claimed deliveries"))?;
+        let deliveries = rows
+            .iter()
+            .map(|row| {
+                let subscription: String = row.try_get("subscription_id")?;
+                let attempts: i64 = row.try_get("attempts")?;
+                delivery(row, subscription, attempts, token.clone())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(DeliveryClaim::Claimed(deliveries))
     }
 
-    async fn delivered(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), DeliveryError> {
-        record(self, delivery, attempt, Some("delivered"), None).await
+    async fn delivered(&self, done: &[Delivered]) -> Result<Vec<bool>, DeliveryError> {
+        let rows = json_rows(done.iter().map(|d| {
+            [
+                d.subscription.clone(),
+                d.event.clone(),
+                d.token.clone(),
+                d.status.to_string(),
+            ]
+        }));
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unexpected("recording deliveries"))?;
+        let recorded: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE deliveries SET status = 'delivered', lease_token = NULL, \
+               lease_expires_at = NULL, last_attempt_at = ?2, last_status = CAST(u.status AS INTEGER), \
+               last_error = '' \
+             FROM (SELECT json_extract(value, '$[0]') AS sub, json_extract(value, '$[1]') AS event, \
+                     json_extract(value, '$[2]') AS token, json_extract(value, '$[3]') AS status \
+                   FROM json_each(?1)) AS u \
+             WHERE deliveries.subscription_id = u.sub AND deliveries.event_id = u.event \
+               AND deliveries.lease_token = u.token AND deliveries.status = 'pending' \
+             RETURNING subscription_id, event_id",
+        )
+        .bind(&rows)
+        .bind(ts(now()))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unexpected("recording deliveries"))?;
+        let subscriptions = json_rows(recorded.iter().map(|(sub, _)| [sub.clone()]));
+        sqlx::query(
+            "UPDATE subscriptions SET failing_since = NULL WHERE failing_since IS NOT NULL \
+             AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?))",
+        )
+        .bind(subscriptions)
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected("recording deliveries"))?;
+        tx.commit()
+            .await
+            .map_err(unexpected("recording deliveries"))?;
+        let recorded: std::collections::HashSet<(String, String)> = recorded.into_iter().collect();
+        Ok(done
+            .iter()
+            .map(|d| recorded.contains(&(d.subscription.clone(), d.event.clone())))
+            .collect())
     }
 
     async fn failed(
@@ -268,10 +386,44 @@ impl DeliveryQueue for SqliteStore {
         attempt: &Attempt,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), DeliveryError> {
-        match retry_at {
-            Some(at) => record(self, delivery, attempt, None, Some(at)).await,
-            None => record(self, delivery, attempt, Some("dead"), None).await,
+        let at = ts(now());
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unexpected("recording a failed delivery"))?;
+        let recorded = sqlx::query(
+            "UPDATE deliveries SET status = CASE WHEN ?1 IS NULL THEN 'dead' ELSE status END, \
+               next_attempt_at = COALESCE(?1, next_attempt_at), lease_token = NULL, \
+               lease_expires_at = NULL, last_attempt_at = ?2, last_status = ?3, last_error = ?4, \
+               failed_at = ?2, failed_status = ?3 \
+             WHERE subscription_id = ?5 AND event_id = ?6 AND lease_token = ?7 AND status = 'pending'",
+        )
+        .bind(retry_at.map(ts))
+        .bind(&at)
+        .bind(attempt.status.map(i64::from))
+        .bind(&attempt.error)
+        .bind(&delivery.subscription)
+        .bind(&delivery.event.id)
+        .bind(&delivery.token)
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected("recording a failed delivery"))?;
+        if recorded.rows_affected() == 0 {
+            return Err(DeliveryError::ClaimLost);
         }
+        sqlx::query(
+            "UPDATE subscriptions SET failing_since = ? WHERE id = ? AND failing_since IS NULL",
+        )
+        .bind(&at)
+        .bind(&delivery.subscription)
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected("recording a failed delivery"))?;
+        tx.commit()
+            .await
+            .map_err(unexpected("recording a failed delivery"))?;
+        Ok(())
     }
 
     async fn release(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
@@ -349,40 +501,54 @@ impl DeliveryQueue for SqliteStore {
         .map_err(unexpected("replaying deliveries"))?;
         Ok(replayed.rows_affected())
     }
-}
 
-/// Records an attempt under the claim's token: a new status (`delivered`, `dead`) or
-/// the next attempt's time.
-async fn record(
-    store: &SqliteStore,
-    delivery: &Delivery,
-    attempt: &Attempt,
-    status: Option<&str>,
-    retry_at: Option<DateTime<Utc>>,
-) -> Result<(), DeliveryError> {
-    let recorded = sqlx::query(
-        "UPDATE deliveries SET status = COALESCE(?1, status), \
-           next_attempt_at = COALESCE(?2, next_attempt_at), lease_token = NULL, \
-           lease_expires_at = NULL, last_attempt_at = ?3, last_status = ?4, last_error = ?5, \
-           failed_at = CASE WHEN ?9 THEN ?3 ELSE failed_at END, \
-           failed_status = CASE WHEN ?9 THEN ?4 ELSE failed_status END \
-         WHERE subscription_id = ?6 AND event_id = ?7 AND lease_token = ?8 AND status = 'pending'",
-    )
-    .bind(status)
-    .bind(retry_at.map(ts))
-    .bind(ts(now()))
-    .bind(attempt.status.map(i64::from))
-    .bind(&attempt.error)
-    .bind(&delivery.subscription)
-    .bind(&delivery.event.id)
-    .bind(&delivery.token)
-    .bind(status != Some("delivered"))
-    .execute(&store.pool)
-    .await
-    .map_err(unexpected("recording a delivery attempt"))?;
-    match recorded.rows_affected() {
-        0 => Err(DeliveryError::ClaimLost),
-        _ => Ok(()),
+    /// Events are walked in `seq` order up to the first one young enough to keep, so
+    /// a round with nothing to prune reads a row or two.
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unexpected("pruning delivered events"))?;
+        let old: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT o.seq, o.id, o.dataset FROM outbox o \
+             WHERE o.seq < COALESCE((SELECT y.seq FROM outbox y WHERE y.created_at >= ?1 \
+                 ORDER BY y.seq LIMIT 1), 9223372036854775807) \
+               AND NOT EXISTS (SELECT 1 FROM subscriptions s JOIN deliveries d \
+                 ON d.subscription_id = s.id AND d.event_id = o.id \
+                 WHERE s.dataset = o.dataset AND d.status <> 'delivered') \
+             ORDER BY o.seq LIMIT ?2",
+        )
+        .bind(ts(before))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unexpected("pruning delivered events"))?;
+        let events = json_rows(
+            old.iter()
+                .map(|(seq, id, dataset)| [seq.to_string(), id.clone(), dataset.clone()]),
+        );
+        sqlx::query(
+            "DELETE FROM deliveries WHERE (subscription_id, event_id) IN ( \
+               SELECT s.id, json_extract(j.value, '$[1]') FROM json_each(?1) j \
+               JOIN subscriptions s ON s.dataset = json_extract(j.value, '$[2]'))",
+        )
+        .bind(&events)
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected("pruning delivered events"))?;
+        let pruned = sqlx::query(
+            "DELETE FROM outbox WHERE seq IN ( \
+               SELECT CAST(json_extract(value, '$[0]') AS INTEGER) FROM json_each(?1))",
+        )
+        .bind(&events)
+        .execute(&mut *tx)
+        .await
+        .map_err(unexpected("pruning delivered events"))?;
+        tx.commit()
+            .await
+            .map_err(unexpected("pruning delivered events"))?;
+        Ok(pruned.rows_affected())
     }
 }
 

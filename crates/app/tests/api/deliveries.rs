@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::receiver::{start_receiver, verify_independently};
+use super::receiver::{Receiver, start_receiver, verify_independently};
 use super::support::{Db, TestApp, example, spawn_app_with};
 
 async fn subscribe(app: &TestApp, url: &str, events: Value) -> Value {
@@ -21,6 +21,22 @@ async fn subscribe(app: &TestApp, url: &str, events: Value) -> Value {
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     created.body
+}
+
+/// The customers dataset with `url` subscribed to `record.created`, the receiver told
+/// its secret; gives the subscription and its path.
+async fn customers_subscribed(app: &TestApp, url: &str, receiver: &Receiver) -> (Value, String) {
+    assert_eq!(
+        app.create_example("customers", "customers.json")
+            .await
+            .status,
+        201
+    );
+    let subscription = subscribe(app, url, json!(["record.created"])).await;
+    receiver.set_secret(subscription["secret"].as_str().unwrap());
+    let id = subscription["id"].as_str().unwrap();
+    let path = format!("/v1/datasets/customers/subscriptions/{id}");
+    (subscription, path)
 }
 
 /// The customers workload: every customer reaches the receiver, signed, once per
@@ -267,16 +283,7 @@ pub async fn dead_deliveries_are_replayed_and_paused_ones_wait(db: Db) {
     let (url, receiver) = start_receiver();
     receiver.flaky_first.store(true, Ordering::SeqCst);
     super::run(&app, async {
-        assert_eq!(
-            app.create_example("customers", "customers.json")
-                .await
-                .status,
-            201
-        );
-        let subscription = subscribe(&app, &url, json!(["record.created"])).await;
-        receiver.set_secret(subscription["secret"].as_str().unwrap());
-        let id = subscription["id"].as_str().unwrap();
-        let path = format!("/v1/datasets/customers/subscriptions/{id}");
+        let (subscription, path) = customers_subscribed(&app, &url, &receiver).await;
 
         receiver.down.store(true, Ordering::SeqCst);
         let csv =
@@ -368,6 +375,69 @@ pub async fn dead_deliveries_are_replayed_and_paused_ones_wait(db: Db) {
             .patch_json(&format!("{path}x"), &json!({"paused": true}))
             .await;
         unknown.problem(404, "not_found");
+    })
+    .await;
+    app.stop().await;
+}
+
+/// Housekeeping through the real server: a subscription whose every attempt fails for
+/// `delivery_disable_after` is disabled (and nothing more is sent to it); resumed and
+/// replayed, its events are delivered, then pruned after `delivery_retention`.
+pub async fn failing_subscriptions_are_disabled_and_delivered_events_pruned(db: Db) {
+    use std::sync::atomic::Ordering;
+    let app = spawn_app_with(db, |s| {
+        s.outbound_allow_private = true;
+        s.delivery_retry_schedule = "0s,10ms".into();
+        s.delivery_disable_after = "400ms".into();
+        s.delivery_retention = "2s".into();
+    })
+    .await;
+    let (url, receiver) = start_receiver();
+    super::run(&app, async {
+        let (_, path) = customers_subscribed(&app, &url, &receiver).await;
+
+        receiver.down.store(true, Ordering::SeqCst);
+        let csv = "id,first_name,last_name,email
+f-1,Fay,Ling,f1@example.com
+";
+        app.import("customers", "text/csv", csv.as_bytes().to_vec())
+            .await;
+        counts_until(&app, &path, |c| c["dead"] == 1).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let read = app.get(&path).await;
+            if read.body["status"] == "disabled" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never disabled: {}", read.body);
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Disabled: a new event waits, whatever the receiver does.
+        receiver.down.store(false, Ordering::SeqCst);
+        let before = receiver.got().len();
+        let csv = "id,first_name,last_name,email
+f-2,Fay,Ling,f2@example.com
+";
+        app.import("customers", "text/csv", csv.as_bytes().to_vec())
+            .await;
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(receiver.got().len(), before, "nothing sent while disabled");
+
+        let resumed = app.patch_json(&path, &json!({"paused": false})).await;
+        assert_eq!(resumed.body["status"], "active", "{}", resumed.body);
+        let replayed = app
+            .post_json(&format!("{path}/replay"), &json!({"status": "dead"}))
+            .await;
+        assert_eq!(replayed.body["replayed"], 1, "{}", replayed.body);
+        counts_until(&app, &path, |c| c["delivered"] == 2 && c["pending"] == 0).await;
+        // Two seconds after they were written, delivered events are pruned.
+        counts_until(&app, &path, |c| c["delivered"] == 0 && c["dead"] == 0).await;
+        let listed = app.get(&format!("{path}/deliveries")).await;
+        assert_eq!(listed.body["items"], json!([]), "{}", listed.body);
+        // Longer than `delivery_disable_after` since it was resumed and delivered to:
+        // it is not failing, so still active.
+        let read = app.get(&path).await;
+        assert_eq!(read.body["status"], "active", "{}", read.body);
     })
     .await;
     app.stop().await;

@@ -116,6 +116,7 @@ on_both_databases!(with_db:
     deliveries::every_customer_reaches_the_receiver_signed_and_retried,
     deliveries::subscriptions_are_guarded_and_checked,
     deliveries::dead_deliveries_are_replayed_and_paused_ones_wait,
+    deliveries::failing_subscriptions_are_disabled_and_delivered_events_pruned,
 );
 
 #[actix_web::test]

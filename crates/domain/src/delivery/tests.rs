@@ -51,7 +51,19 @@ fn claimed(attempt: u32) -> Claimed {
     Claimed {
         delivery: delivery(attempt),
         outcome: Mutex::new(None),
+        slot: Mutex::new(None),
     }
+}
+
+fn work_with(ports: DeliveryPorts, settings: DeliverySettings) -> DeliveryWork {
+    DeliveryWork::new(&DeliveryService::new(ports, settings))
+}
+
+fn delivery_of(subscription: &str, event: &str) -> Delivery {
+    let mut d = delivery(1);
+    d.subscription = subscription.into();
+    d.event.id = event.into();
+    d
 }
 
 #[test]
@@ -141,14 +153,11 @@ fn a_2xx_is_recorded_as_delivered_with_a_signed_stable_id() {
     let mut queue = MockDeliveryQueue::new();
     queue
         .expect_delivered()
-        .withf(|d, a| d.event.id == "evt_1" && a.status == Some(204))
+        .withf(|done| done == [Delivered::of(&delivery(1), 204)])
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_| Ok(vec![true]));
     queue.expect_failed().never();
-    let work = DeliveryWork {
-        ports: ports(queue, sender),
-        settings: DeliverySettings::default(),
-    };
+    let work = work_with(ports(queue, sender), DeliverySettings::default());
     futures_lite::future::block_on(work.work(&claimed(1))).unwrap();
 }
 
@@ -167,10 +176,7 @@ fn a_failure_is_recorded_with_its_status_and_retried() {
         .withf(|_, a, retry| a.status == Some(503) && *retry == Some(at("2026-12-03T10:00:31Z")))
         .times(1)
         .returning(|_, _, _| Ok(()));
-    let work = DeliveryWork {
-        ports: ports(queue, sender),
-        settings: DeliverySettings::default(),
-    };
+    let work = work_with(ports(queue, sender), DeliverySettings::default());
     let item = claimed(1);
     let failed = futures_lite::future::block_on(work.work(&item));
     let Err(WorkError::Failed { retry_after, .. }) = failed else {
@@ -189,13 +195,13 @@ fn a_retry_past_the_max_age_makes_the_delivery_dead() {
         .with(always(), always(), mockall::predicate::eq(None))
         .times(1)
         .returning(|_, _, _| Ok(()));
-    let work = DeliveryWork {
-        ports: ports(queue, MockWebhookSender::new()),
-        settings: DeliverySettings {
+    let work = work_with(
+        ports(queue, MockWebhookSender::new()),
+        DeliverySettings {
             max_age: Duration::from_secs(3600),
             ..DeliverySettings::default()
         },
-    };
+    );
     // The event was written at 10:00; a retry at 11:00:01 is past its hour.
     let retry = Some(at("2026-12-03T11:00:01Z"));
     futures_lite::future::block_on(work.fail(&claimed(3), retry, "timed out")).unwrap();
@@ -267,4 +273,137 @@ fn a_malformed_secret_is_refused_and_a_missing_one_generated() {
     let made = futures_lite::future::block_on(service.subscribe(&ds, url, kinds, None)).unwrap();
     // The secret never shows in its Debug form.
     assert!(!format!("{made:?}").contains("whsec_"));
+}
+
+#[test]
+fn a_batch_is_sent_at_once_and_its_successes_recorded_together() {
+    let mut sender = MockWebhookSender::new();
+    sender
+        .expect_send()
+        .times(3)
+        .returning(|w| match w.id.as_str() {
+            "evt_b" => DeliveryResult::Retry {
+                status: Some(503),
+                retry_after: None,
+                reason: "503 Service Unavailable".into(),
+            },
+            _ => DeliveryResult::Delivered { status: 200 },
+        });
+    let mut queue = MockDeliveryQueue::new();
+    // One call for both successes; the second one's claim had lapsed.
+    queue
+        .expect_delivered()
+        .withf(|done| {
+            done.iter().map(|d| d.event.as_str()).collect::<Vec<_>>() == ["evt_a", "evt_c"]
+        })
+        .times(1)
+        .returning(|_| Ok(vec![true, false]));
+    let work = work_with(ports(queue, sender), DeliverySettings::default());
+    let items: Vec<Claimed> = ["evt_a", "evt_b", "evt_c"]
+        .into_iter()
+        .map(|e| Claimed {
+            delivery: delivery_of("sub_1", e),
+            outcome: Mutex::new(None),
+            slot: Mutex::new(None),
+        })
+        .collect();
+    let outcomes = futures_lite::future::block_on(work.work_all(&items));
+    assert!(matches!(outcomes[0], Ok(())), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[1], Err(WorkError::Failed { .. })),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[2], Err(WorkError::LeaseLost)),
+        "{outcomes:?}"
+    );
+    let failed = items[1].outcome.lock().unwrap().clone().unwrap();
+    assert_eq!(failed.status, Some(503));
+}
+
+#[test]
+fn a_subscription_gets_no_more_requests_in_flight_than_its_concurrency() {
+    let mut queue = MockDeliveryQueue::new();
+    let mut seen = mockall::Sequence::new();
+    // The first claim may take 2 of sub_1; it takes both.
+    queue
+        .expect_claim()
+        .withf(|_, _, _, limits| limits.per_subscription == 2 && limits.room.is_empty())
+        .times(1)
+        .in_sequence(&mut seen)
+        .returning(|_, _, _, _| {
+            Ok(DeliveryClaim::Claimed(vec![
+                delivery_of("sub_1", "evt_a"),
+                delivery_of("sub_1", "evt_b"),
+            ]))
+        });
+    // While they are in flight, sub_1 has no room left.
+    queue
+        .expect_claim()
+        .withf(|_, _, _, limits| limits.room == [("sub_1".to_owned(), 0)])
+        .times(1)
+        .in_sequence(&mut seen)
+        .returning(|_, _, _, _| Ok(DeliveryClaim::Idle(None)));
+    // Once one was answered, it has room for one.
+    queue
+        .expect_claim()
+        .withf(|_, _, _, limits| limits.room == [("sub_1".to_owned(), 1)])
+        .times(1)
+        .in_sequence(&mut seen)
+        .returning(|_, _, _, _| Ok(DeliveryClaim::Idle(None)));
+    let mut sender = MockWebhookSender::new();
+    sender
+        .expect_send()
+        .returning(|_| DeliveryResult::Delivered { status: 200 });
+    let work = work_with(
+        ports(queue, sender),
+        DeliverySettings {
+            concurrency: 2,
+            ..DeliverySettings::default()
+        },
+    );
+    let now = at("2026-12-03T10:00:01Z");
+    futures_lite::future::block_on(async {
+        let Claim::Items(items) = work.claim("w", now).await.unwrap() else {
+            panic!("claimed nothing")
+        };
+        assert_eq!(items.len(), 2);
+        assert!(matches!(
+            work.claim("w", now).await.unwrap(),
+            Claim::Nothing { .. }
+        ));
+        work.send(&items[0]).await;
+        assert!(matches!(
+            work.claim("w", now).await.unwrap(),
+            Claim::Nothing { .. }
+        ));
+    });
+}
+
+#[test]
+fn housekeeping_prunes_in_batches_and_disables_failing_subscriptions() {
+    let now = at("2026-12-03T10:00:01Z");
+    let mut queue = MockDeliveryQueue::new();
+    let mut pruned = vec![u64::from(PRUNE_BATCH), 7].into_iter();
+    queue
+        .expect_prune()
+        .withf(move |before, _| *before == now - chrono::Duration::days(7))
+        .times(2)
+        .returning(move |_, _| Ok(pruned.next().unwrap()));
+    let mut subscriptions = MockSubscriptionStore::new();
+    subscriptions
+        .expect_disable_failing()
+        .withf(move |since| *since == now - chrono::Duration::days(5))
+        .times(1)
+        .returning(|_| Ok(Vec::new()));
+    let service = DeliveryService::new(
+        DeliveryPorts {
+            subscriptions: Arc::new(subscriptions),
+            ..ports(queue, MockWebhookSender::new())
+        },
+        DeliverySettings::default(),
+    );
+    let (pruned, disabled) = futures_lite::future::block_on(service.keep_house()).unwrap();
+    assert_eq!(pruned, u64::from(PRUNE_BATCH) + 7);
+    assert!(disabled.is_empty());
 }

@@ -59,7 +59,7 @@ impl LeasedWork for ImportWork {
 
     async fn claim(&self, worker: &str, _: DateTime<Utc>) -> anyhow::Result<Claim<Lease>> {
         Ok(match self.service.claim(worker).await? {
-            Some(lease) => Claim::Item(lease),
+            Some(lease) => Claim::Items(vec![lease]),
             None => Claim::Nothing { next_due: None },
         })
     }

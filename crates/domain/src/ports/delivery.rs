@@ -228,6 +228,16 @@ pub trait SubscriptionStore: Send + Sync {
         id: &str,
         change: &SubscriptionChange,
     ) -> Result<Subscription, DeliveryError>;
+
+    /// Disables the active subscriptions that have been failing (no 2xx since a failed
+    /// attempt) since before `since`, and gives them.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn disable_failing(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Subscription>, DeliveryError>;
 }
 
 /// What an update of a subscription changes (`None`: leave it).
@@ -237,7 +247,7 @@ pub struct SubscriptionChange {
     pub url: Option<String>,
     /// New kinds (`Some(None)`: every kind).
     pub events: Option<Option<Vec<EventKind>>>,
-    /// A new status.
+    /// A new status (`Active` starts the failing period over).
     pub status: Option<SubscriptionStatus>,
     /// A new secret.
     pub secret: Option<String>,
@@ -362,10 +372,68 @@ impl std::fmt::Debug for Delivery {
 /// What a claim of deliveries found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryClaim {
-    /// A delivery, leased to the claimer.
-    Claimed(Delivery),
-    /// Nothing due; the earliest pending delivery's next attempt, if any.
+    /// Deliveries (at least one), leased to the claimer, oldest due first within each
+    /// subscription.
+    Claimed(Vec<Delivery>),
+    /// Nothing due that the limits allow; the earliest next attempt among the
+    /// subscriptions with room, if any.
     Idle(Option<DateTime<Utc>>),
+}
+
+/// How many deliveries one claim may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// At most this many in all.
+    pub most: u32,
+    /// At most this many of one subscription.
+    pub per_subscription: u32,
+    /// Subscriptions with less room than `per_subscription` (requests of theirs are
+    /// in flight), and their room; a subscription with no room is skipped.
+    pub room: Vec<(String, u32)>,
+}
+
+impl ClaimLimits {
+    /// One delivery at a time.
+    pub fn one() -> Self {
+        Self {
+            most: 1,
+            per_subscription: 1,
+            room: Vec::new(),
+        }
+    }
+
+    /// The room of `subscription`.
+    pub fn room_of(&self, subscription: &str) -> u32 {
+        self.room
+            .iter()
+            .find(|(id, _)| id == subscription)
+            .map_or(self.per_subscription, |(_, room)| *room)
+    }
+}
+
+/// A 2xx to record against the claim that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The subscription's id.
+    pub subscription: String,
+    /// The event's id.
+    pub event: String,
+    /// The claim's token.
+    pub token: String,
+    /// The receiver's status code.
+    pub status: u16,
+}
+
+impl Delivered {
+    /// `delivery`'s 2xx, answered with `status`.
+    pub fn of(delivery: &Delivery, status: u16) -> Self {
+        Self {
+            subscription: delivery.subscription.clone(),
+            event: delivery.event.id.clone(),
+            token: delivery.token.clone(),
+            status,
+        }
+    }
 }
 
 /// How one attempt ended, as recorded.
@@ -382,9 +450,10 @@ pub struct Attempt {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait DeliveryQueue: Send + Sync {
-    /// Claims the delivery due at `now` that has waited longest, of an active
-    /// subscription, for `lease`, counting the attempt. Concurrent claimers MUST
-    /// never get the same delivery while its lease holds.
+    /// Claims deliveries due at `now` of active subscriptions, within `limits`, for
+    /// `lease`, counting the attempt; within a subscription, the one that has waited
+    /// longest first. Concurrent claimers MUST never get the same delivery while its
+    /// lease holds.
     ///
     /// # Errors
     /// - `Unexpected` only.
@@ -393,15 +462,19 @@ pub trait DeliveryQueue: Send + Sync {
         worker: &str,
         now: DateTime<Utc>,
         lease: Duration,
+        limits: &ClaimLimits,
     ) -> Result<DeliveryClaim, DeliveryError>;
 
-    /// Records a 2xx: the delivery is done.
+    /// Records 2xx answers: those deliveries are done, and their subscriptions are no
+    /// longer failing. Gives, in order, whether each was recorded (`false`: its claim
+    /// had lapsed, and another worker may send it again).
     ///
     /// # Errors
-    /// - `ClaimLost` when the lease lapsed (another worker may send it again).
-    async fn delivered(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), DeliveryError>;
+    /// - `Unexpected` only.
+    async fn delivered(&self, done: &[Delivered]) -> Result<Vec<bool>, DeliveryError>;
 
-    /// Records a failed attempt: due again at `retry_at`, or dead when `None`.
+    /// Records a failed attempt: due again at `retry_at`, or dead when `None`. A
+    /// subscription that had not failed since its last success is failing from now.
     ///
     /// # Errors
     /// - `ClaimLost` when the lease lapsed.
@@ -441,6 +514,13 @@ pub trait DeliveryQueue: Send + Sync {
         replay: &Replay,
         now: DateTime<Utc>,
     ) -> Result<u64, DeliveryError>;
+
+    /// Deletes up to `limit` events written before `before` whose deliveries were all
+    /// delivered (or that have none), with their deliveries. Gives how many events.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError>;
 }
 
 /// A durable callback timer (DESIGN §8).

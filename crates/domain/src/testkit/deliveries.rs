@@ -9,8 +9,8 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use super::Stores;
 use super::support::{SIMPLE, dataset, drain, name, receive, service};
 use crate::ports::{
-    Attempt, Delivery, DeliveryClaim, DeliveryError, EventKind, NewSubscription, Subscription,
-    SubscriptionStatus,
+    Attempt, ClaimLimits, Delivered, Delivery, DeliveryClaim, DeliveryError, EventKind,
+    NewSubscription, Subscription, SubscriptionStatus,
 };
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -30,13 +30,57 @@ async fn subscribe(
     s.subscriptions.create(&new).await.expect("subscribed")
 }
 
-/// Every delivery due at `at`, claimed one by one, by subscription then event kind.
+/// A claim of one delivery at most.
+async fn claim_one(s: &Stores, at: DateTime<Utc>) -> DeliveryClaim {
+    s.deliveries
+        .claim("w", at, LEASE, &ClaimLimits::one())
+        .await
+        .expect("claim")
+}
+
+/// Every delivery due at `at`, claimed a few at a time.
 async fn claim_all(s: &Stores, at: DateTime<Utc>) -> Vec<Delivery> {
+    let limits = ClaimLimits {
+        most: 3,
+        per_subscription: 2,
+        room: Vec::new(),
+    };
     let mut claimed = Vec::new();
-    while let DeliveryClaim::Claimed(d) = s.deliveries.claim("w", at, LEASE).await.expect("claim") {
-        claimed.push(d);
+    while let DeliveryClaim::Claimed(d) = s
+        .deliveries
+        .claim("w", at, LEASE, &limits)
+        .await
+        .expect("claim")
+    {
+        assert!(!d.is_empty() && d.len() <= 3, "within the limits: {d:?}");
+        claimed.extend(d);
     }
     claimed
+}
+
+/// Records a 2xx for each of `deliveries`; gives whether each was recorded.
+async fn deliver(s: &Stores, deliveries: &[&Delivery]) -> Vec<bool> {
+    let done: Vec<Delivered> = deliveries.iter().map(|d| Delivered::of(d, 200)).collect();
+    s.deliveries.delivered(&done).await.expect("delivered")
+}
+
+/// A dataset `name` with a subscription to `record.created`, three records imported,
+/// and their deliveries claimed, oldest event first.
+async fn three_claimed(s: &Stores, name: &str) -> (Subscription, Vec<Delivery>) {
+    let service = service(s, 100);
+    let ds = dataset(s, name, SIMPLE).await;
+    let sub = subscribe(s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    receive(
+        &service,
+        &ds,
+        b"id,group,value\na,g,1\nb,g,2\nc,g,3\n",
+        None,
+    )
+    .await;
+    drain(&service).await;
+    let mut claimed = claim_all(s, Utc::now()).await;
+    claimed.sort_by_key(|d| d.event.sequence);
+    (sub, claimed)
 }
 
 fn kinds_by_subscription(deliveries: &[Delivery]) -> BTreeMap<String, Vec<&'static str>> {
@@ -50,13 +94,6 @@ fn kinds_by_subscription(deliveries: &[Delivery]) -> BTreeMap<String, Vec<&'stat
         kinds.sort_unstable();
     }
     by
-}
-
-fn ok() -> Attempt {
-    Attempt {
-        status: Some(200),
-        error: String::new(),
-    }
 }
 
 fn unavailable() -> Attempt {
@@ -123,7 +160,7 @@ pub async fn events_go_only_to_the_subscriptions_that_want_them(s: Stores) {
     drain(&service).await;
     let now = Utc::now();
     assert_eq!(
-        s.deliveries.claim("w", now, LEASE).await.expect("claim"),
+        claim_one(&s, now).await,
         DeliveryClaim::Idle(None),
         "no subscriber: no event"
     );
@@ -190,7 +227,11 @@ pub async fn deliveries_are_claimed_once_retried_and_end_delivered_or_dead(s: St
     // Concurrent claimers get each delivery once.
     let claims = (0..6).map(|i| {
         let q = s.deliveries.clone();
-        async move { q.claim(&format!("w{i}"), now, LEASE).await.expect("claim") }
+        async move {
+            q.claim(&format!("w{i}"), now, LEASE, &ClaimLimits::one())
+                .await
+                .expect("claim")
+        }
     });
     let results = super::storage::futures_join_all(claims).await;
     let mut claimed: Vec<Delivery> = results
@@ -199,23 +240,18 @@ pub async fn deliveries_are_claimed_once_retried_and_end_delivered_or_dead(s: St
             DeliveryClaim::Claimed(d) => Some(d),
             DeliveryClaim::Idle(_) => None,
         })
+        .flatten()
         .collect();
     assert_eq!(claimed.len(), 3, "three deliveries, each claimed once");
     claimed.sort_by_key(|d| d.event.sequence);
     let [a, b, c] = <[Delivery; 3]>::try_from(claimed).expect("three");
 
     // While leased, a delivery is not claimable; the store says when one will be.
-    let idle = s.deliveries.claim("w", now, LEASE).await.expect("claim");
+    let idle = claim_one(&s, now).await;
     assert!(matches!(idle, DeliveryClaim::Idle(Some(_))), "{idle:?}");
 
-    s.deliveries.delivered(&a, &ok()).await.expect("delivered");
-    assert!(
-        matches!(
-            s.deliveries.delivered(&a, &ok()).await,
-            Err(DeliveryError::ClaimLost)
-        ),
-        "recorded once"
-    );
+    assert_eq!(deliver(&s, &[&a]).await, [true]);
+    assert_eq!(deliver(&s, &[&a]).await, [false], "recorded once");
 
     let retry_at = now + chrono::Duration::seconds(60);
     s.deliveries
@@ -238,12 +274,9 @@ pub async fn deliveries_are_claimed_once_retried_and_end_delivered_or_dead(s: St
         (again[0].event.id.as_str(), again[0].attempt),
         (c.event.id.as_str(), 1)
     );
-    s.deliveries
-        .delivered(&again[0], &ok())
-        .await
-        .expect("delivered");
+    assert_eq!(deliver(&s, &[&again[0]]).await, [true]);
     assert_eq!(
-        s.deliveries.claim("w", now, LEASE).await.expect("claim"),
+        claim_one(&s, now).await,
         DeliveryClaim::Idle(Some(retry_at)),
         "the retry is the next due"
     );
@@ -349,24 +382,9 @@ pub async fn a_paused_subscription_keeps_its_deliveries_until_resumed(s: Stores)
 /// event, or everything since a time are replayed from a first attempt.
 pub async fn deliveries_are_listed_and_replayed(s: Stores) {
     use crate::ports::{DeliveryListing, DeliveryStatus, Replay};
-    let service = service(&s, 100);
-    let ds = dataset(&s, "listed", SIMPLE).await;
-    let sub = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
-    receive(
-        &service,
-        &ds,
-        b"id,group,value\na,g,1\nb,g,2\nc,g,3\n",
-        None,
-    )
-    .await;
-    drain(&service).await;
+    let (sub, claimed) = three_claimed(&s, "listed").await;
     let now = Utc::now();
-    let mut claimed = claim_all(&s, now).await;
-    claimed.sort_by_key(|d| d.event.sequence);
-    s.deliveries
-        .delivered(&claimed[0], &ok())
-        .await
-        .expect("delivered");
+    assert_eq!(deliver(&s, &[&claimed[0]]).await, [true]);
     s.deliveries
         .failed(&claimed[1], &unavailable(), None)
         .await
@@ -420,9 +438,10 @@ pub async fn deliveries_are_listed_and_replayed(s: Stores) {
     let again = claim_all(&s, now).await;
     assert_eq!(again.len(), 2);
     assert!(again.iter().all(|d| d.attempt == 1), "attempts start over");
-    for d in &again {
-        s.deliveries.delivered(d, &ok()).await.expect("delivered");
-    }
+    assert_eq!(
+        deliver(&s, &again.iter().collect::<Vec<_>>()).await,
+        [true, true]
+    );
     let one = Replay::Event(claimed[0].event.id.clone());
     assert_eq!(
         s.deliveries
@@ -482,4 +501,200 @@ pub async fn a_processed_import_wakes_the_delivery_workers(s: Stores) {
     drain(&service).await;
     let woken = futures_lite::future::poll_once(wakeups.wait(WorkKind::Deliveries)).await;
     assert!(woken.is_some(), "the delivery workers were not woken");
+}
+
+/// A claim takes a batch: at most `most`, at most a subscription's room of each, the
+/// longest waiting first within a subscription; a subscription without room is
+/// skipped, and a batch of 2xx is recorded in one call, stale claims excepted.
+pub async fn claims_take_batches_within_each_subscriptions_room(s: Stores) {
+    let service = service(&s, 100);
+    let ds = dataset(&s, "batched", SIMPLE).await;
+    let first = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    let second = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    receive(
+        &service,
+        &ds,
+        b"id,group,value\na,g,1\nb,g,2\nc,g,3\n",
+        None,
+    )
+    .await;
+    drain(&service).await;
+    let now = Utc::now();
+    let limits = |room: Vec<(String, u32)>| ClaimLimits {
+        most: 10,
+        per_subscription: 2,
+        room,
+    };
+    let DeliveryClaim::Claimed(batch) = s
+        .deliveries
+        .claim("w", now, LEASE, &limits(Vec::new()))
+        .await
+        .expect("claim")
+    else {
+        panic!("nothing claimed")
+    };
+    let by = kinds_by_subscription(&batch);
+    assert_eq!(by[&first.id].len(), 2, "two of each: {by:?}");
+    assert_eq!(by[&second.id].len(), 2, "two of each: {by:?}");
+    let mut seqs: Vec<i64> = batch
+        .iter()
+        .filter(|d| d.subscription == first.id)
+        .map(|d| d.event.sequence)
+        .collect();
+    seqs.sort_unstable();
+    let all_seqs = {
+        let mut all: Vec<i64> = batch.iter().map(|d| d.event.sequence).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    assert_eq!(seqs, all_seqs, "the oldest two events, for both");
+
+    let full = vec![(first.id.clone(), 0), (second.id.clone(), 0)];
+    assert_eq!(
+        s.deliveries
+            .claim("w", now, LEASE, &limits(full))
+            .await
+            .expect("claim"),
+        DeliveryClaim::Idle(None),
+        "no room anywhere: nothing, and nothing due with room"
+    );
+    let one_more = vec![(first.id.clone(), 1), (second.id.clone(), 0)];
+    let DeliveryClaim::Claimed(rest) = s
+        .deliveries
+        .claim("w", now, LEASE, &limits(one_more))
+        .await
+        .expect("claim")
+    else {
+        panic!("nothing claimed")
+    };
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].subscription, first.id);
+
+    let mut stale = batch[1].clone();
+    stale.token = "not-the-claim".into();
+    assert_eq!(
+        deliver(&s, &[&batch[0], &stale, &batch[2]]).await,
+        [true, false, true]
+    );
+}
+
+/// Pruning deletes events older than the retention whose deliveries were all
+/// delivered, with their deliveries; dead and pending ones stay.
+pub async fn delivered_events_are_pruned_after_the_retention(s: Stores) {
+    let (sub, claimed) = three_claimed(&s, "pruned").await;
+    let now = Utc::now();
+    assert_eq!(deliver(&s, &[&claimed[0]]).await, [true]);
+    s.deliveries
+        .failed(&claimed[1], &unavailable(), None)
+        .await
+        .expect("dead");
+    s.deliveries
+        .failed(&claimed[2], &unavailable(), Some(now))
+        .await
+        .expect("pending");
+
+    let young = now - chrono::Duration::hours(1);
+    assert_eq!(s.deliveries.prune(young, 100).await.expect("prune"), 0);
+    let later = now + chrono::Duration::minutes(1);
+    assert_eq!(s.deliveries.prune(later, 100).await.expect("prune"), 1);
+    assert_eq!(s.deliveries.prune(later, 100).await.expect("prune"), 0);
+    let counts = s.subscriptions.counts(&sub.id).await.expect("counts");
+    assert_eq!((counts.pending, counts.delivered, counts.dead), (1, 0, 1));
+    let listing = crate::ports::DeliveryListing {
+        status: None,
+        before: None,
+        limit: 10,
+    };
+    let left: Vec<String> = s
+        .deliveries
+        .list(&sub.id, &listing)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| d.event)
+        .collect();
+    assert_eq!(
+        left,
+        [claimed[2].event.id.clone(), claimed[1].event.id.clone()]
+    );
+}
+
+/// A subscription failing (no 2xx since a failed attempt) since before a time is
+/// disabled; a success ends the failing, and resuming starts it over.
+pub async fn failing_subscriptions_are_disabled(s: Stores) {
+    let service = service(&s, 100);
+    let ds = dataset(&s, "failing", SIMPLE).await;
+    let failing = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    let recovered = subscribe(&s, &ds, Some(vec![EventKind::RecordCreated])).await;
+    let quiet = subscribe(&s, &ds, Some(vec![EventKind::ImportFailed])).await;
+    receive(&service, &ds, b"id,group,value\na,g,1\nb,g,2\n", None).await;
+    drain(&service).await;
+    let now = Utc::now();
+    let claimed = claim_all(&s, now).await;
+    let of = |id: &str| -> Vec<&Delivery> {
+        let mut of: Vec<&Delivery> = claimed.iter().filter(|d| d.subscription == id).collect();
+        of.sort_by_key(|d| d.event.sequence);
+        of
+    };
+    for d in of(&failing.id) {
+        s.deliveries
+            .failed(d, &unavailable(), Some(now))
+            .await
+            .expect("failed");
+    }
+    let [first, second] = <[&Delivery; 2]>::try_from(of(&recovered.id)).expect("two");
+    s.deliveries
+        .failed(first, &unavailable(), Some(now))
+        .await
+        .expect("failed");
+    assert_eq!(deliver(&s, &[second]).await, [true]);
+
+    let an_hour_ago = now - chrono::Duration::hours(1);
+    assert!(
+        s.subscriptions
+            .disable_failing(an_hour_ago)
+            .await
+            .expect("disable")
+            .is_empty(),
+        "not failing for long enough"
+    );
+    let soon = Utc::now() + chrono::Duration::seconds(5);
+    let disabled = s
+        .subscriptions
+        .disable_failing(soon)
+        .await
+        .expect("disable");
+    assert_eq!(
+        disabled.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [failing.id.as_str()],
+        "only the one whose every attempt failed"
+    );
+    assert_eq!(disabled[0].status, SubscriptionStatus::Disabled);
+    let listed = s.subscriptions.get(&ds, &quiet.id).await.expect("get");
+    assert_eq!(listed.status, SubscriptionStatus::Active, "never failed");
+    assert!(
+        claim_all(&s, now + chrono::Duration::days(1))
+            .await
+            .iter()
+            .all(|d| d.subscription != failing.id),
+        "a disabled subscription is not sent to"
+    );
+
+    let resume = crate::ports::SubscriptionChange {
+        status: Some(SubscriptionStatus::Active),
+        ..Default::default()
+    };
+    s.subscriptions
+        .update(&ds, &failing.id, &resume)
+        .await
+        .expect("resumed");
+    assert!(
+        s.subscriptions
+            .disable_failing(soon)
+            .await
+            .expect("disable")
+            .is_empty(),
+        "resuming starts the failing period over"
+    );
 }

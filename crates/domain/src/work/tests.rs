@@ -116,10 +116,10 @@ impl LeasedWork for Scripted {
         match due.first() {
             Some(&(id, attempts, at)) if at <= now => {
                 due.remove(0);
-                Ok(Claim::Item(Item {
+                Ok(Claim::Items(vec![Item {
                     id,
                     attempt: attempts + 1,
-                }))
+                }]))
             }
             first => Ok(Claim::Nothing {
                 next_due: first.filter(|_| self.tells_due).map(|(_, _, at)| *at),
