@@ -14,7 +14,7 @@ use intake_domain::ImportStatus;
 use intake_domain::ports::ImportSummary;
 use tokio::io::AsyncReadExt as _;
 
-use crate::server::Workers;
+use crate::server::{WorkerCounts, Workers};
 use crate::settings::Settings;
 use crate::wiring::{Services, Storage};
 
@@ -156,8 +156,12 @@ async fn process(
         "processing import {} … (Ctrl-C leaves it queued)",
         import.id
     );
-    // Deliveries of what this import commits are sent by the server.
-    let workers = Workers::start(services, settings.workers.max(1), 0, None);
+    // Deliveries and callbacks of what this import commits are the server's work.
+    let counts = WorkerCounts {
+        imports: settings.workers.max(1),
+        ..WorkerCounts::default()
+    };
+    let workers = Workers::start(services, counts, None);
     let started = Instant::now();
     let finishing = async {
         loop {

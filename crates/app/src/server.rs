@@ -11,6 +11,7 @@ use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 use intake_actix_web_api::{ApiState, Metrics};
+use intake_domain::callbacks::CallbackSettings;
 use intake_domain::delivery::DeliveryWork;
 use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
 use intake_domain::work::Runtime;
@@ -25,24 +26,34 @@ pub struct Application {
     workers: Workers,
 }
 
-/// The workers of this process: imports and deliveries.
+/// How many workers of each kind a process starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerCounts {
+    /// Import workers.
+    pub imports: u32,
+    /// Delivery workers.
+    pub deliveries: u32,
+    /// Callback timer workers.
+    pub callbacks: u32,
+}
+
+/// The workers of this process: imports, deliveries and callback timers.
 pub struct Workers {
     trigger: ShutdownTrigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Starts `imports` import workers and `deliveries` delivery workers on the current
-    /// runtime, woken across instances by `postgres` when the database is PostgreSQL.
+    /// Starts `counts` workers on the current runtime, woken across instances by
+    /// `postgres` when the database is PostgreSQL.
     pub fn start(
         services: &Services,
-        imports: u32,
-        deliveries: u32,
+        counts: WorkerCounts,
         postgres: Option<Arc<intake_postgres::PgStore>>,
     ) -> Self {
         let (trigger, shutdown) = shutdown_channel();
         let (host, pid) = (host(), std::process::id());
-        let mut tasks: Vec<_> = (0..imports)
+        let mut tasks: Vec<_> = (0..counts.imports)
             .map(|i| {
                 let worker = ImportWorker::new(services.imports.clone(), services.clock.clone());
                 let shutdown = shutdown.clone();
@@ -50,7 +61,7 @@ impl Workers {
                 tokio::spawn(async move { worker.run(&name, shutdown).await })
             })
             .collect();
-        if deliveries > 0 {
+        if counts.deliveries > 0 {
             let work = Arc::new(DeliveryWork::new(&services.deliveries));
             let settings = services.deliveries.settings().work();
             let runtime = Arc::new(Runtime::new(
@@ -59,7 +70,7 @@ impl Workers {
                 services.wakeups.clone(),
                 settings,
             ));
-            tasks.extend((0..deliveries).map(|i| {
+            tasks.extend((0..counts.deliveries).map(|i| {
                 let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
                 let name = format!("{host}-{pid}-delivery-{i}");
                 tokio::spawn(async move { runtime.run(&name, shutdown).await })
@@ -69,7 +80,21 @@ impl Workers {
                 service.keep_house_until(shutdown).await;
             }));
         }
-        if let Some(store) = postgres.filter(|_| imports + deliveries > 0) {
+        if counts.callbacks > 0 {
+            let runtime = Arc::new(Runtime::new(
+                services.callbacks.clone(),
+                services.clock.clone(),
+                services.wakeups.clone(),
+                CallbackSettings::default().work(),
+            ));
+            tasks.extend((0..counts.callbacks).map(|i| {
+                let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+                let name = format!("{host}-{pid}-callback-{i}");
+                tokio::spawn(async move { runtime.run(&name, shutdown).await })
+            }));
+        }
+        let any = counts.imports + counts.deliveries + counts.callbacks > 0;
+        if let Some(store) = postgres.filter(|_| any) {
             let wakeups = services.wakeups.clone();
             tasks.push(tokio::spawn(async move {
                 store.relay_wakeups(wakeups, shutdown).await;
@@ -191,12 +216,12 @@ impl Application {
         if settings.workers > 0 {
             take_back_abandoned(&services).await;
         }
-        let workers = Workers::start(
-            &services,
-            settings.workers,
-            settings.delivery_workers,
-            storage.postgres.clone(),
-        );
+        let counts = WorkerCounts {
+            imports: settings.workers,
+            deliveries: settings.delivery_workers,
+            callbacks: settings.callback_workers,
+        };
+        let workers = Workers::start(&services, counts, storage.postgres.clone());
         if tokens.is_empty() {
             tracing::warn!(%addr, "no auth tokens are configured: authentication is off, \
                 so only a loopback address may be bound");

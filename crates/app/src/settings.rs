@@ -94,6 +94,8 @@ pub struct Settings {
     pub delivery_workers: u32,
     /// Webhook requests in flight at once to one subscription, per process.
     pub delivery_concurrency: u32,
+    /// Callback timer workers in this process (each fires a batch of due timers at once).
+    pub callback_workers: u32,
     /// The wait before each delivery attempt, comma-separated (`0s,5s,5m,30m,2h`):
     /// its length is the number of attempts, after which a delivery is dead.
     pub delivery_retry_schedule: String,
@@ -252,6 +254,7 @@ impl Default for Settings {
             max_header_bytes: 16 * 1024,
             delivery_workers: 4,
             delivery_concurrency: 16,
+            callback_workers: 1,
             delivery_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
             delivery_max_age: "5d".into(),
             delivery_disable_after: "5d".into(),
@@ -264,7 +267,7 @@ impl Default for Settings {
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 37] = [
+const KEYS: [&str; 38] = [
     "listen",
     "database_url",
     "database_schema",
@@ -295,6 +298,7 @@ const KEYS: [&str; 37] = [
     "max_header_bytes",
     "delivery_workers",
     "delivery_concurrency",
+    "callback_workers",
     "delivery_retry_schedule",
     "delivery_max_age",
     "delivery_disable_after",
@@ -417,6 +421,11 @@ impl Settings {
             self.delivery_workers <= 256,
             "delivery_workers: at most 256 (got {})",
             self.delivery_workers
+        );
+        anyhow::ensure!(
+            self.callback_workers <= 256,
+            "callback_workers: at most 256 (got {})",
+            self.callback_workers
         );
         anyhow::ensure!(
             (1..=1000).contains(&self.delivery_concurrency),

@@ -8,13 +8,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use intake_codecs::Codecs;
 use intake_domain::analytics::InProcessAnalytics;
+use intake_domain::callbacks::{CallbackSettings, CallbackWork};
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::delivery::{DeliveryPorts, DeliveryService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
 use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
-    Analytics, Cache, Clock, ContractStore, DatasetStore, DeliveryQueue, Health, ImportQueue,
-    ImportVault, NoCache, RateLimiter, RecordStore, SubscriptionStore,
+    Analytics, Cache, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, Health,
+    ImportQueue, ImportVault, NoCache, RateLimiter, RecordStore, SubscriptionStore,
 };
 use intake_domain::work::Wakeups;
 
@@ -50,6 +51,8 @@ pub struct Storage {
     subscriptions: Arc<dyn SubscriptionStore>,
     /// Deliveries waiting to be sent.
     deliveries: Arc<dyn DeliveryQueue>,
+    /// Callback timers.
+    callbacks: Arc<dyn CallbackTimers>,
     /// PostgreSQL, whose notifications wake this process's workers for work that
     /// other instances commit (SQLite is one process's: its wake-ups are in process).
     pub postgres: Option<Arc<intake_postgres::PgStore>>,
@@ -60,7 +63,7 @@ impl Storage {
     fn over<S>(store: Arc<S>, analytics: Arc<dyn Analytics>) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
-        S: SubscriptionStore + DeliveryQueue + 'static,
+        S: SubscriptionStore + DeliveryQueue + CallbackTimers + 'static,
     {
         Self {
             datasets: store.clone(),
@@ -71,6 +74,7 @@ impl Storage {
             analytics,
             subscriptions: store.clone(),
             deliveries: store.clone(),
+            callbacks: store.clone(),
             health: store,
             postgres: None,
         }
@@ -194,6 +198,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Subscriptions and their deliveries.
     pub deliveries: Arc<DeliveryService>,
+    /// Callback timers, as their workers fire them.
+    pub callbacks: Arc<CallbackWork>,
     /// What wakes the workers of every kind.
     pub wakeups: Wakeups,
 }
@@ -248,10 +254,16 @@ impl Services {
             settings.deliveries()?,
         )
         .woken_by(wakeups.clone());
+        let callbacks = CallbackWork::new(
+            storage.callbacks.clone(),
+            clock.clone(),
+            CallbackSettings::default(),
+        );
         Ok(Self {
             datasets: Arc::new(datasets),
             imports: Arc::new(imports),
             deliveries: Arc::new(deliveries),
+            callbacks: Arc::new(callbacks),
             clock,
             wakeups,
         })

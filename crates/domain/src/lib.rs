@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod analytics;
+pub mod callbacks;
 pub mod contract;
 pub mod datasets;
 pub mod deadline;

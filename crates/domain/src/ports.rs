@@ -29,11 +29,11 @@ pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedC
 pub use clock::Clock;
 pub use decoder::{DocumentDecoder, RecordStream};
 pub use delivery::{
-    Attempt, CallbackTimer, CallbackTimers, ClaimLimits, Delivered, Delivery, DeliveryClaim,
+    Attempt, CallbackClaim, CallbackTimers, ClaimLimits, Delivered, Delivery, DeliveryClaim,
     DeliveryCounts, DeliveryError, DeliveryInfo, DeliveryListing, DeliveryQueue, DeliveryResult,
-    DeliveryStatus, Event, EventKind, ExternalSource, FetchedPage, NewSubscription, PageCursor,
-    Replay, SourceError, Subscription, SubscriptionChange, SubscriptionStatus, SubscriptionStore,
-    UrlRefused, Webhook, WebhookSender,
+    DeliveryStatus, DueCallback, Event, EventKind, ExternalSource, FetchedPage, NewSubscription,
+    PageCursor, Replay, SourceError, Subscription, SubscriptionChange, SubscriptionStatus,
+    SubscriptionStore, UrlRefused, Webhook, WebhookSender,
 };
 pub use health::{Health, HealthError, PoolUsage, Unavailable};
 pub use imports::{

@@ -16,6 +16,7 @@
 pub mod analytics;
 pub mod bench;
 pub mod cache;
+pub mod callbacks;
 mod clock;
 pub mod deliveries;
 pub mod ingest;
@@ -32,8 +33,8 @@ pub use workloads::{ACCOUNTS, CUSTOMERS, EXAM_RESULTS, WORKLOADS, Workload};
 use crate::analytics::InProcessAnalytics;
 use crate::ingest::IngestPorts;
 use crate::ports::{
-    Analytics, Clock, ContractStore, DatasetStore, DeliveryQueue, DocumentDecoder, ImportQueue,
-    ImportVault, RecordStore, SubscriptionStore,
+    Analytics, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, DocumentDecoder,
+    ImportQueue, ImportVault, RecordStore, SubscriptionStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -58,6 +59,8 @@ pub struct Stores {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     /// Deliveries.
     pub deliveries: Arc<dyn DeliveryQueue>,
+    /// Callback timers.
+    pub callbacks: Arc<dyn CallbackTimers>,
 }
 
 impl Stores {
@@ -65,7 +68,7 @@ impl Stores {
     pub fn new<S>(store: Arc<S>, decoder: Arc<dyn DocumentDecoder>) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + 'static,
-        S: SubscriptionStore + DeliveryQueue,
+        S: SubscriptionStore + DeliveryQueue + CallbackTimers,
     {
         Self {
             datasets: store.clone(),
@@ -75,6 +78,7 @@ impl Stores {
             records: store.clone(),
             subscriptions: store.clone(),
             deliveries: store.clone(),
+            callbacks: store.clone(),
             decoder,
             analytics: Arc::new(InProcessAnalytics::new(store)),
         }
@@ -138,6 +142,8 @@ macro_rules! storage_conformance {
             deliveries::claims_take_batches_within_each_subscriptions_room,
             deliveries::delivered_events_are_pruned_after_the_retention,
             deliveries::failing_subscriptions_are_disabled,
+            callbacks::due_timers_fire_once_with_the_record_at_their_version,
+            callbacks::concurrent_claimers_never_share_a_timer_and_a_release_gives_it_back,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,

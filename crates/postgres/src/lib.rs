@@ -8,6 +8,7 @@
 //! `migrations/postgres` ([`MIGRATOR`]).
 
 mod analytics;
+mod callbacks;
 mod catalog;
 mod deliveries;
 mod queue;

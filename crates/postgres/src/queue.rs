@@ -9,6 +9,7 @@ use intake_domain::ports::{ImportQueue, ImportSummary, Lease, QueueError, VaultE
 use intake_domain::{ContractVersion, ImportId};
 use sqlx::Row as _;
 
+use crate::rows::{IMPORT_COLUMNS, import_row};
 use crate::vault::get;
 use crate::{PgStore, new_id, seconds, unexpected};
 
@@ -133,22 +134,24 @@ impl ImportQueue for PgStore {
         id: &ImportId,
         contract: ContractVersion,
     ) -> Result<ImportSummary, QueueError> {
-        let requeued = sqlx::query(
+        // The answer is the row as this statement left it: once it commits, its
+        // notification may wake a worker that claims the import before a second read.
+        let requeued = sqlx::query(&format!(
             "UPDATE imports SET status = 'received', contract = $1, report = NULL, attempts = 0 \
-             WHERE id = $2 AND status IN ('completed', 'failed')",
-        )
+             WHERE id = $2 AND status IN ('completed', 'failed') RETURNING {IMPORT_COLUMNS}"
+        ))
         .bind(i32::try_from(contract.get()).unwrap_or(i32::MAX))
         .bind(id.as_str())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(unexpected("requeueing an import"))?;
-        let import = get(&self.pool, id).await.map_err(|e| match e {
-            VaultError::NotFound => QueueError::NotFound,
-            e => QueueError::Unexpected(e.into()),
-        })?;
-        match requeued.rows_affected() {
-            0 => Err(QueueError::Busy),
-            _ => Ok(import),
+        if let Some(row) = requeued {
+            return Ok(import_row(&row)?);
+        }
+        match get(&self.pool, id).await {
+            Ok(_) => Err(QueueError::Busy),
+            Err(VaultError::NotFound) => Err(QueueError::NotFound),
+            Err(e) => Err(QueueError::Unexpected(e.into())),
         }
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use intake_domain::delivery::Audience;
-use intake_domain::ingest::{change_event, change_kind, import_event};
+use intake_domain::ingest::{
+    CancelledCallback, change_event, change_kind, import_event, log_cancelled,
+};
 use intake_domain::merge::{Batch, Change, ChangeKind, Verdict};
 use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
 use intake_domain::{DatasetName, ImportReport, ImportStatus, Record, RecordKey, Revision};
@@ -51,6 +53,8 @@ pub(crate) struct PgImportWriter {
     dataset: DatasetName,
     /// Who wants the dataset's events: none is written that nobody wants.
     audience: Audience,
+    /// Pending callbacks this import cancelled, logged once it commits.
+    cancelled: Vec<CancelledCallback>,
 }
 
 /// Locks the import row if the lease is still this holder's; its dataset.
@@ -83,6 +87,7 @@ impl PgImportWriter {
             lease: lease.clone(),
             dataset,
             audience,
+            cancelled: Vec::new(),
         })
     }
 
@@ -220,7 +225,8 @@ impl PgImportWriter {
         Ok(())
     }
 
-    /// A key's newest change replaces its pending callback (or cancels it).
+    /// A key's newest change cancels its pending callback (kept, `cancelled`, with the
+    /// version that replaced it) and schedules its own when the contract asks.
     async fn replace_timers(
         &mut self,
         changes: &[Change],
@@ -229,11 +235,32 @@ impl PgImportWriter {
     ) -> Result<(), sqlx::Error> {
         let ds = self.dataset.as_str();
         let touched: Vec<&str> = latest.iter().map(|&i| keys[i].as_str()).collect();
-        sqlx::query("DELETE FROM callback_timers WHERE dataset = $1 AND key = ANY($2::text[])")
-            .bind(ds)
-            .bind(&touched)
-            .execute(&mut *self.tx)
-            .await?;
+        let versions: Vec<Option<i64>> = latest
+            .iter()
+            .map(|&i| changes[i].record.version.map(|v| v.get()))
+            .collect();
+        let cancelled: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "UPDATE callbacks c SET status = 'cancelled', settled_at = now(), replaced_by = t.v, \
+               lease_token = NULL, lease_expires_at = NULL \
+             FROM UNNEST($2::text[], $3::bigint[]) AS t(k, v) \
+             WHERE c.dataset = $1 AND c.key = t.k AND c.status = 'pending' \
+             RETURNING c.key, c.version, t.v",
+        )
+        .bind(ds)
+        .bind(&touched)
+        .bind(&versions)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        self.cancelled
+            .extend(
+                cancelled
+                    .into_iter()
+                    .map(|(key, version, replaced_by)| CancelledCallback {
+                        key,
+                        version,
+                        replaced_by,
+                    }),
+            );
         let due: Vec<usize> = latest
             .iter()
             .copied()
@@ -247,7 +274,7 @@ impl PgImportWriter {
             .map(|&i| changes[i].callback_after.map_or(0.0, seconds))
             .collect();
         sqlx::query(
-            "INSERT INTO callback_timers (dataset, key, version, import_id, due_at) \
+            "INSERT INTO callbacks (dataset, key, version, import_id, due_at) \
              SELECT $1, k, v, $2, now() + make_interval(secs => a) \
              FROM UNNEST($3::text[], $4::bigint[], $5::float8[]) AS t(k, v, a)",
         )
@@ -343,7 +370,7 @@ async fn close(
 /// Events, and a delivery per (event, subscription that wants it), as columns for one
 /// `UNNEST` insert each.
 #[derive(Default)]
-struct Fanout {
+pub(crate) struct Fanout {
     ids: Vec<String>,
     kinds: Vec<&'static str>,
     payloads: Vec<String>,
@@ -352,18 +379,23 @@ struct Fanout {
 }
 
 impl Fanout {
-    fn add(&mut self, audience: &Audience, kind: EventKind, payload: String) {
+    pub(crate) fn add(&mut self, audience: &Audience, kind: EventKind, payload: String) -> String {
         let id = new_id();
         for subscription in audience.targets(kind) {
             self.subscriptions.push(subscription.to_owned());
             self.events.push(id.clone());
         }
-        self.ids.push(id);
+        self.ids.push(id.clone());
         self.kinds.push(kind.as_str());
         self.payloads.push(payload);
+        id
     }
 
-    async fn write(&self, conn: &mut PgConnection, dataset: &str) -> Result<(), sqlx::Error> {
+    pub(crate) async fn write(
+        &self,
+        conn: &mut PgConnection,
+        dataset: &str,
+    ) -> Result<(), sqlx::Error> {
         if self.ids.is_empty() {
             return Ok(());
         }
@@ -476,6 +508,7 @@ impl ImportWriter for PgImportWriter {
             lease,
             dataset,
             audience,
+            cancelled,
         } = *self;
         if verdict == Verdict::Reject {
             // Nothing applied is kept: roll back, then record the failure on its own.
@@ -493,6 +526,9 @@ impl ImportWriter for PgImportWriter {
         tx.commit()
             .await
             .map_err(unexpected("committing an import"))?;
+        if verdict == Verdict::Commit {
+            log_cancelled(&dataset, &lease.import, &cancelled);
+        }
         Ok(revision)
     }
 }

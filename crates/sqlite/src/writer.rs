@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use intake_domain::delivery::Audience;
-use intake_domain::ingest::{change_event, change_kind, import_event};
+use intake_domain::ingest::{
+    CancelledCallback, change_event, change_kind, import_event, log_cancelled,
+};
 use intake_domain::merge::{Batch, Change, Verdict};
 use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
 use intake_domain::{DatasetName, ImportReport, Record, RecordKey, Revision};
@@ -23,6 +25,8 @@ pub(crate) struct SqliteImportWriter {
     dataset: DatasetName,
     /// Who wants the dataset's events: none is written that nobody wants.
     audience: Audience,
+    /// Pending callbacks this import cancelled, logged once it commits.
+    cancelled: Vec<CancelledCallback>,
 }
 
 impl SqliteImportWriter {
@@ -53,6 +57,7 @@ impl SqliteImportWriter {
             lease: lease.clone(),
             dataset,
             audience,
+            cancelled: Vec::new(),
         })
     }
 
@@ -113,25 +118,51 @@ impl SqliteImportWriter {
             at,
         )
         .await?;
-        events.write(self, at).await?;
+        events
+            .write(&mut self.tx, self.dataset.as_str(), at)
+            .await?;
         self.replace_timers(changes, last, at).await
     }
 
-    /// A key's newest change replaces its pending callback (or cancels it).
+    /// A key's newest change cancels its pending callback (kept, `cancelled`, with the
+    /// version that replaced it) and schedules its own when the contract asks.
     async fn replace_timers(
         &mut self,
         changes: &[Change],
         last: HashMap<String, usize>,
         at: &str,
     ) -> Result<(), sqlx::Error> {
-        let touched: Vec<Vec<String>> = last.keys().map(|k| vec![k.clone()]).collect();
-        self.each(
-            "DELETE FROM callback_timers WHERE dataset = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL \
-             AND key IN (SELECT value ->> 0 FROM json_each(?4))",
-            &touched,
-            at,
-        )
-        .await?;
+        let touched: Vec<Vec<String>> = last
+            .iter()
+            .map(|(key, &i)| {
+                let version = changes[i].record.version.map(|v| v.get().to_string());
+                vec![key.clone(), version.unwrap_or_default()]
+            })
+            .collect();
+        if !touched.is_empty() {
+            let cancelled: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "UPDATE callbacks SET status = 'cancelled', settled_at = ?2, \
+                   replaced_by = CAST(NULLIF(t.v, '') AS INTEGER), \
+                   lease_token = NULL, lease_expires_at = NULL \
+                 FROM (SELECT value ->> 0 AS k, value ->> 1 AS v FROM json_each(?3)) AS t \
+                 WHERE callbacks.dataset = ?1 AND callbacks.key = t.k \
+                   AND callbacks.status = 'pending' \
+                 RETURNING callbacks.key, callbacks.version, callbacks.replaced_by",
+            )
+            .bind(self.dataset.as_str())
+            .bind(at)
+            .bind(json(&touched))
+            .fetch_all(&mut *self.tx)
+            .await?;
+            self.cancelled
+                .extend(cancelled.into_iter().map(|(key, version, replaced_by)| {
+                    CancelledCallback {
+                        key,
+                        version,
+                        replaced_by,
+                    }
+                }));
+        }
         let due: Vec<Vec<String>> = last
             .into_iter()
             .filter_map(|(key, i)| {
@@ -142,7 +173,7 @@ impl SqliteImportWriter {
             })
             .collect();
         self.each(
-            "INSERT INTO callback_timers (dataset, key, version, import_id, due_at) \
+            "INSERT INTO callbacks (dataset, key, version, import_id, due_at) \
              SELECT ?1, value ->> 0, CAST(NULLIF(value ->> 1, '') AS INTEGER), ?2, value ->> 2 \
              FROM json_each(?4) WHERE ?3 IS NOT NULL",
             &due,
@@ -217,41 +248,63 @@ async fn insert_event(
 /// A batch's events, and a delivery per (event, subscription that wants it), written
 /// with one statement each.
 #[derive(Default)]
-struct Fanout {
+pub(crate) struct Fanout {
     events: Vec<Vec<String>>,
     deliveries: Vec<Vec<String>>,
 }
 
 impl Fanout {
-    fn add(&mut self, audience: &Audience, kind: EventKind, payload: &serde_json::Value) {
+    /// Adds an event and its deliveries; gives the event's id.
+    pub(crate) fn add(
+        &mut self,
+        audience: &Audience,
+        kind: EventKind,
+        payload: &serde_json::Value,
+    ) -> String {
         let id = new_id();
         for subscription in audience.targets(kind) {
             self.deliveries
                 .push(vec![subscription.to_owned(), id.clone()]);
         }
-        self.events
-            .push(vec![id, kind.as_str().to_owned(), payload.to_string()]);
+        self.events.push(vec![
+            id.clone(),
+            kind.as_str().to_owned(),
+            payload.to_string(),
+        ]);
+        id
     }
 
-    async fn write(&self, writer: &mut SqliteImportWriter, at: &str) -> Result<(), sqlx::Error> {
-        writer
-            .each(
-                "INSERT INTO outbox (id, dataset, kind, payload, created_at, due_at) \
-                 SELECT value ->> 0, ?1, value ->> 1, value ->> 2, ?3, ?3 FROM json_each(?4) \
-                 WHERE ?2 IS NOT NULL ORDER BY json_each.key",
-                &self.events,
-                at,
-            )
-            .await?;
-        writer
-            .each(
+    /// Writes them, as of `at`, into `dataset`.
+    pub(crate) async fn write(
+        &self,
+        conn: &mut SqliteConnection,
+        dataset: &str,
+        at: &str,
+    ) -> Result<(), sqlx::Error> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO outbox (id, dataset, kind, payload, created_at, due_at) \
+             SELECT value ->> 0, ?1, value ->> 1, value ->> 2, ?2, ?2 FROM json_each(?3) \
+             ORDER BY json_each.key",
+        )
+        .bind(dataset)
+        .bind(at)
+        .bind(json(&self.events))
+        .execute(&mut *conn)
+        .await?;
+        if !self.deliveries.is_empty() {
+            sqlx::query(
                 "INSERT INTO deliveries (subscription_id, event_id, next_attempt_at) \
-                 SELECT value ->> 0, value ->> 1, ?3 FROM json_each(?4) \
-                 WHERE ?1 IS NOT NULL AND ?2 IS NOT NULL",
-                &self.deliveries,
-                at,
+                 SELECT value ->> 0, value ->> 1, ?1 FROM json_each(?2)",
             )
-            .await
+            .bind(at)
+            .bind(json(&self.deliveries))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
     }
 }
 
@@ -383,6 +436,7 @@ impl ImportWriter for SqliteImportWriter {
             lease,
             dataset,
             audience,
+            cancelled,
         } = *self;
         if verdict == Verdict::Reject {
             // Nothing applied is kept: roll back, then record the failure on its own.
@@ -399,6 +453,9 @@ impl ImportWriter for SqliteImportWriter {
         tx.commit()
             .await
             .map_err(unexpected("committing an import"))?;
+        if verdict == Verdict::Commit {
+            log_cancelled(&dataset, &lease.import, &cancelled);
+        }
         Ok(revision)
     }
 }

@@ -1,12 +1,13 @@
-//! What an import leaves in the outbox and the callback timer table, read with SQL
+//! What an import leaves in the outbox and the callbacks table, read with SQL
 //! (the read ports of those tables come with the delivery workers).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use intake_domain::testkit::callbacks::{CANCELLED_THEN_PENDING, newer_then_older};
 use intake_domain::testkit::ingest::{
-    apply_document, apply_document_watched, expected_side_effects,
+    apply_document, apply_document_watched, apply_documents, expected_side_effects,
 };
 use intake_domain::testkit::{ACCOUNTS, EXAM_RESULTS, Stores};
 use intake_sqlite::{Settings, SqliteStore};
@@ -60,11 +61,12 @@ async fn an_applied_document_leaves_one_event_per_change_and_the_newest_timer_pe
         ),
     ];
     assert_eq!(kinds, want.into_iter().collect());
-    let timers: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT key, version FROM callback_timers WHERE dataset = 'accounts'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+    let timers: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT key, version FROM callbacks WHERE dataset = 'accounts' AND status = 'pending'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(
         timers.into_iter().collect::<BTreeMap<_, _>>(),
         expected.timers
@@ -91,4 +93,28 @@ async fn a_dataset_nobody_subscribed_to_writes_no_events() {
     let (_, _, body) = ACCOUNTS.documents[0];
     apply_document(&stores, "accounts", ACCOUNTS.contract, body).await;
     assert!(events(&mut conn, "accounts").await.is_empty());
+}
+
+/// A newer version of a key cancels its pending callback, which stays with the version
+/// that replaced it; an older version touches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_version_cancels_the_pending_callback_and_an_older_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stores, mut conn) = open(&dir).await;
+    apply_documents(
+        &stores,
+        "accounts",
+        ACCOUNTS.contract,
+        &newer_then_older().each_ref().map(Vec::as_slice),
+    )
+    .await;
+    let rows: Vec<(Option<i64>, String, Option<i64>)> = sqlx::query_as(
+        "SELECT version, status, replaced_by FROM callbacks WHERE dataset = 'accounts' ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let rows: Vec<(Option<i64>, &str, Option<i64>)> =
+        rows.iter().map(|(v, s, r)| (*v, s.as_str(), *r)).collect();
+    assert_eq!(rows, CANCELLED_THEN_PENDING);
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod analytics;
+mod callbacks;
 mod deadlines;
 mod deliveries;
 mod golden;
@@ -117,6 +118,7 @@ on_both_databases!(with_db:
     deliveries::subscriptions_are_guarded_and_checked,
     deliveries::dead_deliveries_are_replayed_and_paused_ones_wait,
     deliveries::failing_subscriptions_are_disabled_and_delivered_events_pruned,
+    callbacks::callbacks_fire_with_the_record_at_their_version_unless_cancelled,
 );
 
 #[actix_web::test]

@@ -407,9 +407,11 @@ impl ImportService {
         );
         let (verdict, report) = run.await?;
         let revision = writer.finish(verdict, &report).await.map_err(store)?;
-        // Its events' deliveries are committed: the delivery workers of this process
-        // look at once (other instances hear of them from the store, or poll).
+        // Its events' deliveries and its callback timers are committed: the workers of
+        // this process look at once (other instances hear of them from the store, or
+        // poll).
         self.wakeups.notify(WorkKind::Deliveries);
+        self.wakeups.notify(WorkKind::Callbacks);
         self.observer.finished(dataset, verdict, &report);
         tracing::info!(
             ?verdict,

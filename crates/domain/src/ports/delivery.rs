@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{DatasetName, ImportId, RecordKey, Version};
+use crate::model::DatasetName;
 
 /// The kinds of events of DESIGN §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -523,42 +523,70 @@ pub trait DeliveryQueue: Send + Sync {
     async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError>;
 }
 
-/// A durable callback timer (DESIGN §8).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallbackTimer {
+/// A callback timer (DESIGN §8), claimed to be fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCallback {
+    /// Its id.
+    pub id: i64,
     /// Its dataset.
     pub dataset: DatasetName,
-    /// The record it belongs to.
-    pub key: RecordKey,
+    /// The record's key, canonical.
+    pub key: String,
     /// The version it fires for.
-    pub version: Option<Version>,
+    pub version: Option<i64>,
     /// The import that accepted that version.
-    pub import: ImportId,
-    /// When it fires.
+    pub import: String,
+    /// When it was due.
     pub due_at: DateTime<Utc>,
+    /// The claim's token.
+    pub token: String,
 }
 
-/// Callback timers (written by [`crate::ports::ImportWriter`], fired by a worker).
+/// What a claim of callback timers found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackClaim {
+    /// Timers due (at least one), leased to the claimer, earliest first.
+    Claimed(Vec<DueCallback>),
+    /// Nothing due; when the earliest pending timer is, if any.
+    Idle(Option<DateTime<Utc>>),
+}
+
+/// Callback timers: written (and cancelled by newer versions) by
+/// [`crate::ports::ImportWriter`], fired by the callback workers.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait CallbackTimers: Send + Sync {
-    /// Claims up to `limit` timers due at `now`, earliest first. Concurrent claimers
-    /// MUST never get the same timer.
+    /// Claims up to `limit` pending timers due at `now`, earliest first, for `lease`.
+    /// Concurrent claimers MUST never get the same timer while its lease holds.
     ///
     /// # Errors
     /// - `Unexpected` only.
-    async fn claim_due(
+    async fn claim(
         &self,
         now: DateTime<Utc>,
+        lease: Duration,
         limit: u32,
-    ) -> Result<Vec<CallbackTimer>, DeliveryError>;
+    ) -> Result<CallbackClaim, DeliveryError>;
 
-    /// Fires a claimed timer: deletes it and writes its `record.callback` event with
-    /// the record as it was at the timer's version, in one step.
+    /// Fires claimed timers at `now`, in one transaction: each one still pending under
+    /// its claim is marked fired, and its `record.callback` event (the record as it
+    /// was at the timer's version, from history) is written with a delivery per
+    /// subscription that wants it. Gives, in order, whether each fired (`false`: a
+    /// newer version cancelled it, or its claim lapsed).
     ///
     /// # Errors
-    /// - `ClaimLost` when the timer was replaced by a newer version meanwhile.
-    async fn fire(&self, timer: &CallbackTimer) -> Result<(), DeliveryError>;
+    /// - `Unexpected` only (nothing is fired then).
+    async fn fire(
+        &self,
+        due: &[DueCallback],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, DeliveryError>;
+
+    /// Gives a claimed timer back untouched (shutdown).
+    ///
+    /// # Errors
+    /// - `ClaimLost` when it was fired, cancelled or claimed by another worker.
+    async fn release(&self, due: &DueCallback) -> Result<(), DeliveryError>;
 
     /// Timers pending.
     ///

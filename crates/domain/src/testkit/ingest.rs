@@ -423,6 +423,17 @@ async fn apply(
     done.remove(0)
 }
 
+/// Imports `bodies` one after another into a new dataset `dataset_name` with contract
+/// `json`, each processed before the next is received.
+pub async fn apply_documents(s: &Stores, dataset_name: &str, json: &str, bodies: &[&[u8]]) {
+    let service = service(s, 16);
+    let ds = dataset(s, dataset_name, json).await;
+    for body in bodies {
+        receive(&service, &ds, body, None).await;
+        assert_eq!(drain(&service).await.len(), 1);
+    }
+}
+
 /// A decoder with a bug: it panics on the first record.
 struct PanickingDecoder;
 

@@ -1,0 +1,193 @@
+//! Callback timers (DESIGN §8): `callbackTimeMs` after a version of a record is
+//! accepted, its `record.callback` event is written with the record as it was at that
+//! version, unless a newer version arrived first and cancelled the timer (the import
+//! writers do that, and log it).
+//!
+//! [`CallbackWork`] is the kind of leased work the runtime of [`crate::work`] runs to
+//! fire due timers: a claim leases a batch, and firing it is one transaction per batch
+//! (ADR 20), so a timer fires once, with its event, or not at all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::ports::{CallbackClaim, CallbackTimers, Clock, DeliveryError, DueCallback};
+use crate::work::{Backoff, Claim, JitterPercent, LeasedWork, WorkError, WorkKind, WorkSettings};
+
+#[cfg(test)]
+mod tests;
+
+/// How callback timers are fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSettings {
+    /// How long a claim of due timers lasts.
+    pub lease: Duration,
+    /// Most timers one claim takes (fired in one transaction).
+    pub batch: u32,
+    /// A timer fired later than this after it was due is logged as late.
+    pub late_after: Duration,
+    /// The safety-net poll of an idle worker.
+    pub idle_poll: Duration,
+}
+
+impl Default for CallbackSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            batch: 256,
+            late_after: Duration::from_millis(100),
+            idle_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CallbackSettings {
+    /// How the runtime treats timers: a failed fire (the store unreachable) is retried
+    /// when its claim lapses, never given up: a timer is never lost.
+    pub fn work(&self) -> WorkSettings {
+        WorkSettings {
+            max_attempts: u32::MAX,
+            backoff: Backoff::Exponential {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+            jitter: JitterPercent(0),
+            idle_poll: self.idle_poll,
+        }
+    }
+}
+
+/// The payload of a fired timer's `record.callback` event: the dataset, the import that
+/// accepted the version, the key, the version, when it was due and when it fired, and
+/// the record as it was at that version (`null` if history no longer has it).
+pub fn callback_event(
+    due: &DueCallback,
+    record: Option<serde_json::Value>,
+    fired_at: DateTime<Utc>,
+) -> serde_json::Value {
+    json!({
+        "dataset": due.dataset,
+        "import": due.import,
+        "key": due.key,
+        "version": due.version,
+        "due_at": due.due_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "fired_at": fired_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "record": record,
+    })
+}
+
+/// Callback timers, as the runtime sees them.
+pub struct CallbackWork {
+    timers: Arc<dyn CallbackTimers>,
+    clock: Arc<dyn Clock>,
+    settings: CallbackSettings,
+}
+
+impl CallbackWork {
+    /// The leased work of these timers.
+    pub fn new(
+        timers: Arc<dyn CallbackTimers>,
+        clock: Arc<dyn Clock>,
+        settings: CallbackSettings,
+    ) -> Self {
+        Self {
+            timers,
+            clock,
+            settings,
+        }
+    }
+
+    fn fired(&self, due: &DueCallback, fired_at: DateTime<Utc>) {
+        let lateness = (fired_at - due.due_at).to_std().unwrap_or_default();
+        let lateness_ms = u64::try_from(lateness.as_millis()).unwrap_or(u64::MAX);
+        let due_at = due.due_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        if lateness > self.settings.late_after {
+            tracing::warn!(dataset = %due.dataset, key = %due.key, version = ?due.version,
+                due_at, lateness_ms, "callback fired late");
+        } else {
+            tracing::info!(dataset = %due.dataset, key = %due.key, version = ?due.version,
+                due_at, lateness_ms, "callback fired");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LeasedWork for CallbackWork {
+    type Item = DueCallback;
+
+    fn kind(&self) -> WorkKind {
+        WorkKind::Callbacks
+    }
+
+    fn describe(&self, due: &DueCallback) -> String {
+        format!(
+            "callback {} of {} key {} version {:?}",
+            due.id, due.dataset, due.key, due.version
+        )
+    }
+
+    fn attempt(&self, _: &DueCallback) -> u32 {
+        1
+    }
+
+    async fn claim(&self, _worker: &str, now: DateTime<Utc>) -> anyhow::Result<Claim<DueCallback>> {
+        let claimed = self
+            .timers
+            .claim(now, self.settings.lease, self.settings.batch)
+            .await?;
+        Ok(match claimed {
+            CallbackClaim::Claimed(due) => Claim::Items(due),
+            CallbackClaim::Idle(next_due) => Claim::Nothing { next_due },
+        })
+    }
+
+    async fn work(&self, due: &DueCallback) -> Result<(), WorkError> {
+        self.work_all(std::slice::from_ref(due))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(WorkError::failed(anyhow::anyhow!("no outcome"))))
+    }
+
+    /// Fires the batch in one transaction; a timer cancelled meanwhile (or claimed
+    /// again after its lease lapsed) is not fired, which is no failure.
+    async fn work_all(&self, due: &[DueCallback]) -> Vec<Result<(), WorkError>> {
+        let now = self.clock.now();
+        match self.timers.fire(due, now).await {
+            Ok(fired) => due
+                .iter()
+                .zip(fired)
+                .map(|(d, fired)| {
+                    if fired {
+                        self.fired(d, now);
+                    } else {
+                        tracing::info!(dataset = %d.dataset, key = %d.key, version = ?d.version,
+                            "callback not fired: cancelled by a newer version, or claimed again");
+                    }
+                    Ok(())
+                })
+                .collect(),
+            Err(e) => {
+                let e = format!("{e:#}");
+                due.iter()
+                    .map(|_| Err(WorkError::failed(anyhow::anyhow!("firing failed: {e}"))))
+                    .collect()
+            }
+        }
+    }
+
+    /// Nothing to record: the claim lapses at the end of its lease and the timer is
+    /// claimed again then.
+    async fn fail(&self, _: &DueCallback, _: Option<DateTime<Utc>>, _: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn release(&self, due: &DueCallback) -> Result<(), WorkError> {
+        match self.timers.release(due).await {
+            Ok(()) => Ok(()),
+            Err(DeliveryError::ClaimLost) => Err(WorkError::LeaseLost),
+            Err(e) => Err(WorkError::failed(e)),
+        }
+    }
+}

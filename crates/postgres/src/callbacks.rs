@@ -1,0 +1,195 @@
+//! Callback timers (ADR 20): a claim leases the earliest due pending timers with
+//! `FOR UPDATE SKIP LOCKED`, so any number of workers in any number of instances never
+//! get the same one; a fire marks a batch fired and writes each one's `record.callback`
+//! event (the record read from history at the timer's version) with its deliveries, in
+//! one transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use intake_domain::DatasetName;
+use intake_domain::callbacks::callback_event;
+use intake_domain::ports::{CallbackClaim, CallbackTimers, DeliveryError, DueCallback, EventKind};
+
+use crate::deliveries::audience;
+use crate::writer::Fanout;
+use crate::{PgStore, new_id, seconds, unexpected};
+
+#[async_trait::async_trait]
+impl CallbackTimers for PgStore {
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<CallbackClaim, DeliveryError> {
+        let token = new_id();
+        let rows: Vec<(i64, String, String, Option<i64>, String, DateTime<Utc>)> = sqlx::query_as(
+            "WITH next AS ( \
+                   SELECT id FROM callbacks \
+                   WHERE status = 'pending' AND due_at <= $1 \
+                     AND (lease_token IS NULL OR lease_expires_at < $1) \
+                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 UPDATE callbacks c SET lease_token = $3, \
+                   lease_expires_at = $1 + make_interval(secs => $4) \
+                 FROM next WHERE c.id = next.id \
+                 RETURNING c.id, c.dataset, c.key, c.version, c.import_id, c.due_at",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(&token)
+        .bind(seconds(lease))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("claiming callback timers"))?;
+        if rows.is_empty() {
+            // A timer claimed by a worker that died comes back when its lease ends.
+            let next: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT MIN(GREATEST(due_at, COALESCE(lease_expires_at, due_at))) \
+                 FROM callbacks WHERE status = 'pending'",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unexpected("finding the next callback"))?;
+            return Ok(CallbackClaim::Idle(next));
+        }
+        let mut due = rows
+            .into_iter()
+            .map(|(id, dataset, key, version, import, due_at)| {
+                Ok(DueCallback {
+                    id,
+                    dataset: DatasetName::parse(dataset)?,
+                    key,
+                    version,
+                    import,
+                    due_at,
+                    token: token.clone(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        due.sort_by_key(|d| (d.due_at, d.id));
+        Ok(CallbackClaim::Claimed(due))
+    }
+
+    async fn fire(
+        &self,
+        due: &[DueCallback],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, DeliveryError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(unexpected("firing callbacks"))?;
+        let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+        let tokens: Vec<&str> = due.iter().map(|d| d.token.as_str()).collect();
+        let fired: Vec<i64> = sqlx::query_scalar(
+            "UPDATE callbacks c SET status = 'fired', settled_at = $3, lease_token = NULL, \
+               lease_expires_at = NULL \
+             FROM UNNEST($1::bigint[], $2::text[]) AS u(id, token) \
+             WHERE c.id = u.id AND c.lease_token = u.token AND c.status = 'pending' \
+             RETURNING c.id",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unexpected("firing callbacks"))?;
+        let fired: std::collections::HashSet<i64> = fired.into_iter().collect();
+        let mut by_dataset: BTreeMap<&str, Vec<&DueCallback>> = BTreeMap::new();
+        for d in due.iter().filter(|d| fired.contains(&d.id)) {
+            by_dataset.entry(d.dataset.as_str()).or_default().push(d);
+        }
+        let (mut with_event, mut events) = (Vec::new(), Vec::new());
+        for (dataset, timers) in by_dataset {
+            let ds = &timers[0].dataset;
+            let audience = audience(&mut tx, ds)
+                .await
+                .map_err(unexpected("reading the dataset's subscriptions"))?;
+            if !audience.wants(EventKind::RecordCallback) {
+                continue;
+            }
+            let records = at_versions(&mut tx, dataset, &timers).await?;
+            let mut fanout = Fanout::default();
+            for d in timers {
+                let record = records.get(&d.id).cloned();
+                let payload = callback_event(d, record, now);
+                with_event.push(d.id);
+                events.push(fanout.add(&audience, EventKind::RecordCallback, payload.to_string()));
+            }
+            fanout
+                .write(&mut tx, dataset)
+                .await
+                .map_err(unexpected("writing callback events"))?;
+        }
+        if !with_event.is_empty() {
+            sqlx::query(
+                "UPDATE callbacks c SET event_id = u.event \
+                 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, event) WHERE c.id = u.id",
+            )
+            .bind(&with_event)
+            .bind(&events)
+            .execute(&mut *tx)
+            .await
+            .map_err(unexpected("firing callbacks"))?;
+        }
+        tx.commit().await.map_err(unexpected("firing callbacks"))?;
+        Ok(due.iter().map(|d| fired.contains(&d.id)).collect())
+    }
+
+    async fn release(&self, due: &DueCallback) -> Result<(), DeliveryError> {
+        let released = sqlx::query(
+            "UPDATE callbacks SET lease_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_token = $2 AND status = 'pending'",
+        )
+        .bind(due.id)
+        .bind(&due.token)
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("releasing a callback timer"))?;
+        match released.rows_affected() {
+            0 => Err(DeliveryError::ClaimLost),
+            _ => Ok(()),
+        }
+    }
+
+    async fn pending(&self) -> Result<u64, DeliveryError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unexpected("counting callback timers"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Each timer's record as it was at its version: the newest history row of its key with
+/// that version.
+async fn at_versions(
+    conn: &mut sqlx::PgConnection,
+    dataset: &str,
+    timers: &[&DueCallback],
+) -> Result<HashMap<i64, serde_json::Value>, DeliveryError> {
+    let ids: Vec<i64> = timers.iter().map(|d| d.id).collect();
+    let keys: Vec<&str> = timers.iter().map(|d| d.key.as_str()).collect();
+    let versions: Vec<Option<i64>> = timers.iter().map(|d| d.version).collect();
+    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT t.id, (SELECT h.record::text FROM record_history h \
+           WHERE h.dataset = $1 AND h.key = t.k \
+             AND (h.record ->> 'version')::bigint IS NOT DISTINCT FROM t.v \
+           ORDER BY h.seq DESC LIMIT 1) \
+         FROM UNNEST($2::bigint[], $3::text[], $4::bigint[]) AS t(id, k, v)",
+    )
+    .bind(dataset)
+    .bind(&ids)
+    .bind(&keys)
+    .bind(&versions)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(unexpected("reading records at their versions"))?;
+    rows.into_iter()
+        .filter_map(|(id, record)| record.map(|r| (id, r)))
+        .map(|(id, r)| Ok((id, serde_json::from_str(&r).map_err(anyhow::Error::new)?)))
+        .collect()
+}
