@@ -65,6 +65,8 @@ struct Scripted {
     tells_due: bool,
     due: Mutex<Vec<(u32, u32, DateTime<Utc>)>>,
     log: Mutex<Vec<String>>,
+    /// Most items one claim takes.
+    batch: std::sync::atomic::AtomicUsize,
 }
 
 impl Scripted {
@@ -78,6 +80,7 @@ impl Scripted {
             tells_due,
             due: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
+            batch: std::sync::atomic::AtomicUsize::new(1),
         })
     }
 
@@ -113,18 +116,25 @@ impl LeasedWork for Scripted {
     async fn claim(&self, _: &str, now: DateTime<Utc>) -> anyhow::Result<Claim<Item>> {
         let mut due = self.due.lock().unwrap();
         due.sort_by_key(|(_, _, at)| *at);
-        match due.first() {
-            Some(&(id, attempts, at)) if at <= now => {
-                due.remove(0);
-                Ok(Claim::Items(vec![Item {
-                    id,
-                    attempt: attempts + 1,
-                }]))
-            }
-            first => Ok(Claim::Nothing {
-                next_due: first.filter(|_| self.tells_due).map(|(_, _, at)| *at),
-            }),
+        let batch = self.batch.load(std::sync::atomic::Ordering::SeqCst);
+        let ready = due
+            .iter()
+            .take(batch)
+            .take_while(|(_, _, at)| *at <= now)
+            .count();
+        if ready == 0 {
+            return Ok(Claim::Nothing {
+                next_due: due.first().filter(|_| self.tells_due).map(|(_, _, at)| *at),
+            });
         }
+        let items = due
+            .drain(..ready)
+            .map(|(id, attempts, _)| Item {
+                id,
+                attempt: attempts + 1,
+            })
+            .collect();
+        Ok(Claim::Items(items))
     }
 
     async fn work(&self, item: &Item) -> Result<(), WorkError> {
@@ -366,4 +376,52 @@ fn back_offs_follow_their_schedule_and_jitter_stays_in_bounds() {
     let (low, high) = (Duration::from_secs(5), Duration::from_secs(6));
     assert!(waits.iter().all(|w| (low..=high).contains(w)), "{waits:?}");
     assert!(waits.iter().any(|w| *w != waits[0]), "no spread: {waits:?}");
+}
+
+#[test]
+fn a_batch_is_worked_together_and_each_failure_retried_on_its_own() {
+    let clock = VirtualClock::new();
+    let work = Scripted::new(Script::Fail { retry_after: None });
+    work.batch.store(3, std::sync::atomic::Ordering::SeqCst);
+    for id in 1..=3 {
+        work.push(id, clock.now());
+    }
+    let runtime = Runtime::new(work.clone(), clock.clone(), Wakeups::default(), settings(2));
+    run_until(
+        &runtime,
+        |log| log.iter().filter(|l| l.starts_with("give up")).count() == 3,
+        &work,
+    );
+    assert_eq!(
+        work.log(),
+        [
+            "work 1 #1",
+            "work 2 #1",
+            "work 3 #1",
+            "retry 1 at 00:00:05",
+            "retry 2 at 00:00:05",
+            "retry 3 at 00:00:05",
+            // Due together again, claimed together again.
+            "work 1 #2",
+            "work 2 #2",
+            "work 3 #2",
+            "give up 1: failed 2 times; the last error: receiver said 503",
+            "give up 2: failed 2 times; the last error: receiver said 503",
+            "give up 3: failed 2 times; the last error: receiver said 503",
+        ]
+    );
+}
+
+#[test]
+fn shutdown_releases_every_item_of_a_batch() {
+    let clock = VirtualClock::new();
+    let work = Scripted::new(Script::Hang);
+    work.batch.store(2, std::sync::atomic::Ordering::SeqCst);
+    work.push(1, clock.now());
+    work.push(2, clock.now());
+    let runtime = Runtime::new(work.clone(), clock, Wakeups::default(), settings(3));
+    run_until(&runtime, |log| log.iter().any(|l| l == "work 1 #1"), &work);
+    // The default `work_all` works one item after the other: the second never started,
+    // and both go back.
+    assert_eq!(work.log(), ["work 1 #1", "release 1", "release 2"]);
 }
