@@ -18,13 +18,15 @@ use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, init_service};
 use intake_actix_web_api::auth::Token;
 use intake_actix_web_api::{ApiState, Metrics, Settings, app};
+use intake_domain::callbacks::CallbackListings;
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::delivery::{DeliveryPorts, DeliveryService, DeliverySettings};
 use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
-    AnalyticsError, CatalogError, DeliveryError, MockAnalytics, MockClock, MockContractStore,
-    MockDatasetStore, MockDeliveryQueue, MockDocumentDecoder, MockImportQueue, MockImportVault,
-    MockRecordStore, MockSubscriptionStore, MockWebhookSender, NoCache, StoreError, VaultError,
+    AnalyticsError, CatalogError, DeliveryError, MockAnalytics, MockCallbackTimers, MockClock,
+    MockContractStore, MockDatasetStore, MockDeliveryQueue, MockDocumentDecoder, MockImportQueue,
+    MockImportVault, MockRecordStore, MockSubscriptionStore, MockWebhookSender, NoCache,
+    StoreError, VaultError,
 };
 use sha2::Digest as _;
 
@@ -116,7 +118,7 @@ fn state() -> Arc<ApiState> {
     ];
     Arc::new(ApiState {
         datasets: Arc::new(DatasetService::new(DatasetPorts {
-            datasets,
+            datasets: datasets.clone(),
             contracts,
             records,
             analytics: Arc::new(analytics),
@@ -124,6 +126,10 @@ fn state() -> Arc<ApiState> {
         })),
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
         deliveries: Arc::new(deliveries),
+        callbacks: Arc::new(CallbackListings::new(
+            Arc::new(MockCallbackTimers::new()),
+            datasets.clone(),
+        )),
         dependencies: Vec::new(),
         rate_limiter: None,
         metrics: Arc::new(Metrics::new()),

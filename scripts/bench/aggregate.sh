@@ -21,7 +21,6 @@ command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2;
 work=$(mktemp -d)
 schema="intake_bench_aggregate_$$"
 table="aggregate_baseline_$$"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 empty_port=$(free_port)
 base="http://127.0.0.1:$port"

@@ -1,5 +1,16 @@
-# Shared by the import benchmarks: the generated CSV and the plain-COPY baseline.
-# Source it; it defines functions only.
+# Shared by the benchmarks: a free port, the generated CSV and the plain-COPY baseline,
+# the webhook receiver. Source it; it defines functions only.
+
+# free_port: a port nothing listens on now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_receiver PORT LOG: the example webhook receiver (built by the caller) on
+# 127.0.0.1:PORT, its pid in RECEIVER_PID once it answers.
+start_receiver() {
+  target/release/examples/webhook_receiver "127.0.0.1:$1" >"$2" 2>&1 &
+  RECEIVER_PID=$!
+  for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$1/stats" >/dev/null && return; sleep 0.1; done
+}
 
 # generate_rows FILE ROWS: `id,group,value,note`, ROWS distinct ids, 20 groups.
 generate_rows() {

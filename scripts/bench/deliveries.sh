@@ -16,6 +16,8 @@
 # server's filter; KEEP=1 copies the server's log to /tmp/bench-server.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/bench/common.sh
+source scripts/bench/common.sh
 events=${1:-50000}
 db=${2:-postgres://postgres@127.0.0.1:5432/test}
 concurrency=${3:-64}
@@ -24,7 +26,6 @@ singles=${ONE:-200}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 work=$(mktemp -d)
 schema="intake_bench_deliveries_$$"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 receiver_port=$(free_port)
 base="http://127.0.0.1:$port"
@@ -39,9 +40,8 @@ trap cleanup EXIT
 
 echo "building intake and the receiver (release)"
 cargo build --release -q -p intake-app --bin intake --example webhook_receiver
-target/release/examples/webhook_receiver "127.0.0.1:$receiver_port" >"$work/receiver.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 50); do curl -fs "$receiver/stats" >/dev/null && break; sleep 0.1; done
+start_receiver "$receiver_port" "$work/receiver.log"
+pids+=("$RECEIVER_PID")
 
 body='{"type":"record.created","timestamp":"2026-12-03T10:00:00.000Z","data":{"dataset":"customers","import":"01a23af8bc017631b4d7350bc9c5ffb7","key":"c-000001","record":{"key":["c-000001"],"fields":{"id":"c-000001","first_name":"Gen","last_name":"Erated","email":"g1@example.com"}},"sequence":1}}'
 cat >"$work/post.lua" <<LUA

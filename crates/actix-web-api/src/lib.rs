@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
+use intake_domain::callbacks::CallbackListings;
 use intake_domain::datasets::DatasetService;
 use intake_domain::delivery::DeliveryService;
 use intake_domain::ingest::ImportService;
@@ -84,6 +85,8 @@ pub struct ApiState {
     pub imports: Arc<ImportService>,
     /// Subscriptions and their deliveries.
     pub deliveries: Arc<DeliveryService>,
+    /// Callback timers and their outcome.
+    pub callbacks: Arc<CallbackListings>,
     /// The dependencies `/readyz` checks (each database, cache, …).
     pub dependencies: Vec<Arc<dyn Health>>,
     /// Decides whether a caller is within `settings.rate_limit`.

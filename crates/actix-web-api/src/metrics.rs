@@ -1,10 +1,12 @@
 //! The Prometheus metrics of `/metrics`: requests by route and status with their
-//! latency, imports by outcome, records ingested, and, read when scraped, the import
-//! queue's depth and each dependency's connection pool.
+//! latency, imports by outcome, records ingested, callbacks fired (with their
+//! lateness), late and cancelled, and, read when scraped, the import queue's depth and
+//! each dependency's connection pool.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use intake_domain::callbacks::CallbackObserver;
 use intake_domain::ingest::ImportObserver;
 use intake_domain::merge::Verdict;
 use intake_domain::ports::PoolUsage;
@@ -46,6 +48,9 @@ pub struct Metrics {
     invalid: Counter,
     queue_depth: Gauge<u64, AtomicU64>,
     pools: Family<PoolLabels, Gauge>,
+    callbacks_cancelled: Counter,
+    callbacks_late: Counter,
+    callback_lateness: Histogram,
 }
 
 impl Default for Metrics {
@@ -94,6 +99,25 @@ impl Metrics {
             "Connections of each dependency's pool, by state (open, idle, max)",
             pools.clone(),
         );
+        let callbacks_cancelled = Counter::default();
+        registry.register(
+            "callbacks_cancelled",
+            "Pending callbacks cancelled by a newer version of their record",
+            callbacks_cancelled.clone(),
+        );
+        let callbacks_late = Counter::default();
+        registry.register(
+            "callbacks_late",
+            "Callbacks fired more than 100 ms after they were due (after downtime, or overload)",
+            callbacks_late.clone(),
+        );
+        // 1 ms to about 65 s.
+        let callback_lateness = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register(
+            "callback_lateness_seconds",
+            "How long after it was due each callback fired",
+            callback_lateness.clone(),
+        );
         Self {
             registry,
             requests,
@@ -103,6 +127,9 @@ impl Metrics {
             invalid,
             queue_depth,
             pools,
+            callbacks_cancelled,
+            callbacks_late,
+            callback_lateness,
         }
     }
 
@@ -156,5 +183,18 @@ impl ImportObserver for Metrics {
             self.records.inc_by(report.inserted + report.updated);
         }
         self.invalid.inc_by(report.invalid);
+    }
+
+    fn callbacks_cancelled(&self, _: &DatasetName, count: u64) {
+        self.callbacks_cancelled.inc_by(count);
+    }
+}
+
+impl CallbackObserver for Metrics {
+    fn fired(&self, _: &DatasetName, lateness: Duration, late: bool) {
+        self.callback_lateness.observe(lateness.as_secs_f64());
+        if late {
+            self.callbacks_late.inc();
+        }
     }
 }

@@ -25,13 +25,16 @@ use crate::dto::{
     VerdictResponse,
 };
 use crate::error::{FieldError, Problem};
+use crate::routes::callbacks::{CallbackPageResponse, CallbackResponse, CallbackStatusResponse};
 use crate::routes::markr::MarkrProblem;
 use crate::routes::subscriptions::{
     DeliveryCountsResponse, DeliveryPageResponse, DeliveryResponse, DeliveryStatusResponse,
     ReplayBody, ReplayResponse, SubscriptionBody, SubscriptionListResponse, SubscriptionPatch,
     SubscriptionResponse, SubscriptionStatusResponse,
 };
-use crate::routes::{analytics, datasets, health, imports, markr, records, subscriptions, v2};
+use crate::routes::{
+    analytics, callbacks, datasets, health, imports, markr, records, subscriptions, v2,
+};
 
 /// The `/v1` API.
 #[derive(OpenApi)]
@@ -52,6 +55,7 @@ use crate::routes::{analytics, datasets, health, imports, markr, records, subscr
         subscriptions::get_subscription, subscriptions::delete_subscription,
         subscriptions::patch_subscription, subscriptions::rotate_secret,
         subscriptions::list_deliveries, subscriptions::replay_delivery, subscriptions::replay,
+        callbacks::list_callbacks,
         markr::import, markr::results_aggregate,
         health::healthz, health::readyz, health::metrics,
     ),
@@ -67,6 +71,7 @@ use crate::routes::{analytics, datasets, health, imports, markr, records, subscr
         SubscriptionBody, SubscriptionResponse, SubscriptionListResponse,
         SubscriptionStatusResponse, DeliveryCountsResponse, SubscriptionPatch, ReplayBody,
         ReplayResponse, DeliveryStatusResponse, DeliveryResponse, DeliveryPageResponse,
+        CallbackStatusResponse, CallbackResponse, CallbackPageResponse,
     )),
     modifiers(&Gatekeeping),
     tags(
@@ -76,6 +81,7 @@ use crate::routes::{analytics, datasets, health, imports, markr, records, subscr
         (name = "records", description = "Latest state, history and conflicts"),
         (name = "analytics", description = "Aggregates and top-k over the latest state, cached per dataset revision"),
         (name = "subscriptions", description = "URLs that receive a dataset's events as signed webhooks (Standard Webhooks); reading needs `read`, changing needs `admin`"),
+        (name = "callbacks", description = "Callback timers (`callbackTimeMs` after a version is accepted) and their outcome: pending, fired or cancelled by a newer version"),
         (name = "markr", description = "Compatibility routes of the Markr exam-results service, backed by the `exam-results` dataset"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

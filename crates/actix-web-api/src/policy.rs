@@ -90,6 +90,7 @@ const ROUTES: &[(&str, Policy)] = &[
         "/v1/datasets/{dataset}/subscriptions/{subscription}/replay",
         Policy::Managed,
     ),
+    ("/v1/datasets/{dataset}/callbacks", Policy::Api),
     ("/v1/datasets/{dataset}/top", Policy::Api),
     ("/v2/datasets", Policy::Api),
     ("/v2/datasets/{dataset}/records", Policy::Api),

@@ -3,6 +3,7 @@
 //! bad one.
 
 pub(crate) mod analytics;
+pub(crate) mod callbacks;
 pub(crate) mod datasets;
 pub(crate) mod health;
 pub(crate) mod imports;
@@ -25,6 +26,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     records::configure(cfg);
     analytics::configure(cfg);
     subscriptions::configure(cfg);
+    callbacks::configure(cfg);
     markr::configure(cfg);
     v2::configure(cfg);
 }
@@ -54,10 +56,28 @@ pub(crate) fn import_id(field: &str, text: &str) -> Result<ImportId, ApiError> {
 
 /// `limit` (1–1000, default 100) and `offset` (default 0).
 pub(crate) fn page(query: &PageQuery) -> Result<(u32, u64), ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    Ok((page_limit(query.limit)?, query.offset.unwrap_or(0)))
+}
+
+/// `limit`: 1–1000, default 100.
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         let message = format!("limit must be between 1 and {MAX_PAGE}");
         return Err(ApiError::field("limit", message));
     }
-    Ok((limit, query.offset.unwrap_or(0)))
+    Ok(limit)
+}
+
+/// The `cursor` of a list ordered by a positive sequence, newest first: the last
+/// sequence of the previous page.
+pub(crate) fn sequence_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    cursor
+        .map(|text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor this list gave"))
+        })
+        .transpose()
 }

@@ -25,6 +25,7 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
     let datasets: Arc<MockDatasetStore> = Arc::new(datasets);
     let contracts = Arc::new(MockContractStore::new());
     let records = Arc::new(MockRecordStore::new());
+    let datasets_for_callbacks = datasets.clone();
     let ingest = IngestPorts {
         datasets: datasets.clone(),
         contracts: contracts.clone(),
@@ -51,6 +52,10 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
                 clock: Arc::new(MockClock::new()),
             },
             DeliverySettings::default(),
+        )),
+        callbacks: Arc::new(intake_domain::callbacks::CallbackListings::new(
+            Arc::new(intake_domain::ports::MockCallbackTimers::new()),
+            datasets_for_callbacks,
         )),
         dependencies: Vec::new(),
         rate_limiter: None,
@@ -151,7 +156,7 @@ fn the_openapi_document_describes_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 32, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 33, "{:?}", paths.keys().collect::<Vec<_>>());
     let problem = &doc["components"]["schemas"]["Problem"]["properties"];
     for field in [
         "type", "title", "status", "detail", "instance", "code", "errors",

@@ -53,6 +53,37 @@ pub enum Command {
         #[arg(long)]
         no_process: bool,
     },
+    /// Replay a JSON array of updates against a running server, as the account-update
+    /// indexer challenge does: one at a time in file order, each after a random pause
+    /// (uniform, seeded); then wait until every callback they set has fired or been
+    /// cancelled, and print the highest record per group (`…/top`) with a summary
+    /// (indexed, ignored as old, invalid, callbacks fired, late and cancelled). Exit
+    /// status: 0 done, 2 refused or unreachable.
+    Replay {
+        /// The JSON array of updates (examples/data/account-updates.json).
+        file: PathBuf,
+        /// The dataset to send them to (it must exist).
+        #[arg(long, short)]
+        dataset: String,
+        /// The running server.
+        #[arg(long, env = "INTAKE_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// A bearer token for it (`read` and `write` scopes).
+        #[arg(long, env = "INTAKE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The pause before each update: a range of milliseconds.
+        #[arg(long, default_value = "0..1000ms", value_parser = crate::replay::parse_delay)]
+        delay: std::ops::RangeInclusive<u64>,
+        /// The seed of the pauses (the same seed, the same run).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The measure to rank by.
+        #[arg(long, default_value = "tokens")]
+        measure: String,
+        /// The dimension to group by.
+        #[arg(long, default_value = "subtype")]
+        group_by: String,
+    },
     /// Check the configuration (a listen address beyond loopback needs auth tokens)
     /// and that the database (and Redis, when set) answers; exit non-zero if not.
     Check,

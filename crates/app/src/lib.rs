@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod replay;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
@@ -61,6 +62,30 @@ pub async fn run(cli: Cli) -> ExitCode {
                 no_process,
             };
             commands::import(&settings, args).await
+        }
+        Command::Replay {
+            file,
+            dataset,
+            server,
+            token,
+            delay,
+            seed,
+            measure,
+            group_by,
+        } => {
+            let args = replay::ReplayArgs {
+                server,
+                token,
+                dataset,
+                delay_ms: delay,
+                seed,
+                measure,
+                group_by,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            replay::replay(&file, &args)
+                .await
+                .map(|_| ExitCode::SUCCESS)
         }
     };
     outcome.unwrap_or_else(|e| {

@@ -17,7 +17,7 @@ use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
 use intake_domain::work::Runtime;
 
 use crate::settings::Settings;
-use crate::wiring::{Services, Storage};
+use crate::wiring::{Observers, Services, Storage};
 
 /// A built, bound server with its workers, ready to run.
 pub struct Application {
@@ -91,6 +91,10 @@ impl Workers {
                 let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
                 let name = format!("{host}-{pid}-callback-{i}");
                 tokio::spawn(async move { runtime.run(&name, shutdown).await })
+            }));
+            let (work, shutdown) = (services.callbacks.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                work.keep_house_until(shutdown).await;
             }));
         }
         let any = counts.imports + counts.deliveries + counts.callbacks > 0;
@@ -176,7 +180,11 @@ impl Application {
         let tokens = settings.auth_tokens.tokens()?;
         let storage = Storage::open(settings).await?;
         let metrics = Arc::new(Metrics::new());
-        let services = Services::new(&storage, settings, Some(metrics.clone()))?;
+        let observers = Observers {
+            imports: metrics.clone(),
+            callbacks: metrics.clone(),
+        };
+        let services = Services::new(&storage, settings, Some(observers))?;
         let limits = crate::wiring::limits(settings)?;
         let addr = settings.listen_addr()?;
         let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
@@ -185,6 +193,7 @@ impl Application {
             datasets: services.datasets.clone(),
             imports: services.imports.clone(),
             deliveries: services.deliveries.clone(),
+            callbacks: services.callback_listings.clone(),
             dependencies: [Some(storage.health.clone()), limits.redis]
                 .into_iter()
                 .flatten()

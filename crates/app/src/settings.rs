@@ -96,6 +96,11 @@ pub struct Settings {
     pub delivery_concurrency: u32,
     /// Callback timer workers in this process (each fires a batch of due timers at once).
     pub callback_workers: u32,
+    /// Fired and cancelled callbacks stay listed this long, then are deleted (`7d`).
+    pub callback_retention: String,
+    /// Every callback delay is multiplied by this (1; tests and replays use less, to
+    /// run the accounts workload's seconds as milliseconds). 0 to 1000.
+    pub callback_time_scale: f64,
     /// The wait before each delivery attempt, comma-separated (`0s,5s,5m,30m,2h`):
     /// its length is the number of attempts, after which a delivery is dead.
     pub delivery_retry_schedule: String,
@@ -255,6 +260,8 @@ impl Default for Settings {
             delivery_workers: 4,
             delivery_concurrency: 16,
             callback_workers: 1,
+            callback_retention: "7d".into(),
+            callback_time_scale: 1.0,
             delivery_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
             delivery_max_age: "5d".into(),
             delivery_disable_after: "5d".into(),
@@ -267,7 +274,7 @@ impl Default for Settings {
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 38] = [
+const KEYS: [&str; 40] = [
     "listen",
     "database_url",
     "database_schema",
@@ -299,6 +306,8 @@ const KEYS: [&str; 38] = [
     "delivery_workers",
     "delivery_concurrency",
     "callback_workers",
+    "callback_retention",
+    "callback_time_scale",
     "delivery_retry_schedule",
     "delivery_max_age",
     "delivery_disable_after",
@@ -307,6 +316,16 @@ const KEYS: [&str; 38] = [
     "delivery_timeout_ms",
     "outbound_allow_private",
 ];
+
+/// How often to look for what is older than any of `periods`: every minute, or often
+/// enough for short periods (tests), never more than ten times a second.
+fn housekeeping(periods: &[Duration]) -> Duration {
+    periods
+        .iter()
+        .map(|p| *p / 4)
+        .fold(Duration::from_secs(60), Duration::min)
+        .max(Duration::from_millis(100))
+}
 
 /// A duration as settings write it: a whole number and `ms`, `s`, `m`, `h` or `d`.
 fn duration(text: &str) -> anyhow::Result<Duration> {
@@ -436,8 +455,32 @@ impl Settings {
             self.delivery_connect_timeout_ms > 0 && self.delivery_timeout_ms > 0,
             "delivery_connect_timeout_ms, delivery_timeout_ms: more than 0"
         );
+        anyhow::ensure!(
+            (0.0..=1000.0).contains(&self.callback_time_scale),
+            "callback_time_scale: 0 to 1000 (got {})",
+            self.callback_time_scale
+        );
         self.deliveries()?;
+        self.callbacks()?;
         Ok(())
+    }
+
+    /// How callback timers are fired and kept.
+    ///
+    /// # Errors
+    /// Naming `callback_retention` when malformed.
+    pub fn callbacks(&self) -> anyhow::Result<intake_domain::callbacks::CallbackSettings> {
+        let retention = duration(self.callback_retention.trim()).with_context(|| {
+            format!(
+                "callback_retention: a duration such as 7d or 12h (got {:?})",
+                self.callback_retention
+            )
+        })?;
+        Ok(intake_domain::callbacks::CallbackSettings {
+            retention,
+            housekeeping: housekeeping(&[retention]),
+            ..intake_domain::callbacks::CallbackSettings::default()
+        })
     }
 
     /// How deliveries are retried and how long they may wait.
@@ -481,11 +524,7 @@ impl Settings {
             disable_after,
             retention,
             // Every minute, or often enough for short periods (tests).
-            housekeeping: [Duration::from_secs(60), disable_after / 4, retention / 4]
-                .into_iter()
-                .min()
-                .unwrap_or_default()
-                .max(Duration::from_millis(100)),
+            housekeeping: housekeeping(&[disable_after, retention]),
             ..intake_domain::delivery::DeliverySettings::default()
         })
     }

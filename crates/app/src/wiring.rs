@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use intake_codecs::Codecs;
 use intake_domain::analytics::InProcessAnalytics;
-use intake_domain::callbacks::{CallbackSettings, CallbackWork};
+use intake_domain::callbacks::{CallbackListings, CallbackObserver, CallbackWork};
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::delivery::{DeliveryPorts, DeliveryService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
@@ -200,19 +200,30 @@ pub struct Services {
     pub deliveries: Arc<DeliveryService>,
     /// Callback timers, as their workers fire them.
     pub callbacks: Arc<CallbackWork>,
+    /// Callback timers, as operators list them.
+    pub callback_listings: Arc<CallbackListings>,
     /// What wakes the workers of every kind.
     pub wakeups: Wakeups,
 }
 
+/// Who is told of finished imports and fired callbacks (the metrics).
+pub struct Observers {
+    /// Told of every finished import.
+    pub imports: Arc<dyn ImportObserver>,
+    /// Told of every fired callback.
+    pub callbacks: Arc<dyn CallbackObserver>,
+}
+
 impl Services {
-    /// Builds them, telling `observer` (the metrics) of every finished import.
+    /// Builds them, telling `observers` (the metrics) of finished imports and fired
+    /// callbacks.
     ///
     /// # Errors
     /// When the cache's configuration is refused.
     pub fn new(
         storage: &Storage,
         settings: &Settings,
-        observer: Option<Arc<dyn ImportObserver>>,
+        observers: Option<Observers>,
     ) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock);
         let ports = IngestPorts {
@@ -228,12 +239,19 @@ impl Services {
             max_document_bytes: settings.max_document_bytes,
             max_uploads: settings.max_concurrent_uploads,
             contract_limits: settings.contract_limits(),
+            callback_scale: settings.callback_time_scale,
             ..IngestSettings::default()
         };
         let wakeups = Wakeups::default();
         let mut imports = ImportService::new(ports, ingest).woken_by(wakeups.clone());
-        if let Some(observer) = observer {
-            imports = imports.observed_by(observer);
+        let mut callbacks = CallbackWork::new(
+            storage.callbacks.clone(),
+            clock.clone(),
+            settings.callbacks()?,
+        );
+        if let Some(observers) = observers {
+            imports = imports.observed_by(observers.imports);
+            callbacks = callbacks.observed_by(observers.callbacks);
         }
         let datasets = DatasetService::new(DatasetPorts {
             datasets: storage.datasets.clone(),
@@ -254,16 +272,14 @@ impl Services {
             settings.deliveries()?,
         )
         .woken_by(wakeups.clone());
-        let callbacks = CallbackWork::new(
-            storage.callbacks.clone(),
-            clock.clone(),
-            CallbackSettings::default(),
-        );
+        let callback_listings =
+            CallbackListings::new(storage.callbacks.clone(), storage.datasets.clone());
         Ok(Self {
             datasets: Arc::new(datasets),
             imports: Arc::new(imports),
             deliveries: Arc::new(deliveries),
             callbacks: Arc::new(callbacks),
+            callback_listings: Arc::new(callback_listings),
             clock,
             wakeups,
         })

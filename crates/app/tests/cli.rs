@@ -37,6 +37,7 @@ fn help_names_every_command_and_the_configuration() {
         "serve",
         "migrate",
         "import",
+        "replay",
         "check",
         "INTAKE_CONFIG",
         "INTAKE_DATABASE_URL",
@@ -647,4 +648,53 @@ async fn a_restart_after_sigkill_resumes_the_import_at_once() {
     sigterm(&second);
     assert!(second.wait().unwrap().success());
     reader.join().unwrap();
+}
+
+#[test]
+fn replay_says_why_it_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/data/account-updates.json"
+    );
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let out = run(intake(dir.path()).args([
+        "replay",
+        fixture,
+        "--dataset",
+        "accounts",
+        "--server",
+        &nobody,
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot reach") && err.contains("intake serve"),
+        "{err}"
+    );
+
+    let out = run(intake(dir.path())
+        .args(["replay", fixture, "--dataset", "accounts"])
+        .args(["--delay", "9..1ms"]));
+    assert_eq!(out.status.code(), Some(2), "clap refuses it");
+    assert!(
+        text(&out.stderr).contains("--delay"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let not_json = dir.path().join("updates.csv");
+    std::fs::write(&not_json, "id,version\na,1\n").unwrap();
+    let out = run(intake(dir.path()).args(["replay"]).arg(&not_json).args([
+        "--dataset",
+        "accounts",
+        "--server",
+        &nobody,
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("expected a JSON array"),
+        "{}",
+        text(&out.stderr)
+    );
 }

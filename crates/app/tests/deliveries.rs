@@ -8,6 +8,8 @@
 mod process;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/store.rs"]
+mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
@@ -17,86 +19,23 @@ use std::time::{Duration, Instant};
 use process::{serve, sigterm, wait_until_up};
 use receiver::{Received, start_receiver, verify_independently};
 use serde_json::{Value, json};
+use store::{Store, client, example_contract, get, post};
 
 /// Enough attempts, quickly, that an outage of a few seconds kills nothing.
 const SCHEDULE: &str = "0s,20ms,50ms,100ms,200ms,300ms,500ms,500ms,1s,1s,1s,1s,1s,1s,1s,1s,\
     1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s";
 
-/// Where the servers keep their data.
-enum Store {
-    Sqlite,
-    Postgres { url: String, schema: String },
-}
-
-impl Store {
-    fn postgres() -> Self {
-        let url = std::env::var("INTAKE_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let schema = format!("intake_test_deliver_{}", uuid::Uuid::now_v7().simple());
-        Self::Postgres { url, schema }
-    }
-
-    fn env(&self) -> Vec<(&str, &str)> {
-        let mut env = vec![
-            ("INTAKE_LOG", "error"),
-            ("INTAKE_OUTBOUND_ALLOW_PRIVATE", "true"),
-            ("INTAKE_DELIVERY_RETRY_SCHEDULE", SCHEDULE),
-            ("INTAKE_DELIVERY_TIMEOUT_MS", "2000"),
-            ("INTAKE_RATE_LIMIT_PER_SECOND", "0"),
-        ];
-        if let Self::Postgres { url, schema } = self {
-            env.extend([
-                ("INTAKE_DATABASE_URL", url.as_str()),
-                ("INTAKE_DATABASE_SCHEMA", schema.as_str()),
-            ]);
-        }
-        env
-    }
-
-    async fn drop(&self) {
-        if let Self::Postgres { url, schema } = self {
-            let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {
-                url: url.clone(),
-                schema: Some(schema.clone()),
-                ..intake_postgres::Settings::default()
-            })
-            .unwrap();
-            store.drop_schema().await.unwrap();
-        }
-    }
-}
-
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .finish()
-}
-
-async fn post(base: &str, path: &str, body: &Value) -> Value {
-    let mut res = client()
-        .post(format!("{base}{path}"))
-        .send_json(body)
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap()
-}
-
-async fn get(base: &str, path: &str) -> Value {
-    let mut res = client().get(format!("{base}{path}")).send().await.unwrap();
-    res.json().await.unwrap()
+/// The environment of these servers.
+fn env(store: &Store) -> Vec<(&str, &str)> {
+    store.env(&[
+        ("INTAKE_DELIVERY_RETRY_SCHEDULE", SCHEDULE),
+        ("INTAKE_DELIVERY_TIMEOUT_MS", "2000"),
+    ])
 }
 
 /// Creates `customers`, subscribes the receiver and gives the subscription's path.
 async fn subscribed(base: &str, url: &str, receiver: &receiver::Receiver) -> (String, String) {
-    let contract: Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/contracts/customers.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let contract = example_contract("customers.json");
     post(
         base,
         "/v1/datasets",
@@ -194,7 +133,7 @@ async fn survives_a_sigkill_and_an_outage(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let (url, receiver) = start_receiver();
     receiver.fail_percent.store(30, Ordering::SeqCst);
-    let env = store.env();
+    let env = env(&store);
     let (first, base) = serve(dir.path(), &env);
     wait_until_up(&client(), &base).await;
     let (path, secret) = subscribed(&base, &url, &receiver).await;
@@ -231,15 +170,15 @@ async fn customers_reach_the_receiver_across_a_sigkill_and_an_outage_on_sqlite()
 
 #[actix_web::test]
 async fn customers_reach_the_receiver_across_a_sigkill_and_an_outage_on_postgres() {
-    survives_a_sigkill_and_an_outage(Store::postgres()).await;
+    survives_a_sigkill_and_an_outage(Store::postgres("deliver")).await;
 }
 
 #[actix_web::test]
 async fn two_servers_sharing_postgres_send_each_event_once() {
-    let store = Store::postgres();
+    let store = Store::postgres("deliver");
     let dir = tempfile::tempdir().unwrap();
     let (url, receiver) = start_receiver();
-    let env = store.env();
+    let env = env(&store);
     let (first, base) = serve(dir.path(), &env);
     wait_until_up(&client(), &base).await;
     // The second migrates nothing new and shares the queue.

@@ -13,7 +13,12 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
-use crate::ports::{CallbackClaim, CallbackTimers, Clock, DeliveryError, DueCallback};
+use crate::ingest::Shutdown;
+use crate::model::DatasetName;
+use crate::ports::{
+    CallbackClaim, CallbackInfo, CallbackListing, CallbackTimers, CatalogError, Clock,
+    DatasetStore, DeliveryError, DueCallback,
+};
 use crate::work::{Backoff, Claim, JitterPercent, LeasedWork, WorkError, WorkKind, WorkSettings};
 
 #[cfg(test)]
@@ -30,6 +35,10 @@ pub struct CallbackSettings {
     pub late_after: Duration,
     /// The safety-net poll of an idle worker.
     pub idle_poll: Duration,
+    /// How long fired and cancelled timers stay listed before they are pruned.
+    pub retention: Duration,
+    /// How often settled timers past `retention` are pruned.
+    pub housekeeping: Duration,
 }
 
 impl Default for CallbackSettings {
@@ -39,6 +48,8 @@ impl Default for CallbackSettings {
             batch: 256,
             late_after: Duration::from_millis(100),
             idle_poll: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            housekeeping: Duration::from_secs(60),
         }
     }
 }
@@ -78,11 +89,29 @@ pub fn callback_event(
     })
 }
 
+/// Told of every fired timer (metrics); never fails, never blocks.
+pub trait CallbackObserver: Send + Sync {
+    /// A timer of `dataset` fired `lateness` after it was due; `late` when that is
+    /// more than [`CallbackSettings::late_after`].
+    fn fired(&self, dataset: &DatasetName, lateness: Duration, late: bool);
+}
+
+/// The observer of timers nobody watches.
+struct Unobserved;
+
+impl CallbackObserver for Unobserved {
+    fn fired(&self, _: &DatasetName, _: Duration, _: bool) {}
+}
+
+/// Settled timers deleted per statement when pruning.
+const PRUNE_BATCH: u32 = 1000;
+
 /// Callback timers, as the runtime sees them.
 pub struct CallbackWork {
     timers: Arc<dyn CallbackTimers>,
     clock: Arc<dyn Clock>,
     settings: CallbackSettings,
+    observer: Arc<dyn CallbackObserver>,
 }
 
 impl CallbackWork {
@@ -96,6 +125,48 @@ impl CallbackWork {
             timers,
             clock,
             settings,
+            observer: Arc::new(Unobserved),
+        }
+    }
+
+    /// The same work, telling `observer` of every fired timer.
+    pub fn observed_by(mut self, observer: Arc<dyn CallbackObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Deletes the timers that fired or were cancelled longer than
+    /// [`CallbackSettings::retention`] ago; gives how many.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn keep_house(&self) -> Result<u64, DeliveryError> {
+        let retention =
+            chrono::Duration::from_std(self.settings.retention).unwrap_or(chrono::Duration::MAX);
+        let before = self.clock.now() - retention;
+        let mut pruned = 0;
+        loop {
+            let n = self.timers.prune(before, PRUNE_BATCH).await?;
+            pruned += n;
+            if n < u64::from(PRUNE_BATCH) {
+                break;
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, %before, "settled callbacks pruned after callback_retention");
+        }
+        Ok(pruned)
+    }
+
+    /// Keeps house every [`CallbackSettings::housekeeping`] until `shutdown`; failures
+    /// are logged and tried again at the next round.
+    pub async fn keep_house_until(&self, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            if let Err(e) = self.keep_house().await {
+                tracing::error!(error = %format!("{e:#}"), "callback housekeeping failed; trying again later");
+            }
+            let sleep = self.clock.sleep(self.settings.housekeeping);
+            futures_lite::future::or(sleep, shutdown.wait()).await;
         }
     }
 
@@ -103,11 +174,13 @@ impl CallbackWork {
         let lateness = (fired_at - due.due_at).to_std().unwrap_or_default();
         let lateness_ms = u64::try_from(lateness.as_millis()).unwrap_or(u64::MAX);
         let due_at = due.due_at.to_rfc3339_opts(SecondsFormat::Millis, true);
-        if lateness > self.settings.late_after {
-            tracing::warn!(dataset = %due.dataset, key = %due.key, version = ?due.version,
+        let late = lateness > self.settings.late_after;
+        self.observer.fired(&due.dataset, lateness, late);
+        if late {
+            tracing::warn!(dataset = %due.dataset, key = %due.key, version = due.version,
                 due_at, lateness_ms, "callback fired late");
         } else {
-            tracing::info!(dataset = %due.dataset, key = %due.key, version = ?due.version,
+            tracing::info!(dataset = %due.dataset, key = %due.key, version = due.version,
                 due_at, lateness_ms, "callback fired");
         }
     }
@@ -162,7 +235,7 @@ impl LeasedWork for CallbackWork {
                     if fired {
                         self.fired(d, now);
                     } else {
-                        tracing::info!(dataset = %d.dataset, key = %d.key, version = ?d.version,
+                        tracing::info!(dataset = %d.dataset, key = %d.key, version = d.version,
                             "callback not fired: cancelled by a newer version, or claimed again");
                     }
                     Ok(())
@@ -189,5 +262,35 @@ impl LeasedWork for CallbackWork {
             Err(DeliveryError::ClaimLost) => Err(WorkError::LeaseLost),
             Err(e) => Err(WorkError::failed(e)),
         }
+    }
+}
+
+/// What operators and clients see of callback timers.
+pub struct CallbackListings {
+    timers: Arc<dyn CallbackTimers>,
+    datasets: Arc<dyn DatasetStore>,
+}
+
+impl CallbackListings {
+    /// Listings of these timers, for these datasets.
+    pub fn new(timers: Arc<dyn CallbackTimers>, datasets: Arc<dyn DatasetStore>) -> Self {
+        Self { timers, datasets }
+    }
+
+    /// A page of a dataset's timers with their outcome, newest first.
+    ///
+    /// # Errors
+    /// `UnknownDataset` when there is no such dataset.
+    pub async fn list(
+        &self,
+        dataset: &DatasetName,
+        listing: &CallbackListing,
+    ) -> Result<Vec<CallbackInfo>, DeliveryError> {
+        match self.datasets.get(dataset).await {
+            Ok(_) => {}
+            Err(CatalogError::NotFound) => return Err(DeliveryError::UnknownDataset),
+            Err(e) => return Err(DeliveryError::Unexpected(anyhow::Error::new(e))),
+        }
+        self.timers.list(dataset, listing).await
     }
 }

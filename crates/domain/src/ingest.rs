@@ -14,7 +14,7 @@ mod service;
 mod shutdown;
 mod worker;
 
-pub use events::{CancelledCallback, change_event, change_kind, import_event, log_cancelled};
+pub use events::{change_event, change_kind, import_event};
 pub use service::{
     DryRun, ImportObserver, ImportService, IngestPorts, IngestSettings, LookupError, ProcessError,
     Processed, ReceiveError, Received, ReprocessError, worker_name,

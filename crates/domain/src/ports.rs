@@ -29,11 +29,11 @@ pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedC
 pub use clock::Clock;
 pub use decoder::{DocumentDecoder, RecordStream};
 pub use delivery::{
-    Attempt, CallbackClaim, CallbackTimers, ClaimLimits, Delivered, Delivery, DeliveryClaim,
-    DeliveryCounts, DeliveryError, DeliveryInfo, DeliveryListing, DeliveryQueue, DeliveryResult,
-    DeliveryStatus, DueCallback, Event, EventKind, ExternalSource, FetchedPage, NewSubscription,
-    PageCursor, Replay, SourceError, Subscription, SubscriptionChange, SubscriptionStatus,
-    SubscriptionStore, UrlRefused, Webhook, WebhookSender,
+    Attempt, CallbackClaim, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers,
+    ClaimLimits, Delivered, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo,
+    DeliveryListing, DeliveryQueue, DeliveryResult, DeliveryStatus, DueCallback, Event, EventKind,
+    ExternalSource, FetchedPage, NewSubscription, PageCursor, Replay, SourceError, Subscription,
+    SubscriptionChange, SubscriptionStatus, SubscriptionStore, UrlRefused, Webhook, WebhookSender,
 };
 pub use health::{Health, HealthError, PoolUsage, Unavailable};
 pub use imports::{
@@ -43,8 +43,8 @@ pub use imports::{
 pub use jobs::{Job, JobError, JobStore};
 pub use limits::{RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use records::{
-    IdentityMap, ImportWriter, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError,
-    StoredRecord,
+    CancelledCallback, Finished, IdentityMap, ImportWriter, RecordPage, RecordQuery, RecordScan,
+    RecordStore, StoreError, StoredRecord,
 };
 
 #[cfg(any(test, feature = "mocks"))]

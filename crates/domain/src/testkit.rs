@@ -144,6 +144,7 @@ macro_rules! storage_conformance {
             deliveries::failing_subscriptions_are_disabled,
             callbacks::due_timers_fire_once_with_the_record_at_their_version,
             callbacks::concurrent_claimers_never_share_a_timer_and_a_release_gives_it_back,
+            callbacks::timers_are_listed_with_their_outcome_and_settled_ones_pruned,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,

@@ -10,7 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use intake_domain::DatasetName;
 use intake_domain::callbacks::callback_event;
-use intake_domain::ports::{CallbackClaim, CallbackTimers, DeliveryError, DueCallback, EventKind};
+use intake_domain::ports::{
+    CallbackClaim, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers, DeliveryError,
+    DueCallback, EventKind,
+};
 
 use crate::deliveries::audience;
 use crate::writer::Fanout;
@@ -161,6 +164,71 @@ impl CallbackTimers for PgStore {
             .await
             .map_err(unexpected("counting callback timers"))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn list(
+        &self,
+        dataset: &DatasetName,
+        listing: &CallbackListing,
+    ) -> Result<Vec<CallbackInfo>, DeliveryError> {
+        type Row = (
+            i64,
+            String,
+            Option<i64>,
+            String,
+            DateTime<Utc>,
+            String,
+            Option<DateTime<Utc>>,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, key, version, import_id, due_at, status, settled_at, replaced_by, \
+               event_id \
+             FROM callbacks \
+             WHERE dataset = $1 AND ($2::text IS NULL OR status = $2) \
+               AND ($3::bigint IS NULL OR id < $3) \
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(dataset.as_str())
+        .bind(listing.status.map(CallbackStatus::as_str))
+        .bind(listing.before)
+        .bind(i64::from(listing.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unexpected("listing callbacks"))?;
+        rows.into_iter()
+            .map(
+                |(id, key, version, import, due_at, status, settled_at, replaced_by, event)| {
+                    Ok(CallbackInfo {
+                        id,
+                        key,
+                        version,
+                        import,
+                        due_at,
+                        status: CallbackStatus::parse(&status)
+                            .ok_or_else(|| anyhow::anyhow!("unknown callback status {status:?}"))?,
+                        settled_at,
+                        replaced_by,
+                        event,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError> {
+        let pruned = sqlx::query(
+            "DELETE FROM callbacks WHERE id IN ( \
+               SELECT id FROM callbacks \
+               WHERE status <> 'pending' AND settled_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(unexpected("pruning settled callbacks"))?;
+        Ok(pruned.rows_affected())
     }
 }
 

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use intake_domain::delivery::Audience;
-use intake_domain::ingest::{
-    CancelledCallback, change_event, change_kind, import_event, log_cancelled,
-};
+use intake_domain::ingest::{change_event, change_kind, import_event};
 use intake_domain::merge::{Batch, Change, ChangeKind, Verdict};
-use intake_domain::ports::{EventKind, IdentityMap, ImportWriter, Lease, StoreError};
+use intake_domain::ports::{
+    CancelledCallback, EventKind, Finished, IdentityMap, ImportWriter, Lease, StoreError,
+};
 use intake_domain::{DatasetName, ImportReport, ImportStatus, Record, RecordKey, Revision};
 use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
 
@@ -501,7 +501,7 @@ impl ImportWriter for PgImportWriter {
         self: Box<Self>,
         verdict: Verdict,
         report: &ImportReport,
-    ) -> Result<Revision, StoreError> {
+    ) -> Result<Finished, StoreError> {
         let Self {
             pool,
             mut tx,
@@ -526,9 +526,13 @@ impl ImportWriter for PgImportWriter {
         tx.commit()
             .await
             .map_err(unexpected("committing an import"))?;
-        if verdict == Verdict::Commit {
-            log_cancelled(&dataset, &lease.import, &cancelled);
-        }
-        Ok(revision)
+        let cancelled = match verdict {
+            Verdict::Commit => cancelled,
+            Verdict::Reject => Vec::new(),
+        };
+        Ok(Finished {
+            revision,
+            cancelled,
+        })
     }
 }

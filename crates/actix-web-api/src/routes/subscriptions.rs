@@ -485,20 +485,8 @@ pub(crate) async fn list_deliveries(
                 .ok_or_else(|| ApiError::field("status", "one of pending, delivered, dead"))?,
         ),
     };
-    let limit = query.limit.unwrap_or(super::DEFAULT_PAGE);
-    if !(1..=super::MAX_PAGE).contains(&limit) {
-        let message = format!("limit must be between 1 and {}", super::MAX_PAGE);
-        return Err(ApiError::field("limit", message));
-    }
-    let before = match query.cursor.as_deref() {
-        None => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::field("cursor", "not a cursor this list gave"))?,
-        ),
-    };
+    let limit = super::page_limit(query.limit)?;
+    let before = super::sequence_cursor(query.cursor.as_deref())?;
     let listing = DeliveryListing {
         status,
         before,

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::merge::{Change, ChangeKind, Verdict};
 use crate::model::{DatasetName, ImportId, ImportReport};
-use crate::ports::EventKind;
+use crate::ports::{CancelledCallback, EventKind};
 
 /// The kind of event an accepted change makes: stores ask whether anyone wants it
 /// before they build the event.
@@ -47,21 +47,14 @@ pub fn import_event(
     (kind, payload)
 }
 
-/// A pending callback that a newer version of its key cancelled (DESIGN §8).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CancelledCallback {
-    /// The key.
-    pub key: String,
-    /// The version the callback was for.
-    pub version: Option<i64>,
-    /// The version that replaced it.
-    pub replaced_by: Option<i64>,
-}
-
 /// Logs the callbacks an import cancelled, once it committed: one line each.
-pub fn log_cancelled(dataset: &DatasetName, import: &ImportId, cancelled: &[CancelledCallback]) {
+pub(super) fn log_cancelled(
+    dataset: &DatasetName,
+    import: &ImportId,
+    cancelled: &[CancelledCallback],
+) {
     for c in cancelled {
-        tracing::info!(%dataset, %import, key = %c.key, version = ?c.version,
-            replaced_by = ?c.replaced_by, "callback cancelled: a newer version arrived first");
+        tracing::info!(%dataset, %import, key = %c.key, version = c.version,
+            replaced_by = c.replaced_by, "callback cancelled: a newer version arrived first");
     }
 }

@@ -66,6 +66,29 @@ impl Renewal {
     }
 }
 
+/// How merged records are written.
+pub(super) struct Batching {
+    /// Records merged and written per batch.
+    pub(super) size: usize,
+    /// What every callback delay is multiplied by.
+    pub(super) callback_scale: f64,
+}
+
+impl Batching {
+    fn scale(&self, batch: &mut Batch) {
+        if self.callback_scale == 1.0 {
+            return;
+        }
+        for change in &mut batch.changes {
+            if let Some(after) = change.callback_after {
+                let scaled = after.as_secs_f64() * self.callback_scale;
+                change.callback_after =
+                    Some(Duration::try_from_secs_f64(scaled).unwrap_or(Duration::ZERO));
+            }
+        }
+    }
+}
+
 /// Runs the pipeline to its verdict; the caller finishes the writer.
 pub(super) async fn run(
     mut reader: Box<dyn VaultReader>,
@@ -73,8 +96,9 @@ pub(super) async fn run(
     contract: Contract,
     writer: &mut dyn ImportWriter,
     mut renewal: Renewal,
-    batch_size: usize,
+    batching: Batching,
 ) -> Result<(Verdict, ImportReport), ProcessError> {
+    let batch_size = batching.size;
     let (chunk_tx, chunk_rx) = bounded::<Vec<u8>>(8);
     let (step_tx, step_rx) = bounded::<Step>(2);
     let (state_tx, state_rx) = bounded::<State>(1);
@@ -106,7 +130,10 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                Step::Apply(batch) => writer.apply(&batch).await.map_err(store)?,
+                Step::Apply(mut batch) => {
+                    batching.scale(&mut batch);
+                    writer.apply(&batch).await.map_err(store)?;
+                }
                 Step::Done(verdict, report) => outcome = Some((verdict, report)),
             }
             renewal.maybe_renew(writer).await.map_err(store)?;

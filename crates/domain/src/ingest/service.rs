@@ -37,7 +37,7 @@ pub struct IngestPorts {
 }
 
 /// How ingestion behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IngestSettings {
     /// Records merged and written per batch.
     pub batch_size: usize,
@@ -64,6 +64,9 @@ pub struct IngestSettings {
     pub max_uploads: usize,
     /// How large a draft contract a dry run takes.
     pub contract_limits: crate::contract::ContractLimits,
+    /// Every callback delay is multiplied by this (1 in production; tests and
+    /// replays scale the accounts workload's seconds down to milliseconds).
+    pub callback_scale: f64,
 }
 
 impl Default for IngestSettings {
@@ -79,6 +82,7 @@ impl Default for IngestSettings {
             max_dry_runs: 2,
             max_uploads: 32,
             contract_limits: crate::contract::ContractLimits::default(),
+            callback_scale: 1.0,
         }
     }
 }
@@ -177,6 +181,10 @@ pub enum ReprocessError {
 pub trait ImportObserver: Send + Sync {
     /// An import of `dataset` finished with this verdict and report.
     fn finished(&self, dataset: &DatasetName, verdict: Verdict, report: &ImportReport);
+
+    /// A committed import of `dataset` cancelled `count` pending callbacks (newer
+    /// versions arrived before they were due).
+    fn callbacks_cancelled(&self, _dataset: &DatasetName, _count: u64) {}
 }
 
 /// The observer of a service nobody watches.
@@ -396,23 +404,25 @@ impl ImportService {
         let mut writer = self.ports.records.begin_apply(lease).await.map_err(store)?;
         let renewal = Renewal::new(self.ports.clock.clone(), &self.settings);
         let decoder = self.ports.decoder.clone();
-        let batch_size = self.settings.batch_size;
-        let run = pipeline::run(
-            reader,
-            decoder,
-            contract,
-            writer.as_mut(),
-            renewal,
-            batch_size,
-        );
+        let batch = pipeline::Batching {
+            size: self.settings.batch_size,
+            callback_scale: self.settings.callback_scale,
+        };
+        let run = pipeline::run(reader, decoder, contract, writer.as_mut(), renewal, batch);
         let (verdict, report) = run.await?;
-        let revision = writer.finish(verdict, &report).await.map_err(store)?;
+        let finished = writer.finish(verdict, &report).await.map_err(store)?;
         // Its events' deliveries and its callback timers are committed: the workers of
         // this process look at once (other instances hear of them from the store, or
         // poll).
         self.wakeups.notify(WorkKind::Deliveries);
         self.wakeups.notify(WorkKind::Callbacks);
+        super::events::log_cancelled(dataset, &lease.import, &finished.cancelled);
         self.observer.finished(dataset, verdict, &report);
+        if !finished.cancelled.is_empty() {
+            self.observer
+                .callbacks_cancelled(dataset, finished.cancelled.len() as u64);
+        }
+        let revision = finished.revision;
         tracing::info!(
             ?verdict,
             seen = report.seen,

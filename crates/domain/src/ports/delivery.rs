@@ -551,6 +551,72 @@ pub enum CallbackClaim {
     Idle(Option<DateTime<Utc>>),
 }
 
+/// Where a callback timer is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallbackStatus {
+    /// Waiting to be due (or claimed and about to fire).
+    Pending,
+    /// Fired: its `record.callback` event was written.
+    Fired,
+    /// A newer version of its key arrived first.
+    Cancelled,
+}
+
+impl CallbackStatus {
+    /// Its name in the API and the stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Fired => "fired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status of that name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "pending" => Some(Self::Pending),
+            "fired" => Some(Self::Fired),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// One callback timer as listed, with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackInfo {
+    /// Its id: the listing's order (newest first) and cursor.
+    pub id: i64,
+    /// The record's key, canonical.
+    pub key: String,
+    /// The version it is for.
+    pub version: Option<i64>,
+    /// The import that accepted that version.
+    pub import: String,
+    /// When it is (or was) due.
+    pub due_at: DateTime<Utc>,
+    /// Where it is.
+    pub status: CallbackStatus,
+    /// When it fired or was cancelled.
+    pub settled_at: Option<DateTime<Utc>>,
+    /// The version that cancelled it.
+    pub replaced_by: Option<i64>,
+    /// The `record.callback` event it wrote (none when nobody subscribed to it).
+    pub event: Option<String>,
+}
+
+/// Which callback timers of a dataset to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackListing {
+    /// Only those in this status.
+    pub status: Option<CallbackStatus>,
+    /// Only timers older than this id (the previous page's last).
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
 /// Callback timers: written (and cancelled by newer versions) by
 /// [`crate::ports::ImportWriter`], fired by the callback workers.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -593,6 +659,23 @@ pub trait CallbackTimers: Send + Sync {
     /// # Errors
     /// - `Unexpected` only.
     async fn pending(&self) -> Result<u64, DeliveryError>;
+
+    /// A dataset's timers with their outcome, newest first.
+    ///
+    /// # Errors
+    /// - `Unexpected` only (an unknown dataset has none).
+    async fn list(
+        &self,
+        dataset: &DatasetName,
+        listing: &CallbackListing,
+    ) -> Result<Vec<CallbackInfo>, DeliveryError>;
+
+    /// Deletes up to `limit` timers that fired or were cancelled before `before`. Gives
+    /// how many.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError>;
 }
 
 /// One signed POST to send (Standard Webhooks): everything but the signature, which

@@ -110,7 +110,8 @@ pub trait ImportWriter: Send {
     /// Marks the import finished with its report (`completed` for `Commit`, `failed`
     /// for `Reject`, in which case nothing applied is kept), writes the
     /// `import.completed`/`import.failed` event, bumps the dataset revision on commit,
-    /// and commits, all at once.
+    /// and commits, all at once. Gives the dataset's revision and the pending callbacks
+    /// the import cancelled (none for `Reject`).
     ///
     /// # Errors
     /// - `LeaseLost` when another worker claimed the import meanwhile (nothing is
@@ -119,7 +120,27 @@ pub trait ImportWriter: Send {
         self: Box<Self>,
         verdict: Verdict,
         report: &ImportReport,
-    ) -> Result<Revision, StoreError>;
+    ) -> Result<Finished, StoreError>;
+}
+
+/// What a finished import committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The dataset's revision after it.
+    pub revision: Revision,
+    /// The pending callbacks its newer versions cancelled.
+    pub cancelled: Vec<CancelledCallback>,
+}
+
+/// A pending callback that a newer version of its key cancelled (DESIGN §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelledCallback {
+    /// The key.
+    pub key: String,
+    /// The version the callback was for.
+    pub version: Option<i64>,
+    /// The version that replaced it.
+    pub replaced_by: Option<i64>,
 }
 
 /// Latest state, history and conflicts of records.

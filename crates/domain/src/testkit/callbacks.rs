@@ -31,6 +31,19 @@ fn later() -> DateTime<Utc> {
     Utc::now() + chrono::Duration::seconds(61)
 }
 
+/// The accounts dataset, with a subscription to its callbacks.
+async fn watched_accounts(s: &Stores) -> crate::DatasetName {
+    let ds = dataset(s, "accounts", super::ACCOUNTS.contract).await;
+    let watcher = crate::ports::NewSubscription {
+        dataset: ds.clone(),
+        url: "https://receiver.example/hook".into(),
+        events: Some(vec![EventKind::RecordCallback]),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+    };
+    s.subscriptions.create(&watcher).await.expect("subscribed");
+    ds
+}
+
 async fn claim(s: &Stores, at: DateTime<Utc>, limit: u32) -> Vec<DueCallback> {
     match s.callbacks.claim(at, LEASE, limit).await.expect("claim") {
         CallbackClaim::Claimed(due) => due,
@@ -43,14 +56,7 @@ async fn claim(s: &Stores, at: DateTime<Utc>, limit: u32) -> Vec<DueCallback> {
 /// fire; the newer version's timer stays pending, and an idle claim says when it is due.
 pub async fn due_timers_fire_once_with_the_record_at_their_version(s: Stores) {
     let service = service(&s, 16);
-    let ds = dataset(&s, "accounts", super::ACCOUNTS.contract).await;
-    let watcher = crate::ports::NewSubscription {
-        dataset: ds.clone(),
-        url: "https://receiver.example/hook".into(),
-        events: Some(vec![EventKind::RecordCallback]),
-        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-    };
-    s.subscriptions.create(&watcher).await.expect("subscribed");
+    let ds = watched_accounts(&s).await;
     receive(
         &service,
         &ds,
@@ -171,4 +177,125 @@ pub const CANCELLED_THEN_PENDING: [(Option<i64>, &str, Option<i64>); 2] =
 /// The documents that leave [`CANCELLED_THEN_PENDING`].
 pub fn newer_then_older() -> [Vec<u8>; 3] {
     [1, 3, 2].map(|v| accounts(&[("acc-1", v)]))
+}
+
+/// A dataset's timers are listed newest first with their outcome (pending, fired with
+/// its event, cancelled with the version that replaced it), filtered by status and
+/// paged by cursor; settled ones are pruned after the retention, pending ones never.
+pub async fn timers_are_listed_with_their_outcome_and_settled_ones_pruned(s: Stores) {
+    use crate::ports::{CallbackListing, CallbackStatus};
+    let service = service(&s, 16);
+    let ds = watched_accounts(&s).await;
+    receive(
+        &service,
+        &ds,
+        &accounts(&[("acc-1", 1), ("acc-2", 1), ("acc-3", 1)]),
+        None,
+    )
+    .await;
+    drain(&service).await;
+    // acc-2's newer version cancels its timer; acc-1's fires.
+    receive(&service, &ds, &accounts(&[("acc-2", 2)]), None).await;
+    drain(&service).await;
+    let at = later();
+    let due = claim(&s, at, 10).await;
+    let (acc1, others): (Vec<_>, Vec<_>) = due.into_iter().partition(|d| d.key == "acc-1");
+    assert_eq!(s.callbacks.fire(&acc1, at).await.expect("fire"), [true]);
+    for d in &others {
+        s.callbacks.release(d).await.expect("release");
+    }
+
+    let list = |status: Option<CallbackStatus>, before: Option<i64>, limit: u32| {
+        let listing = CallbackListing {
+            status,
+            before,
+            limit,
+        };
+        let (timers, ds) = (s.callbacks.clone(), ds.clone());
+        async move { timers.list(&ds, &listing).await.expect("list") }
+    };
+    let all = list(None, None, 10).await;
+    assert!(
+        all.windows(2).all(|w| w[0].id > w[1].id),
+        "newest first: {all:?}"
+    );
+    let newest = &all[0];
+    assert_eq!(
+        (newest.key.as_str(), newest.version, newest.status),
+        ("acc-2", Some(2), CallbackStatus::Pending),
+        "the last import's timer is the newest"
+    );
+    let by_key = |key: &str, version: i64| {
+        all.iter()
+            .find(|c| c.key == key && c.version == Some(version))
+            .unwrap_or_else(|| panic!("{key} v{version} is listed: {all:?}"))
+    };
+    let fired = by_key("acc-1", 1);
+    assert_eq!(fired.status, CallbackStatus::Fired);
+    let settled = fired.settled_at.expect("settled");
+    assert!(
+        (settled - at).num_milliseconds().abs() <= 1,
+        "fired at {settled}, not {at}"
+    );
+    assert!(fired.event.is_some(), "the event it wrote: {fired:?}");
+    let replaced = by_key("acc-2", 1);
+    assert_eq!(replaced.status, CallbackStatus::Cancelled);
+    assert_eq!(replaced.replaced_by, Some(2));
+    assert!(replaced.settled_at.is_some() && replaced.event.is_none());
+    assert_eq!(by_key("acc-3", 1).status, CallbackStatus::Pending);
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|c| !c.import.is_empty()));
+
+    let cancelled = list(Some(CallbackStatus::Cancelled), None, 10).await;
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].key, "acc-2");
+    let first = list(None, None, 2).await;
+    let rest = list(None, Some(first[1].id), 10).await;
+    let paged: Vec<i64> = first.iter().chain(&rest).map(|c| c.id).collect();
+    let whole: Vec<i64> = all.iter().map(|c| c.id).collect();
+    assert_eq!(paged, whole, "a cursor continues where the page ended");
+    let other = crate::DatasetName::parse("nothing-here").expect("name");
+    let listing = CallbackListing {
+        status: None,
+        before: None,
+        limit: 10,
+    };
+    assert!(
+        s.callbacks
+            .list(&other, &listing)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Pruning takes settled timers older than the cut-off, a batch at a time.
+    let now = Utc::now();
+    assert_eq!(
+        s.callbacks
+            .prune(now - chrono::Duration::hours(1), 10)
+            .await
+            .expect("prune"),
+        0,
+        "nothing settled that long ago"
+    );
+    assert_eq!(
+        s.callbacks
+            .prune(at + chrono::Duration::seconds(1), 1)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(
+        s.callbacks
+            .prune(at + chrono::Duration::seconds(1), 10)
+            .await
+            .expect("prune"),
+        1
+    );
+    let left: Vec<CallbackStatus> = list(None, None, 10)
+        .await
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(left, [CallbackStatus::Pending, CallbackStatus::Pending]);
 }

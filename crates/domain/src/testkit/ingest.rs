@@ -548,7 +548,7 @@ impl crate::ports::ImportWriter for FailingWriter {
         self: Box<Self>,
         verdict: Verdict,
         report: &crate::ImportReport,
-    ) -> Result<crate::Revision, StoreError> {
+    ) -> Result<crate::ports::Finished, StoreError> {
         self.inner.finish(verdict, report).await
     }
 }

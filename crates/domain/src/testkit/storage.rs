@@ -398,7 +398,8 @@ pub async fn a_writer_sees_its_own_batches_and_commits_them_at_once(s: Stores) {
     let revision = writer
         .finish(Verdict::Commit, &report)
         .await
-        .expect("finish");
+        .expect("finish")
+        .revision;
     assert_eq!(revision, Revision::new(1));
     let stored = s.records.get(&ds, &first.key).await.expect("get");
     assert_eq!(
@@ -472,7 +473,8 @@ pub async fn a_rejected_import_keeps_nothing_and_is_marked_failed(s: Stores) {
     let revision = writer
         .finish(Verdict::Reject, &report)
         .await
-        .expect("finish");
+        .expect("finish")
+        .revision;
     assert_eq!(revision, Revision::new(0));
     assert!(matches!(
         s.records.get(&ds, &r.key).await,
