@@ -45,7 +45,7 @@ impl Default for CallbackSettings {
     fn default() -> Self {
         Self {
             lease: Duration::from_secs(30),
-            batch: 256,
+            batch: 1000,
             late_after: Duration::from_millis(100),
             idle_poll: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),

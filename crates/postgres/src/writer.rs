@@ -234,23 +234,36 @@ impl PgImportWriter {
         keys: &[String],
     ) -> Result<(), sqlx::Error> {
         let ds = self.dataset.as_str();
-        let touched: Vec<&str> = latest.iter().map(|&i| keys[i].as_str()).collect();
-        let versions: Vec<Option<i64>> = latest
+        // Only a key that had a version before can have a pending timer.
+        let updated: Vec<usize> = latest
+            .iter()
+            .copied()
+            .filter(|&i| changes[i].kind == ChangeKind::Updated)
+            .collect();
+        let touched: Vec<&str> = updated.iter().map(|&i| keys[i].as_str()).collect();
+        let versions: Vec<Option<i64>> = updated
             .iter()
             .map(|&i| changes[i].record.version.map(|v| v.get()))
             .collect();
-        let cancelled: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "UPDATE callbacks c SET status = 'cancelled', settled_at = now(), replaced_by = t.v, \
-               lease_token = NULL, lease_expires_at = NULL \
-             FROM UNNEST($2::text[], $3::bigint[]) AS t(k, v) \
-             WHERE c.dataset = $1 AND c.key = t.k AND c.status = 'pending' \
-             RETURNING c.key, c.version, t.v",
-        )
-        .bind(ds)
-        .bind(&touched)
-        .bind(&versions)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        // `key = ANY` keeps the lookup on an index whatever the statistics say: a join
+        // with the batch's keys, planned while the import has just grown the table,
+        // became a nested loop over every pending timer for each key.
+        let cancelled: Vec<(String, Option<i64>, Option<i64>)> = if touched.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "UPDATE callbacks c SET status = 'cancelled', settled_at = clock_timestamp(), \
+                   replaced_by = ($3::bigint[])[array_position($2::text[], c.key)], \
+                   lease_token = NULL, lease_expires_at = NULL \
+                 WHERE c.dataset = $1 AND c.status = 'pending' AND c.key = ANY($2::text[]) \
+                 RETURNING c.key, c.version, c.replaced_by",
+            )
+            .bind(ds)
+            .bind(&touched)
+            .bind(&versions)
+            .fetch_all(&mut *self.tx)
+            .await?
+        };
         self.cancelled
             .extend(
                 cancelled
@@ -275,7 +288,7 @@ impl PgImportWriter {
             .collect();
         sqlx::query(
             "INSERT INTO callbacks (dataset, key, version, import_id, due_at) \
-             SELECT $1, k, v, $2, now() + make_interval(secs => a) \
+             SELECT $1, k, v, $2, clock_timestamp() + make_interval(secs => a) \
              FROM UNNEST($3::text[], $4::bigint[], $5::float8[]) AS t(k, v, a)",
         )
         .bind(ds)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use intake_domain::delivery::Audience;
 use intake_domain::ingest::{change_event, change_kind, import_event};
-use intake_domain::merge::{Batch, Change, Verdict};
+use intake_domain::merge::{Batch, Change, ChangeKind, Verdict};
 use intake_domain::ports::{
     CancelledCallback, EventKind, Finished, IdentityMap, ImportWriter, Lease, StoreError,
 };
@@ -132,8 +132,10 @@ impl SqliteImportWriter {
         last: HashMap<String, usize>,
         at: &str,
     ) -> Result<(), sqlx::Error> {
+        // Only a key that had a version before can have a pending timer.
         let touched: Vec<Vec<String>> = last
             .iter()
+            .filter(|&(_, &i)| changes[i].kind == ChangeKind::Updated)
             .map(|(key, &i)| {
                 let version = changes[i].record.version.map(|v| v.get().to_string());
                 vec![key.clone(), version.unwrap_or_default()]
