@@ -91,6 +91,53 @@ pub async fn callbacks_fire_with_the_record_at_their_version_unless_cancelled(db
             [("acc-1".to_owned(), 1, 10), ("acc-2".to_owned(), 2, 25)],
             "acc-1 at version 1; acc-2 only at version 2: {got:?}"
         );
+
+        // The same outcome, listed without a receiver, newest first.
+        let listed = app.get("/v1/datasets/accounts/callbacks").await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        let mut outcome: Vec<(&str, u64, &str)> = listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["key"].as_str().unwrap(),
+                    c["version"].as_u64().unwrap(),
+                    c["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcome.first(),
+            Some(&("acc-2", 2, "fired")),
+            "newest first"
+        );
+        outcome.sort_unstable();
+        assert_eq!(
+            outcome,
+            [
+                ("acc-1", 1, "fired"),
+                ("acc-2", 1, "cancelled"),
+                ("acc-2", 2, "fired")
+            ]
+        );
+        let cancelled = app
+            .get("/v1/datasets/accounts/callbacks?status=cancelled")
+            .await;
+        let items = cancelled.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{}", cancelled.body);
+        assert_eq!(items[0]["replaced_by"], 2);
+        let page = app.get("/v1/datasets/accounts/callbacks?limit=2").await;
+        let next = page.body["next_cursor"].as_str().unwrap().to_owned();
+        let rest = app
+            .get(&format!("/v1/datasets/accounts/callbacks?cursor={next}"))
+            .await;
+        assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+        assert_eq!(rest.body["next_cursor"], Value::Null);
+        assert_eq!(app.get("/v1/datasets/nothing/callbacks").await.status, 404);
+        let bad = app.get("/v1/datasets/accounts/callbacks?status=late").await;
+        assert_eq!(bad.status, 400);
+        assert_eq!(bad.body["errors"][0]["field"], "status", "{}", bad.body);
     })
     .await;
     app.stop().await;
