@@ -2,20 +2,23 @@
 # Issue 15's callback bars, in one run, on PostgreSQL or SQLite, with `intake serve`
 # (release) firing into a subscribed local receiver (every fire writes its event and a
 # delivery, which are then sent):
-#   - precision: TIMERS accounts imported at once, their callbacks due from 20 s later
-#     at RATE a second (100,000 pending at the start, due at 5,000/s by default);
-#     lateness = when each fired (`settled_at`) minus when it was due, from the
-#     database; bars: keeps up with 5,000/s, p99 lateness under 100 ms;
+#   - precision: TIMERS accounts imported, their callbacks then set (by SQL, so the
+#     import's own pace does not spread them) due from 10 s later at exactly RATE a
+#     second (100,000 pending at the start, due at 5,000/s by default); bars: keeps up
+#     with 5,000/s, p99 lateness under 100 ms;
 #   - catch-up: TIMERS more imported with `callbackTimeMs: 0`, all due at the commit
 #     (as after downtime): how fast they drain, beside the yardstick: the same number
 #     of pending rows in a table of the same shape and index, marked fired by
-#     hand-written SQL in batches of 1,000 (the minimum work: no event, no delivery),
-#     in the same run.
+#     hand-written SQL in batches of 1,000 (the minimum work: no event, no delivery;
+#     on PostgreSQL with as many connections as callback workers), in the same run.
+# Lateness and rates come from the server's fire log: each fire's lateness runs to the
+# commit of its transaction, and the rate is fires over the time from the first fire
+# to the last.
 #
 #   bash scripts/bench/callbacks.sh [TIMERS] [DATABASE_URL | sqlite] [RATE]
 #
-# WORKERS=N sets `callback_workers` (1); INTAKE_LOG the server's filter; KEEP=1 copies
-# the server's log to /tmp/bench-server.log.
+# WORKERS=N sets `callback_workers` (2), and the yardstick's connections on PostgreSQL; KEEP=1 copies the server's log to
+# /tmp/bench-server.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/bench/common.sh
@@ -23,7 +26,7 @@ source scripts/bench/common.sh
 timers=${1:-100000}
 db=${2:-postgres://postgres@127.0.0.1:5432/test}
 rate=${3:-5000}
-callback_workers=${WORKERS:-1}
+callback_workers=${WORKERS:-2}
 work=$(mktemp -d)
 schema="intake_bench_callbacks_$$"
 port=$(free_port)
@@ -57,7 +60,8 @@ if [ "$db" = sqlite ]; then
 else
   db_env=(INTAKE_DATABASE_URL="$db" INTAKE_DATABASE_SCHEMA="$schema" INTAKE_DATABASE_MAX_CONNECTIONS=40)
 fi
-env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG=${INTAKE_LOG:-error} INTAKE_RATE_LIMIT_PER_SECOND=0 \
+env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG="error,intake_domain::callbacks=info" \
+  INTAKE_LOG_FORMAT=json INTAKE_RATE_LIMIT_PER_SECOND=0 \
   INTAKE_OUTBOUND_ALLOW_PRIVATE=true INTAKE_CALLBACK_WORKERS="$callback_workers" \
   INTAKE_IMPORT_WAIT_SECONDS=600 INTAKE_REQUEST_TIMEOUT_MS=600000 \
   target/release/intake serve >"$work/server.log" 2>&1 &
@@ -82,49 +86,62 @@ wait_settled() {
   while [ "$(sql "SELECT COUNT(*) FROM callbacks WHERE status = 'pending'")" != 0 ]; do sleep 0.2; done
 }
 
-# lateness WHERE: p50, p99 and max of settled_at - due_at in ms, and the fire rate
-# (timers / (last settled - first settled)), of the fired timers matching WHERE.
-lateness() {
-  if [ "$db" = sqlite ]; then
-    python3 - "$work/intake.db" "$1" <<'PY'
-import sqlite3, sys
+# fires PREFIX: of the fire log's lines for keys starting with PREFIX, the count,
+# lateness p50, p99 and max, and the rate (fires over first to last fire).
+fires() {
+  python3 - "$work/server.log" "$1" <<'PY'
+import json, sys
 from datetime import datetime
-rows = sqlite3.connect(sys.argv[1]).execute(
-    f"SELECT due_at, settled_at FROM callbacks WHERE status = 'fired' AND {sys.argv[2]}").fetchall()
-ts = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
-late = sorted((ts(s) - ts(d)) * 1000 for d, s in rows)
-first, last = min(ts(s) for _, s in rows), max(ts(s) for _, s in rows)
+late, times = [], []
+for line in open(sys.argv[1]):
+    if '"callback fired' not in line:
+        continue
+    entry = json.loads(line)
+    fields = entry["fields"]
+    if fields["key"].startswith(sys.argv[2]):
+        late.append(fields["lateness_ms"])
+        times.append(datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp())
+late.sort()
 pick = lambda q: late[min(len(late) - 1, int(q * len(late)))]
-print(f"{len(late)} fired; lateness p50 {pick(0.5):.1f} ms, p99 {pick(0.99):.1f} ms, max {late[-1]:.1f} ms; "
-      f"{len(late) / (last - first):.0f} fires/s")
+span = max(times) - min(times)
+print(f"{len(late)} fired; lateness p50 {pick(0.5)} ms, p99 {pick(0.99)} ms, max {late[-1]} ms; "
+      f"{len(late) / span:.0f} fires/s")
 PY
-  else
-    sql "SELECT COUNT(*) || ' fired; lateness p50 ' ||
-           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - due_at)) * 1000)::numeric, 1) ||
-           ' ms, p99 ' ||
-           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - due_at)) * 1000)::numeric, 1) ||
-           ' ms, max ' || round((extract(epoch FROM max(settled_at - due_at)) * 1000)::numeric, 1) || ' ms; ' ||
-           round(COUNT(*) / extract(epoch FROM max(settled_at) - min(settled_at)))::text || ' fires/s'
-         FROM callbacks WHERE status = 'fired' AND $1"
-  fi
 }
 
-step_us=$(awk -v r="$rate" 'BEGIN { printf "%.0f", 1e6 / r }')
-echo "precision: $timers timers due from 20 s after the import, at $rate a second"
-accounts "$work/due.json" a 20000 "$step_us"
+echo "precision: $timers timers due from 10 s on, at $rate a second"
+accounts "$work/due.json" a 3600000 0
 start=$(date +%s.%N)
 curl -fs -X POST "$base/v1/datasets/accounts/imports?wait=true" -H 'Content-Type: application/json' \
   --data-binary @"$work/due.json" >/dev/null
 echo "  imported in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s; $(sql "SELECT COUNT(*) FROM callbacks WHERE status = 'pending'") pending"
+step_us=$(awk -v r="$rate" 'BEGIN { printf "%.0f", 1e6 / r }')
+if [ "$db" = sqlite ]; then
+  python3 - "$work/intake.db" "$step_us" <<'PY'
+import sqlite3, sys
+from datetime import datetime, timedelta, timezone
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+first = datetime.now(timezone.utc) + timedelta(seconds=10)
+ids = [r[0] for r in c.execute("SELECT id FROM callbacks WHERE status = 'pending' ORDER BY id")]
+at = lambda n: (first + timedelta(microseconds=n * int(sys.argv[2]))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+c.execute("BEGIN IMMEDIATE")
+c.executemany("UPDATE callbacks SET due_at = ? WHERE id = ?", ((at(n), i) for n, i in enumerate(ids)))
+c.execute("COMMIT")
+PY
+else
+  sql "UPDATE callbacks c SET due_at = now() + interval '10 s' + n.rn * $step_us * interval '1 microsecond'
+       FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS rn FROM callbacks WHERE status = 'pending') n
+       WHERE c.id = n.id" >/dev/null
+fi
 wait_settled
-echo "  $(lateness "key LIKE 'a%'") (bars: keeps up with $rate/s, p99 under 100 ms)"
+echo "  $(fires a) (bars: keeps up with $rate/s, p99 under 100 ms)"
 
 echo "catch-up: $timers timers all due at the import's commit"
 accounts "$work/now.json" b 0 0
 curl -fs -X POST "$base/v1/datasets/accounts/imports?wait=true" -H 'Content-Type: application/json' \
   --data-binary @"$work/now.json" >/dev/null
 wait_settled
-catchup=$(lateness "key LIKE 'b%'")
+catchup=$(fires b)
 echo "  $catchup"
 intake_rate=$(echo "$catchup" | sed -E 's/.* ([0-9]+) fires\/s$/\1/')
 
@@ -155,15 +172,21 @@ else
     CREATE TABLE baseline (LIKE callbacks INCLUDING DEFAULTS);
     INSERT INTO baseline (id, dataset, key, version, import_id, due_at)
       SELECT i, 'accounts', 'b' || lpad(i::text, 7, '0'), 1, 'x', now() FROM generate_series(1, $timers) i;
+    ALTER TABLE baseline ADD PRIMARY KEY (id);
     CREATE INDEX baseline_due ON baseline (due_at) WHERE status = 'pending'; ANALYZE baseline;"
   start=$(date +%s.%N)
-  psql -q "$db" -c "SET search_path TO $schema" -c "
-    DO \$\$ DECLARE n int; BEGIN LOOP
-      WITH next AS (SELECT id FROM baseline WHERE status = 'pending' AND due_at <= now()
-                    ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
-      UPDATE baseline b SET status = 'fired', settled_at = now() FROM next WHERE b.id = next.id;
-      GET DIAGNOSTICS n = ROW_COUNT; COMMIT; EXIT WHEN n = 0;
-    END LOOP; END \$\$;"
+  loops=()
+  for _ in $(seq 1 "$callback_workers"); do
+    psql -q "$db" -c "SET search_path TO $schema" -c "
+      DO \$\$ DECLARE n int; BEGIN LOOP
+        WITH next AS (SELECT id FROM baseline WHERE status = 'pending' AND due_at <= now()
+                      ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+        UPDATE baseline b SET status = 'fired', settled_at = now() FROM next WHERE b.id = next.id;
+        GET DIAGNOSTICS n = ROW_COUNT; COMMIT; EXIT WHEN n = 0;
+      END LOOP; END \$\$;" &
+    loops+=($!)
+  done
+  wait "${loops[@]}"
   end=$(date +%s.%N)
   base_rate=$(awk -v n="$timers" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
 fi

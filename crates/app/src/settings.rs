@@ -94,7 +94,8 @@ pub struct Settings {
     pub delivery_workers: u32,
     /// Webhook requests in flight at once to one subscription, per process.
     pub delivery_concurrency: u32,
-    /// Callback timer workers in this process (each fires a batch of due timers at once).
+    /// Callback timer workers in this process (each fires a batch of due timers at once;
+    /// two, so one claims the next batch while the other commits).
     pub callback_workers: u32,
     /// Fired and cancelled callbacks stay listed this long, then are deleted (`7d`).
     pub callback_retention: String,
@@ -259,7 +260,7 @@ impl Default for Settings {
             max_header_bytes: 16 * 1024,
             delivery_workers: 4,
             delivery_concurrency: 16,
-            callback_workers: 1,
+            callback_workers: 2,
             callback_retention: "7d".into(),
             callback_time_scale: 1.0,
             delivery_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),

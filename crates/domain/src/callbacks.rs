@@ -4,8 +4,9 @@
 //! writers do that, and log it).
 //!
 //! [`CallbackWork`] is the kind of leased work the runtime of [`crate::work`] runs to
-//! fire due timers: a claim leases a batch, and firing it is one transaction per batch
-//! (ADR 20), so a timer fires once, with its event, or not at all.
+//! fire due timers. Firing needs nothing outside the database, so a claim fires a
+//! batch in one transaction whose row locks are the lease (ADR 20): a timer fires
+//! once, with its event, or not at all, and a crash leaves nothing claimed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use serde_json::json;
 use crate::ingest::Shutdown;
 use crate::model::DatasetName;
 use crate::ports::{
-    CallbackClaim, CallbackInfo, CallbackListing, CallbackTimers, CatalogError, Clock,
+    CallbackFiring, CallbackInfo, CallbackListing, CallbackTimers, CatalogError, Clock,
     DatasetStore, DeliveryError, DueCallback,
 };
 use crate::work::{Backoff, Claim, JitterPercent, LeasedWork, WorkError, WorkKind, WorkSettings};
@@ -27,9 +28,7 @@ mod tests;
 /// How callback timers are fired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackSettings {
-    /// How long a claim of due timers lasts.
-    pub lease: Duration,
-    /// Most timers one claim takes (fired in one transaction).
+    /// Most timers one round fires (in one transaction).
     pub batch: u32,
     /// A timer fired later than this after it was due is logged as late.
     pub late_after: Duration,
@@ -44,7 +43,6 @@ pub struct CallbackSettings {
 impl Default for CallbackSettings {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(30),
             batch: 1000,
             late_after: Duration::from_millis(100),
             idle_poll: Duration::from_secs(5),
@@ -55,8 +53,9 @@ impl Default for CallbackSettings {
 }
 
 impl CallbackSettings {
-    /// How the runtime treats timers: a failed fire (the store unreachable) is retried
-    /// when its claim lapses, never given up: a timer is never lost.
+    /// How the runtime treats timers: firing is the claim, so a failed one (the store
+    /// unreachable) leaves the timers pending and is tried again after `idle_poll`;
+    /// nothing is ever given up.
     pub fn work(&self) -> WorkSettings {
         WorkSettings {
             max_attempts: u32::MAX,
@@ -101,6 +100,15 @@ struct Unobserved;
 
 impl CallbackObserver for Unobserved {
     fn fired(&self, _: &DatasetName, _: Duration, _: bool) {}
+}
+
+/// A timer fired by a claim of [`CallbackWork`], and when its transaction committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiredCallback {
+    /// The timer.
+    pub timer: DueCallback,
+    /// When its fire committed: its lateness is counted to then.
+    pub committed_at: DateTime<Utc>,
 }
 
 /// Settled timers deleted per statement when pruning.
@@ -170,8 +178,11 @@ impl CallbackWork {
         }
     }
 
-    fn fired(&self, due: &DueCallback, fired_at: DateTime<Utc>) {
-        let lateness = (fired_at - due.due_at).to_std().unwrap_or_default();
+    fn fired(&self, fired: &FiredCallback) {
+        let due = &fired.timer;
+        let lateness = (fired.committed_at - due.due_at)
+            .to_std()
+            .unwrap_or_default();
         let lateness_ms = u64::try_from(lateness.as_millis()).unwrap_or(u64::MAX);
         let due_at = due.due_at.to_rfc3339_opts(SecondsFormat::Millis, true);
         let late = lateness > self.settings.late_after;
@@ -188,80 +199,69 @@ impl CallbackWork {
 
 #[async_trait::async_trait]
 impl LeasedWork for CallbackWork {
-    type Item = DueCallback;
+    type Item = FiredCallback;
 
     fn kind(&self) -> WorkKind {
         WorkKind::Callbacks
     }
 
-    fn describe(&self, due: &DueCallback) -> String {
+    fn describe(&self, fired: &FiredCallback) -> String {
+        let due = &fired.timer;
         format!(
             "callback {} of {} key {} version {:?}",
             due.id, due.dataset, due.key, due.version
         )
     }
 
-    fn attempt(&self, _: &DueCallback) -> u32 {
+    fn attempt(&self, _: &FiredCallback) -> u32 {
         1
     }
 
-    async fn claim(&self, _worker: &str, now: DateTime<Utc>) -> anyhow::Result<Claim<DueCallback>> {
-        let claimed = self
-            .timers
-            .claim(now, self.settings.lease, self.settings.batch)
-            .await?;
-        Ok(match claimed {
-            CallbackClaim::Claimed(due) => Claim::Items(due),
-            CallbackClaim::Idle(next_due) => Claim::Nothing { next_due },
-        })
+    /// Fires a batch of due timers: the claim is the work, committed before the
+    /// runtime hears of it.
+    async fn claim(
+        &self,
+        _worker: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Claim<FiredCallback>> {
+        Ok(
+            match self.timers.fire_due(now, self.settings.batch).await? {
+                CallbackFiring::Fired(timers) => {
+                    let committed_at = self.clock.now();
+                    Claim::Items(
+                        timers
+                            .into_iter()
+                            .map(|timer| FiredCallback {
+                                timer,
+                                committed_at,
+                            })
+                            .collect(),
+                    )
+                }
+                CallbackFiring::Idle(next_due) => Claim::Nothing { next_due },
+            },
+        )
     }
 
-    async fn work(&self, due: &DueCallback) -> Result<(), WorkError> {
-        self.work_all(std::slice::from_ref(due))
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(WorkError::failed(anyhow::anyhow!("no outcome"))))
-    }
-
-    /// Fires the batch in one transaction; a timer cancelled meanwhile (or claimed
-    /// again after its lease lapsed) is not fired, which is no failure.
-    async fn work_all(&self, due: &[DueCallback]) -> Vec<Result<(), WorkError>> {
-        let now = self.clock.now();
-        match self.timers.fire(due, now).await {
-            Ok(fired) => due
-                .iter()
-                .zip(fired)
-                .map(|(d, fired)| {
-                    if fired {
-                        self.fired(d, now);
-                    } else {
-                        tracing::info!(dataset = %d.dataset, key = %d.key, version = d.version,
-                            "callback not fired: cancelled by a newer version, or claimed again");
-                    }
-                    Ok(())
-                })
-                .collect(),
-            Err(e) => {
-                let e = format!("{e:#}");
-                due.iter()
-                    .map(|_| Err(WorkError::failed(anyhow::anyhow!("firing failed: {e}"))))
-                    .collect()
-            }
-        }
-    }
-
-    /// Nothing to record: the claim lapses at the end of its lease and the timer is
-    /// claimed again then.
-    async fn fail(&self, _: &DueCallback, _: Option<DateTime<Utc>>, _: &str) -> anyhow::Result<()> {
+    /// Logs and counts a fired timer.
+    async fn work(&self, fired: &FiredCallback) -> Result<(), WorkError> {
+        self.fired(fired);
         Ok(())
     }
 
-    async fn release(&self, due: &DueCallback) -> Result<(), WorkError> {
-        match self.timers.release(due).await {
-            Ok(()) => Ok(()),
-            Err(DeliveryError::ClaimLost) => Err(WorkError::LeaseLost),
-            Err(e) => Err(WorkError::failed(e)),
-        }
+    /// Never called: [`LeasedWork::work`] does not fail.
+    async fn fail(
+        &self,
+        _: &FiredCallback,
+        _: Option<DateTime<Utc>>,
+        _: &str,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// A fired timer cannot be given back: its work is done.
+    async fn release(&self, _: &FiredCallback) -> Result<(), WorkError> {
+        Err(WorkError::LeaseLost)
     }
 }
 

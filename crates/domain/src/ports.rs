@@ -29,7 +29,7 @@ pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedC
 pub use clock::Clock;
 pub use decoder::{DocumentDecoder, RecordStream};
 pub use delivery::{
-    Attempt, CallbackClaim, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers,
+    Attempt, CallbackFiring, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers,
     ClaimLimits, Delivered, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo,
     DeliveryListing, DeliveryQueue, DeliveryResult, DeliveryStatus, DueCallback, Event, EventKind,
     ExternalSource, FetchedPage, NewSubscription, PageCursor, Replay, SourceError, Subscription,

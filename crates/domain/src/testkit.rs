@@ -143,7 +143,7 @@ macro_rules! storage_conformance {
             deliveries::delivered_events_are_pruned_after_the_retention,
             deliveries::failing_subscriptions_are_disabled,
             callbacks::due_timers_fire_once_with_the_record_at_their_version,
-            callbacks::concurrent_claimers_never_share_a_timer_and_a_release_gives_it_back,
+            callbacks::concurrent_firers_never_fire_a_timer_twice,
             callbacks::timers_are_listed_with_their_outcome_and_settled_ones_pruned,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,

@@ -1,61 +1,58 @@
-//! Callback timers (ADR 20): a claim leases the earliest due pending timers with
-//! `FOR UPDATE SKIP LOCKED`, so any number of workers in any number of instances never
-//! get the same one; a fire marks a batch fired and writes each one's `record.callback`
-//! event (the record read from history at the timer's version) with its deliveries, in
-//! one transaction.
+//! Callback timers (ADR 20): a round of firing locks the earliest due pending timers
+//! with `FOR UPDATE SKIP LOCKED` (so any number of workers in any number of instances
+//! never fire the same one), writes each one's `record.callback` event (the record read
+//! from history at the timer's version) with its deliveries, and marks them fired, in
+//! one transaction: its row locks are the claim, released by a commit or a crash.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use intake_domain::DatasetName;
 use intake_domain::callbacks::callback_event;
 use intake_domain::ports::{
-    CallbackClaim, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers, DeliveryError,
+    CallbackFiring, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers, DeliveryError,
     DueCallback, EventKind,
 };
 
 use crate::deliveries::audience;
 use crate::writer::Fanout;
-use crate::{PgStore, new_id, seconds, unexpected};
+use crate::{PgStore, unexpected};
 
 #[async_trait::async_trait]
 impl CallbackTimers for PgStore {
-    async fn claim(
+    async fn fire_due(
         &self,
         now: DateTime<Utc>,
-        lease: Duration,
         limit: u32,
-    ) -> Result<CallbackClaim, DeliveryError> {
-        let token = new_id();
+    ) -> Result<CallbackFiring, DeliveryError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(unexpected("firing callbacks"))?;
         let rows: Vec<(i64, String, String, Option<i64>, String, DateTime<Utc>)> = sqlx::query_as(
-            "WITH next AS ( \
-                   SELECT id FROM callbacks \
-                   WHERE status = 'pending' AND due_at <= $1 \
-                     AND (lease_token IS NULL OR lease_expires_at < $1) \
-                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 UPDATE callbacks c SET lease_token = $3, \
-                   lease_expires_at = $1 + make_interval(secs => $4) \
-                 FROM next WHERE c.id = next.id \
-                 RETURNING c.id, c.dataset, c.key, c.version, c.import_id, c.due_at",
+            "SELECT id, dataset, key, version, import_id, due_at FROM callbacks \
+             WHERE status = 'pending' AND due_at <= $1 \
+             ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
         .bind(i64::from(limit))
-        .bind(&token)
-        .bind(seconds(lease))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(unexpected("claiming callback timers"))?;
         if rows.is_empty() {
-            // A timer claimed by a worker that died comes back when its lease ends.
+            // Due ones locked by another worker fire with its commit: wait for the next.
             let next: Option<DateTime<Utc>> = sqlx::query_scalar(
-                "SELECT MIN(GREATEST(due_at, COALESCE(lease_expires_at, due_at))) \
-                 FROM callbacks WHERE status = 'pending'",
+                "SELECT MIN(due_at) FROM callbacks WHERE status = 'pending' AND due_at > $1",
             )
-            .fetch_one(&self.pool)
+            .bind(now)
+            .fetch_one(&mut *tx)
             .await
             .map_err(unexpected("finding the next callback"))?;
-            return Ok(CallbackClaim::Idle(next));
+            tx.rollback()
+                .await
+                .map_err(unexpected("firing callbacks"))?;
+            return Ok(CallbackFiring::Idle(next));
         }
         let mut due = rows
             .into_iter()
@@ -67,48 +64,17 @@ impl CallbackTimers for PgStore {
                     version,
                     import,
                     due_at,
-                    token: token.clone(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         due.sort_by_key(|d| (d.due_at, d.id));
-        Ok(CallbackClaim::Claimed(due))
-    }
-
-    async fn fire(
-        &self,
-        due: &[DueCallback],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, DeliveryError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(unexpected("firing callbacks"))?;
-        let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
-        let tokens: Vec<&str> = due.iter().map(|d| d.token.as_str()).collect();
-        let fired: Vec<i64> = sqlx::query_scalar(
-            "UPDATE callbacks c SET status = 'fired', settled_at = $3, lease_token = NULL, \
-               lease_expires_at = NULL \
-             FROM UNNEST($1::bigint[], $2::text[]) AS u(id, token) \
-             WHERE c.id = u.id AND c.lease_token = u.token AND c.status = 'pending' \
-             RETURNING c.id",
-        )
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unexpected("firing callbacks"))?;
-        let fired: std::collections::HashSet<i64> = fired.into_iter().collect();
         let mut by_dataset: BTreeMap<&str, Vec<&DueCallback>> = BTreeMap::new();
-        for d in due.iter().filter(|d| fired.contains(&d.id)) {
+        for d in &due {
             by_dataset.entry(d.dataset.as_str()).or_default().push(d);
         }
-        let (mut with_event, mut events) = (Vec::new(), Vec::new());
+        let mut events: HashMap<i64, String> = HashMap::new();
         for (dataset, timers) in by_dataset {
-            let ds = &timers[0].dataset;
-            let audience = audience(&mut tx, ds)
+            let audience = audience(&mut tx, &timers[0].dataset)
                 .await
                 .map_err(unexpected("reading the dataset's subscriptions"))?;
             if !audience.wants(EventKind::RecordCallback) {
@@ -117,45 +83,32 @@ impl CallbackTimers for PgStore {
             let records = at_versions(&mut tx, dataset, &timers).await?;
             let mut fanout = Fanout::default();
             for d in timers {
-                let record = records.get(&d.id).cloned();
-                let payload = callback_event(d, record, now);
-                with_event.push(d.id);
-                events.push(fanout.add(&audience, EventKind::RecordCallback, payload.to_string()));
+                let payload = callback_event(d, records.get(&d.id).cloned(), now);
+                let event = fanout.add(&audience, EventKind::RecordCallback, payload.to_string());
+                events.insert(d.id, event);
             }
             fanout
                 .write(&mut tx, dataset)
                 .await
                 .map_err(unexpected("writing callback events"))?;
         }
-        if !with_event.is_empty() {
-            sqlx::query(
-                "UPDATE callbacks c SET event_id = u.event \
-                 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, event) WHERE c.id = u.id",
-            )
-            .bind(&with_event)
-            .bind(&events)
-            .execute(&mut *tx)
-            .await
-            .map_err(unexpected("firing callbacks"))?;
-        }
-        tx.commit().await.map_err(unexpected("firing callbacks"))?;
-        Ok(due.iter().map(|d| fired.contains(&d.id)).collect())
-    }
-
-    async fn release(&self, due: &DueCallback) -> Result<(), DeliveryError> {
-        let released = sqlx::query(
-            "UPDATE callbacks SET lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_token = $2 AND status = 'pending'",
+        let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+        let event_ids: Vec<Option<&str>> = due
+            .iter()
+            .map(|d| events.get(&d.id).map(String::as_str))
+            .collect();
+        sqlx::query(
+            "UPDATE callbacks c SET status = 'fired', settled_at = $3, event_id = u.event \
+             FROM UNNEST($1::bigint[], $2::text[]) AS u(id, event) WHERE c.id = u.id",
         )
-        .bind(due.id)
-        .bind(&due.token)
-        .execute(&self.pool)
+        .bind(&ids)
+        .bind(&event_ids)
+        .bind(now)
+        .execute(&mut *tx)
         .await
-        .map_err(unexpected("releasing a callback timer"))?;
-        match released.rows_affected() {
-            0 => Err(DeliveryError::ClaimLost),
-            _ => Ok(()),
-        }
+        .map_err(unexpected("firing callbacks"))?;
+        tx.commit().await.map_err(unexpected("firing callbacks"))?;
+        Ok(CallbackFiring::Fired(due))
     }
 
     async fn pending(&self) -> Result<u64, DeliveryError> {

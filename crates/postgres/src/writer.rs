@@ -253,8 +253,7 @@ impl PgImportWriter {
         } else {
             sqlx::query_as(
                 "UPDATE callbacks c SET status = 'cancelled', settled_at = clock_timestamp(), \
-                   replaced_by = ($3::bigint[])[array_position($2::text[], c.key)], \
-                   lease_token = NULL, lease_expires_at = NULL \
+                   replaced_by = ($3::bigint[])[array_position($2::text[], c.key)] \
                  WHERE c.dataset = $1 AND c.status = 'pending' AND c.key = ANY($2::text[]) \
                  RETURNING c.key, c.version, c.replaced_by",
             )

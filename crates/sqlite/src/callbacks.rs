@@ -1,25 +1,23 @@
-//! Callback timers (ADR 20): a claim leases the earliest due pending timers in one
-//! `UPDATE … RETURNING` (SQLite runs one writer at a time, so claims never overlap); a
-//! fire marks a batch fired and writes each one's `record.callback` event (the record
-//! read from history at the timer's version) with its deliveries, in one `BEGIN
-//! IMMEDIATE` transaction.
+//! Callback timers (ADR 20): a round of firing takes the earliest due pending timers,
+//! writes each one's `record.callback` event (the record read from history at the
+//! timer's version) with its deliveries, and marks them fired, in one `BEGIN IMMEDIATE`
+//! transaction: SQLite runs one writer at a time, so rounds never overlap, and a crash
+//! before the commit leaves the timers pending.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use intake_domain::DatasetName;
 use intake_domain::callbacks::callback_event;
 use intake_domain::ports::{
-    CallbackClaim, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers, DeliveryError,
+    CallbackFiring, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers, DeliveryError,
     DueCallback, EventKind,
 };
 use sqlx::SqliteConnection;
 
 use crate::deliveries::audience;
-use crate::queue::expiry;
 use crate::writer::Fanout;
-use crate::{SqliteStore, is_busy, new_id, parse_ts, ts, unexpected};
+use crate::{SqliteStore, is_busy, parse_ts, ts, unexpected};
 
 /// JSON text of `rows`, for `json_each`.
 fn json_rows(rows: &[serde_json::Value]) -> String {
@@ -28,43 +26,38 @@ fn json_rows(rows: &[serde_json::Value]) -> String {
 
 #[async_trait::async_trait]
 impl CallbackTimers for SqliteStore {
-    async fn claim(
+    async fn fire_due(
         &self,
         now: DateTime<Utc>,
-        lease: Duration,
         limit: u32,
-    ) -> Result<CallbackClaim, DeliveryError> {
-        let token = new_id();
-        let claimed: Result<Vec<(i64, String, String, Option<i64>, String, String)>, _> =
-            sqlx::query_as(
-                "UPDATE callbacks SET lease_token = ?1, lease_expires_at = ?2 \
-                 WHERE id IN (SELECT id FROM callbacks \
-                   WHERE status = 'pending' AND due_at <= ?3 \
-                     AND (lease_token IS NULL OR lease_expires_at < ?3) \
-                   ORDER BY due_at LIMIT ?4) \
-                 RETURNING id, dataset, key, version, import_id, due_at",
-            )
-            .bind(&token)
-            .bind(ts(expiry(now, lease)))
-            .bind(ts(now))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await;
-        let rows = match claimed {
-            // An import holds the single write lock: nothing can be claimed now.
-            Err(e) if is_busy(&e) => return Ok(CallbackClaim::Idle(None)),
-            other => other.map_err(unexpected("claiming callback timers"))?,
+    ) -> Result<CallbackFiring, DeliveryError> {
+        let at = ts(now);
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            // An import holds the single write lock: nothing can be fired now.
+            Err(e) if is_busy(&e) => return Ok(CallbackFiring::Idle(None)),
+            other => other.map_err(unexpected("firing callbacks"))?,
         };
+        let rows: Vec<(i64, String, String, Option<i64>, String, String)> = sqlx::query_as(
+            "SELECT id, dataset, key, version, import_id, due_at FROM callbacks \
+             WHERE status = 'pending' AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+        )
+        .bind(&at)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unexpected("claiming callback timers"))?;
         if rows.is_empty() {
-            // A timer claimed by a worker that died comes back when its lease ends.
-            let next: Option<String> = sqlx::query_scalar(
-                "SELECT MIN(MAX(due_at, COALESCE(lease_expires_at, due_at))) \
-                 FROM callbacks WHERE status = 'pending'",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unexpected("finding the next callback"))?;
-            return Ok(CallbackClaim::Idle(next.map(|t| parse_ts(&t)).transpose()?));
+            let next: Option<String> =
+                sqlx::query_scalar("SELECT MIN(due_at) FROM callbacks WHERE status = 'pending'")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unexpected("finding the next callback"))?;
+            tx.rollback()
+                .await
+                .map_err(unexpected("firing callbacks"))?;
+            return Ok(CallbackFiring::Idle(
+                next.map(|t| parse_ts(&t)).transpose()?,
+            ));
         }
         let mut due = rows
             .into_iter()
@@ -76,48 +69,15 @@ impl CallbackTimers for SqliteStore {
                     version,
                     import,
                     due_at: parse_ts(&due_at)?,
-                    token: token.clone(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         due.sort_by_key(|d| (d.due_at, d.id));
-        Ok(CallbackClaim::Claimed(due))
-    }
-
-    async fn fire(
-        &self,
-        due: &[DueCallback],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, DeliveryError> {
-        let at = ts(now);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unexpected("firing callbacks"))?;
-        let claims: Vec<serde_json::Value> = due
-            .iter()
-            .map(|d| serde_json::json!([d.id, d.token]))
-            .collect();
-        let fired: Vec<i64> = sqlx::query_scalar(
-            "UPDATE callbacks SET status = 'fired', settled_at = ?1, lease_token = NULL, \
-               lease_expires_at = NULL \
-             FROM (SELECT value ->> 0 AS id, value ->> 1 AS token FROM json_each(?2)) AS u \
-             WHERE callbacks.id = u.id AND callbacks.lease_token = u.token \
-               AND callbacks.status = 'pending' \
-             RETURNING callbacks.id",
-        )
-        .bind(&at)
-        .bind(json_rows(&claims))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unexpected("firing callbacks"))?;
-        let fired: HashSet<i64> = fired.into_iter().collect();
         let mut by_dataset: BTreeMap<&str, Vec<&DueCallback>> = BTreeMap::new();
-        for d in due.iter().filter(|d| fired.contains(&d.id)) {
+        for d in &due {
             by_dataset.entry(d.dataset.as_str()).or_default().push(d);
         }
-        let mut with_event = Vec::new();
+        let mut events: HashMap<i64, String> = HashMap::new();
         for (dataset, timers) in by_dataset {
             let audience = audience(&mut tx, &timers[0].dataset)
                 .await
@@ -129,43 +89,32 @@ impl CallbackTimers for SqliteStore {
             let mut fanout = Fanout::default();
             for d in timers {
                 let payload = callback_event(d, records.get(&d.id).cloned(), now);
-                let event = fanout.add(&audience, EventKind::RecordCallback, &payload);
-                with_event.push(serde_json::json!([d.id, event]));
+                events.insert(
+                    d.id,
+                    fanout.add(&audience, EventKind::RecordCallback, &payload),
+                );
             }
             fanout
                 .write(&mut tx, dataset, &at)
                 .await
                 .map_err(unexpected("writing callback events"))?;
         }
-        if !with_event.is_empty() {
-            sqlx::query(
-                "UPDATE callbacks SET event_id = u.event \
-                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS event FROM json_each(?1)) AS u \
-                 WHERE callbacks.id = u.id",
-            )
-            .bind(json_rows(&with_event))
-            .execute(&mut *tx)
-            .await
-            .map_err(unexpected("firing callbacks"))?;
-        }
-        tx.commit().await.map_err(unexpected("firing callbacks"))?;
-        Ok(due.iter().map(|d| fired.contains(&d.id)).collect())
-    }
-
-    async fn release(&self, due: &DueCallback) -> Result<(), DeliveryError> {
-        let released = sqlx::query(
-            "UPDATE callbacks SET lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = ? AND lease_token = ? AND status = 'pending'",
+        let fired: Vec<serde_json::Value> = due
+            .iter()
+            .map(|d| serde_json::json!([d.id, events.get(&d.id)]))
+            .collect();
+        sqlx::query(
+            "UPDATE callbacks SET status = 'fired', settled_at = ?1, event_id = u.event \
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS event FROM json_each(?2)) AS u \
+             WHERE callbacks.id = u.id",
         )
-        .bind(due.id)
-        .bind(&due.token)
-        .execute(&self.pool)
+        .bind(&at)
+        .bind(json_rows(&fired))
+        .execute(&mut *tx)
         .await
-        .map_err(unexpected("releasing a callback timer"))?;
-        match released.rows_affected() {
-            0 => Err(DeliveryError::ClaimLost),
-            _ => Ok(()),
-        }
+        .map_err(unexpected("firing callbacks"))?;
+        tx.commit().await.map_err(unexpected("firing callbacks"))?;
+        Ok(CallbackFiring::Fired(due))
     }
 
     async fn pending(&self) -> Result<u64, DeliveryError> {

@@ -144,8 +144,7 @@ impl SqliteImportWriter {
         if !touched.is_empty() {
             let cancelled: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
                 "UPDATE callbacks SET status = 'cancelled', settled_at = ?2, \
-                   replaced_by = CAST(NULLIF(t.v, '') AS INTEGER), \
-                   lease_token = NULL, lease_expires_at = NULL \
+                   replaced_by = CAST(NULLIF(t.v, '') AS INTEGER) \
                  FROM (SELECT value ->> 0 AS k, value ->> 1 AS v FROM json_each(?3)) AS t \
                  WHERE callbacks.dataset = ?1 AND callbacks.key = t.k \
                    AND callbacks.status = 'pending' \

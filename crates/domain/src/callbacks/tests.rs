@@ -17,11 +17,24 @@ fn due(id: i64) -> DueCallback {
         version: Some(3),
         import: "imp_1".into(),
         due_at: at("2026-12-03T10:00:00Z"),
-        token: "t".into(),
     }
 }
 
-fn work(timers: MockCallbackTimers) -> CallbackWork {
+/// Every fire an observer hears of: dataset, lateness and whether late.
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<(String, Duration, bool)>>);
+
+impl CallbackObserver for Heard {
+    fn fired(&self, dataset: &DatasetName, lateness: Duration, late: bool) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((dataset.to_string(), lateness, late));
+    }
+}
+
+/// Callback work over `timers`, whose clock says the commit was at 10:00:00.250.
+fn work(timers: MockCallbackTimers, heard: Arc<Heard>) -> CallbackWork {
     let mut clock = MockClock::new();
     clock
         .expect_now()
@@ -31,40 +44,75 @@ fn work(timers: MockCallbackTimers) -> CallbackWork {
         Arc::new(clock),
         CallbackSettings::default(),
     )
+    .observed_by(heard)
 }
 
 #[test]
-fn a_batch_fires_in_one_call_and_a_cancelled_timer_is_no_failure() {
+fn a_claim_fires_a_batch_and_each_timer_is_late_by_its_commit() {
     let mut timers = MockCallbackTimers::new();
     timers
-        .expect_fire()
-        .withf(|d, now| d.len() == 2 && *now == at("2026-12-03T10:00:00.250Z"))
+        .expect_fire_due()
+        .withf(|now, limit| *now == at("2026-12-03T10:00:00.100Z") && *limit == 1000)
         .times(1)
-        .returning(|_, _| Ok(vec![true, false]));
-    let outcomes = futures_lite::future::block_on(work(timers).work_all(&[due(1), due(2)]));
+        .returning(|_, _| {
+            let mut early = due(2);
+            early.due_at = at("2026-12-03T10:00:00.200Z");
+            Ok(CallbackFiring::Fired(vec![due(1), early]))
+        });
+    let heard = Arc::new(Heard::default());
+    let work = work(timers, heard.clone());
+    let Claim::Items(fired) =
+        futures_lite::future::block_on(work.claim("w", at("2026-12-03T10:00:00.100Z")))
+            .expect("claim")
+    else {
+        panic!("nothing fired")
+    };
+    assert_eq!(fired.len(), 2);
+    let outcomes = futures_lite::future::block_on(work.work_all(&fired));
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(
+        *heard.0.lock().unwrap(),
+        [
+            ("accounts".into(), Duration::from_millis(250), true),
+            ("accounts".into(), Duration::from_millis(50), false)
+        ],
+        "lateness runs to the commit; late past 100 ms"
+    );
+    assert!(
+        matches!(
+            futures_lite::future::block_on(work.release(&fired[0])),
+            Err(WorkError::LeaseLost)
+        ),
+        "a fired timer cannot be given back"
+    );
 }
 
 #[test]
-fn a_store_failure_fails_every_timer_of_the_batch_for_a_retry() {
+fn a_store_failure_fails_the_claim_and_an_idle_one_says_when_next() {
     let mut timers = MockCallbackTimers::new();
-    timers.expect_fire().returning(|_, _| {
+    let mut answers = vec![
+        Ok(CallbackFiring::Idle(Some(at("2026-12-03T10:01:00Z")))),
         Err(DeliveryError::Unexpected(anyhow::anyhow!(
             "connection reset"
-        )))
-    });
-    let outcomes = futures_lite::future::block_on(work(timers).work_all(&[due(1), due(2)]));
+        ))),
+    ];
+    timers
+        .expect_fire_due()
+        .times(2)
+        .returning(move |_, _| answers.pop().expect("two answers"));
+    let work = work(timers, Arc::default());
+    let now = at("2026-12-03T10:00:00Z");
+    let failed = futures_lite::future::block_on(work.claim("w", now));
     assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, Err(WorkError::Failed { .. }))),
-        "{outcomes:?}"
+        failed
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("connection reset")),
+        "the runtime logs it and tries again after idle_poll"
     );
-    assert_eq!(
-        CallbackSettings::default().work().max_attempts,
-        u32::MAX,
-        "never given up"
-    );
+    assert!(matches!(
+        futures_lite::future::block_on(work.claim("w", now)),
+        Ok(Claim::Nothing { next_due: Some(t) }) if t == at("2026-12-03T10:01:00Z")
+    ));
 }
 
 #[test]

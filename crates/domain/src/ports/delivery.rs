@@ -523,7 +523,7 @@ pub trait DeliveryQueue: Send + Sync {
     async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError>;
 }
 
-/// A callback timer (DESIGN §8), claimed to be fired.
+/// A callback timer (DESIGN §8) that fired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueCallback {
     /// Its id.
@@ -538,16 +538,15 @@ pub struct DueCallback {
     pub import: String,
     /// When it was due.
     pub due_at: DateTime<Utc>,
-    /// The claim's token.
-    pub token: String,
 }
 
-/// What a claim of callback timers found.
+/// What a round of firing callback timers did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallbackClaim {
-    /// Timers due (at least one), leased to the claimer, earliest first.
-    Claimed(Vec<DueCallback>),
-    /// Nothing due; when the earliest pending timer is, if any.
+pub enum CallbackFiring {
+    /// Timers fired (at least one), earliest due first.
+    Fired(Vec<DueCallback>),
+    /// Nothing was due (or every due timer was being fired by another worker); when
+    /// the earliest pending timer due later is, if any.
     Idle(Option<DateTime<Utc>>),
 }
 
@@ -622,37 +621,20 @@ pub struct CallbackListing {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait CallbackTimers: Send + Sync {
-    /// Claims up to `limit` pending timers due at `now`, earliest first, for `lease`.
-    /// Concurrent claimers MUST never get the same timer while its lease holds.
-    ///
-    /// # Errors
-    /// - `Unexpected` only.
-    async fn claim(
-        &self,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<CallbackClaim, DeliveryError>;
-
-    /// Fires claimed timers at `now`, in one transaction: each one still pending under
-    /// its claim is marked fired, and its `record.callback` event (the record as it
-    /// was at the timer's version, from history) is written with a delivery per
-    /// subscription that wants it. Gives, in order, whether each fired (`false`: a
-    /// newer version cancelled it, or its claim lapsed).
+    /// Fires up to `limit` pending timers due at `now`, earliest due first, in one
+    /// transaction: each is marked fired at `now`, and its `record.callback` event (the
+    /// record as it was at the timer's version, from history) is written with a
+    /// delivery per subscription that wants it. The transaction's row locks are the
+    /// claim: concurrent callers (threads or processes) skip timers another is firing,
+    /// so none fires twice, and a crash before the commit leaves them pending.
     ///
     /// # Errors
     /// - `Unexpected` only (nothing is fired then).
-    async fn fire(
+    async fn fire_due(
         &self,
-        due: &[DueCallback],
         now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, DeliveryError>;
-
-    /// Gives a claimed timer back untouched (shutdown).
-    ///
-    /// # Errors
-    /// - `ClaimLost` when it was fired, cancelled or claimed by another worker.
-    async fn release(&self, due: &DueCallback) -> Result<(), DeliveryError>;
+        limit: u32,
+    ) -> Result<CallbackFiring, DeliveryError>;
 
     /// Timers pending.
     ///

@@ -7,19 +7,25 @@ use chrono::{DateTime, Utc};
 
 use super::Stores;
 use super::support::{dataset, drain, receive, service};
-use crate::ports::{CallbackClaim, DeliveryClaim, DeliveryError, DueCallback, EventKind};
+use crate::ports::{CallbackFiring, DeliveryClaim, DueCallback, EventKind};
 
 const LEASE: Duration = Duration::from_secs(30);
 
 /// Account updates of the accounts workload (id and version; tokens are the version),
 /// each due back a minute after it is accepted.
 pub fn accounts(updates: &[(&str, u32)]) -> Vec<u8> {
+    let timed: Vec<(&str, u32, u32)> = updates.iter().map(|&(id, v)| (id, v, 60_000)).collect();
+    accounts_due(&timed)
+}
+
+/// Account updates (id, version, `callbackTimeMs`); tokens are the version.
+fn accounts_due(updates: &[(&str, u32, u32)]) -> Vec<u8> {
     let items: Vec<String> = updates
         .iter()
-        .map(|(id, version)| {
+        .map(|(id, version, after)| {
             format!(
                 r#"{{"id": "{id}", "parentProgram": "prog", "parentProgramSubType": "mint",
-                     "tokens": {version}, "callbackTimeMs": 60000, "data": {{}}, "version": {version}}}"#
+                     "tokens": {version}, "callbackTimeMs": {after}, "data": {{}}, "version": {version}}}"#
             )
         })
         .collect();
@@ -44,128 +50,134 @@ async fn watched_accounts(s: &Stores) -> crate::DatasetName {
     ds
 }
 
-async fn claim(s: &Stores, at: DateTime<Utc>, limit: u32) -> Vec<DueCallback> {
-    match s.callbacks.claim(at, LEASE, limit).await.expect("claim") {
-        CallbackClaim::Claimed(due) => due,
-        CallbackClaim::Idle(_) => Vec::new(),
+async fn fire(s: &Stores, at: DateTime<Utc>, limit: u32) -> Vec<DueCallback> {
+    match s.callbacks.fire_due(at, limit).await.expect("fire") {
+        CallbackFiring::Fired(fired) => fired,
+        CallbackFiring::Idle(_) => Vec::new(),
     }
 }
 
-/// A due timer fires once, with a `record.callback` event holding the record as it was
-/// at the timer's version; one cancelled by a newer version while claimed does not
-/// fire; the newer version's timer stays pending, and an idle claim says when it is due.
+/// Due timers fire once, earliest first, each with a `record.callback` event holding
+/// the record as it was at the timer's version; a timer cancelled by a newer version
+/// never fires; an idle round says when the next timer is due.
 pub async fn due_timers_fire_once_with_the_record_at_their_version(s: Stores) {
     let service = service(&s, 16);
     let ds = watched_accounts(&s).await;
     receive(
         &service,
         &ds,
-        &accounts(&[("acc-1", 1), ("acc-2", 1)]),
+        &accounts_due(&[("acc-1", 1, 60_000), ("acc-2", 1, 30_000)]),
         None,
     )
     .await;
     drain(&service).await;
     assert_eq!(s.callbacks.pending().await.expect("pending"), 2);
-    assert!(
-        claim(&s, Utc::now(), 10).await.is_empty(),
-        "nothing is due before its time"
-    );
+    match s.callbacks.fire_due(Utc::now(), 10).await.expect("fire") {
+        CallbackFiring::Idle(Some(next)) => {
+            let left = next - Utc::now();
+            assert!(
+                left > chrono::Duration::seconds(25) && left < chrono::Duration::seconds(31),
+                "the earliest is acc-2's, due in 30 s: {next}"
+            );
+        }
+        other => panic!("nothing is due before its time: {other:?}"),
+    }
+    // A newer version of acc-2 cancels its timer and starts one of its own.
+    receive(&service, &ds, &accounts_due(&[("acc-2", 2, 50_000)]), None).await;
+    drain(&service).await;
 
     let at = later();
-    let due = claim(&s, at, 10).await;
-    assert_eq!(due.len(), 2, "{due:?}");
-    assert!(
-        claim(&s, at, 10).await.is_empty(),
-        "claimed timers are not claimed again while their lease holds"
-    );
-    // A newer version of acc-2 arrives while its timer is claimed: it is cancelled.
-    receive(&service, &ds, &accounts(&[("acc-2", 2)]), None).await;
-    drain(&service).await;
-    let fired = s.callbacks.fire(&due, at).await.expect("fire");
-    let by_key: Vec<(&str, bool)> = due.iter().map(|d| d.key.as_str()).zip(fired).collect();
-    assert!(by_key.contains(&("acc-1", true)), "{by_key:?}");
-    assert!(by_key.contains(&("acc-2", false)), "{by_key:?}");
+    let fired = fire(&s, at, 10).await;
+    let fired_versions: Vec<(&str, Option<i64>)> =
+        fired.iter().map(|d| (d.key.as_str(), d.version)).collect();
     assert_eq!(
-        s.callbacks.fire(&due, at).await.expect("fire"),
-        [false, false],
+        fired_versions,
+        [("acc-2", Some(2)), ("acc-1", Some(1))],
+        "earliest due first; the cancelled version 1 of acc-2 never fires"
+    );
+    assert!(
+        fired
+            .iter()
+            .all(|d| d.dataset == ds && !d.import.is_empty())
+    );
+    assert!(
+        fire(&s, at + chrono::Duration::hours(1), 10)
+            .await
+            .is_empty(),
         "a timer fires once"
     );
-    let acc1 = due.iter().find(|d| d.key == "acc-1").expect("acc-1");
-    assert!(matches!(
-        s.callbacks.release(acc1).await,
-        Err(DeliveryError::ClaimLost)
-    ));
+    assert_eq!(s.callbacks.pending().await.expect("pending"), 0);
 
-    // Its event, with the record at version 1, reaches the subscription (due when it
-    // was written).
+    // Their events, each with the record at its version, reach the subscription (due
+    // when they were written).
     let DeliveryClaim::Claimed(sent) = s
         .deliveries
-        .claim("w", at, LEASE, &crate::ports::ClaimLimits::one())
+        .claim(
+            "w",
+            at,
+            LEASE,
+            &crate::ports::ClaimLimits {
+                most: 10,
+                per_subscription: 10,
+                room: Vec::new(),
+            },
+        )
         .await
         .expect("claim")
     else {
         panic!("no callback event was written")
     };
-    let event = &sent[0].event;
-    assert_eq!(event.kind, EventKind::RecordCallback);
-    assert_eq!(event.payload["key"], "acc-1");
-    assert_eq!(event.payload["version"], 1);
-    assert_eq!(event.payload["record"]["version"], 1, "{}", event.payload);
-
-    // acc-2's version 2 timer is pending, due about a minute from when it was written.
-    assert_eq!(s.callbacks.pending().await.expect("pending"), 1);
-    match s
-        .callbacks
-        .claim(Utc::now(), LEASE, 10)
-        .await
-        .expect("claim")
-    {
-        CallbackClaim::Idle(Some(next)) => {
-            assert!(next > Utc::now() + chrono::Duration::seconds(50), "{next}")
-        }
-        other => panic!("{other:?}"),
-    }
-    let again = claim(&s, later(), 10).await;
-    assert_eq!(again.len(), 1);
+    let mut events: Vec<(String, i64, i64)> = sent
+        .iter()
+        .map(|d| {
+            let p = &d.event.payload;
+            assert_eq!(d.event.kind, EventKind::RecordCallback);
+            (
+                p["key"].as_str().unwrap_or_default().to_owned(),
+                p["version"].as_i64().unwrap_or_default(),
+                p["record"]["version"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    events.sort();
     assert_eq!(
-        (again[0].key.as_str(), again[0].version),
-        ("acc-2", Some(2))
+        events,
+        [("acc-1".into(), 1, 1), ("acc-2".into(), 2, 2)],
+        "{sent:?}"
     );
 }
 
-/// Concurrent claimers never get the same timer, and a released one is claimable again.
-pub async fn concurrent_claimers_never_share_a_timer_and_a_release_gives_it_back(s: Stores) {
+/// Concurrent firers never fire the same timer, and together they fire every due one.
+pub async fn concurrent_firers_never_fire_a_timer_twice(s: Stores) {
     let service = service(&s, 16);
     let ds = dataset(&s, "accounts", super::ACCOUNTS.contract).await;
-    let updates: Vec<(String, u32)> = (0..6).map(|i| (format!("acc-{i}"), 1)).collect();
+    let updates: Vec<(String, u32)> = (0..40).map(|i| (format!("acc-{i}"), 1)).collect();
     let updates: Vec<(&str, u32)> = updates.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     receive(&service, &ds, &accounts(&updates), None).await;
     drain(&service).await;
     let at = later();
-    let claims = (0..4).map(|_| {
+    let firers = (0..4).map(|_| {
         let timers = s.callbacks.clone();
-        async move { timers.claim(at, LEASE, 1).await.expect("claim") }
+        async move {
+            let mut keys = Vec::new();
+            while let CallbackFiring::Fired(fired) = timers.fire_due(at, 3).await.expect("fire") {
+                keys.extend(fired.into_iter().map(|d| d.key));
+            }
+            keys
+        }
     });
-    let mut keys: Vec<String> = super::storage::futures_join_all(claims)
+    let mut keys: Vec<String> = super::storage::futures_join_all(firers)
         .await
         .into_iter()
-        .flat_map(|c| match c {
-            CallbackClaim::Claimed(due) => due,
-            CallbackClaim::Idle(_) => Vec::new(),
-        })
-        .map(|d| d.key)
+        .flatten()
         .collect();
+    keys.extend(fire(&s, at, 100).await.into_iter().map(|d| d.key));
     keys.sort();
-    let unique = keys.len();
+    let fires = keys.len();
     keys.dedup();
-    assert_eq!(keys.len(), unique, "a timer claimed twice: {keys:?}");
-    let rest = claim(&s, at, 10).await;
-    assert_eq!(unique, 4, "each claimer got one");
-    assert_eq!(rest.len(), 2, "every timer claimed once");
-    s.callbacks.release(&rest[0]).await.expect("released");
-    let back = claim(&s, at, 10).await;
-    assert_eq!(back.len(), 1);
-    assert_eq!(back[0].key, rest[0].key);
+    assert_eq!(keys.len(), fires, "a timer fired twice: {keys:?}");
+    assert_eq!(fires, 40, "every timer fired");
+    assert_eq!(s.callbacks.pending().await.expect("pending"), 0);
 }
 
 /// What the callbacks table must hold after `acc-1` at versions 1, 3 and 2 (in that
@@ -189,7 +201,11 @@ pub async fn timers_are_listed_with_their_outcome_and_settled_ones_pruned(s: Sto
     receive(
         &service,
         &ds,
-        &accounts(&[("acc-1", 1), ("acc-2", 1), ("acc-3", 1)]),
+        &accounts_due(&[
+            ("acc-1", 1, 1000),
+            ("acc-2", 1, 60_000),
+            ("acc-3", 1, 60_000),
+        ]),
         None,
     )
     .await;
@@ -197,13 +213,9 @@ pub async fn timers_are_listed_with_their_outcome_and_settled_ones_pruned(s: Sto
     // acc-2's newer version cancels its timer; acc-1's fires.
     receive(&service, &ds, &accounts(&[("acc-2", 2)]), None).await;
     drain(&service).await;
-    let at = later();
-    let due = claim(&s, at, 10).await;
-    let (acc1, others): (Vec<_>, Vec<_>) = due.into_iter().partition(|d| d.key == "acc-1");
-    assert_eq!(s.callbacks.fire(&acc1, at).await.expect("fire"), [true]);
-    for d in &others {
-        s.callbacks.release(d).await.expect("release");
-    }
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    let fired = fire(&s, at, 10).await;
+    assert_eq!(fired.len(), 1, "only acc-1 is due: {fired:?}");
 
     let list = |status: Option<CallbackStatus>, before: Option<i64>, limit: u32| {
         let listing = CallbackListing {
