@@ -221,8 +221,9 @@ pub async fn deliveries_are_claimed_once_retried_and_end_delivered_or_dead(s: St
     )
     .await;
     drain(&service).await;
-    // Stores keep microseconds at least: a time they give back compares equal.
-    let now = Utc::now().trunc_subsecs(3);
+    // Stores keep microseconds at least: a time they give back compares equal. Rounded
+    // up, not down, so the deliveries just written are due by then.
+    let now = Utc::now().trunc_subsecs(3) + chrono::Duration::milliseconds(1);
 
     // Concurrent claimers get each delivery once.
     let claims = (0..6).map(|i| {
