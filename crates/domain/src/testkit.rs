@@ -27,7 +27,7 @@ mod workloads;
 
 use std::sync::Arc;
 
-pub use clock::SystemClock;
+pub use clock::{Sleepless, SystemClock};
 pub use workloads::{ACCOUNTS, CUSTOMERS, EXAM_RESULTS, WORKLOADS, Workload};
 
 use crate::analytics::InProcessAnalytics;
@@ -147,6 +147,7 @@ macro_rules! storage_conformance {
             callbacks::timers_are_listed_with_their_outcome_and_settled_ones_pruned,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
+            ingest::a_waiter_is_woken_when_its_import_is_processed,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,
             ingest::an_invalid_document_is_rejected_whole,
             ingest::records_are_listed_by_dimension_and_page,

@@ -9,14 +9,16 @@
 //! `LISTEN/NOTIFY`), for the next due time the store names, or for a slow safety-net
 //! poll, whichever comes first. Time comes from the [`Clock`] port, so tests drive it.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_lite::future;
 
 use crate::ingest::Shutdown;
+use crate::model::ImportId;
 use crate::ports::Clock;
 
 /// The kinds of leased work, each woken on its own.
@@ -71,20 +73,29 @@ impl fmt::Display for WorkKind {
     }
 }
 
-/// Wakes idle workers when work of their kind is committed. Cheap to clone; every
-/// clone shares the same signals. A notification is kept until a worker takes it, and
-/// notifications that arrive meanwhile coalesce into that one: a worker that finds
-/// work passes the signal on ([`Wakeups::notify`]), so one notification drains a
-/// burst across every idle worker.
+/// Wakes idle workers when work of their kind is committed, and whoever waits for an
+/// import when it finishes. Cheap to clone; every clone shares the same signals. A
+/// notification is kept until a worker takes it, and notifications that arrive
+/// meanwhile coalesce into that one: a worker that finds work passes the signal on
+/// ([`Wakeups::notify`]), so one notification drains a burst across every idle worker.
 #[derive(Clone)]
 pub struct Wakeups {
     channels: Arc<[(async_channel::Sender<()>, async_channel::Receiver<()>); 5]>,
+    watches: Arc<Mutex<Watches>>,
+}
+
+/// Who waits for which import to finish.
+#[derive(Default)]
+struct Watches {
+    next: u64,
+    by_import: HashMap<ImportId, Vec<(u64, async_channel::Sender<()>)>>,
 }
 
 impl Default for Wakeups {
     fn default() -> Self {
         Self {
             channels: Arc::new(std::array::from_fn(|_| async_channel::bounded(1))),
+            watches: Arc::default(),
         }
     }
 }
@@ -107,6 +118,82 @@ impl Wakeups {
     pub async fn wait(&self, kind: WorkKind) {
         // The senders live as long as `self`: `recv` never fails here.
         let _ = self.channels[kind.index()].1.recv().await;
+    }
+
+    /// Watches for `import` to finish: take the watch before reading its status, so a
+    /// finish in between is not missed. Dropping the watch forgets it.
+    pub fn watch_import(&self, import: &ImportId) -> ImportWatch {
+        let (signal, finished) = async_channel::bounded(1);
+        let mut watches = self.lock();
+        watches.next += 1;
+        let token = watches.next;
+        watches
+            .by_import
+            .entry(import.clone())
+            .or_default()
+            .push((token, signal));
+        ImportWatch {
+            import: import.clone(),
+            token,
+            finished,
+            watches: self.watches.clone(),
+        }
+    }
+
+    /// `import` finished processing (its report is committed, by this process or,
+    /// relayed by the store, another): wakes its watches. Never blocks.
+    pub fn import_finished(&self, import: &ImportId) {
+        if let Some(signals) = self.lock().by_import.get(import) {
+            for (_, signal) in signals {
+                let _ = signal.try_send(());
+            }
+        }
+    }
+
+    /// Finishes may have gone unheard (the store's relay reconnected): wakes every
+    /// watch to look again.
+    pub fn imports_may_have_finished(&self) {
+        for (_, signal) in self.lock().by_import.values().flatten() {
+            let _ = signal.try_send(());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watches> {
+        self.watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A watch for one import to finish ([`Wakeups::watch_import`]).
+pub struct ImportWatch {
+    import: ImportId,
+    token: u64,
+    finished: async_channel::Receiver<()>,
+    watches: Arc<Mutex<Watches>>,
+}
+
+impl ImportWatch {
+    /// Completes when the import is told finished (or may have been) since the watch
+    /// was taken or this last completed.
+    pub async fn finished(&self) {
+        // The sender lives until this watch is dropped: `recv` never fails here.
+        let _ = self.finished.recv().await;
+    }
+}
+
+impl Drop for ImportWatch {
+    fn drop(&mut self) {
+        let mut watches = self
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(signals) = watches.by_import.get_mut(&self.import) {
+            signals.retain(|(token, _)| *token != self.token);
+            if signals.is_empty() {
+                watches.by_import.remove(&self.import);
+            }
+        }
     }
 }
 

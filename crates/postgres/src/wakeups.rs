@@ -1,11 +1,14 @@
 //! Cross-instance wake-ups: the triggers of `0003_work_wakeups.sql` send
-//! `NOTIFY intake_work, '<schema>:<kind>'` when work commits; [`PgStore::relay_wakeups`]
-//! listens on its own connection (never a pooled one, so requests keep the whole pool)
-//! and passes each notification of its schema to the process's [`Wakeups`].
+//! `NOTIFY intake_work, '<schema>:<kind>'` when work commits, and those of
+//! `0008_import_finished_wakeups.sql` `'<schema>:finished:<import id>'` when an import
+//! finishes; [`PgStore::relay_wakeups`] listens on its own connection (never a pooled
+//! one, so requests keep the whole pool) and passes each notification of its schema to
+//! the process's [`Wakeups`].
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use intake_domain::ImportId;
 use intake_domain::ingest::Shutdown;
 use intake_domain::work::{Wakeups, WorkKind};
 use sqlx::postgres::{PgListener, PgPoolOptions};
@@ -64,12 +67,18 @@ async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<Infallible, sql
             wake_every_kind(wakeups);
             continue;
         };
-        let kind = notification
+        let Some(what) = notification
             .payload()
             .strip_prefix(schema.as_str())
             .and_then(|rest| rest.strip_prefix(':'))
-            .and_then(WorkKind::parse);
-        if let Some(kind) = kind {
+        else {
+            continue;
+        };
+        if let Some(import) = what.strip_prefix("finished:") {
+            if let Ok(import) = ImportId::parse(import) {
+                wakeups.import_finished(&import);
+            }
+        } else if let Some(kind) = WorkKind::parse(what) {
             wakeups.notify(kind);
         }
     }
@@ -79,4 +88,5 @@ fn wake_every_kind(wakeups: &Wakeups) {
     for kind in WorkKind::ALL {
         wakeups.notify(kind);
     }
+    wakeups.imports_may_have_finished();
 }

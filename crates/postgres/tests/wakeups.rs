@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt as _;
 use intake_domain::ImportStatus;
-use intake_domain::ingest::{ImportService, ImportWorker, IngestSettings, shutdown_channel};
+use intake_domain::ingest::{
+    ImportService, ImportWorker, IngestSettings, Shutdown, shutdown_channel,
+};
 use intake_domain::ports::{ImportSummary, ImportVault};
-use intake_domain::testkit::{Stores, SystemClock};
+use intake_domain::testkit::{Sleepless, Stores, SystemClock};
 use intake_domain::work::Wakeups;
 use intake_postgres::PgStore;
 use support::{csv, dataset, fresh, guarded, receive_all, settings};
@@ -28,6 +30,28 @@ fn sleepy(store: &PgStore) -> Arc<ImportService> {
     };
     let service = ImportService::new(stores.ingest_ports(Arc::new(SystemClock)), settings);
     Arc::new(service.woken_by(Wakeups::default()))
+}
+
+/// An instance with one sleepy import worker and the relay from PostgreSQL to its
+/// wake-ups, until `shutdown`: the relay's task and the worker's.
+fn one_worker(
+    store: &PgStore,
+    shutdown: &Shutdown,
+) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
+    let workers = sleepy(store);
+    let relay = tokio::spawn({
+        let (store, wakeups, shutdown) =
+            (store.clone(), workers.wakeups().clone(), shutdown.clone());
+        async move { store.relay_wakeups(wakeups, shutdown).await }
+    });
+    let worker = tokio::spawn({
+        let (worker, shutdown) = (
+            ImportWorker::new(workers, Arc::new(SystemClock)),
+            shutdown.clone(),
+        );
+        async move { worker.run("b-0", shutdown).await }
+    });
+    (relay, worker)
 }
 
 async fn completed(store: &PgStore, import: &ImportSummary) {
@@ -52,16 +76,8 @@ async fn an_import_received_by_one_instance_wakes_the_idle_workers_of_another() 
     guarded(vec![t.clone()], async move {
         // Instance B: one idle worker, and the relay from PostgreSQL to its wake-ups.
         let b = t.store.clone();
-        let workers = sleepy(&b);
         let (trigger, shutdown) = shutdown_channel();
-        let relay = tokio::spawn({
-            let (b, wakeups, shutdown) = (b.clone(), workers.wakeups().clone(), shutdown.clone());
-            async move { b.relay_wakeups(wakeups, shutdown).await }
-        });
-        let worker = tokio::spawn({
-            let worker = ImportWorker::new(workers, Arc::new(SystemClock));
-            async move { worker.run("b-0", shutdown).await }
-        });
+        let (relay, worker) = one_worker(&b, &shutdown);
 
         // Instance A, with no workers, receives the documents.
         let a = PgStore::connect(&settings(&schema)).unwrap();
@@ -87,6 +103,57 @@ async fn an_import_received_by_one_instance_wakes_the_idle_workers_of_another() 
         trigger.trigger();
         worker.await.unwrap();
         relay.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_in_one_instance_is_woken_when_another_finishes_its_import() {
+    let t = fresh().await;
+    let schema = t.schema.clone();
+    guarded(vec![t.clone()], async move {
+        // Instance B processes; instance A receives and waits, its polls never ending.
+        let (trigger, shutdown) = shutdown_channel();
+        let (b_relay, worker) = one_worker(&t.store, &shutdown);
+        let a = PgStore::connect(&settings(&schema)).unwrap();
+        let decoder = Arc::new(intake_codecs::Codecs::default());
+        let stores = Stores::new(Arc::new(a.clone()), decoder);
+        let waiting = Arc::new(
+            ImportService::new(
+                stores.ingest_ports(Arc::new(Sleepless)),
+                IngestSettings::default(),
+            )
+            .woken_by(Wakeups::default()),
+        );
+        let a_relay = tokio::spawn({
+            let (a, wakeups, shutdown) = (a.clone(), waiting.wakeups().clone(), shutdown.clone());
+            async move { a.relay_wakeups(wakeups, shutdown).await }
+        });
+        receive_all(&a, &waiting, Vec::new()).await;
+        let import = waiting
+            .receive(
+                &dataset(),
+                "text/csv",
+                "test",
+                None,
+                futures_lite::stream::iter([Ok::<_, std::io::Error>(csv("waited", 10))]).boxed(),
+            )
+            .await
+            .unwrap()
+            .import;
+        let finished = tokio::time::timeout(
+            Duration::from_secs(30),
+            waiting.wait(&dataset(), &import.id, Duration::from_secs(3600)),
+        )
+        .await
+        .expect("the waiter was not woken when the other instance finished the import")
+        .unwrap();
+        assert_eq!(finished.status, ImportStatus::Completed);
+
+        trigger.trigger();
+        worker.await.unwrap();
+        b_relay.await.unwrap();
+        a_relay.await.unwrap();
     })
     .await;
 }

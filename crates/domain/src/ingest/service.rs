@@ -416,6 +416,7 @@ impl ImportService {
         // poll).
         self.wakeups.notify(WorkKind::Deliveries);
         self.wakeups.notify(WorkKind::Callbacks);
+        self.wakeups.import_finished(&lease.import);
         super::events::log_cancelled(dataset, &lease.import, &finished.cancelled);
         self.observer.finished(dataset, verdict, &report);
         if !finished.cancelled.is_empty() {
@@ -458,6 +459,7 @@ impl ImportService {
             .finish(Verdict::Reject, &report)
             .await
             .map_err(store)?;
+        self.wakeups.import_finished(&lease.import);
         if let Ok(import) = self.ports.vault.get(&lease.import).await {
             self.observer
                 .finished(&import.import.dataset, Verdict::Reject, &report);

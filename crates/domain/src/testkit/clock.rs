@@ -30,3 +30,19 @@ impl Clock for SystemClock {
         }
     }
 }
+
+/// The system time, with sleeps that never end: whoever waits on it is only woken by a
+/// notification, so a test of a wake-up cannot pass by polling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sleepless;
+
+#[async_trait::async_trait]
+impl Clock for Sleepless {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    async fn sleep(&self, _: Duration) {
+        futures_lite::future::pending::<()>().await;
+    }
+}

@@ -709,3 +709,31 @@ pub async fn a_restart_takes_back_what_its_dead_predecessor_held(s: Stores) {
     );
     assert!(s.queue.claim("next", long).await.expect("claim").is_some());
 }
+
+/// A client waiting for its import (`?wait=true`) is woken when this process finishes
+/// processing it, not by its next poll (here, never).
+pub async fn a_waiter_is_woken_when_its_import_is_processed(s: Stores) {
+    let service = crate::ingest::ImportService::new(
+        s.ingest_ports(Arc::new(super::Sleepless)),
+        crate::ingest::IngestSettings::default(),
+    );
+    let ds = dataset(&s, "waited", SIMPLE).await;
+    let id = receive(&service, &ds, b"id,group,value\na,g,1\n", None)
+        .await
+        .id;
+    let waiting = async {
+        let import = service.wait(&ds, &id, Duration::from_secs(3600)).await;
+        Some(import.expect("wait"))
+    };
+    let processing = async {
+        drain(&service).await;
+        sleep(Duration::from_secs(10)).await;
+        None
+    };
+    let import = futures_lite::future::or(waiting, processing).await;
+    assert_eq!(
+        import.map(|i| i.status),
+        Some(ImportStatus::Completed),
+        "the waiter was not woken when its import was processed"
+    );
+}

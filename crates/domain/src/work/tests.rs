@@ -425,3 +425,32 @@ fn shutdown_releases_every_item_of_a_batch() {
     // and both go back.
     assert_eq!(work.log(), ["work 1 #1", "release 1", "release 2"]);
 }
+
+#[test]
+fn an_import_watch_hears_its_own_import_finish_and_is_forgotten_when_dropped() {
+    let wakeups = Wakeups::default();
+    let (mine, other) = (
+        ImportId::parse("imp-1").unwrap(),
+        ImportId::parse("imp-2").unwrap(),
+    );
+    let watch = wakeups.watch_import(&mine);
+    let second = wakeups.clone().watch_import(&mine);
+    wakeups.import_finished(&other);
+    assert!(
+        future::block_on(future::poll_once(watch.finished())).is_none(),
+        "another import's finish is not this one's"
+    );
+    wakeups.import_finished(&mine);
+    assert!(future::block_on(future::poll_once(watch.finished())).is_some());
+    assert!(
+        future::block_on(future::poll_once(second.finished())).is_some(),
+        "every watch of the import hears it"
+    );
+    wakeups.imports_may_have_finished();
+    assert!(future::block_on(future::poll_once(watch.finished())).is_some());
+    drop((watch, second));
+    assert!(
+        wakeups.lock().by_import.is_empty(),
+        "dropped watches are forgotten"
+    );
+}

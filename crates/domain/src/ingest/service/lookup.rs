@@ -111,7 +111,9 @@ impl ImportService {
     }
 
     /// Waits until an import has finished processing or `timeout` has passed, and
-    /// gives it as it is then.
+    /// gives it as it is then. It is woken when the import finishes (processed in this
+    /// process, or in another that the store relays); a slow poll covers a process
+    /// whose finishes go unheard (another process on the same SQLite file).
     ///
     /// # Errors
     /// See [`LookupError`].
@@ -123,15 +125,18 @@ impl ImportService {
     ) -> Result<ImportSummary, LookupError> {
         let deadline =
             self.ports.clock.now() + chrono::Duration::from_std(timeout).unwrap_or_default();
-        // Poll quickly at first (small documents finish in milliseconds), then back
-        // off to once a second so that many waiting clients do not load the store.
+        let watch = self.wakeups.watch_import(id);
         let mut pause = Duration::from_millis(10);
         loop {
             let import = self.get_in(dataset, id).await?;
-            if import.status.is_finished() || self.ports.clock.now() >= deadline {
+            let left = (deadline - self.ports.clock.now())
+                .to_std()
+                .unwrap_or_default();
+            if import.status.is_finished() || left.is_zero() {
                 return Ok(import);
             }
-            self.ports.clock.sleep(pause).await;
+            let poll = self.ports.clock.sleep(pause.min(left));
+            futures_lite::future::or(watch.finished(), poll).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         }
     }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 
 use super::*;
+use crate::ImportStatus;
 use crate::ports::{
     Dataset, MockClock, MockContractStore, MockDatasetStore, MockDocumentDecoder, MockImportQueue,
     MockImportVault, MockRecordStore, VaultWriter,
@@ -177,5 +178,94 @@ fn a_media_type_the_contract_cannot_read_is_refused_before_the_vault_is_touched(
     assert!(
         matches!(&result, Err(ReceiveError::UnsupportedMediaType { sent, expected: "text/csv" }) if sent == form),
         "{result:?}"
+    );
+}
+
+/// A clock that never ends a sleep: only a finish notification can end a wait.
+struct Frozen;
+
+#[async_trait::async_trait]
+impl Clock for Frozen {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    async fn sleep(&self, _: std::time::Duration) {
+        futures_lite::future::pending::<()>().await;
+    }
+}
+
+#[test]
+fn a_waiter_is_woken_when_its_import_finishes_not_by_polling() {
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut vault = MockImportVault::new();
+    vault.expect_get().returning({
+        let finished = finished.clone();
+        move |id| {
+            let done = finished.load(std::sync::atomic::Ordering::SeqCst);
+            Ok(ImportSummary {
+                id: id.clone(),
+                import: crate::ports::NewImport {
+                    dataset: DatasetName::parse("ds").unwrap(),
+                    contract: ContractVersion::FIRST,
+                    content_type: "text/csv".into(),
+                    source: "test".into(),
+                    idempotency_key: None,
+                },
+                size: 1,
+                sha256: String::new(),
+                received_at: Utc::now(),
+                status: if done {
+                    ImportStatus::Completed
+                } else {
+                    ImportStatus::Processing
+                },
+                report: None,
+            })
+        }
+    });
+    let ports = IngestPorts {
+        datasets: Arc::new(dataset_exists(true)),
+        contracts: Arc::new(csv_contracts()),
+        vault: Arc::new(vault),
+        queue: Arc::new(MockImportQueue::new()),
+        records: Arc::new(MockRecordStore::new()),
+        decoder: Arc::new(MockDocumentDecoder::new()),
+        clock: Arc::new(Frozen),
+    };
+    let service = ImportService::new(ports, IngestSettings::default());
+    let (ds, id) = (
+        DatasetName::parse("ds").unwrap(),
+        ImportId::parse("imp-1").unwrap(),
+    );
+    let waiting = async {
+        Some(
+            service
+                .wait(&ds, &id, std::time::Duration::from_secs(30))
+                .await
+                .unwrap(),
+        )
+    };
+    // Once the waiter sleeps, the import finishes (as `process` tells it); then the
+    // waiter has a few turns to notice before the test gives up on it.
+    let finishing = async {
+        futures_lite::future::yield_now().await;
+        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        service
+            .wakeups()
+            .import_finished(&ImportId::parse("other").unwrap());
+        service.wakeups().import_finished(&id);
+        for _ in 0..100 {
+            futures_lite::future::yield_now().await;
+        }
+        None
+    };
+    let import = block_on(futures_lite::future::or(waiting, finishing));
+    assert_eq!(
+        import.map(|i| i.status),
+        Some(ImportStatus::Completed),
+        "the waiter was not woken by the finish"
     );
 }
