@@ -45,7 +45,8 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `counts` workers on the current runtime, woken across instances by
-    /// `postgres` when the database is PostgreSQL.
+    /// `postgres` when the database is PostgreSQL (whose relay also tells this
+    /// process's waiting requests of imports other instances finish).
     pub fn start(
         services: &Services,
         counts: WorkerCounts,
@@ -97,8 +98,8 @@ impl Workers {
                 work.keep_house_until(shutdown).await;
             }));
         }
-        let any = counts.imports + counts.deliveries + counts.callbacks > 0;
-        if let Some(store) = postgres.filter(|_| any) {
+        // Even with no workers, requests waiting for their imports hear of finishes.
+        if let Some(store) = postgres {
             let wakeups = services.wakeups.clone();
             tasks.push(tokio::spawn(async move {
                 store.relay_wakeups(wakeups, shutdown).await;

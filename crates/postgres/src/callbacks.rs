@@ -18,6 +18,9 @@ use crate::deliveries::audience;
 use crate::writer::Fanout;
 use crate::{PgStore, unexpected};
 
+/// How soon (ms) due timers locked by another transaction are looked at again.
+const LOCKED_RECHECK_MS: i64 = 50;
+
 #[async_trait::async_trait]
 impl CallbackTimers for PgStore {
     async fn fire_due(
@@ -41,18 +44,21 @@ impl CallbackTimers for PgStore {
         .await
         .map_err(unexpected("claiming callback timers"))?;
         if rows.is_empty() {
-            // Due ones locked by another worker fire with its commit: wait for the next.
-            let next: Option<DateTime<Utc>> = sqlx::query_scalar(
-                "SELECT MIN(due_at) FROM callbacks WHERE status = 'pending' AND due_at > $1",
-            )
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(unexpected("finding the next callback"))?;
+            // Due timers locked by another transaction (a round firing them, an import
+            // cancelling them) are looked at again shortly: a rollback sends no wake-up.
+            let next: Option<DateTime<Utc>> =
+                sqlx::query_scalar("SELECT MIN(due_at) FROM callbacks WHERE status = 'pending'")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(unexpected("finding the next callback"))?;
             tx.rollback()
                 .await
                 .map_err(unexpected("firing callbacks"))?;
-            return Ok(CallbackFiring::Idle(next));
+            let locked = |at: DateTime<Utc>| at <= now;
+            let again = now + chrono::Duration::milliseconds(LOCKED_RECHECK_MS);
+            return Ok(CallbackFiring::Idle(
+                next.map(|at| if locked(at) { again } else { at }),
+            ));
         }
         let mut due = rows
             .into_iter()

@@ -123,3 +123,81 @@ async fn a_newer_version_cancels_the_pending_callback_and_an_older_one_does_not(
     })
     .await;
 }
+
+/// A timer being fired is locked by the firing round's transaction: an import of a
+/// newer version waits for it, then finds it fired (never both fired and cancelled)
+/// and starts its own; a round that finds only locked due timers looks again in 50 ms
+/// (a rollback of the other would wake nobody).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_being_fired_is_fired_not_cancelled_and_a_locked_one_is_looked_at_soon() {
+    use intake_domain::ports::CallbackFiring;
+    use intake_domain::testkit::callbacks::accounts;
+    let t = fresh().await;
+    guarded(vec![t.clone()], async move {
+        let stores = t.stores();
+        apply_documents(
+            &stores,
+            "accounts",
+            ACCOUNTS.contract,
+            &[&accounts(&[("acc-1", 1)])],
+        )
+        .await;
+        // A firing round in progress: acc-1's timer locked and marked, not committed.
+        let mut firing = connect(&t).await;
+        sqlx::query("BEGIN").execute(&mut firing).await.unwrap();
+        let locked = sqlx::query(
+            "UPDATE callbacks SET status = 'fired', settled_at = now() \
+             WHERE key = 'acc-1' AND status = 'pending'",
+        )
+        .execute(&mut firing)
+        .await
+        .unwrap();
+        assert_eq!(locked.rows_affected(), 1);
+
+        let at = chrono::Utc::now() + chrono::Duration::seconds(61);
+        match stores.callbacks.fire_due(at, 10).await.unwrap() {
+            CallbackFiring::Idle(Some(next)) => assert_eq!(
+                next,
+                at + chrono::Duration::milliseconds(50),
+                "a locked due timer is looked at again in 50 ms"
+            ),
+            other => panic!("the locked timer is skipped: {other:?}"),
+        }
+
+        let service = support::service(&t.store, std::time::Duration::from_secs(30));
+        let ds = intake_domain::DatasetName::parse("accounts").unwrap();
+        let newer = accounts(&[("acc-1", 2)]);
+        let body = futures_lite::stream::iter([Ok::<_, std::io::Error>(newer)]);
+        service
+            .receive(&ds, "application/json", "test", None, body)
+            .await
+            .unwrap();
+        let importing = tokio::spawn(async move {
+            let lease = service.claim("w").await.unwrap().expect("queued");
+            service.process(&lease).await.unwrap()
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !importing.is_finished(),
+            "the import waits for the firing round's lock"
+        );
+        sqlx::query("COMMIT").execute(&mut firing).await.unwrap();
+        importing.await.unwrap();
+
+        let rows: Vec<(Option<i64>, String, Option<i64>)> = sqlx::query_as(
+            "SELECT version, status, replaced_by FROM callbacks \
+             WHERE dataset = 'accounts' ORDER BY id",
+        )
+        .fetch_all(&mut connect(&t).await)
+        .await
+        .unwrap();
+        let rows: Vec<(Option<i64>, &str, Option<i64>)> =
+            rows.iter().map(|(v, s, r)| (*v, s.as_str(), *r)).collect();
+        assert_eq!(
+            rows,
+            [(Some(1), "fired", None), (Some(2), "pending", None)],
+            "fired first, so not cancelled; the newer version's timer is pending"
+        );
+    })
+    .await;
+}
