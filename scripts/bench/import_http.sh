@@ -4,7 +4,7 @@
 # map, merge, latest state, history, all committed before the answer), against, in the
 # same run:
 #   - the minimum durable work written by hand: the rows loaded into a staging table
-#     (PostgreSQL `COPY`; SQLite prepared inserts), then the latest state upserted
+#     (PostgreSQL `COPY`; SQLite the `sqlite3` shell's `.import`), then the latest state upserted
 #     into a typed table keyed by `id` and appended to a history table indexed by key,
 #     in one transaction (the bar: intake >= 0.7x this);
 #   - on PostgreSQL, a plain `COPY` into one unindexed table (what the disk allows).
@@ -45,23 +45,21 @@ cargo build --release -q -p intake-app --bin intake
 echo "hand-written minimum: staging, then upsert latest state and append history, one transaction"
 start=$(date +%s.%N)
 if [ "$db" = sqlite ]; then
-  python3 - "$work/baseline.db" "$file" <<'PY'
-import csv, sqlite3, sys
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("PRAGMA journal_mode = WAL"); c.execute("PRAGMA synchronous = NORMAL")
-c.execute("CREATE TABLE latest (id TEXT PRIMARY KEY, grp TEXT, value REAL, note TEXT) WITHOUT ROWID")
-c.execute("CREATE TABLE history (seq INTEGER PRIMARY KEY, id TEXT, grp TEXT, value REAL, note TEXT)")
-c.execute("CREATE INDEX history_id ON history (id)")
-c.execute("BEGIN")
-c.execute("CREATE TEMP TABLE staging (id TEXT, grp TEXT, value REAL, note TEXT)")
-with open(sys.argv[2], newline="") as f:
-    reader = csv.reader(f); next(reader)
-    c.executemany("INSERT INTO staging VALUES (?, ?, ?, ?)", reader)
-c.execute("INSERT INTO latest SELECT * FROM staging WHERE true ON CONFLICT (id) DO UPDATE SET "
-          "grp = excluded.grp, value = excluded.value, note = excluded.note")
-c.execute("INSERT INTO history (id, grp, value, note) SELECT * FROM staging")
-c.execute("COMMIT")
-PY
+  sqlite3 "$work/baseline.db" >/dev/null <<SQL
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE latest (id TEXT PRIMARY KEY, grp TEXT, value REAL, note TEXT) WITHOUT ROWID;
+CREATE TABLE history (seq INTEGER PRIMARY KEY, id TEXT, grp TEXT, value REAL, note TEXT);
+CREATE INDEX history_id ON history (id);
+CREATE TEMP TABLE staging (id TEXT, grp TEXT, value REAL, note TEXT);
+.mode csv
+.import --skip 1 '$file' staging
+BEGIN;
+INSERT INTO latest SELECT * FROM staging WHERE true ON CONFLICT (id) DO UPDATE
+  SET grp = excluded.grp, value = excluded.value, note = excluded.note;
+INSERT INTO history (id, grp, value, note) SELECT * FROM staging;
+COMMIT;
+SQL
 else
   psql -q "$db" -v ON_ERROR_STOP=1 <<SQL
 CREATE SCHEMA ${schema}_hand;
