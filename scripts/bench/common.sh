@@ -12,12 +12,15 @@ start_receiver() {
   for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$1/stats" >/dev/null && return; sleep 0.1; done
 }
 
-# generate_rows FILE ROWS: `id,group,value,note`, ROWS distinct ids, 20 groups.
+# generate_rows FILE ROWS [NOTE_BYTES]: `id,group,value,note`, ROWS distinct ids, 20
+# groups; each note padded to NOTE_BYTES when given (wide rows: a 1 GB document from
+# a few million rows).
 generate_rows() {
-  local file=$1 rows=$2
+  local file=$1 rows=$2 pad=${3:-0}
   echo "generating $rows rows"
-  awk -v n="$rows" 'BEGIN { print "id,group,value,note";
-    for (i = 0; i < n; i++) printf "k%09d,g%d,%d.%d,note %d\n", i, i % 20, i % 1000, i % 7, i }' > "$file"
+  awk -v n="$rows" -v pad="$pad" 'BEGIN { print "id,group,value,note";
+    fill = sprintf("%*s", pad, ""); gsub(/ /, "x", fill);
+    for (i = 0; i < n; i++) printf "k%09d,g%d,%d.%d,note %d%s\n", i, i % 20, i % 1000, i % 7, i, fill }' > "$file"
   ls -l "$file" | awk '{ printf "%.1f MB\n", $5 / 1e6 }'
 }
 

@@ -13,6 +13,9 @@
 # own schema or file, dropped afterwards.
 #
 #   bash scripts/bench/import_http.sh [ROWS] [DATABASE_URL | sqlite]
+#
+# NOTE_BYTES=N pads each row's note to N more bytes: `NOTE_BYTES=300 … 3200000 sqlite`
+# imports a 1.1 GB document (issue 16's memory bar: peak RSS under 200 MB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/bench/common.sh
@@ -37,7 +40,7 @@ rate() { awk -v n="$rows" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; }
 # since START: seconds from START (date +%s.%N) to now.
 since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }'; }
 
-generate_rows "$file" "$rows"
+generate_rows "$file" "$rows" "${NOTE_BYTES:-0}"
 
 echo "building intake (release)"
 cargo build --release -q -p intake-app --bin intake
