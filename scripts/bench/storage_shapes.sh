@@ -11,7 +11,13 @@
 # then, for each, the size on disk and the aggregate the API serves (count, mean,
 # population standard deviation, min, max, quartiles of `value` by `group`, best of 3).
 #
-#   bash scripts/bench/storage_shapes.sh [ROWS] [DATABASE_URL]
+# With `sqlite` instead of a URL, the same on a SQLite file, where today's shape has no
+# fact rows (analytics run in process): `records` and `record_history` with their JSON
+# documents, against a typed table with a compact document, an index (group, value)
+# and history referring to its import by number; the aggregate is count, mean, min and
+# max by group in SQL (the quartiles are computed in process there).
+#
+#   bash scripts/bench/storage_shapes.sh [ROWS] [DATABASE_URL | sqlite]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/bench/common.sh
@@ -26,6 +32,73 @@ cleanup() {
 }
 trap cleanup EXIT
 generate_rows "$work/rows.csv" "$rows"
+
+if [ "$url" = sqlite ]; then
+  # lite LABEL DB SQL: runs SQL on DB (after loading the staging table) and prints the time.
+  lite() {
+    local start end
+    start=$(date +%s.%N)
+    sqlite3 "$2" >/dev/null <<SQL
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+$3
+SQL
+    end=$(date +%s.%N)
+    awk -v l="$1" -v n="$rows" -v s="$start" -v e="$end" \
+      'BEGIN { printf "  %-34s %6.2f s  %8.0f rows/s\n", l, e - s, n / (e - s) }'
+  }
+  staging=".mode csv
+CREATE TEMP TABLE staging (id TEXT, grp TEXT, value REAL, note TEXT);
+.import --skip 1 '$work/rows.csv' staging"
+  doc="json_object('key', json_array(id), 'version', NULL, 'dimensions', json_object('group', grp),
+    'measures', json_object('value', value), 'attributes', json_object('id', json_object('text', id),
+    'note', json_object('text', note)))"
+  echo "loading $rows rows in one transaction each (staging loaded by the sqlite3 shell, timed too)"
+  lite "today's shape (records, history)" "$work/today.db" "
+CREATE TABLE records (dataset TEXT NOT NULL, key TEXT NOT NULL, record TEXT NOT NULL,
+  dimensions TEXT NOT NULL, import_id TEXT NOT NULL, updated_at TEXT NOT NULL,
+  PRIMARY KEY (dataset, key)) WITHOUT ROWID;
+CREATE TABLE record_history (seq INTEGER PRIMARY KEY AUTOINCREMENT, dataset TEXT NOT NULL,
+  key TEXT NOT NULL, kind TEXT NOT NULL, record TEXT NOT NULL, import_id TEXT NOT NULL,
+  created_at TEXT NOT NULL);
+CREATE INDEX record_history_key ON record_history (dataset, key, seq);
+$staging
+BEGIN;
+INSERT INTO records SELECT 'bench', id, $doc, json_object('group', grp),
+  '0192f1c4-5b7e-7c3a-9d2e-3f4a5b6c7d8e', strftime('%Y-%m-%dT%H:%M:%fZ') FROM staging;
+INSERT INTO record_history (dataset, key, kind, record, import_id, created_at)
+  SELECT 'bench', id, 'created', $doc, '0192f1c4-5b7e-7c3a-9d2e-3f4a5b6c7d8e',
+  strftime('%Y-%m-%dT%H:%M:%fZ') FROM staging;
+COMMIT;"
+  lite "typed, compact document" "$work/typed.db" "
+CREATE TABLE typed (key TEXT PRIMARY KEY, version INTEGER, grp TEXT, value REAL,
+  doc TEXT NOT NULL, import INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX typed_group ON typed (grp, value);
+CREATE TABLE typed_history (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, kind INTEGER NOT NULL,
+  doc TEXT NOT NULL, import INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX typed_history_key ON typed_history (key, seq);
+$staging
+BEGIN;
+INSERT INTO typed SELECT id, NULL, grp, value, json_array(note), 1, unixepoch() FROM staging;
+INSERT INTO typed_history (key, kind, doc, import, created_at)
+  SELECT id, 1, json_array(grp, value, note), 1, unixepoch() FROM staging;
+COMMIT;"
+  echo "on disk (WAL checkpointed)"
+  for db in today typed; do
+    sqlite3 "$work/$db.db" "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+    printf "  %-34s %6.0f MB\n" "$db" "$(du -cb "$work/$db".db* | tail -n 1 | awk '{ print $1 / 1e6 }')"
+  done
+  echo "count, mean, min, max of value by group (best of 3)"
+  for q in "today's shape|$work/today.db|SELECT json_extract(dimensions, '\$.group') g, count(*), avg(json_extract(record, '\$.measures.value')), min(json_extract(record, '\$.measures.value')), max(json_extract(record, '\$.measures.value')) FROM records WHERE dataset = 'bench' GROUP BY g" \
+           "typed, covering index|$work/typed.db|SELECT grp, count(*), avg(value), min(value), max(value) FROM typed GROUP BY grp"; do
+    IFS='|' read -r label file query <<<"$q"
+    best_ms=$(for _ in 1 2 3; do
+      s=$(date +%s%N); sqlite3 "$file" "$query" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))
+    done | sort -n | head -n 1)
+    printf "  %-34s %8s ms\n" "$label" "$best_ms"
+  done
+  exit 0
+fi
 
 # timed LABEL SQL: runs SQL in the schema and prints how long it took.
 timed() {
