@@ -159,7 +159,15 @@ impl Wakeups {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Watches> {
-        self.watches
+        Watches::lock(&self.watches)
+    }
+}
+
+impl Watches {
+    /// The watches, even if a holder panicked (they stay consistent: each change is
+    /// one push or retain).
+    fn lock(watches: &Mutex<Self>) -> std::sync::MutexGuard<'_, Self> {
+        watches
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -184,10 +192,7 @@ impl ImportWatch {
 
 impl Drop for ImportWatch {
     fn drop(&mut self) {
-        let mut watches = self
-            .watches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut watches = Watches::lock(&self.watches);
         if let Some(signals) = watches.by_import.get_mut(&self.import) {
             signals.retain(|(token, _)| *token != self.token);
             if signals.is_empty() {

@@ -54,6 +54,16 @@ fn one_worker(
     (relay, worker)
 }
 
+/// Receives a 10-row CSV document whose ids start with `prefix`.
+async fn receive_csv(service: &ImportService, prefix: &str) -> ImportSummary {
+    let body = futures_lite::stream::iter([Ok::<_, std::io::Error>(csv(prefix, 10))]).boxed();
+    service
+        .receive(&dataset(), "text/csv", "test", None, body)
+        .await
+        .unwrap()
+        .import
+}
+
 async fn completed(store: &PgStore, import: &ImportSummary) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -87,17 +97,7 @@ async fn an_import_received_by_one_instance_wakes_the_idle_workers_of_another() 
         completed(&b, &first).await;
         // The worker is idle again, an hour from its next poll: only the
         // notification of the second import's commit can wake it.
-        let second = receiving
-            .receive(
-                &dataset(),
-                "text/csv",
-                "test",
-                None,
-                futures_lite::stream::iter([Ok::<_, std::io::Error>(csv("second", 10))]).boxed(),
-            )
-            .await
-            .unwrap()
-            .import;
+        let second = receive_csv(&receiving, "second").await;
         completed(&b, &second).await;
 
         trigger.trigger();
@@ -130,17 +130,7 @@ async fn a_waiter_in_one_instance_is_woken_when_another_finishes_its_import() {
             async move { a.relay_wakeups(wakeups, shutdown).await }
         });
         receive_all(&a, &waiting, Vec::new()).await;
-        let import = waiting
-            .receive(
-                &dataset(),
-                "text/csv",
-                "test",
-                None,
-                futures_lite::stream::iter([Ok::<_, std::io::Error>(csv("waited", 10))]).boxed(),
-            )
-            .await
-            .unwrap()
-            .import;
+        let import = receive_csv(&waiting, "waited").await;
         let finished = tokio::time::timeout(
             Duration::from_secs(30),
             waiting.wait(&dataset(), &import.id, Duration::from_secs(3600)),
