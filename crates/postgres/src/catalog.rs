@@ -3,8 +3,19 @@
 use intake_domain::ports::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract};
 use intake_domain::{Contract, ContractVersion, DatasetName};
 
+use crate::layout::{self, Kind};
 use crate::rows::{contract_row, dataset_row};
 use crate::{PgStore, is_unique_violation, unexpected};
+
+/// The dimensions and measures a contract declares: each needs a column.
+fn fields(contract: &Contract) -> Vec<(Kind, &str)> {
+    let dimensions = contract
+        .dimensions()
+        .iter()
+        .map(|d| (Kind::Dimension, d.as_str()));
+    let measures = contract.measure_names().map(|m| (Kind::Measure, m));
+    dimensions.chain(measures).collect()
+}
 
 const CONTRACT_COLUMNS: &str = "dataset, version, body::text AS body, published_at";
 
@@ -34,6 +45,12 @@ impl DatasetStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(unexpected("storing the first contract"))?;
+        layout::create(&mut tx, name.as_str())
+            .await
+            .map_err(unexpected("creating the dataset's table"))?;
+        layout::ensure(&mut tx, name.as_str(), &fields(contract))
+            .await
+            .map_err(unexpected("creating the dataset's table"))?;
         tx.commit()
             .await
             .map_err(unexpected("creating a dataset"))?;
@@ -74,6 +91,15 @@ impl ContractStore for PgStore {
             .begin()
             .await
             .map_err(unexpected("publishing a contract"))?;
+        // Columns first: adding one waits for the imports writing the dataset, which
+        // lock the dataset row when they finish (the other order could deadlock).
+        if layout::ensure(&mut tx, dataset.as_str(), &fields(contract))
+            .await
+            .map_err(unexpected("adding the contract's columns"))?
+            .is_none()
+        {
+            return Err(CatalogError::NotFound);
+        }
         // The current contract is always the highest version; incrementing it in place
         // locks the dataset row, so concurrent publishers number one after another.
         let version: Option<i32> = sqlx::query_scalar(

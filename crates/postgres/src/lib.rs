@@ -11,6 +11,7 @@ mod analytics;
 mod callbacks;
 mod catalog;
 mod deliveries;
+mod layout;
 mod queue;
 mod records;
 mod rows;
@@ -80,6 +81,8 @@ pub struct PgStore {
     /// anyway), never loses one. Everything else uses `pool`.
     relaxed: PgPool,
     schema: Option<String>,
+    /// Each dataset's typed table and columns (ADR 22).
+    layouts: layout::Layouts,
 }
 
 impl PgStore {
@@ -115,6 +118,7 @@ impl PgStore {
             pool,
             relaxed,
             schema: settings.schema.clone(),
+            layouts: layout::Layouts::default(),
         })
     }
 

@@ -1,5 +1,7 @@
 //! Reading records, history and conflicts; opening an import's unit of work.
 
+use std::collections::BTreeMap;
+
 use intake_domain::ports::{
     ImportWriter, Lease, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
 };
@@ -7,6 +9,7 @@ use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 
+use crate::layout::Kind;
 use crate::rows::json;
 use crate::writer::PgImportWriter;
 use crate::{PgStore, unexpected};
@@ -20,15 +23,20 @@ fn stored(row: &PgRow, at: &str) -> Result<StoredRecord, StoreError> {
     })
 }
 
-/// The filters as one JSON object for `dimensions @> $2` (uses the GIN index).
-fn filters(query: &RecordQuery) -> String {
-    crate::rows::to_json(&query.filters)
+/// The dimensions filtered on: a layout lacking one is read again.
+fn dimensions(filters: &BTreeMap<String, String>) -> Vec<(Kind, &str)> {
+    filters
+        .keys()
+        .map(|name| (Kind::Dimension, name.as_str()))
+        .collect()
 }
 
 #[async_trait::async_trait]
 impl RecordStore for PgStore {
     async fn begin_apply(&self, lease: &Lease) -> Result<Box<dyn ImportWriter>, StoreError> {
-        Ok(Box::new(PgImportWriter::begin(&self.pool, lease).await?))
+        Ok(Box::new(
+            PgImportWriter::begin(&self.pool, &self.layouts, lease).await?,
+        ))
     }
 
     async fn get(
@@ -36,10 +44,15 @@ impl RecordStore for PgStore {
         dataset: &DatasetName,
         key: &RecordKey,
     ) -> Result<StoredRecord, StoreError> {
-        let row = sqlx::query(
-            "SELECT record::text AS record, import_id, updated_at FROM records WHERE dataset = $1 AND key = $2",
-        )
-        .bind(dataset.as_str())
+        let layout = self
+            .layout(dataset.as_str(), &[])
+            .await
+            .map_err(unexpected("reading a record"))?
+            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT record::text AS record, import_id, updated_at FROM {} WHERE key = $1",
+            layout.table
+        ))
         .bind(key.canonical())
         .fetch_optional(&self.pool)
         .await
@@ -52,25 +65,43 @@ impl RecordStore for PgStore {
         dataset: &DatasetName,
         query: &RecordQuery,
     ) -> Result<RecordPage, StoreError> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM records WHERE dataset = $1 AND dimensions @> $2::jsonb",
-        )
-        .bind(dataset.as_str())
-        .bind(filters(query))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unexpected("counting records"))?;
-        let page = sqlx::query(
-            "SELECT record::text AS record, import_id, updated_at FROM records \
-             WHERE dataset = $1 AND dimensions @> $2::jsonb \
-               AND ($5::text IS NULL OR key COLLATE \"C\" > $5) \
-             ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4",
-        )
-        .bind(dataset.as_str())
-        .bind(filters(query))
-        .bind(i64::from(query.limit))
-        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
-        .bind(query.after.as_deref());
+        let Some(layout) = self
+            .layout(dataset.as_str(), &dimensions(&query.filters))
+            .await
+            .map_err(unexpected("listing records"))?
+        else {
+            return Ok(RecordPage {
+                records: Vec::new(),
+                total: 0,
+            });
+        };
+        let (conditions, values) = layout.filters(&query.filters, 1);
+        let count = format!(
+            "SELECT COUNT(*) FROM {} WHERE true{conditions}",
+            layout.table
+        );
+        let total: i64 = values
+            .iter()
+            .fold(sqlx::query_scalar(&count), |q, v| q.bind(*v))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unexpected("counting records"))?;
+        let n = values.len();
+        let sql = format!(
+            "SELECT record::text AS record, import_id, updated_at FROM {} \
+             WHERE (${a}::text IS NULL OR key > ${a}){conditions} \
+             ORDER BY key LIMIT ${l} OFFSET ${o}",
+            layout.table,
+            a = n + 1,
+            l = n + 2,
+            o = n + 3,
+        );
+        let page = values
+            .iter()
+            .fold(sqlx::query(&sql), |q, v| q.bind(*v))
+            .bind(query.after.as_deref())
+            .bind(i64::from(query.limit))
+            .bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
         let rows = self
             .fetch_all_bounded(page)
             .await
@@ -89,19 +120,29 @@ impl RecordStore for PgStore {
         dataset: &DatasetName,
         scan: &RecordScan,
     ) -> Result<Vec<Record>, StoreError> {
-        // Bytewise order (`COLLATE "C"`), like the domain's; the primary key's index
-        // has the database's collation, so each page sorts the dataset's matching keys.
+        // Bytewise order, like the domain's: the key column's collation is "C".
         // The SQL analytics engine does not scan; the in-process one does on SQLite.
-        let rows = sqlx::query(
-            "SELECT record::text AS record FROM records \
-             WHERE dataset = $1 AND dimensions @> $2::jsonb \
-               AND ($3::text IS NULL OR key COLLATE \"C\" > $3) \
-             ORDER BY key COLLATE \"C\" LIMIT $4",
-        )
-        .bind(dataset.as_str())
-        .bind(crate::rows::to_json(&scan.filters))
-        .bind(scan.after.as_deref())
-        .bind(i64::from(scan.limit));
+        let Some(layout) = self
+            .layout(dataset.as_str(), &dimensions(&scan.filters))
+            .await
+            .map_err(unexpected("scanning records"))?
+        else {
+            return Ok(Vec::new());
+        };
+        let (conditions, values) = layout.filters(&scan.filters, 1);
+        let n = values.len();
+        let sql = format!(
+            "SELECT record::text AS record FROM {} \
+             WHERE (${a}::text IS NULL OR key > ${a}){conditions} ORDER BY key LIMIT ${l}",
+            layout.table,
+            a = n + 1,
+            l = n + 2,
+        );
+        let rows = values
+            .iter()
+            .fold(sqlx::query(&sql), |q, v| q.bind(*v))
+            .bind(scan.after.as_deref())
+            .bind(i64::from(scan.limit));
         let rows = self
             .fetch_all_bounded(rows)
             .await

@@ -1,8 +1,10 @@
 //! An import's unit of work: one transaction that locks the import row from
 //! `begin_apply` to `finish` (claimers skip it), writing each batch with one `UNNEST`
-//! statement per table (ADR 5: `COPY` measured no faster).
+//! statement per table (ADR 5: `COPY` measured no faster): the latest states into the
+//! dataset's typed table (ADR 22), then history, timers and events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,35 +18,9 @@ use intake_domain::{DatasetName, ImportReport, ImportStatus, Record, RecordKey, 
 use sqlx::{PgConnection, PgPool, Postgres, Row as _, Transaction};
 
 use crate::deliveries::audience;
+use crate::layout::{self, Kind, Layout, Layouts};
 use crate::rows::{dataset_name, to_json};
 use crate::{new_id, seconds, unexpected};
-
-/// `record_facts` rows as columns, for one `UNNEST` insert.
-#[derive(Default)]
-struct Facts<'a> {
-    keys: Vec<String>,
-    dimensions: Vec<&'a str>,
-    dim_values: Vec<&'a str>,
-    measures: Vec<&'a str>,
-    values: Vec<f64>,
-}
-
-impl<'a> Facts<'a> {
-    fn push(
-        &mut self,
-        key: &str,
-        dimension: &'a str,
-        dim_value: &'a str,
-        measure: &'a str,
-        value: f64,
-    ) {
-        self.keys.push(key.to_owned());
-        self.dimensions.push(dimension);
-        self.dim_values.push(dim_value);
-        self.measures.push(measure);
-        self.values.push(value);
-    }
-}
 
 pub(crate) struct PgImportWriter {
     pool: PgPool,
@@ -55,6 +31,9 @@ pub(crate) struct PgImportWriter {
     audience: Audience,
     /// Pending callbacks this import cancelled, logged once it commits.
     cancelled: Vec<CancelledCallback>,
+    layouts: Layouts,
+    /// The dataset's typed table, as this transaction sees it.
+    layout: Arc<Layout>,
 }
 
 /// Locks the import row if the lease is still this holder's; its dataset.
@@ -72,7 +51,11 @@ async fn lock(conn: &mut PgConnection, lease: &Lease) -> Result<DatasetName, Sto
 }
 
 impl PgImportWriter {
-    pub(crate) async fn begin(pool: &PgPool, lease: &Lease) -> Result<Self, StoreError> {
+    pub(crate) async fn begin(
+        pool: &PgPool,
+        layouts: &Layouts,
+        lease: &Lease,
+    ) -> Result<Self, StoreError> {
         let mut tx = pool
             .begin()
             .await
@@ -81,6 +64,11 @@ impl PgImportWriter {
         let audience = audience(&mut tx, &dataset)
             .await
             .map_err(unexpected("reading the dataset's subscriptions"))?;
+        let layout = layouts
+            .get(&mut tx, dataset.as_str(), &[])
+            .await
+            .map_err(unexpected("reading the dataset's columns"))?
+            .ok_or_else(|| anyhow::anyhow!("the dataset {dataset} has no table"))?;
         Ok(Self {
             pool: pool.clone(),
             tx,
@@ -88,7 +76,47 @@ impl PgImportWriter {
             dataset,
             audience,
             cancelled: Vec::new(),
+            layouts: layouts.clone(),
+            layout,
         })
+    }
+
+    /// Makes sure the layout has a column for every dimension and measure of the
+    /// records: read again when one is missing (a contract published since), added in
+    /// this transaction when none declared it.
+    async fn cover(&mut self, records: &[&Record]) -> Result<(), sqlx::Error> {
+        let mut missing: Vec<(Kind, &str)> = Vec::new();
+        for record in records {
+            let dimensions = record
+                .dimensions
+                .iter()
+                .map(|(name, _)| (Kind::Dimension, name));
+            let measures = record
+                .measures
+                .iter()
+                .map(|(name, _)| (Kind::Measure, name));
+            for field in dimensions.chain(measures) {
+                let known = match field.0 {
+                    Kind::Dimension => self.layout.dimension(field.1).is_some(),
+                    Kind::Measure => self.layout.measure(field.1).is_some(),
+                };
+                if !known && !missing.contains(&field) {
+                    missing.push(field);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let ds = self.dataset.as_str();
+        if let Some(layout) = self.layouts.get(&mut self.tx, ds, &missing).await? {
+            self.layout = layout;
+        }
+        // Not cached: the columns exist only if this transaction commits.
+        if let Some(layout) = layout::ensure(&mut self.tx, ds, &missing).await? {
+            self.layout = Arc::new(layout);
+        }
+        Ok(())
     }
 
     async fn write_changes(&mut self, changes: &[Change]) -> Result<(), sqlx::Error> {
@@ -118,24 +146,9 @@ impl PgImportWriter {
         let mut latest: Vec<usize> = last.into_values().collect();
         latest.sort_unstable();
         let pick = |v: &[String]| latest.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
-        let dims: Vec<String> = latest
-            .iter()
-            .map(|&i| to_json(&changes[i].record.dimensions))
-            .collect();
-        sqlx::query(
-            "INSERT INTO records (dataset, key, record, dimensions, import_id) \
-             SELECT $1, k, r::json, d::jsonb, $2 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS t(k, r, d) \
-             ON CONFLICT (dataset, key) DO UPDATE SET record = excluded.record, \
-               dimensions = excluded.dimensions, import_id = excluded.import_id, updated_at = now()",
-        )
-        .bind(&ds)
-        .bind(&import)
-        .bind(pick(&keys))
-        .bind(pick(&records))
-        .bind(&dims)
-        .execute(&mut *self.tx)
-        .await?;
-        self.replace_facts(changes, &latest).await?;
+        let states: Vec<&Record> = latest.iter().map(|&i| &changes[i].record).collect();
+        self.cover(&states).await?;
+        self.upsert(&pick(&keys), &pick(&records), &states).await?;
         sqlx::query(
             "INSERT INTO record_history (dataset, key, kind, record, import_id) \
              SELECT $1, k, kd, r::json, $2 FROM UNNEST($3::text[], $4::text[], $5::text[]) \
@@ -153,75 +166,57 @@ impl PgImportWriter {
         Ok(())
     }
 
-    /// The analytics rows of the keys' latest states (the `latest` changes):
-    /// dimensions, and one fact per (dimension or the whole dataset, measure) pair;
-    /// those of keys that already had a state are replaced.
-    async fn replace_facts(
+    /// Writes the keys' latest states, a column per dimension and measure.
+    async fn upsert(
         &mut self,
-        changes: &[Change],
-        latest: &[usize],
+        keys: &[String],
+        documents: &[String],
+        states: &[&Record],
     ) -> Result<(), sqlx::Error> {
-        let ds = self.dataset.as_str();
-        // A key created in this batch has no rows yet; one whose first change here is
-        // an update has rows from an earlier batch or import.
-        let mut seen = HashSet::with_capacity(changes.len());
-        let replaced: Vec<String> = changes
+        let layout = Arc::clone(&self.layout);
+        let (dimensions, measures) = (&layout.dimensions, &layout.measures);
+        let columns: Vec<&str> = dimensions
             .iter()
-            .filter(|c| seen.insert(&c.record.key))
-            .filter(|c| c.kind == ChangeKind::Updated)
-            .map(|c| c.record.key.canonical())
+            .chain(measures)
+            .map(|(_, column)| column.as_str())
             .collect();
-        if !replaced.is_empty() {
-            for table in ["record_facts", "record_dimensions"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE dataset = $1 AND key = ANY($2::text[])"
-                ))
-                .bind(ds)
-                .bind(&replaced)
-                .execute(&mut *self.tx)
-                .await?;
-            }
+        let arrays: Vec<String> = (0..columns.len())
+            .map(|i| {
+                let kind = if i < dimensions.len() {
+                    "text"
+                } else {
+                    "float8"
+                };
+                format!(", ${}::{kind}[]", i + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {t} (key, record, import_id{cols}) \
+             SELECT k, r::json, $1{cols} FROM UNNEST($2::text[], $3::text[]{arrays}) \
+               AS u(k, r{cols}) \
+             ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
+               import_id = excluded.import_id, updated_at = now(){sets}",
+            t = layout.table,
+            cols = columns.iter().map(|c| format!(", {c}")).collect::<String>(),
+            arrays = arrays.concat(),
+            sets = columns
+                .iter()
+                .map(|c| format!(", {c} = excluded.{c}"))
+                .collect::<String>(),
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(self.lease.import.as_str())
+            .bind(keys)
+            .bind(documents);
+        for (name, _) in dimensions {
+            let values: Vec<Option<&str>> = states.iter().map(|r| r.dimensions.get(name)).collect();
+            query = query.bind(values);
         }
-        let mut facts = Facts::default();
-        let (mut dim_keys, mut dims, mut dim_values) = (vec![], vec![], vec![]);
-        for record in latest.iter().map(|&i| &changes[i].record) {
-            let key = record.key.canonical();
-            let groups = std::iter::once(("", "")).chain(record.dimensions.iter());
-            for (dimension, dim_value) in groups {
-                for (measure, value) in record.measures.iter() {
-                    facts.push(&key, dimension, dim_value, measure, value);
-                }
-            }
-            for (name, value) in record.dimensions.iter() {
-                dim_keys.push(key.clone());
-                dims.push(name);
-                dim_values.push(value);
-            }
+        for (name, _) in measures {
+            let values: Vec<Option<f64>> = states.iter().map(|r| r.measures.get(name)).collect();
+            query = query.bind(values);
         }
-        sqlx::query(
-            "INSERT INTO record_facts (dataset, key, dimension, dim_value, measure, value) \
-             SELECT $1, k, d, dv, m, v \
-             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::float8[]) \
-               AS t(k, d, dv, m, v)",
-        )
-        .bind(ds)
-        .bind(&facts.keys)
-        .bind(&facts.dimensions)
-        .bind(&facts.dim_values)
-        .bind(&facts.measures)
-        .bind(&facts.values)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO record_dimensions (dataset, key, dimension, value) \
-             SELECT $1, k, d, v FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(k, d, v)",
-        )
-        .bind(ds)
-        .bind(&dim_keys)
-        .bind(&dims)
-        .bind(&dim_values)
-        .execute(&mut *self.tx)
-        .await?;
+        query.execute(&mut *self.tx).await?;
         Ok(())
     }
 
@@ -462,8 +457,11 @@ impl ImportWriter for PgImportWriter {
         identities: &[String],
     ) -> Result<(HashMap<RecordKey, Record>, IdentityMap), StoreError> {
         let keys: Vec<String> = keys.iter().map(RecordKey::canonical).collect();
-        let rows = sqlx::query("SELECT record::text AS record FROM records WHERE dataset = $1 AND key = ANY($2::text[])")
-            .bind(self.dataset.as_str())
+        let sql = format!(
+            "SELECT record::text AS record FROM {} WHERE key = ANY($1::text[])",
+            self.layout.table
+        );
+        let rows = sqlx::query(&sql)
             .bind(&keys)
             .fetch_all(&mut *self.tx)
             .await
@@ -521,6 +519,7 @@ impl ImportWriter for PgImportWriter {
             dataset,
             audience,
             cancelled,
+            ..
         } = *self;
         if verdict == Verdict::Reject {
             // Nothing applied is kept: roll back, then record the failure on its own.

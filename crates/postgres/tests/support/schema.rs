@@ -158,8 +158,7 @@ pub async fn state(t: &TempSchema) -> (Vec<intake_domain::Record>, Vec<i64>) {
     let options = options.options([("search_path", t.schema.as_str())]);
     let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
     let history: Vec<i64> = sqlx::query_scalar(
-        "SELECT COUNT(h.seq) FROM records r LEFT JOIN record_history h \
-         ON h.dataset = r.dataset AND h.key = r.key GROUP BY r.key ORDER BY r.key COLLATE \"C\"",
+        "SELECT COUNT(*) FROM record_history GROUP BY key ORDER BY key COLLATE \"C\"",
     )
     .fetch_all(&mut conn)
     .await
