@@ -14,6 +14,8 @@
 #
 #   bash scripts/bench/import_http.sh [ROWS] [DATABASE_URL | sqlite]
 #
+# SERVER_LOG=FILE keeps the server's log (with INTAKE_LOG="warn,sqlx::query=debug"
+# INTAKE_LOG_FORMAT=json, each statement's time).
 # NOTE_BYTES=N pads each row's note to N more bytes: `NOTE_BYTES=300 … 3200000 sqlite`
 # imports a 1.1 GB document (issue 16's memory bar: peak RSS under 200 MB).
 set -euo pipefail
@@ -94,10 +96,10 @@ else
   db_env=(INTAKE_DATABASE_URL="$db" INTAKE_DATABASE_SCHEMA="$schema")
 fi
 env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" \
-  INTAKE_LOG=warn INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_WORKERS=1 \
+  INTAKE_LOG="${INTAKE_LOG:-warn}" INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_WORKERS=1 \
   INTAKE_RATE_LIMIT_PER_SECOND=0 INTAKE_REQUEST_TIMEOUT_MS=3600000 \
   INTAKE_MAX_REQUEST_TIMEOUT_MS=3600000 \
-  target/release/intake serve >"$work/server.log" 2>&1 &
+  target/release/intake serve >"${SERVER_LOG:-$work/server.log}" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.2; done
 contract='{"format": "csv",
