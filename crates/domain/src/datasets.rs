@@ -142,6 +142,15 @@ impl DatasetService {
         self.ports.datasets.list().await.map_err(catalog)
     }
 
+    /// One dataset's catalog entry, without counting its records (which reads every
+    /// one of them): for a caller that only needs to know it exists.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    pub async fn dataset(&self, name: &DatasetName) -> Result<Dataset, DatasetError> {
+        self.ports.datasets.get(name).await.map_err(catalog)
+    }
+
     /// One dataset and how many records it holds.
     ///
     /// # Errors
@@ -274,10 +283,6 @@ impl DatasetService {
         self.dataset(name).await?;
         let store_conflicts = self.ports.records.conflicts(name, limit, offset);
         store_conflicts.await.map_err(store)
-    }
-
-    async fn dataset(&self, name: &DatasetName) -> Result<Dataset, DatasetError> {
-        self.ports.datasets.get(name).await.map_err(catalog)
     }
 
     /// The dataset's current contract.

@@ -50,7 +50,8 @@ fn dataset() -> Result<DatasetName, ApiError> {
 /// The dataset, created with the exam-results contract when it does not exist.
 async fn ensure_dataset(state: &ApiState) -> Result<DatasetName, ApiError> {
     let name = dataset()?;
-    match state.datasets.get(&name).await {
+    // Not `get`: it counts the dataset's records, on every import.
+    match state.datasets.dataset(&name).await {
         Ok(_) => return Ok(name),
         Err(DatasetError::UnknownDataset) => {}
         Err(e) => return Err(e.into()),

@@ -128,3 +128,21 @@ fn a_filter_on_a_name_that_is_not_a_dimension_is_refused_naming_it() {
         "{listed:?}"
     );
 }
+
+#[test]
+fn a_catalog_entry_is_read_without_counting_records() {
+    // No expectation on the records: counting them (every row, on each Markr import)
+    // fails the test.
+    let service = service(true, MockRecordStore::new());
+    let dataset = block_on(service.dataset(&name())).unwrap();
+    assert_eq!(dataset.revision, Revision::new(3));
+    let missing = service_missing();
+    assert!(matches!(
+        block_on(missing.dataset(&name())),
+        Err(DatasetError::UnknownDataset)
+    ));
+}
+
+fn service_missing() -> DatasetService {
+    service(false, MockRecordStore::new())
+}
