@@ -83,7 +83,7 @@ impl Layout {
         self.column(Kind::Measure, name)
     }
 
-    fn has(&self, fields: &[(Kind, &str)]) -> bool {
+    pub(crate) fn has(&self, fields: &[(Kind, &str)]) -> bool {
         fields
             .iter()
             .all(|(kind, name)| self.column(*kind, name).is_some())

@@ -34,6 +34,9 @@ pub(crate) struct PgImportWriter {
     layouts: Layouts,
     /// The dataset's typed table, as this transaction sees it.
     layout: Arc<Layout>,
+    /// Whether this transaction added columns: its layout is then not the committed
+    /// one, and nothing it reads may be cached.
+    altered: bool,
 }
 
 /// Locks the import row if the lease is still this holder's; its dataset.
@@ -78,6 +81,7 @@ impl PgImportWriter {
             cancelled: Vec::new(),
             layouts: layouts.clone(),
             layout,
+            altered: false,
         })
     }
 
@@ -109,13 +113,19 @@ impl PgImportWriter {
             return Ok(());
         }
         let ds = self.dataset.as_str();
-        if let Some(layout) = self.layouts.get(&mut self.tx, ds, &missing).await? {
-            self.layout = layout;
+        if !self.altered {
+            if let Some(layout) = self.layouts.get(&mut self.tx, ds, &missing).await? {
+                self.layout = layout;
+            }
+            if self.layout.has(&missing) {
+                return Ok(());
+            }
         }
         // Not cached: the columns exist only if this transaction commits.
         if let Some(layout) = layout::ensure(&mut self.tx, ds, &missing).await? {
             self.layout = Arc::new(layout);
         }
+        self.altered = true;
         Ok(())
     }
 

@@ -248,3 +248,89 @@ async fn a_new_version_adds_columns_indexed_with_every_measure() {
     })
     .await;
 }
+
+/// A record of the first contract with one more dimension no version declares.
+fn undeclared(id: &str, dimension: &str) -> intake_domain::merge::Change {
+    use intake_domain::{Dimensions, Measures, Record};
+    let mut dimensions = Dimensions::default();
+    dimensions.insert("group", "g1".into()).unwrap();
+    dimensions.insert(dimension, "z".into()).unwrap();
+    let mut measures = Measures::default();
+    measures.insert("value", 1.0).unwrap();
+    intake_domain::merge::Change {
+        kind: intake_domain::merge::ChangeKind::Created,
+        record: Record {
+            key: RecordKey::try_new(vec![id.into()]).unwrap(),
+            version: None,
+            dimensions,
+            measures,
+            attributes: intake_domain::Attributes::default(),
+        },
+        location: intake_domain::Location::default(),
+        callback_after: None,
+    }
+}
+
+fn batch(change: intake_domain::merge::Change) -> intake_domain::merge::Batch {
+    intake_domain::merge::Batch {
+        changes: vec![change],
+        conflicts: Vec::new(),
+        identities: std::collections::HashMap::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_field_no_version_declares_gets_a_column_only_if_its_import_commits() {
+    use intake_domain::merge::Verdict;
+    use intake_domain::{ImportReport, ports::ImportWriter as _};
+    let t = support::fresh().await;
+    let store = t.store.clone();
+    guarded(vec![t], async move {
+        let service = service(&store, Duration::from_secs(30));
+        let docs = vec![
+            support::csv("a", 3),
+            support::csv("b", 3),
+            support::csv("c", 3),
+        ];
+        receive_all(&store, &service, docs).await;
+
+        // Rolled back after two batches that each added a column: the columns go with
+        // it, and the next import writes as if they never were.
+        let lease = service.claim("w").await.unwrap().unwrap();
+        let mut writer = store.begin_apply(&lease).await.unwrap();
+        writer
+            .apply(&batch(undeclared("x1", "zone")))
+            .await
+            .unwrap();
+        writer
+            .apply(&batch(undeclared("x2", "area")))
+            .await
+            .unwrap();
+        drop(writer);
+        service.release(&lease).await.unwrap();
+        let lease = service.claim("w").await.unwrap().unwrap();
+        service.process(&lease).await.unwrap();
+
+        let lease = service.claim("w").await.unwrap().unwrap();
+        let mut writer = store.begin_apply(&lease).await.unwrap();
+        writer
+            .apply(&batch(undeclared("y1", "zone")))
+            .await
+            .unwrap();
+        writer
+            .finish(Verdict::Commit, &ImportReport::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary(&store, &query(Some("zone"), &[])).await,
+            vec![(Some("z".into()), 1, Some(1.0), 0)]
+        );
+        let lease = service.claim("w").await.unwrap().unwrap();
+        service.process(&lease).await.unwrap();
+        let all = RecordStore::list(&store, &dataset(), &page(&[]))
+            .await
+            .unwrap();
+        assert_eq!(all.total, 3 + 1 + 3, "a, then y1 alone, then c");
+    })
+    .await;
+}
