@@ -281,8 +281,8 @@ fn batch(change: intake_domain::merge::Change) -> intake_domain::merge::Batch {
 
 #[tokio::test]
 async fn a_field_no_version_declares_gets_a_column_only_if_its_import_commits() {
+    use intake_domain::ImportReport;
     use intake_domain::merge::Verdict;
-    use intake_domain::{ImportReport, ports::ImportWriter as _};
     let t = support::fresh().await;
     let store = t.store.clone();
     guarded(vec![t], async move {
