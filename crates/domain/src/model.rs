@@ -9,6 +9,7 @@ mod import;
 mod key;
 mod location;
 pub(crate) mod record;
+mod stored;
 mod value;
 
 pub use conflict::{Conflict, ConflictKind, FieldDifference};
@@ -19,4 +20,5 @@ pub use import::{ImportId, ImportIdError, ImportReport, ImportStatus, RecordErro
 pub use key::{KeyError, RecordKey};
 pub use location::Location;
 pub use record::{Attributes, Dimensions, EntryError, Measures, Record};
+pub use stored::StoredRecordError;
 pub use value::FieldValue;

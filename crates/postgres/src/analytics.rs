@@ -18,7 +18,6 @@ use intake_domain::DatasetName;
 
 use crate::PgStore;
 use crate::layout::{Kind, Layout};
-use crate::rows::json;
 
 fn failed(what: &'static str) -> impl Fn(sqlx::Error) -> AnalyticsError {
     move |e| AnalyticsError::Unexpected(anyhow::Error::new(e).context(what))
@@ -175,7 +174,8 @@ impl Analytics for PgStore {
                 Ok(TopRecord {
                     group: row.try_get("grp").map_err(failed("reading a ranking"))?,
                     score: row.try_get("value").map_err(failed("reading a ranking"))?,
-                    record: json(row, "record").map_err(AnalyticsError::Unexpected)?,
+                    record: crate::rows::record(row, "record")
+                        .map_err(AnalyticsError::Unexpected)?,
                 })
             })
             .collect()

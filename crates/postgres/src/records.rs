@@ -17,7 +17,7 @@ use crate::{PgStore, unexpected};
 fn stored(row: &PgRow, at: &str) -> Result<StoredRecord, StoreError> {
     let import: String = row.try_get("import_id").map_err(anyhow::Error::new)?;
     Ok(StoredRecord {
-        record: json(row, "record")?,
+        record: crate::rows::record(row, "record")?,
         import: ImportId::parse(import).map_err(anyhow::Error::new)?,
         updated_at: row.try_get(at).map_err(anyhow::Error::new)?,
     })
@@ -148,7 +148,7 @@ impl RecordStore for PgStore {
             .await
             .map_err(unexpected("scanning records"))?;
         rows.iter()
-            .map(|r| json(r, "record").map_err(StoreError::Unexpected))
+            .map(|r| crate::rows::record(r, "record").map_err(StoreError::Unexpected))
             .collect()
     }
 

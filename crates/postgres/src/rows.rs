@@ -75,6 +75,12 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) ->
     serde_json::from_str(&text).with_context(|| format!("bad stored {column}"))
 }
 
+/// A record stored in the compact form (or the serde form written before it).
+pub(crate) fn record(row: &PgRow, column: &str) -> anyhow::Result<intake_domain::Record> {
+    let text: String = row.try_get(column)?;
+    intake_domain::Record::from_stored(&text).with_context(|| format!("bad stored {column}"))
+}
+
 /// A value as JSON text, for a `::jsonb` cast.
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())

@@ -3,7 +3,7 @@
 //! statement per table (ADR 5: `COPY` measured no faster): the latest states into the
 //! dataset's typed table (ADR 22), then history, timers and events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,13 @@ use crate::deliveries::audience;
 use crate::layout::{self, Kind, Layout, Layouts};
 use crate::rows::{dataset_name, to_json};
 use crate::{new_id, seconds, unexpected};
+
+/// Keys' latest states as columns: canonical key, stored document, record.
+struct States<'a> {
+    keys: Vec<&'a str>,
+    documents: Vec<&'a str>,
+    records: Vec<&'a Record>,
+}
 
 pub(crate) struct PgImportWriter {
     pool: PgPool,
@@ -148,17 +155,40 @@ impl PgImportWriter {
             }
             keys.push(change.record.key.canonical());
             kinds.push(kind.as_str());
-            records.push(to_json(&change.record));
+            records.push(change.record.to_stored());
         }
         for (i, key) in keys.iter().enumerate() {
             last.insert(key.as_str(), i);
         }
         let mut latest: Vec<usize> = last.into_values().collect();
         latest.sort_unstable();
-        let pick = |v: &[String]| latest.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
         let states: Vec<&Record> = latest.iter().map(|&i| &changes[i].record).collect();
         self.cover(&states).await?;
-        self.upsert(&pick(&keys), &pick(&records), &states).await?;
+        // A key whose first change here is a creation has no row yet (unless an import
+        // running beside this one created it since this one looked): a plain insert,
+        // which costs half of an upsert's speculative insertion. The others are upserts.
+        let mut seen = HashSet::with_capacity(changes.len());
+        let fresh_keys: HashSet<&str> = changes
+            .iter()
+            .zip(&keys)
+            .filter(|(_, key)| seen.insert(key.as_str()))
+            .filter(|(c, _)| c.kind == ChangeKind::Created)
+            .map(|(_, key)| key.as_str())
+            .collect();
+        let (fresh, known): (Vec<usize>, Vec<usize>) = latest
+            .iter()
+            .partition(|&&i| fresh_keys.contains(keys[i].as_str()));
+        let rows = |picked: &[usize]| States {
+            keys: picked.iter().map(|&i| keys[i].as_str()).collect(),
+            documents: picked.iter().map(|&i| records[i].as_str()).collect(),
+            records: picked.iter().map(|&i| &changes[i].record).collect(),
+        };
+        if !fresh.is_empty() {
+            self.insert_new(&rows(&fresh)).await?;
+        }
+        if !known.is_empty() {
+            self.write_states(&rows(&known), true).await?;
+        }
         sqlx::query(
             "INSERT INTO record_history (dataset, key, kind, record, import_id) \
              SELECT $1, k, kd, r::json, $2 FROM UNNEST($3::text[], $4::text[], $5::text[]) \
@@ -176,13 +206,32 @@ impl PgImportWriter {
         Ok(())
     }
 
-    /// Writes the keys' latest states, a column per dimension and measure.
-    async fn upsert(
-        &mut self,
-        keys: &[String],
-        documents: &[String],
-        states: &[&Record],
-    ) -> Result<(), sqlx::Error> {
+    /// Inserts states of keys this import believes new; should another import have
+    /// created one meanwhile, the batch is written as upserts instead, as it always was.
+    async fn insert_new(&mut self, states: &States<'_>) -> Result<(), sqlx::Error> {
+        sqlx::query("SAVEPOINT fresh_keys")
+            .execute(&mut *self.tx)
+            .await?;
+        match self.write_states(states, false).await {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT fresh_keys")
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+            Err(e) if crate::is_unique_violation(&e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT fresh_keys")
+                    .execute(&mut *self.tx)
+                    .await?;
+                self.write_states(states, true).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the keys' latest states, a column per dimension and measure; `upsert`
+    /// replaces a key's existing row.
+    async fn write_states(&mut self, states: &States<'_>, upsert: bool) -> Result<(), sqlx::Error> {
         let layout = Arc::clone(&self.layout);
         let (dimensions, measures) = (&layout.dimensions, &layout.measures);
         let columns: Vec<&str> = dimensions
@@ -203,27 +252,41 @@ impl PgImportWriter {
         let sql = format!(
             "INSERT INTO {t} (key, record, import_id{cols}) \
              SELECT k, r::json, $1{cols} FROM UNNEST($2::text[], $3::text[]{arrays}) \
-               AS u(k, r{cols}) \
-             ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
-               import_id = excluded.import_id, updated_at = now(){sets}",
+               AS u(k, r{cols}){conflict}",
             t = layout.table,
             cols = columns.iter().map(|c| format!(", {c}")).collect::<String>(),
             arrays = arrays.concat(),
-            sets = columns
-                .iter()
-                .map(|c| format!(", {c} = excluded.{c}"))
-                .collect::<String>(),
+            conflict = if upsert {
+                let sets: String = columns
+                    .iter()
+                    .map(|c| format!(", {c} = excluded.{c}"))
+                    .collect();
+                format!(
+                    " ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
+                     import_id = excluded.import_id, updated_at = now(){sets}"
+                )
+            } else {
+                String::new()
+            },
         );
         let mut query = sqlx::query(&sql)
             .bind(self.lease.import.as_str())
-            .bind(keys)
-            .bind(documents);
+            .bind(&states.keys)
+            .bind(&states.documents);
         for (name, _) in dimensions {
-            let values: Vec<Option<&str>> = states.iter().map(|r| r.dimensions.get(name)).collect();
+            let values: Vec<Option<&str>> = states
+                .records
+                .iter()
+                .map(|r| r.dimensions.get(name))
+                .collect();
             query = query.bind(values);
         }
         for (name, _) in measures {
-            let values: Vec<Option<f64>> = states.iter().map(|r| r.measures.get(name)).collect();
+            let values: Vec<Option<f64>> = states
+                .records
+                .iter()
+                .map(|r| r.measures.get(name))
+                .collect();
             query = query.bind(values);
         }
         query.execute(&mut *self.tx).await?;
@@ -478,7 +541,7 @@ impl ImportWriter for PgImportWriter {
             .map_err(unexpected("loading records"))?;
         let mut records = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let record: Record = crate::rows::json(row, "record")?;
+            let record: Record = crate::rows::record(row, "record")?;
             records.insert(record.key.clone(), record);
         }
         let rows = sqlx::query(

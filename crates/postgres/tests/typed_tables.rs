@@ -334,3 +334,43 @@ async fn a_field_no_version_declares_gets_a_column_only_if_its_import_commits() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_key_created_meanwhile_by_another_import_is_overwritten_not_an_error() {
+    use intake_domain::ImportReport;
+    use intake_domain::merge::Verdict;
+    let t = support::fresh().await;
+    let store = t.store.clone();
+    guarded(vec![t], async move {
+        let service = service(&store, Duration::from_secs(30));
+        let docs = vec![support::csv("a", 1), support::csv("b", 1)];
+        receive_all(&store, &service, docs).await;
+        let first = service.claim("w1").await.unwrap().unwrap();
+        let second = service.claim("w2").await.unwrap().unwrap();
+        // Both imports looked before either wrote: each believes `k` new.
+        let mut one = store.begin_apply(&first).await.unwrap();
+        let mut two = store.begin_apply(&second).await.unwrap();
+        one.apply(&batch(undeclared("k", "zone"))).await.unwrap();
+        one.finish(Verdict::Commit, &ImportReport::default())
+            .await
+            .unwrap();
+        let mut later = undeclared("k", "zone");
+        later.record.measures.insert("value", 2.0).unwrap();
+        two.apply(&batch(later)).await.unwrap();
+        two.finish(Verdict::Commit, &ImportReport::default())
+            .await
+            .unwrap();
+        let key = RecordKey::try_new(vec!["k".into()]).unwrap();
+        let k = RecordStore::get(&store, &dataset(), &key).await.unwrap();
+        assert_eq!(
+            k.record.measures.get("value"),
+            Some(2.0),
+            "the later write wins"
+        );
+        let history = RecordStore::history(&store, &dataset(), &key)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2);
+    })
+    .await;
+}

@@ -204,7 +204,7 @@ async fn at_versions(
     let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
         "SELECT t.value ->> 0, (SELECT h.record FROM record_history h \
            WHERE h.dataset = ?1 AND h.key = t.value ->> 1 \
-             AND h.record ->> 'version' IS t.value ->> 2 \
+             AND coalesce(h.record ->> 'v', h.record ->> 'version') IS t.value ->> 2 \
            ORDER BY h.seq DESC LIMIT 1) \
          FROM json_each(?2) AS t",
     )
@@ -215,6 +215,13 @@ async fn at_versions(
     .map_err(unexpected("reading records at their versions"))?;
     rows.into_iter()
         .filter_map(|(id, record)| record.map(|r| (id, r)))
-        .map(|(id, r)| Ok((id, serde_json::from_str(&r).map_err(anyhow::Error::new)?)))
+        .map(|(id, r)| {
+            // Stored compact; the event carries the record's serde form, as clients see it.
+            let record = intake_domain::Record::from_stored(&r).map_err(anyhow::Error::new)?;
+            Ok((
+                id,
+                serde_json::to_value(&record).map_err(anyhow::Error::new)?,
+            ))
+        })
         .collect()
 }

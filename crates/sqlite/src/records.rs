@@ -17,7 +17,7 @@ fn stored(row: &SqliteRow, at: &str) -> Result<StoredRecord, StoreError> {
     let import: String = row.try_get("import_id").map_err(anyhow::Error::new)?;
     let at: String = row.try_get(at).map_err(anyhow::Error::new)?;
     Ok(StoredRecord {
-        record: json(row, "record")?,
+        record: crate::rows::record(row, "record")?,
         import: ImportId::parse(import).map_err(anyhow::Error::new)?,
         updated_at: parse_ts(&at)?,
     })
@@ -124,7 +124,7 @@ impl RecordStore for SqliteStore {
             .await
             .map_err(unexpected("scanning records"))?;
         rows.iter()
-            .map(|r| json(r, "record").map_err(StoreError::Unexpected))
+            .map(|r| crate::rows::record(r, "record").map_err(StoreError::Unexpected))
             .collect()
     }
 

@@ -72,6 +72,12 @@ pub(crate) fn import_row(row: &SqliteRow) -> anyhow::Result<ImportSummary> {
 }
 
 /// Reads a JSON column into a domain type.
+/// A record stored in the compact form (or the serde form written before it).
+pub(crate) fn record(row: &SqliteRow, column: &str) -> anyhow::Result<intake_domain::Record> {
+    let text: String = row.try_get(column)?;
+    intake_domain::Record::from_stored(&text).with_context(|| format!("bad stored {column}"))
+}
+
 pub(crate) fn json<T: serde::de::DeserializeOwned>(
     row: &SqliteRow,
     column: &str,

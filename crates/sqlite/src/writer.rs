@@ -94,7 +94,7 @@ impl SqliteImportWriter {
             let row = [
                 key,
                 kind.as_str().to_owned(),
-                json(&change.record),
+                change.record.to_stored(),
                 json(&change.record.dimensions),
             ];
             rows.push(row.to_vec());
@@ -382,7 +382,7 @@ impl ImportWriter for SqliteImportWriter {
         .map_err(unexpected("loading records"))?;
         let mut records = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let record: Record = crate::rows::json(row, "record")?;
+            let record: Record = crate::rows::record(row, "record")?;
             records.insert(record.key.clone(), record);
         }
         let rows = sqlx::query(
