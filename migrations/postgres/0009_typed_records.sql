@@ -4,7 +4,8 @@
 -- collation, so pages read the primary key in order), the record, and a column per
 -- dimension (`d1`, … text) and measure (`m1`, … float8) that any contract version
 -- declared or any stored record holds, `dataset_fields` naming them. Each dimension
--- is indexed with every measure included. History stays one shared table.
+-- is indexed with every measure included (up to 31: an index holds 32 columns).
+-- History stays one shared table.
 
 ALTER TABLE datasets ADD COLUMN id bigserial UNIQUE;
 
@@ -62,7 +63,10 @@ BEGIN
             EXECUTE format('ALTER TABLE %I ADD COLUMN %I float8', t, 'm' || n);
             cols := cols || format(', %I', 'm' || n);
             exprs := exprs || format(', (record -> ''measures'' ->> %L)::float8', f.name);
-            measures := measures || CASE WHEN n > 1 THEN ', ' ELSE '' END || format('%I', 'm' || n);
+            -- An index holds 32 columns: the dimension and up to 31 measures.
+            IF n <= 31 THEN
+                measures := measures || CASE WHEN n > 1 THEN ', ' ELSE '' END || format('%I', 'm' || n);
+            END IF;
         END LOOP;
         EXECUTE format('INSERT INTO %I (key, record, import_id, updated_at%s) '
             'SELECT key, record, import_id, updated_at%s FROM records WHERE dataset = $1', t, cols, exprs)

@@ -17,6 +17,9 @@ use std::sync::{Arc, RwLock};
 
 use sqlx::{PgConnection, Row as _};
 
+/// Measures an index includes beside its dimension (PostgreSQL allows 32 columns).
+const MAX_INCLUDED: usize = 31;
+
 /// What a field of a record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -89,9 +92,16 @@ impl Layout {
             .all(|(kind, name)| self.column(*kind, name).is_some())
     }
 
-    /// The statement that indexes a dimension's column with every measure included.
+    /// The statement that indexes a dimension's column with every measure included, up
+    /// to PostgreSQL's 32 columns an index: measures past the 31st are read from the
+    /// table.
     fn index_statement(&self, column: &str) -> String {
-        let measures: Vec<&str> = self.measures.iter().map(|(_, c)| c.as_str()).collect();
+        let measures: Vec<&str> = self
+            .measures
+            .iter()
+            .take(MAX_INCLUDED)
+            .map(|(_, c)| c.as_str())
+            .collect();
         let include = if measures.is_empty() {
             String::new()
         } else {
@@ -230,7 +240,7 @@ pub(crate) async fn ensure(
                 layout.dimensions.push((name.to_owned(), column));
             }
             Kind::Measure => {
-                measure_added = true;
+                measure_added |= layout.measures.len() < MAX_INCLUDED;
                 layout.measures.push((name.to_owned(), column));
             }
         }
@@ -257,6 +267,35 @@ pub(crate) async fn ensure(
 pub(crate) struct Layouts(Arc<RwLock<HashMap<String, Arc<Layout>>>>);
 
 impl Layouts {
+    /// Locks the dataset's table for writing (`ROW EXCLUSIVE`: imports write side by
+    /// side, but no column can be added until this transaction ends), then reads its
+    /// layout from the catalog, so the caller writes every column the table has: one
+    /// a cached layout lacked would keep a stale value in an upserted row.
+    pub(crate) async fn lock(
+        &self,
+        conn: &mut PgConnection,
+        dataset: &str,
+    ) -> Result<Option<Arc<Layout>>, sqlx::Error> {
+        let Some(cached) = self.get(conn, dataset, &[]).await? else {
+            return Ok(None);
+        };
+        sqlx::query(&format!(
+            "LOCK TABLE {} IN ROW EXCLUSIVE MODE",
+            cached.table
+        ))
+        .execute(&mut *conn)
+        .await?;
+        let Some(layout) = read(conn, dataset).await? else {
+            return Ok(None);
+        };
+        let layout = Arc::new(layout);
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(dataset.to_owned(), Arc::clone(&layout));
+        Ok(Some(layout))
+    }
+
     /// The dataset's layout, read from the catalog when none is cached or the cached
     /// one lacks one of `fields`; `None` when there is no such dataset. Only committed
     /// layouts are cached: call it outside a transaction that added columns.

@@ -3,7 +3,7 @@
 //! statement per table (ADR 5: `COPY` measured no faster): the latest states into the
 //! dataset's typed table (ADR 22), then history, timers and events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,7 +75,7 @@ impl PgImportWriter {
             .await
             .map_err(unexpected("reading the dataset's subscriptions"))?;
         let layout = layouts
-            .get(&mut tx, dataset.as_str(), &[])
+            .lock(&mut tx, dataset.as_str())
             .await
             .map_err(unexpected("reading the dataset's columns"))?
             .ok_or_else(|| anyhow::anyhow!("the dataset {dataset} has no table"))?;
@@ -164,31 +164,12 @@ impl PgImportWriter {
         latest.sort_unstable();
         let states: Vec<&Record> = latest.iter().map(|&i| &changes[i].record).collect();
         self.cover(&states).await?;
-        // A key whose first change here is a creation has no row yet (unless an import
-        // running beside this one created it since this one looked): a plain insert,
-        // which costs half of an upsert's speculative insertion. The others are upserts.
-        let mut seen = HashSet::with_capacity(changes.len());
-        let fresh_keys: HashSet<&str> = changes
-            .iter()
-            .zip(&keys)
-            .filter(|(_, key)| seen.insert(key.as_str()))
-            .filter(|(c, _)| c.kind == ChangeKind::Created)
-            .map(|(_, key)| key.as_str())
-            .collect();
-        let (fresh, known): (Vec<usize>, Vec<usize>) = latest
-            .iter()
-            .partition(|&&i| fresh_keys.contains(keys[i].as_str()));
-        let rows = |picked: &[usize]| States {
-            keys: picked.iter().map(|&i| keys[i].as_str()).collect(),
-            documents: picked.iter().map(|&i| records[i].as_str()).collect(),
-            records: picked.iter().map(|&i| &changes[i].record).collect(),
+        let latest_states = States {
+            keys: latest.iter().map(|&i| keys[i].as_str()).collect(),
+            documents: latest.iter().map(|&i| records[i].as_str()).collect(),
+            records: states,
         };
-        if !fresh.is_empty() {
-            self.insert_new(&rows(&fresh)).await?;
-        }
-        if !known.is_empty() {
-            self.write_states(&rows(&known), true).await?;
-        }
+        self.write_states(&latest_states).await?;
         sqlx::query(
             "INSERT INTO record_history (dataset, key, kind, record, import_id) \
              SELECT $1, k, kd, r::json, $2 FROM UNNEST($3::text[], $4::text[], $5::text[]) \
@@ -206,32 +187,9 @@ impl PgImportWriter {
         Ok(())
     }
 
-    /// Inserts states of keys this import believes new; should another import have
-    /// created one meanwhile, the batch is written as upserts instead, as it always was.
-    async fn insert_new(&mut self, states: &States<'_>) -> Result<(), sqlx::Error> {
-        sqlx::query("SAVEPOINT fresh_keys")
-            .execute(&mut *self.tx)
-            .await?;
-        match self.write_states(states, false).await {
-            Ok(()) => {
-                sqlx::query("RELEASE SAVEPOINT fresh_keys")
-                    .execute(&mut *self.tx)
-                    .await?;
-                Ok(())
-            }
-            Err(e) if crate::is_unique_violation(&e) => {
-                sqlx::query("ROLLBACK TO SAVEPOINT fresh_keys")
-                    .execute(&mut *self.tx)
-                    .await?;
-                self.write_states(states, true).await
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Writes the keys' latest states, a column per dimension and measure; `upsert`
-    /// replaces a key's existing row.
-    async fn write_states(&mut self, states: &States<'_>, upsert: bool) -> Result<(), sqlx::Error> {
+    /// Upserts the keys' latest states, a column per dimension and measure: every
+    /// column of the table is written, so a field the record lacks becomes NULL.
+    async fn write_states(&mut self, states: &States<'_>) -> Result<(), sqlx::Error> {
         let layout = Arc::clone(&self.layout);
         let (dimensions, measures) = (&layout.dimensions, &layout.measures);
         let columns: Vec<&str> = dimensions
@@ -249,25 +207,19 @@ impl PgImportWriter {
                 format!(", ${}::{kind}[]", i + 4)
             })
             .collect();
+        let sets: String = columns
+            .iter()
+            .map(|c| format!(", {c} = excluded.{c}"))
+            .collect();
         let sql = format!(
             "INSERT INTO {t} (key, record, import_id{cols}) \
              SELECT k, r::json, $1{cols} FROM UNNEST($2::text[], $3::text[]{arrays}) \
-               AS u(k, r{cols}){conflict}",
+               AS u(k, r{cols}) \
+             ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
+               import_id = excluded.import_id, updated_at = now(){sets}",
             t = layout.table,
             cols = columns.iter().map(|c| format!(", {c}")).collect::<String>(),
             arrays = arrays.concat(),
-            conflict = if upsert {
-                let sets: String = columns
-                    .iter()
-                    .map(|c| format!(", {c} = excluded.{c}"))
-                    .collect();
-                format!(
-                    " ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
-                     import_id = excluded.import_id, updated_at = now(){sets}"
-                )
-            } else {
-                String::new()
-            },
         );
         let mut query = sqlx::query(&sql)
             .bind(self.lease.import.as_str())

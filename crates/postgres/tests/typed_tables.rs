@@ -336,7 +336,7 @@ async fn a_field_no_version_declares_gets_a_column_only_if_its_import_commits() 
 }
 
 #[tokio::test]
-async fn a_key_created_meanwhile_by_another_import_is_overwritten_not_an_error() {
+async fn a_key_created_meanwhile_by_another_import_is_overwritten() {
     use intake_domain::ImportReport;
     use intake_domain::merge::Verdict;
     let t = support::fresh().await;
@@ -350,11 +350,12 @@ async fn a_key_created_meanwhile_by_another_import_is_overwritten_not_an_error()
         // Both imports looked before either wrote: each believes `k` new.
         let mut one = store.begin_apply(&first).await.unwrap();
         let mut two = store.begin_apply(&second).await.unwrap();
-        one.apply(&batch(undeclared("k", "zone"))).await.unwrap();
+        // Declared fields only: a new column would wait for the other import's lock.
+        one.apply(&batch(undeclared("k", "group"))).await.unwrap();
         one.finish(Verdict::Commit, &ImportReport::default())
             .await
             .unwrap();
-        let mut later = undeclared("k", "zone");
+        let mut later = undeclared("k", "group");
         later.record.measures.insert("value", 2.0).unwrap();
         two.apply(&batch(later)).await.unwrap();
         two.finish(Verdict::Commit, &ImportReport::default())
@@ -371,6 +372,51 @@ async fn a_key_created_meanwhile_by_another_import_is_overwritten_not_an_error()
             .await
             .unwrap();
         assert_eq!(history.len(), 2);
+    })
+    .await;
+}
+
+async fn receive_and_process(service: &intake_domain::ingest::ImportService, doc: &str) {
+    let chunks = futures_lite::stream::iter([Ok::<_, std::io::Error>(doc.as_bytes().to_vec())]);
+    service
+        .receive(&dataset(), "text/csv", "test", None, chunks)
+        .await
+        .unwrap();
+    while let Some(lease) = service.claim("w").await.unwrap() {
+        service.process(&lease).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_instance_that_never_saw_a_new_column_still_clears_it_on_update() {
+    let t = support::fresh().await;
+    let (one, schema) = (t.store.clone(), t.schema.clone());
+    guarded(vec![t], async move {
+        // Two instances on one database; `one` has read the layout before `two`
+        // published the region.
+        let two = PgStore::connect(&settings(&schema)).unwrap();
+        let (service_one, service_two) = (
+            service(&one, Duration::from_secs(30)),
+            service(&two, Duration::from_secs(30)),
+        );
+        receive_all(&one, &service_one, vec![support::csv("a", 2)]).await;
+        while let Some(lease) = service_one.claim("w").await.unwrap() {
+            service_one.process(&lease).await.unwrap();
+        }
+        two.publish(&dataset(), &Contract::parse(WITH_REGION).unwrap())
+            .await
+            .unwrap();
+        receive_and_process(&service_two, "id,group,value,region\na0,g1,5,EU\n").await;
+        receive_and_process(&service_one, "id,group,value\na0,g1,7\n").await;
+
+        let key = RecordKey::try_new(vec!["a0".into()]).unwrap();
+        let a0 = RecordStore::get(&two, &dataset(), &key).await.unwrap();
+        assert_eq!(a0.record.dimensions.get("region"), None);
+        assert_eq!(
+            summary(&two, &query(Some("region"), &[])).await,
+            vec![],
+            "a0 lost its region: no group keeps it"
+        );
     })
     .await;
 }
