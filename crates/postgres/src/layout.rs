@@ -288,12 +288,7 @@ impl Layouts {
         let Some(layout) = read(conn, dataset).await? else {
             return Ok(None);
         };
-        let layout = Arc::new(layout);
-        self.0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(dataset.to_owned(), Arc::clone(&layout));
-        Ok(Some(layout))
+        Ok(Some(self.remember(dataset, layout)))
     }
 
     /// The dataset's layout, read from the catalog when none is cached or the cached
@@ -317,12 +312,19 @@ impl Layouts {
         let Some(layout) = read(conn, dataset).await? else {
             return Ok(None);
         };
+        Ok(Some(self.remember(dataset, layout)))
+    }
+}
+
+impl Layouts {
+    /// Caches a layout read from the catalog.
+    fn remember(&self, dataset: &str, layout: Layout) -> Arc<Layout> {
         let layout = Arc::new(layout);
         self.0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(dataset.to_owned(), Arc::clone(&layout));
-        Ok(Some(layout))
+        layout
     }
 }
 
