@@ -168,6 +168,15 @@ fn parse_ts(text: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(at.with_timezone(&Utc))
 }
 
+/// A time as stored in history: microseconds since the Unix epoch.
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us).with_context(|| format!("bad stored time {us}"))
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now()
 }

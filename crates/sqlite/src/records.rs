@@ -11,26 +11,37 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::rows::json;
 use crate::writer::SqliteImportWriter;
-use crate::{SqliteStore, parse_ts, unexpected};
+use crate::{SqliteStore, from_micros, unexpected};
 
-fn stored(row: &SqliteRow, at: &str) -> Result<StoredRecord, StoreError> {
+/// The columns [`stored`] reads, from `record_history h` joined to `imports i`.
+const STORED: &str = "h.record, i.id AS import_id, h.at_us";
+
+/// A record's latest state (`records r`) joined to the history row holding it and
+/// that row's import.
+const LATEST: &str = "records r JOIN record_history h ON h.seq = r.seq \
+    JOIN imports i ON i.seq = h.import_seq";
+
+fn stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
     let import: String = row.try_get("import_id").map_err(anyhow::Error::new)?;
-    let at: String = row.try_get(at).map_err(anyhow::Error::new)?;
+    let at: i64 = row.try_get("at_us").map_err(anyhow::Error::new)?;
     Ok(StoredRecord {
         record: crate::rows::record(row, "record")?,
         import: ImportId::parse(import).map_err(anyhow::Error::new)?,
-        updated_at: parse_ts(&at)?,
+        updated_at: from_micros(at)?,
     })
 }
 
-/// `AND json_extract(dimensions, '$.name') = ?` per filter; names are checked
+/// `AND <the dimension in the document h.record> = ?` per filter: `d` in the compact
+/// form, `dimensions` in the serde form stored before it (ADR 22). Names are checked
 /// identifiers, and values are bound.
 fn filters(filters: &BTreeMap<String, String>) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds = Vec::new();
     for (name, value) in filters {
-        sql.push_str(" AND json_extract(dimensions, ?) = ?");
-        binds.push(format!("$.\"{}\"", name.replace('"', "")));
+        sql.push_str(" AND coalesce(json_extract(h.record, ?), json_extract(h.record, ?)) = ?");
+        let name = name.replace('"', "");
+        binds.push(format!("$.d.\"{name}\""));
+        binds.push(format!("$.dimensions.\"{name}\""));
         binds.push(value.clone());
     }
     (sql, binds)
@@ -49,15 +60,15 @@ impl RecordStore for SqliteStore {
         dataset: &DatasetName,
         key: &RecordKey,
     ) -> Result<StoredRecord, StoreError> {
-        let row = sqlx::query(
-            "SELECT record, import_id, updated_at FROM records WHERE dataset = ? AND key = ?",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {STORED} FROM {LATEST} WHERE r.dataset = ? AND r.key = ?"
+        ))
         .bind(dataset.as_str())
         .bind(key.canonical())
         .fetch_optional(&self.pool)
         .await
         .map_err(unexpected("reading a record"))?;
-        stored(&row.ok_or(StoreError::NotFound)?, "updated_at")
+        stored(&row.ok_or(StoreError::NotFound)?)
     }
 
     async fn list(
@@ -66,7 +77,14 @@ impl RecordStore for SqliteStore {
         query: &RecordQuery,
     ) -> Result<RecordPage, StoreError> {
         let (clause, binds) = filters(&query.filters);
-        let count_sql = format!("SELECT COUNT(*) FROM records WHERE dataset = ?{clause}");
+        let count_sql = if clause.is_empty() {
+            "SELECT COUNT(*) FROM records r WHERE r.dataset = ?".to_owned()
+        } else {
+            format!(
+                "SELECT COUNT(*) FROM records r JOIN record_history h ON h.seq = r.seq \
+                 WHERE r.dataset = ?{clause}"
+            )
+        };
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(dataset.as_str());
         for b in &binds {
             count = count.bind(b);
@@ -76,8 +94,8 @@ impl RecordStore for SqliteStore {
             .await
             .map_err(unexpected("counting records"))?;
         let page_sql = format!(
-            "SELECT record, import_id, updated_at FROM records WHERE dataset = ?{clause} \
-             AND (? IS NULL OR key > ?) ORDER BY key LIMIT ? OFFSET ?"
+            "SELECT {STORED} FROM {LATEST} WHERE r.dataset = ?{clause} \
+             AND (? IS NULL OR r.key > ?) ORDER BY r.key LIMIT ? OFFSET ?"
         );
         let mut page = sqlx::query(&page_sql).bind(dataset.as_str());
         for b in &binds {
@@ -92,10 +110,7 @@ impl RecordStore for SqliteStore {
             .await
             .map_err(unexpected("listing records"))?;
         Ok(RecordPage {
-            records: rows
-                .iter()
-                .map(|r| stored(r, "updated_at"))
-                .collect::<Result<_, _>>()?,
+            records: rows.iter().map(stored).collect::<Result<_, _>>()?,
             total: u64::try_from(total).unwrap_or(0),
         })
     }
@@ -108,8 +123,8 @@ impl RecordStore for SqliteStore {
         let (clause, binds) = filters(&scan.filters);
         // Keys are TEXT with the default BINARY collation: bytewise, like the domain's.
         let sql = format!(
-            "SELECT record FROM records WHERE dataset = ? AND (? IS NULL OR key > ?){clause} \
-             ORDER BY key LIMIT ?"
+            "SELECT h.record FROM records r JOIN record_history h ON h.seq = r.seq \
+             WHERE r.dataset = ? AND (? IS NULL OR r.key > ?){clause} ORDER BY r.key LIMIT ?"
         );
         let mut page = sqlx::query(&sql)
             .bind(dataset.as_str())
@@ -133,10 +148,10 @@ impl RecordStore for SqliteStore {
         dataset: &DatasetName,
         key: &RecordKey,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT record, import_id, created_at FROM record_history \
-             WHERE dataset = ? AND key = ? ORDER BY seq",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {STORED} FROM record_history h JOIN imports i ON i.seq = h.import_seq \
+             WHERE h.dataset = ? AND h.key = ? ORDER BY h.seq"
+        ))
         .bind(dataset.as_str())
         .bind(key.canonical())
         .fetch_all(&self.pool)
@@ -145,7 +160,7 @@ impl RecordStore for SqliteStore {
         if rows.is_empty() {
             return Err(StoreError::NotFound);
         }
-        rows.iter().map(|r| stored(r, "created_at")).collect()
+        rows.iter().map(stored).collect()
     }
 
     async fn conflicts(

@@ -16,12 +16,14 @@ use sqlx::{Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::deliveries::audience;
 use crate::queue::expiry;
-use crate::{new_id, now, ts, unexpected};
+use crate::{micros, new_id, now, ts, unexpected};
 
 pub(crate) struct SqliteImportWriter {
     pool: SqlitePool,
     tx: Transaction<'static, Sqlite>,
     lease: Lease,
+    /// The import's number (`imports.seq`), which history rows name it by.
+    import_seq: i64,
     dataset: DatasetName,
     /// Who wants the dataset's events: none is written that nobody wants.
     audience: Audience,
@@ -37,16 +39,16 @@ impl SqliteImportWriter {
             .begin()
             .await
             .map_err(unexpected("opening an import's transaction"))?;
-        let dataset: Option<String> = sqlx::query_scalar(
+        let leased: Option<(String, i64)> = sqlx::query_as(
             "UPDATE imports SET lease_expires_at = lease_expires_at \
-             WHERE id = ? AND lease_token = ? AND status = 'processing' RETURNING dataset",
+             WHERE id = ? AND lease_token = ? AND status = 'processing' RETURNING dataset, seq",
         )
         .bind(lease.import.as_str())
         .bind(&lease.token)
         .fetch_optional(&mut *tx)
         .await
         .map_err(unexpected("checking an import's lease"))?;
-        let dataset = dataset.ok_or(StoreError::LeaseLost)?;
+        let (dataset, import_seq) = leased.ok_or(StoreError::LeaseLost)?;
         let dataset = DatasetName::parse(dataset).map_err(anyhow::Error::new)?;
         let audience = audience(&mut tx, &dataset)
             .await
@@ -55,6 +57,7 @@ impl SqliteImportWriter {
             pool: pool.clone(),
             tx,
             lease: lease.clone(),
+            import_seq,
             dataset,
             audience,
             cancelled: Vec::new(),
@@ -79,7 +82,12 @@ impl SqliteImportWriter {
         Ok(())
     }
 
-    async fn write_changes(&mut self, changes: &[Change], at: &str) -> Result<(), sqlx::Error> {
+    async fn write_changes(
+        &mut self,
+        changes: &[Change],
+        at: &str,
+        at_us: i64,
+    ) -> Result<(), sqlx::Error> {
         let mut rows = Vec::with_capacity(changes.len());
         let mut last = HashMap::with_capacity(changes.len());
         let mut events = Fanout::default();
@@ -91,37 +99,46 @@ impl SqliteImportWriter {
                 let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
                 events.add(&self.audience, kind, &payload);
             }
-            let row = [
-                key,
-                kind.as_str().to_owned(),
-                change.record.to_stored(),
-                json(&change.record.dimensions),
-            ];
-            rows.push(row.to_vec());
+            rows.push([key, kind.as_str().to_owned(), change.record.to_stored()]);
         }
-        // Rows are applied in array order, so a key changed twice ends on its last state.
-        self.each(
-            "INSERT INTO records (dataset, key, record, dimensions, import_id, updated_at) \
-             SELECT ?1, value ->> 0, value ->> 2, value ->> 3, ?2, ?3 FROM json_each(?4) WHERE true \
-             ORDER BY json_each.key ON CONFLICT (dataset, key) DO UPDATE SET \
-             record = excluded.record, dimensions = excluded.dimensions, \
-             import_id = excluded.import_id, updated_at = excluded.updated_at",
-            &rows,
-            at,
-        )
-        .await?;
-        self.each(
-            "INSERT INTO record_history (dataset, key, kind, record, import_id, created_at) \
-             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?2, ?3 FROM json_each(?4) \
-             ORDER BY json_each.key",
-            &rows,
-            at,
-        )
-        .await?;
+        if !rows.is_empty() {
+            self.write_states(&rows, at_us).await?;
+        }
         events
             .write(&mut self.tx, self.dataset.as_str(), at)
             .await?;
         self.replace_timers(changes, last, at).await
+    }
+
+    /// Appends each `[key, kind, stored record]` to history, then points each key's
+    /// latest state at its newest row (ADR 23): the document is stored once.
+    async fn write_states(&mut self, rows: &[[String; 3]], at_us: i64) -> Result<(), sqlx::Error> {
+        // The transaction holds the write lock: the rows appended below are the ones
+        // numbered above this.
+        let before: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM record_history")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO record_history (dataset, key, kind, record, import_seq, at_us) \
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?2, ?3 FROM json_each(?4) \
+             ORDER BY json_each.key",
+        )
+        .bind(self.dataset.as_str())
+        .bind(self.import_seq)
+        .bind(at_us)
+        .bind(json(&rows))
+        .execute(&mut *self.tx)
+        .await?;
+        // In history's order, so a key changed twice in the batch ends on its last state.
+        sqlx::query(
+            "INSERT INTO records (dataset, key, seq) \
+             SELECT dataset, key, seq FROM record_history WHERE seq > ?1 ORDER BY seq \
+             ON CONFLICT (dataset, key) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(before)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     /// A key's newest change cancels its pending callback (kept, `cancelled`, with the
@@ -184,8 +201,9 @@ impl SqliteImportWriter {
     }
 
     async fn write_batch(&mut self, batch: &Batch) -> Result<(), sqlx::Error> {
-        let at = ts(now());
-        self.write_changes(&batch.changes, &at).await?;
+        let now = now();
+        let at = ts(now);
+        self.write_changes(&batch.changes, &at, micros(now)).await?;
         let conflicts: Vec<Vec<String>> = batch.conflicts.iter().map(|c| vec![json(c)]).collect();
         self.each(
             "INSERT INTO conflicts (dataset, import_id, conflict) \
@@ -373,7 +391,8 @@ impl ImportWriter for SqliteImportWriter {
     ) -> Result<(HashMap<RecordKey, Record>, IdentityMap), StoreError> {
         let keys: Vec<String> = keys.iter().map(RecordKey::canonical).collect();
         let rows = sqlx::query(
-            "SELECT record FROM records WHERE dataset = ? AND key IN (SELECT value FROM json_each(?))",
+            "SELECT h.record FROM records r JOIN record_history h ON h.seq = r.seq \
+             WHERE r.dataset = ? AND r.key IN (SELECT value FROM json_each(?))",
         )
         .bind(self.dataset.as_str())
         .bind(json(&keys))
@@ -438,6 +457,7 @@ impl ImportWriter for SqliteImportWriter {
             dataset,
             audience,
             cancelled,
+            ..
         } = *self;
         if verdict == Verdict::Reject {
             // Nothing applied is kept: roll back, then record the failure on its own.
