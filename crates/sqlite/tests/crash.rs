@@ -60,6 +60,13 @@ async fn child_process_runs_a_worker() {
     worker.run("child", shutdown).await;
 }
 
+/// Rows of the document: enough that its transaction outgrows SQLite's page cache.
+const ROWS: usize = 50_000;
+
+fn wal_size(path: &str) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
@@ -109,7 +116,7 @@ async fn state(store: &SqliteStore, path: &str) -> (Vec<Record>, (i64, i64)) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_import_leaves_nothing_half_applied() {
     let dir = tempfile::tempdir().unwrap();
-    let rows: String = (0..20_000)
+    let rows: String = (0..ROWS)
         .map(|i| format!("k{i},g{},{i}\n", i % 7))
         .collect();
     let doc = format!("id,group,value\n{rows}").into_bytes();
@@ -140,7 +147,23 @@ async fn a_worker_killed_mid_import_leaves_nothing_half_applied() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Killed once the import's open transaction has spilled pages into the WAL: its
+    // writes have begun and nothing of them is committed (a timed sleep raced a fast
+    // import to its end).
+    let wal = format!("{path}-wal");
+    let claimed = wal_size(&wal);
+    while wal_size(&wal) < claimed + 1_000_000 {
+        assert_eq!(
+            ImportVault::get(&crashed, &id).await.unwrap().status,
+            ImportStatus::Processing,
+            "the import ended before it could be killed: give it more rows"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the child never wrote"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     drop(child); // SIGKILL
 
     let after = ImportVault::get(&crashed, &id).await.unwrap();
@@ -163,7 +186,7 @@ async fn a_worker_killed_mid_import_leaves_nothing_half_applied() {
     let (records, history) = state(&crashed, &path).await;
     assert_eq!(
         (records.len(), history),
-        (20_000, (20_000, 20_000)),
+        (ROWS, (ROWS as i64, ROWS as i64)),
         "each key applied once"
     );
     assert_eq!((records, history), state(&reference, &reference_path).await);
