@@ -366,9 +366,18 @@ fn a_batch_merges_against_the_state_added_from_the_store() {
         .into_iter()
         .filter(|(k, _)| keys.contains(k))
         .collect();
+    assert_eq!(
+        first.identities.keys().collect::<Vec<_>>(),
+        ["g"],
+        "the identity first seen is written"
+    );
     session.add_state(needed, first.identities);
     mapped.into_iter().for_each(|m| session.merge(m));
     let second = session.take_batch();
+    assert!(
+        second.identities.is_empty(),
+        "the stored identity of g is not written again"
+    );
     assert_eq!(
         second.changes.len(),
         1,

@@ -15,7 +15,8 @@
 //! A key whose state was not added merges as if it were new: loading is the service's
 //! job, and the storage conformance suites check it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::{Decision, Verdict, check_identity, key_conflict};
@@ -81,7 +82,8 @@ pub struct Batch {
     pub changes: Vec<Change>,
     /// Conflicts, in document order.
     pub conflicts: Vec<Conflict>,
-    /// Identity references (loaded and new); the store keeps the first per key.
+    /// Identity references first seen in this batch (not loaded from the store), to
+    /// be stored; the store keeps the first per key.
     pub identities: HashMap<String, IdentityFields>,
 }
 
@@ -91,6 +93,8 @@ pub struct MergeSession<'c> {
     contract: &'c Contract,
     records: HashMap<RecordKey, Held>,
     identities: HashMap<String, IdentityFields>,
+    /// The keys of `identities` loaded from the store: not written again.
+    stored_identities: HashSet<String>,
     report: ImportReport,
     changes: Vec<Change>,
     conflicts: Vec<Conflict>,
@@ -104,6 +108,7 @@ impl<'c> MergeSession<'c> {
             contract,
             records: HashMap::new(),
             identities: HashMap::new(),
+            stored_identities: HashSet::new(),
             report: ImportReport::default(),
             changes: Vec::new(),
             conflicts: Vec::new(),
@@ -238,7 +243,10 @@ impl<'c> MergeSession<'c> {
             self.records.entry(key).or_insert(Held::Loaded(record));
         }
         for (key, fields) in identities {
-            self.identities.entry(key).or_insert(fields);
+            if let Entry::Vacant(entry) = self.identities.entry(key) {
+                self.stored_identities.insert(entry.key().clone());
+                entry.insert(fields);
+            }
         }
     }
 
@@ -246,10 +254,13 @@ impl<'c> MergeSession<'c> {
     /// forgets the cached state. The report and verdict keep covering the document.
     pub fn take_batch(&mut self) -> Batch {
         self.records.clear();
+        let stored = std::mem::take(&mut self.stored_identities);
+        let mut identities = std::mem::take(&mut self.identities);
+        identities.retain(|key, _| !stored.contains(key));
         Batch {
             changes: std::mem::take(&mut self.changes),
             conflicts: std::mem::take(&mut self.conflicts),
-            identities: std::mem::take(&mut self.identities),
+            identities,
         }
     }
 
