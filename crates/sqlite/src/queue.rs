@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use intake_domain::ports::{ImportQueue, ImportSummary, Lease, QueueError};
+use intake_domain::ports::{ImportQueue, ImportSummary, Lease, QueueError, VaultError};
 use intake_domain::{ContractVersion, ImportId};
 
+use crate::rows::{IMPORT_COLUMNS, import_row};
 use crate::vault::get;
 use crate::{SqliteStore, is_busy, new_id, now, ts, unexpected};
 
@@ -135,22 +136,24 @@ impl ImportQueue for SqliteStore {
         id: &ImportId,
         contract: ContractVersion,
     ) -> Result<ImportSummary, QueueError> {
-        let requeued = sqlx::query(
+        // The answer is the row as this statement left it: a worker may claim the
+        // import before a second read (the API answered `processing` for a reprocess).
+        let requeued = sqlx::query(&format!(
             "UPDATE imports SET status = 'received', contract = ?, report = NULL, attempts = 0 \
-             WHERE id = ? AND status IN ('completed', 'failed')",
-        )
+             WHERE id = ? AND status IN ('completed', 'failed') RETURNING {IMPORT_COLUMNS}"
+        ))
         .bind(i64::from(contract.get()))
         .bind(id.as_str())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(unexpected("requeueing an import"))?;
-        let import = get(&self.pool, id).await.map_err(|e| match e {
-            intake_domain::ports::VaultError::NotFound => QueueError::NotFound,
-            e => QueueError::Unexpected(e.into()),
-        })?;
-        match requeued.rows_affected() {
-            0 => Err(QueueError::Busy),
-            _ => Ok(import),
+        if let Some(row) = requeued {
+            return Ok(import_row(&row)?);
+        }
+        match get(&self.pool, id).await {
+            Ok(_) => Err(QueueError::Busy),
+            Err(VaultError::NotFound) => Err(QueueError::NotFound),
+            Err(e) => Err(QueueError::Unexpected(e.into())),
         }
     }
 }
