@@ -240,6 +240,12 @@ impl Services {
             max_uploads: settings.max_concurrent_uploads,
             contract_limits: settings.contract_limits(),
             callback_scale: settings.callback_time_scale,
+            // No worker here processes what this instance receives: keep no copies.
+            fresh_budget_bytes: if settings.workers == 0 {
+                0
+            } else {
+                IngestSettings::default().fresh_budget_bytes
+            },
             ..IngestSettings::default()
         };
         let wakeups = Wakeups::default();

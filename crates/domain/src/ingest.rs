@@ -9,6 +9,7 @@
 //! between them keep memory flat whatever the document's size.
 
 mod events;
+mod fresh;
 mod pipeline;
 mod service;
 mod shutdown;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use futures_lite::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
+use super::fresh::FreshDocuments;
 use super::pipeline::{self, Renewal, store};
 use crate::merge::Verdict;
 use crate::model::{ContractVersion, DatasetName, ImportId, ImportReport, Revision};
@@ -67,6 +68,13 @@ pub struct IngestSettings {
     /// Every callback delay is multiplied by this (1 in production; tests and
     /// replays scale the accounts workload's seconds down to milliseconds).
     pub callback_scale: f64,
+    /// Documents received by this process up to this size (bytes) are also kept in
+    /// memory until one of its workers processes them, instead of being read back
+    /// from the vault (ADR 23).
+    pub fresh_document_bytes: usize,
+    /// How many bytes of such documents are kept at once, the oldest dropped first
+    /// (0: none is kept).
+    pub fresh_budget_bytes: usize,
 }
 
 impl Default for IngestSettings {
@@ -83,6 +91,8 @@ impl Default for IngestSettings {
             max_uploads: 32,
             contract_limits: crate::contract::ContractLimits::default(),
             callback_scale: 1.0,
+            fresh_document_bytes: 4 << 20,
+            fresh_budget_bytes: 32 << 20,
         }
     }
 }
@@ -202,6 +212,7 @@ pub struct ImportService {
     dry_runs: lookup::Slots,
     uploads: lookup::Slots,
     wakeups: Wakeups,
+    fresh: FreshDocuments,
 }
 
 impl ImportService {
@@ -210,6 +221,7 @@ impl ImportService {
         Self {
             dry_runs: lookup::Slots::new(settings.max_dry_runs),
             uploads: lookup::Slots::new(settings.max_uploads),
+            fresh: FreshDocuments::new(settings.fresh_document_bytes, settings.fresh_budget_bytes),
             ports,
             settings,
             observer: Arc::new(Unobserved),
@@ -298,6 +310,8 @@ impl ImportService {
             Err(e) => return earlier(e),
         };
         let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        // A copy for this process's workers while the document is small enough.
+        let mut copy = Some(Vec::new());
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| ReceiveError::Body(e.to_string()))?;
             let chunk = chunk.as_ref();
@@ -307,11 +321,20 @@ impl ImportService {
                 return Err(ReceiveError::TooLarge { limit });
             }
             hasher.update(chunk);
+            if !self.fresh.fits(size) {
+                copy = None;
+            }
+            if let Some(copy) = &mut copy {
+                copy.push(chunk.to_vec());
+            }
             writer.write(chunk).await.map_err(vault_error)?;
         }
         let sha256 = hex(&hasher.finalize());
         match writer.commit(&sha256).await {
             Ok(import) => {
+                if let Some(copy) = copy {
+                    self.fresh.keep(import.id.clone(), copy);
+                }
                 self.wakeups.notify(WorkKind::Imports);
                 tracing::info!(import = %import.id, size, "document received");
                 Ok(Received {
@@ -400,7 +423,10 @@ impl ImportService {
             .await
             .map_err(anyhow)?
             .contract;
-        let reader = self.ports.vault.open(&lease.import).await.map_err(anyhow)?;
+        let reader = match self.fresh.take(&lease.import) {
+            Some(kept) => kept,
+            None => self.ports.vault.open(&lease.import).await.map_err(anyhow)?,
+        };
         let mut writer = self.ports.records.begin_apply(lease).await.map_err(store)?;
         let renewal = Renewal::new(self.ports.clock.clone(), &self.settings);
         let decoder = self.ports.decoder.clone();
