@@ -12,7 +12,7 @@ use intake_domain::ingest::{ImportService, ImportWorker, IngestSettings, shutdow
 use intake_domain::ports::{DatasetStore, ImportVault, RecordQuery, RecordStore};
 use intake_domain::testkit::{Stores, SystemClock};
 use intake_domain::{Contract, DatasetName, ImportStatus, Record};
-use intake_sqlite::{Settings, SqliteStore};
+use intake_sqlite::SqliteStore;
 use sqlx::Connection as _;
 
 const CHILD: &str = "child_process_runs_a_worker";
@@ -24,15 +24,9 @@ const CONTRACT: &str = r#"{"format": "csv",
   "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
   "merge": "last_wins", "on_invalid": "skip_record"}"#;
 
-async fn open(path: &str) -> SqliteStore {
-    let settings = Settings {
-        url: format!("sqlite://{path}"),
-        ..Settings::default()
-    };
-    let store = SqliteStore::connect(&settings).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
+#[path = "support/open.rs"]
+mod support;
+use support::open;
 
 fn service(store: &SqliteStore) -> Arc<ImportService> {
     let decoder = Arc::new(intake_codecs::Codecs::default());

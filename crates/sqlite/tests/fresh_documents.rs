@@ -9,8 +9,12 @@ use intake_domain::ingest::{ImportService, IngestSettings};
 use intake_domain::ports::DatasetStore;
 use intake_domain::testkit::{Stores, SystemClock};
 use intake_domain::{Contract, DatasetName, ImportId};
-use intake_sqlite::{Settings, SqliteStore};
+use intake_sqlite::SqliteStore;
+
+#[path = "support/open.rs"]
+mod support;
 use sqlx::Connection as _;
+use support::open;
 
 const CONTRACT: &str = r#"{"format": "csv",
   "fields": {"id": {"type": "string", "required": true},
@@ -58,13 +62,7 @@ async fn drop_vault_copy(path: &str, import: &ImportId) {
 async fn a_document_just_received_is_processed_without_reading_the_vault() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("intake.db").display().to_string();
-    let store = SqliteStore::connect(&Settings {
-        url: format!("sqlite://{path}"),
-        ..Settings::default()
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
+    let store = open(&path).await;
     store
         .create(&ds(), &Contract::parse(CONTRACT).unwrap())
         .await

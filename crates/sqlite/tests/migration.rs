@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use intake_domain::ports::{RecordQuery, RecordScan, RecordStore, StoredRecord};
 use intake_domain::{DatasetName, RecordKey};
-use intake_sqlite::{Settings, SqliteStore};
+#[path = "support/open.rs"]
+mod support;
 use sqlx::Connection as _;
+use support::open;
 
 const CONTRACT: &str = r#"{"format": "csv",
   "fields": {"id": {"type": "string", "required": true},
@@ -178,13 +180,7 @@ async fn records_and_history_read_the_same_after_the_migration() {
     old_rows(&mut conn).await;
     conn.close().await.unwrap();
 
-    let store = SqliteStore::connect(&Settings {
-        url: format!("sqlite://{path}"),
-        ..Settings::default()
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
+    let store = open(&path).await;
 
     let a = store.get(&ds(), &key("a")).await.unwrap();
     assert_eq!(
