@@ -207,15 +207,11 @@ async fn a_new_version_adds_columns_indexed_with_every_measure() {
             .publish(&dataset(), &Contract::parse(WITH_REGION).unwrap())
             .await
             .unwrap();
-        let doc = "id,group,value,region,score\nb1,g1,5,north,0.5\nb2,g1,7,south,\n";
-        let chunks = futures_lite::stream::iter([Ok::<_, std::io::Error>(doc.as_bytes())]);
-        service
-            .receive(&dataset(), "text/csv", "test", None, chunks)
-            .await
-            .unwrap();
-        while let Some(lease) = service.claim("w").await.unwrap() {
-            service.process(&lease).await.unwrap();
-        }
+        receive_and_process(
+            &service,
+            "id,group,value,region,score\nb1,g1,5,north,0.5\nb2,g1,7,south,\n",
+        )
+        .await;
 
         let mut by_region = query(Some("region"), &[]);
         by_region.measure = "score".into();

@@ -17,16 +17,10 @@ use sqlx::Connection as _;
 
 const CHILD: &str = "child_process_runs_a_worker";
 const LEASE: Duration = Duration::from_millis(1500);
-const CONTRACT: &str = r#"{"format": "csv",
-  "fields": {"id": {"type": "string", "required": true},
-             "group": {"type": "string", "required": true},
-             "value": {"type": "number", "required": true}},
-  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
-  "merge": "last_wins", "on_invalid": "skip_record"}"#;
 
-#[path = "support/open.rs"]
+#[path = "support/store.rs"]
 mod support;
-use support::open;
+use support::{CONTRACT, open};
 
 fn service(store: &SqliteStore) -> Arc<ImportService> {
     let decoder = Arc::new(intake_codecs::Codecs::default());

@@ -9,17 +9,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use intake_domain::ports::{RecordQuery, RecordScan, RecordStore, StoredRecord};
 use intake_domain::{DatasetName, RecordKey};
-#[path = "support/open.rs"]
+#[path = "support/store.rs"]
 mod support;
 use sqlx::Connection as _;
-use support::open;
+use support::{CONTRACT, open};
 
-const CONTRACT: &str = r#"{"format": "csv",
-  "fields": {"id": {"type": "string", "required": true},
-             "group": {"type": "string", "required": true},
-             "value": {"type": "number", "required": true}},
-  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
-  "merge": "last_wins", "on_invalid": "skip_record"}"#;
 const FIRST: &str = "0190a5b2c3d47e8f9a0b1c2d3e4f5a61";
 const SECOND: &str = "0190a5b2c3d47e8f9a0b1c2d3e4f5a62";
 const T1: &str = "2026-12-01T10:00:00.123456Z";
