@@ -74,6 +74,29 @@ fn decode_all(format: &DocumentFormat, doc: &Arc<[u8]>) -> usize {
         .count()
 }
 
+/// Markr results as scanners send them: twenty `<answer>` elements each, with two
+/// attributes and text (about 1.6 kB a result, like `scripts/bench/markr_import.sh`).
+fn markr_xml_answers() -> Arc<[u8]> {
+    let mut doc = String::from("<?xml version=\"1.0\"?>\n<mcq-test-results>\n");
+    for i in 0..RECORDS {
+        let answers: String = (0..20)
+            .map(|q| {
+                format!(
+                    "<answer question=\"{q}\" marks-available=\"1\" marks-awarded=\"{}\">A</answer>",
+                    (i + q) % 2
+                )
+            })
+            .collect();
+        doc += &format!(
+            "<mcq-test-result scanned-on=\"2017-12-04T12:12:10+11:00\"><first-name>KJ</first-name><last-name>Alysander</last-name><student-number>{i:06}</student-number><test-id>{}</test-id>{answers}<summary-marks available=\"20\" obtained=\"{}\" /></mcq-test-result>\n",
+            i % 50,
+            i % 21
+        );
+    }
+    doc += "</mcq-test-results>\n";
+    doc.into_bytes().into()
+}
+
 fn decoders(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group
@@ -94,6 +117,13 @@ fn decoders(c: &mut Criterion) {
                 records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
             },
             markr_xml(),
+        ),
+        (
+            "xml_answers",
+            DocumentFormat::Xml {
+                records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
+            },
+            markr_xml_answers(),
         ),
         (
             "json",

@@ -47,11 +47,11 @@ impl Node {
         if !is_record && self.attrs.is_empty() && self.children.is_empty() {
             return Value::String(self.text);
         }
-        let mut map = Map::new();
+        // Attribute names already carry their `@` (see [`attributes`]).
+        let mut map = self.children;
         for (k, v) in self.attrs {
-            map.insert(format!("@{k}"), Value::String(v));
+            map.insert(k, Value::String(v));
         }
-        map.extend(self.children);
         if !self.text.trim().is_empty() {
             map.insert("#text".to_owned(), Value::String(self.text));
         }
@@ -205,7 +205,12 @@ impl<R: BufRead> XmlRecords<R> {
             Vec::new()
         });
         record.grow(
-            name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+            // The `@` of each attribute's name is not in the document.
+            name.len()
+                + attrs
+                    .iter()
+                    .map(|(k, v)| k.len() - 1 + v.len())
+                    .sum::<usize>(),
             max,
         );
         record.nodes.push(Node {
@@ -222,7 +227,8 @@ impl<R: BufRead> XmlRecords<R> {
         let node = record.nodes.pop()?;
         if let Some(parent) = record.nodes.last_mut() {
             if record.problem.is_none() {
-                let name = node.name.clone();
+                let mut node = node;
+                let name = std::mem::take(&mut node.name);
                 parent.add_child(name, node.into_value(false));
             }
             return None;
@@ -298,6 +304,7 @@ impl Builder {
     }
 }
 
+/// The element's attributes, each name with the `@` it has in the record.
 fn attributes(start: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
     start
         .attributes()
@@ -306,7 +313,11 @@ fn attributes(start: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
             let value = attr
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|e| format!("malformed attribute value: {e}"))?;
-            Ok((attr.key.as_ref().to_owned(), value.into_owned()))
+            let key: &str = attr.key.as_ref();
+            let mut name = String::with_capacity(key.len() + 1);
+            name.push('@');
+            name.push_str(key);
+            Ok((name, value.into_owned()))
         })
         .collect()
 }
