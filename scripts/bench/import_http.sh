@@ -50,7 +50,9 @@ since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }'; 
 generate_rows "$file" "$rows" "${NOTE_BYTES:-0}"
 
 echo "building intake (release)"
-cargo build --release -q -p intake-app --bin intake
+# INTAKE_BIN: another build of `intake` to measure (for A/B runs); built here otherwise.
+intake=${INTAKE_BIN:-target/release/intake}
+[ -n "${INTAKE_BIN:-}" ] || cargo build --release -q -p intake-app --bin intake
 
 echo "hand-written minimum: staging, then upsert latest state and append history, one transaction"
 start=$(date +%s.%N)
@@ -157,7 +159,7 @@ env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" \
   INTAKE_LOG="${INTAKE_LOG:-warn}" INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_WORKERS=1 \
   INTAKE_RATE_LIMIT_PER_SECOND=0 INTAKE_REQUEST_TIMEOUT_MS=3600000 \
   INTAKE_MAX_REQUEST_TIMEOUT_MS=3600000 \
-  target/release/intake serve >"${SERVER_LOG:-$work/server.log}" 2>&1 &
+  "$intake" serve >"${SERVER_LOG:-$work/server.log}" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.2; done
 contract='{"format": "csv",

@@ -37,7 +37,7 @@ serve() {
     db_env=(INTAKE_DATABASE_URL="$db" INTAKE_DATABASE_SCHEMA="${schema}_$1")
   fi
   env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG="${INTAKE_LOG:-warn}" INTAKE_RATE_LIMIT_PER_SECOND=0 \
-    INTAKE_WORKERS="$2" INTAKE_IMPORT_WAIT_SECONDS=1 target/release/intake serve >"${SERVER_LOG:-$work/server}-$1.log" 2>&1 &
+    INTAKE_WORKERS="$2" INTAKE_IMPORT_WAIT_SECONDS=1 "$intake" serve >"${SERVER_LOG:-$work/server}-$1.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.2; done
   echo "the server did not start:" >&2; cat "$work/server-$1.log" >&2; exit 1
@@ -47,7 +47,9 @@ serve() {
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 echo "building intake (release)"
-cargo build --release -q -p intake-app --bin intake
+# INTAKE_BIN: another build of `intake` to measure (for A/B runs); built here otherwise.
+intake=${INTAKE_BIN:-target/release/intake}
+[ -n "${INTAKE_BIN:-}" ] || cargo build --release -q -p intake-app --bin intake
 
 # measure MODE: the python client below, against the running server.
 measure() {
