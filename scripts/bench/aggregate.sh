@@ -65,19 +65,9 @@ best_of() {
 }
 
 serve 0
-contract='{"format": "csv",
-  "fields": {"id": {"type": "string", "required": true},
-             "group": {"type": "string", "required": true},
-             "value": {"type": "number", "required": true},
-             "note": {"type": "string"}},
-  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
-  "merge": "last_wins", "on_invalid": "skip_record"}'
-curl -fsS -X POST "$base/v1/datasets" -H 'Content-Type: application/json' \
-  -d "{\"name\": \"bench\", \"contract\": $contract}" >/dev/null
+create_bench_dataset "$base"
 echo "importing $rows records over HTTP"
-answer=$(curl -sS -X POST "$base/v1/datasets/bench/imports?wait=true" \
-  -H 'Content-Type: text/csv' --data-binary @"$file")
-grep -q '"status":"completed"' <<<"$answer" || { echo "the import did not complete: $answer" >&2; exit 1; }
+import_bench_rows "$base" "$file"
 typed=$(psql -qtA "$url" -c "SELECT 'records_' || id FROM $schema.datasets WHERE name = 'bench'")
 psql -q "$url" -c "VACUUM ANALYZE $schema.$typed"
 

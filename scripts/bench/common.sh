@@ -36,3 +36,26 @@ copy_baseline() {
   COPY_RATE=$(awk -v n="$rows" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
   echo "COPY: $rows rows in $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s ($COPY_RATE rows/s)"
 }
+
+# create_bench_dataset BASE: the dataset `bench` on the server at BASE, for the rows of
+# generate_rows (keyed by id, grouped by group, measuring value).
+create_bench_dataset() {
+  local contract='{"format": "csv",
+  "fields": {"id": {"type": "string", "required": true},
+             "group": {"type": "string", "required": true},
+             "value": {"type": "number", "required": true},
+             "note": {"type": "string"}},
+  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
+  "merge": "last_wins", "on_invalid": "skip_record"}'
+  curl -fsS -X POST "$1/v1/datasets" -H 'Content-Type: application/json' \
+    -d "{\"name\": \"bench\", \"contract\": $contract}" >/dev/null
+}
+
+# import_bench_rows BASE FILE: imports FILE into `bench` and waits; exits unless the
+# import completed.
+import_bench_rows() {
+  local answer
+  answer=$(curl -sS -X POST "$1/v1/datasets/bench/imports?wait=true" \
+    -H 'Content-Type: text/csv' --data-binary @"$2")
+  grep -q '"status":"completed"' <<<"$answer" || { echo "the import did not complete: $answer" >&2; exit 1; }
+}

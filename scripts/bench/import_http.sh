@@ -162,15 +162,7 @@ env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" \
   "$intake" serve >"${SERVER_LOG:-$work/server.log}" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.2; done
-contract='{"format": "csv",
-  "fields": {"id": {"type": "string", "required": true},
-             "group": {"type": "string", "required": true},
-             "value": {"type": "number", "required": true},
-             "note": {"type": "string"}},
-  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
-  "merge": "last_wins", "on_invalid": "skip_record"}'
-curl -fsS -X POST "$base/v1/datasets" -H 'Content-Type: application/json' \
-  -d "{\"name\": \"bench\", \"contract\": $contract}" >/dev/null
+create_bench_dataset "$base"
 
 start=$(date +%s.%N)
 answer=$(curl -sS -X POST "$base/v1/datasets/bench/imports?wait=true" \

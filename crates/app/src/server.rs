@@ -17,7 +17,7 @@ use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
 use intake_domain::work::Runtime;
 
 use crate::settings::Settings;
-use crate::wiring::{Observers, Services, Storage};
+use crate::wiring::{Observers, Relay, Services, Storage};
 
 /// A built, bound server with its workers, ready to run.
 pub struct Application {
@@ -44,14 +44,11 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `counts` workers on the current runtime, woken across instances by
-    /// `postgres` when the database is PostgreSQL (whose relay also tells this
-    /// process's waiting requests of imports other instances finish).
-    pub fn start(
-        services: &Services,
-        counts: WorkerCounts,
-        postgres: Option<Arc<intake_postgres::PgStore>>,
-    ) -> Self {
+    /// Starts `counts` workers on the current runtime, and `relay` if any, which tells this
+    /// process of what other processes commit: on PostgreSQL it wakes the workers
+    /// across instances and this process's waiting requests of imports other instances
+    /// finish; on both databases it tells of dataset changes (ADR 25).
+    pub fn start(services: &Services, counts: WorkerCounts, relay: Option<Relay>) -> Self {
         let (trigger, shutdown) = shutdown_channel();
         let (host, pid) = (host(), std::process::id());
         let mut tasks: Vec<_> = (0..counts.imports)
@@ -98,13 +95,19 @@ impl Workers {
                 work.keep_house_until(shutdown).await;
             }));
         }
-        // Even with no workers, requests waiting for their imports hear of finishes.
-        if let Some(store) = postgres {
-            let wakeups = services.wakeups.clone();
-            tasks.push(tokio::spawn(async move {
+        // Even with no workers, requests waiting for their imports hear of finishes,
+        // and answers hear of dataset changes.
+        let wakeups = services.wakeups.clone();
+        tasks.extend(relay.map(|relay| match relay {
+            Relay::Postgres(store) => tokio::spawn(async move {
                 store.relay_wakeups(wakeups, shutdown).await;
-            }));
-        }
+            }),
+            Relay::Sqlite(store) => tokio::spawn(async move {
+                store
+                    .relay_changes(wakeups.datasets().clone(), shutdown)
+                    .await;
+            }),
+        }));
         Self { trigger, tasks }
     }
 
@@ -231,7 +234,7 @@ impl Application {
             deliveries: settings.delivery_workers,
             callbacks: settings.callback_workers,
         };
-        let workers = Workers::start(&services, counts, storage.postgres.clone());
+        let workers = Workers::start(&services, counts, Some(storage.relay.clone()));
         if tokens.is_empty() {
             tracing::warn!(%addr, "no auth tokens are configured: authentication is off, \
                 so only a loopback address may be bound");

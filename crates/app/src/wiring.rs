@@ -53,14 +53,24 @@ pub struct Storage {
     deliveries: Arc<dyn DeliveryQueue>,
     /// Callback timers.
     callbacks: Arc<dyn CallbackTimers>,
-    /// PostgreSQL, whose notifications wake this process's workers for work that
-    /// other instances commit (SQLite is one process's: its wake-ups are in process).
-    pub postgres: Option<Arc<intake_postgres::PgStore>>,
+    /// Who tells this process of changes other processes commit.
+    pub relay: Relay,
+}
+
+/// Who tells this process of changes other processes commit to the same database.
+#[derive(Clone)]
+pub enum Relay {
+    /// PostgreSQL's notifications wake this process's workers for work other
+    /// instances commit, its waiters for their imports, and tell it of dataset changes.
+    Postgres(Arc<intake_postgres::PgStore>),
+    /// SQLite is one process's (its wake-ups are in process), but another process
+    /// (`intake import`) may commit to the file: the store is asked whether it changed.
+    Sqlite(Arc<intake_sqlite::SqliteStore>),
 }
 
 impl Storage {
     /// The ports of a store, with the analytics engine that serves it.
-    fn over<S>(store: Arc<S>, analytics: Arc<dyn Analytics>) -> Self
+    fn over<S>(store: Arc<S>, analytics: Arc<dyn Analytics>, relay: Relay) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
         S: SubscriptionStore + DeliveryQueue + CallbackTimers + 'static,
@@ -76,7 +86,7 @@ impl Storage {
             deliveries: store.clone(),
             callbacks: store.clone(),
             health: store,
-            postgres: None,
+            relay,
         }
     }
 
@@ -96,7 +106,7 @@ impl Storage {
                 store.migrate().await?;
                 let store = Arc::new(store);
                 let analytics = Arc::new(InProcessAnalytics::new(store.clone()));
-                Ok(Self::over(store, analytics))
+                Ok(Self::over(store.clone(), analytics, Relay::Sqlite(store)))
             }
             Database::Postgres => {
                 let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {
@@ -107,10 +117,11 @@ impl Storage {
                 })?;
                 store.migrate().await?;
                 let store = Arc::new(store);
-                Ok(Self {
-                    postgres: Some(store.clone()),
-                    ..Self::over(store.clone(), store)
-                })
+                Ok(Self::over(
+                    store.clone(),
+                    store.clone(),
+                    Relay::Postgres(store),
+                ))
             }
         }
     }
@@ -266,7 +277,8 @@ impl Services {
             analytics: storage.analytics.clone(),
             cache: cache(settings)?,
         })
-        .with_contract_limits(settings.contract_limits());
+        .with_contract_limits(settings.contract_limits())
+        .knowing(wakeups.datasets().clone());
         let sender = intake_http_source::HttpWebhookSender::new(&settings.outbound())?;
         let deliveries = DeliveryService::new(
             DeliveryPorts {

@@ -15,8 +15,10 @@ use crate::ports::{
 };
 
 mod analytics;
+mod known;
 
 pub use analytics::MAX_TOP_K;
+pub use known::KnownDatasets;
 
 /// The ports the dataset use cases work through.
 #[derive(Clone)]
@@ -96,6 +98,7 @@ pub enum DatasetError {
 pub struct DatasetService {
     ports: DatasetPorts,
     contract_limits: ContractLimits,
+    known: KnownDatasets,
 }
 
 impl DatasetService {
@@ -104,7 +107,16 @@ impl DatasetService {
         Self {
             ports,
             contract_limits: ContractLimits::default(),
+            known: KnownDatasets::default(),
         }
+    }
+
+    /// The same service, answering from what `known` holds instead of asking the store
+    /// each time (shared with the import service and the store's relay, which tell it
+    /// of changes: ADR 25).
+    pub fn knowing(mut self, known: KnownDatasets) -> Self {
+        self.known = known;
+        self
     }
 
     /// The same service, refusing contracts over `limits`.
@@ -148,7 +160,13 @@ impl DatasetService {
     /// # Errors
     /// `UnknownDataset`.
     pub async fn dataset(&self, name: &DatasetName) -> Result<Dataset, DatasetError> {
-        self.ports.datasets.get(name).await.map_err(catalog)
+        if let Some(dataset) = self.known.dataset(name) {
+            return Ok(dataset);
+        }
+        let epoch = self.known.epoch();
+        let dataset = self.ports.datasets.get(name).await.map_err(catalog)?;
+        self.known.remember(&dataset, epoch);
+        Ok(dataset)
     }
 
     /// One dataset and how many records it holds.
@@ -185,6 +203,7 @@ impl DatasetService {
             .publish(name, contract)
             .await
             .map_err(catalog)?;
+        self.known.changed(name);
         tracing::info!(version = published.version.get(), "contract published");
         Ok(published)
     }
@@ -198,11 +217,25 @@ impl DatasetService {
         name: &DatasetName,
         version: ContractVersion,
     ) -> Result<PublishedContract, DatasetError> {
-        self.dataset(name).await?;
-        match self.ports.contracts.get(name, version).await {
-            Err(CatalogError::NotFound) => Err(DatasetError::UnknownContract),
-            other => other.map_err(catalog),
+        let dataset = self.dataset(name).await?;
+        Ok(self.published(&dataset, version).await?.as_ref().clone())
+    }
+
+    /// A contract version of `dataset`, read from the store once.
+    async fn published(
+        &self,
+        dataset: &Dataset,
+        version: ContractVersion,
+    ) -> Result<Arc<PublishedContract>, DatasetError> {
+        if let Some(known) = self.known.contract(dataset, version) {
+            return Ok(known);
         }
+        let published = match self.ports.contracts.get(&dataset.name, version).await {
+            Err(CatalogError::NotFound) => return Err(DatasetError::UnknownContract),
+            other => Arc::new(other.map_err(catalog)?),
+        };
+        self.known.remember_contract(dataset, published.clone());
+        Ok(published)
     }
 
     /// Every contract version of a dataset, oldest first.
@@ -227,8 +260,8 @@ impl DatasetService {
         name: &DatasetName,
         query: &RecordQuery,
     ) -> Result<RecordPage, DatasetError> {
-        let contract = self.current(name).await?;
-        let dimensions = contract.dimensions();
+        let (_, published) = self.current(name).await?;
+        let dimensions = published.contract.dimensions();
         if let Some(unknown) = query.filters.keys().find(|k| !dimensions.contains(k)) {
             return Err(DatasetError::UnknownDimension {
                 name: unknown.clone(),
@@ -285,16 +318,19 @@ impl DatasetService {
         store_conflicts.await.map_err(store)
     }
 
-    /// The dataset's current contract.
-    async fn current(&self, name: &DatasetName) -> Result<Contract, DatasetError> {
+    /// The dataset and its current contract.
+    async fn current(
+        &self,
+        name: &DatasetName,
+    ) -> Result<(Dataset, Arc<PublishedContract>), DatasetError> {
         let dataset = self.dataset(name).await?;
-        let published = self.contract(name, dataset.current_contract).await?;
-        Ok(published.contract)
+        let published = self.published(&dataset, dataset.current_contract).await?;
+        Ok((dataset, published))
     }
 
     /// Reads a key with as many components as the current contract's key has.
     async fn key(&self, name: &DatasetName, text: &str) -> Result<RecordKey, DatasetError> {
-        let arity = self.current(name).await?.key_fields().len();
+        let arity = self.current(name).await?.1.contract.key_fields().len();
         Ok(RecordKey::parse(text, arity)?)
     }
 }

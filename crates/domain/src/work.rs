@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_lite::future;
 
+use crate::datasets::KnownDatasets;
 use crate::ingest::Shutdown;
 use crate::model::ImportId;
 use crate::ports::Clock;
@@ -82,6 +83,7 @@ impl fmt::Display for WorkKind {
 pub struct Wakeups {
     channels: Arc<[(async_channel::Sender<()>, async_channel::Receiver<()>); 5]>,
     watches: Arc<Mutex<Watches>>,
+    datasets: KnownDatasets,
 }
 
 /// Who waits for which import to finish.
@@ -96,6 +98,7 @@ impl Default for Wakeups {
         Self {
             channels: Arc::new(std::array::from_fn(|_| async_channel::bounded(1))),
             watches: Arc::default(),
+            datasets: KnownDatasets::default(),
         }
     }
 }
@@ -156,6 +159,12 @@ impl Wakeups {
         for (_, signal) in self.lock().by_import.values().flatten() {
             let _ = signal.try_send(());
         }
+    }
+
+    /// What this process knows of datasets, told here of the changes this process
+    /// commits and, by the store's relay, of those other processes commit.
+    pub fn datasets(&self) -> &KnownDatasets {
+        &self.datasets
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Watches> {

@@ -1,16 +1,16 @@
 //! Cross-instance wake-ups: the triggers of `0003_work_wakeups.sql` send
 //! `NOTIFY intake_work, '<schema>:<kind>'` when work commits, and those of
 //! `0008_import_finished_wakeups.sql` `'<schema>:finished:<import id>'` when an import
-//! finishes; [`PgStore::relay_wakeups`] listens on its own connection (never a pooled
+//! finishes, and those of `0011_dataset_changes.sql` `'<schema>:dataset:<name>'` when a
+//! dataset's revision or current contract changes; [`PgStore::relay_wakeups`] listens on its own connection (never a pooled
 //! one, so requests keep the whole pool) and passes each notification of its schema to
 //! the process's [`Wakeups`].
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use intake_domain::ImportId;
 use intake_domain::ingest::Shutdown;
 use intake_domain::work::{Wakeups, WorkKind};
+use intake_domain::{DatasetName, ImportId};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
 use crate::PgStore;
@@ -26,7 +26,9 @@ impl PgStore {
     /// this database, by this instance or another, until `shutdown`. Each time it
     /// starts listening (at first, and after the connection was lost: notifications
     /// sent meanwhile are gone) every kind is woken once, so nothing committed before
-    /// waits for the safety-net poll. Run it on the runtime.
+    /// waits for the safety-net poll. While it listens, the process's
+    /// [`intake_domain::datasets::KnownDatasets`] may answer from memory (ADR 25).
+    /// Run it on the runtime.
     pub async fn relay_wakeups(&self, wakeups: Wakeups, shutdown: Shutdown) {
         let options = self.pool.connect_options().as_ref().clone();
         let own = PgPoolOptions::new()
@@ -38,10 +40,16 @@ impl PgStore {
         };
         let relay = async {
             loop {
-                let Err(e) = relay(&own, &wakeups).await;
-                tracing::warn!(error = %e, retry_in_ms = RECONNECT_AFTER.as_millis(),
-                    "listening for work committed by other instances failed; workers poll meanwhile");
-                tokio::time::sleep(RECONNECT_AFTER).await;
+                let outcome = relay(&own, &wakeups).await;
+                // Until it listens again, changes of other instances go unheard.
+                wakeups.datasets().hearing(false);
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, retry_in_ms = RECONNECT_AFTER.as_millis(),
+                        "listening for work committed by other instances failed; workers poll meanwhile");
+                    tokio::time::sleep(RECONNECT_AFTER).await;
+                } else {
+                    tracing::info!("the wake-up connection was lost; listening again");
+                }
             }
         };
         let _: Option<()> = futures_lite::future::or(relay, stop).await;
@@ -49,8 +57,8 @@ impl PgStore {
     }
 }
 
-/// Listens until listening fails (a lost connection is taken again at once).
-async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<Infallible, sqlx::Error> {
+/// Listens until the connection is lost (`Ok`) or listening fails.
+async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<(), sqlx::Error> {
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(pool)
         .await?;
@@ -59,13 +67,10 @@ async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<Infallible, sql
     tracing::debug!(%schema, "listening for work committed by any instance");
     // Work committed before this point sent its notification to nobody.
     wake_every_kind(wakeups);
+    wakeups.datasets().hearing(true);
     loop {
         let Some(notification) = listener.try_recv().await? else {
-            tracing::info!(
-                "the wake-up connection was lost; reconnected, waking every worker once"
-            );
-            wake_every_kind(wakeups);
-            continue;
+            return Ok(());
         };
         let Some(what) = notification
             .payload()
@@ -77,6 +82,10 @@ async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<Infallible, sql
         if let Some(import) = what.strip_prefix("finished:") {
             if let Ok(import) = ImportId::parse(import) {
                 wakeups.import_finished(&import);
+            }
+        } else if let Some(dataset) = what.strip_prefix("dataset:") {
+            if let Ok(dataset) = DatasetName::parse(dataset) {
+                wakeups.datasets().changed(&dataset);
             }
         } else if let Some(kind) = WorkKind::parse(what) {
             wakeups.notify(kind);

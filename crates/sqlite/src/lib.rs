@@ -8,12 +8,15 @@
 
 mod callbacks;
 mod catalog;
+mod changes;
 mod deliveries;
 mod queue;
 mod records;
 mod rows;
 mod vault;
 mod writer;
+
+pub use changes::POLL_EVERY;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -6,8 +6,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{DatasetError, DatasetService, catalog};
-use crate::contract::Contract;
+use super::{DatasetError, DatasetService};
 use crate::model::DatasetName;
 use crate::ports::{
     AnalyticsError, AnalyticsQuery, CacheKey, Dataset, GroupAggregate, TopQuery, TopRecord,
@@ -80,11 +79,8 @@ impl DatasetService {
         measure: &str,
         mut dimensions: impl Iterator<Item = &String>,
     ) -> Result<Dataset, DatasetError> {
-        let dataset = self.ports.datasets.get(name).await.map_err(catalog)?;
-        let contract: Contract = self
-            .contract(name, dataset.current_contract)
-            .await?
-            .contract;
+        let (dataset, published) = self.current(name).await?;
+        let contract = &published.contract;
         if !contract.measure_names().any(|m| m == measure) {
             return Err(DatasetError::UnknownMeasure {
                 name: measure.to_owned(),

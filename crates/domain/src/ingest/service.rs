@@ -437,6 +437,8 @@ impl ImportService {
         let run = pipeline::run(reader, decoder, contract, writer.as_mut(), renewal, batch);
         let (verdict, report) = run.await?;
         let finished = writer.finish(verdict, &report).await.map_err(store)?;
+        // Its revision is committed: the next answer about the dataset reads it.
+        self.wakeups.datasets().changed(dataset);
         // Its events' deliveries and its callback timers are committed: the workers of
         // this process look at once (other instances hear of them from the store, or
         // poll).
