@@ -18,17 +18,30 @@ use intake_domain::{DatasetName, ImportId};
 use crate::ApiError;
 use crate::dto::PageQuery;
 
+/// Every route about one dataset of `/v1` is below this pattern, in one scope: the
+/// router (and the policy's look-up, [`crate::policy::Route::of`]) matches this one
+/// pattern, then the rest of the path, static parts first, instead of trying each
+/// route's full pattern in turn.
+pub(crate) const V1_DATASET: &str = "/v1/datasets/{dataset}";
+/// The same for `/v2`.
+pub(crate) const V2_DATASET: &str = "/v2/datasets/{dataset}";
+
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
-    datasets::configure(cfg);
-    imports::configure(cfg);
-    records::configure(cfg);
-    analytics::configure(cfg);
-    subscriptions::configure(cfg);
-    callbacks::configure(cfg);
     markr::configure(cfg);
+    datasets::configure(cfg);
     v2::configure(cfg);
+    cfg.service(web::scope(V1_DATASET).configure(|one| {
+        // The most asked first: routes are tried in the order they are registered.
+        analytics::configure(one);
+        records::configure(one);
+        datasets::configure_one(one);
+        imports::configure(one);
+        subscriptions::configure(one);
+        callbacks::configure(one);
+    }))
+    .service(web::scope(V2_DATASET).configure(v2::configure_one));
 }
 
 /// A route: its other methods answer `405` with `Allow` (a problem document, by
@@ -37,6 +50,16 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
     debug_assert!(
         crate::policy::Policy::is_declared(path),
         "the route {path} has no policy in policy.rs"
+    );
+    web::resource(path)
+}
+
+/// A route of one dataset: `path` below `scope` ([`V1_DATASET`] or [`V2_DATASET`]), as
+/// [`resource`].
+pub(crate) fn resource_in(scope: &str, path: &str) -> actix_web::Resource {
+    debug_assert!(
+        crate::policy::Policy::is_declared(&format!("{scope}{path}")),
+        "the route {scope}{path} has no policy in policy.rs"
     );
     web::resource(path)
 }

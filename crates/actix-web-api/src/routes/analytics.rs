@@ -17,9 +17,9 @@ const DEFAULT_K: u32 = 10;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/v1/datasets/{dataset}/aggregate").route(web::get().to(aggregate)),
+        super::resource_in(super::V1_DATASET, "/aggregate").route(web::get().to(aggregate)),
     )
-    .service(super::resource("/v1/datasets/{dataset}/top").route(web::get().to(top)));
+    .service(super::resource_in(super::V1_DATASET, "/top").route(web::get().to(top)));
 }
 
 /// Takes a required parameter out of the query.

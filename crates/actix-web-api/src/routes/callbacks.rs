@@ -15,7 +15,7 @@ use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/v1/datasets/{dataset}/callbacks").route(web::get().to(list_callbacks)),
+        super::resource_in(super::V1_DATASET, "/callbacks").route(web::get().to(list_callbacks)),
     );
 }
 

@@ -18,20 +18,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         super::resource("/v1/datasets")
             .route(web::get().to(list_datasets))
             .route(web::post().to(create_dataset)),
-    )
-    .service(super::resource("/v1/datasets/{dataset}").route(web::get().to(get_dataset)))
-    .service(
-        super::resource("/v1/datasets/{dataset}/contracts")
-            .route(web::get().to(list_contracts))
-            .route(web::post().to(publish_contract)),
-    )
-    .service(
-        super::resource("/v1/datasets/{dataset}/contracts/dry-run").route(web::post().to(dry_run)),
-    )
-    .service(
-        super::resource("/v1/datasets/{dataset}/contracts/{version}")
-            .route(web::get().to(get_contract)),
     );
+}
+
+/// The routes of one dataset, below [`super::V1_DATASET`].
+pub(crate) fn configure_one(cfg: &mut web::ServiceConfig) {
+    let resource = |path| super::resource_in(super::V1_DATASET, path);
+    cfg.service(resource("").route(web::get().to(get_dataset)))
+        .service(
+            resource("/contracts")
+                .route(web::get().to(list_contracts))
+                .route(web::post().to(publish_contract)),
+        )
+        .service(resource("/contracts/dry-run").route(web::post().to(dry_run)))
+        .service(resource("/contracts/{version}").route(web::get().to(get_contract)));
 }
 
 /// A contract from the JSON of a request body.

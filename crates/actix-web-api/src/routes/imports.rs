@@ -17,19 +17,19 @@ const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/v1/datasets/{dataset}/imports")
+        super::resource_in(super::V1_DATASET, "/imports")
             .route(web::get().to(list_imports))
             .route(web::post().to(create_import)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/imports/{import}").route(web::get().to(get_import)),
+        super::resource_in(super::V1_DATASET, "/imports/{import}").route(web::get().to(get_import)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/imports/{import}/document")
+        super::resource_in(super::V1_DATASET, "/imports/{import}/document")
             .route(web::get().to(get_document)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/imports/{import}/reprocess")
+        super::resource_in(super::V1_DATASET, "/imports/{import}/reprocess")
             .route(web::post().to(reprocess)),
     );
 }

@@ -16,17 +16,17 @@ use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/v1/datasets/{dataset}/records").route(web::get().to(list_records)),
+        super::resource_in(super::V1_DATASET, "/records").route(web::get().to(list_records)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/records/{key}").route(web::get().to(get_record)),
+        super::resource_in(super::V1_DATASET, "/records/{key}").route(web::get().to(get_record)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/records/{key}/history")
+        super::resource_in(super::V1_DATASET, "/records/{key}/history")
             .route(web::get().to(get_history)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/conflicts").route(web::get().to(list_conflicts)),
+        super::resource_in(super::V1_DATASET, "/conflicts").route(web::get().to(list_conflicts)),
     );
 }
 

@@ -19,32 +19,39 @@ use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/v1/datasets/{dataset}/subscriptions")
+        super::resource_in(super::V1_DATASET, "/subscriptions")
             .route(web::get().to(list_subscriptions))
             .route(web::post().to(create_subscription)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/subscriptions/{subscription}")
+        super::resource_in(super::V1_DATASET, "/subscriptions/{subscription}")
             .route(web::get().to(get_subscription))
             .route(web::patch().to(patch_subscription))
             .route(web::delete().to(delete_subscription)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/subscriptions/{subscription}/rotate-secret")
-            .route(web::post().to(rotate_secret)),
+        super::resource_in(
+            super::V1_DATASET,
+            "/subscriptions/{subscription}/rotate-secret",
+        )
+        .route(web::post().to(rotate_secret)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/subscriptions/{subscription}/deliveries")
-            .route(web::get().to(list_deliveries)),
+        super::resource_in(
+            super::V1_DATASET,
+            "/subscriptions/{subscription}/deliveries",
+        )
+        .route(web::get().to(list_deliveries)),
     )
     .service(
-        super::resource(
-            "/v1/datasets/{dataset}/subscriptions/{subscription}/deliveries/{event}/replay",
+        super::resource_in(
+            super::V1_DATASET,
+            "/subscriptions/{subscription}/deliveries/{event}/replay",
         )
         .route(web::post().to(replay_delivery)),
     )
     .service(
-        super::resource("/v1/datasets/{dataset}/subscriptions/{subscription}/replay")
+        super::resource_in(super::V1_DATASET, "/subscriptions/{subscription}/replay")
             .route(web::post().to(replay)),
     );
 }

@@ -75,20 +75,16 @@ const STATISTICS_FIELDS: &[&str] = &[
 ];
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/v2/datasets").route(web::get().to(list_datasets)))
-        .service(
-            super::resource("/v2/datasets/{dataset}/records").route(web::get().to(list_records)),
-        )
-        .service(
-            super::resource("/v2/datasets/{dataset}/imports").route(web::get().to(list_imports)),
-        )
-        .service(
-            super::resource("/v2/datasets/{dataset}/conflicts")
-                .route(web::get().to(list_conflicts)),
-        )
-        .service(
-            super::resource("/v2/datasets/{dataset}/aggregate").route(web::get().to(aggregate)),
-        );
+    cfg.service(super::resource("/v2/datasets").route(web::get().to(list_datasets)));
+}
+
+/// The routes of one dataset, below [`super::V2_DATASET`].
+pub(crate) fn configure_one(cfg: &mut web::ServiceConfig) {
+    let resource = |path| super::resource_in(super::V2_DATASET, path);
+    cfg.service(resource("/aggregate").route(web::get().to(aggregate)))
+        .service(resource("/records").route(web::get().to(list_records)))
+        .service(resource("/imports").route(web::get().to(list_imports)))
+        .service(resource("/conflicts").route(web::get().to(list_conflicts)));
 }
 
 /// A page of datasets.
