@@ -64,6 +64,20 @@ pub(crate) fn resource_in(scope: &str, path: &str) -> actix_web::Resource {
     web::resource(path)
 }
 
+/// A JSON body, rendered once to be sent and kept ([`DatasetService::rendered`]).
+///
+/// [`DatasetService::rendered`]: intake_domain::datasets::DatasetService::rendered
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
+}
+
+/// `200` with a JSON body rendered before.
+pub(crate) fn json_ok(body: Vec<u8>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
+}
+
 /// The largest page a list answers.
 const MAX_PAGE: u32 = 1000;
 /// The page size when the client names none.

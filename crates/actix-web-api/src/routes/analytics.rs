@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use intake_domain::analytics::Aggregate;
 use intake_domain::ports::{AnalyticsQuery, TopQuery};
 
-use super::dataset_name;
+use super::{dataset_name, json_ok, to_json};
 use crate::dto::{AggregateResponse, GroupAggregateResponse, TopGroupResponse, TopResponse};
 use crate::error::Problem;
 use crate::{ApiError, ApiState};
@@ -60,14 +60,20 @@ pub(crate) async fn aggregate(
         filters,
         percentiles: Aggregate::QUARTILES.to_vec(),
     };
-    let groups = state.datasets.aggregate(&question).await?;
-    Ok(HttpResponse::Ok().json(AggregateResponse {
-        dataset: question.dataset.to_string(),
-        measure: question.measure,
-        group_by: question.group_by,
-        filters: question.filters,
-        groups: groups.iter().map(GroupAggregateResponse::from).collect(),
-    }))
+    let render = || async {
+        let groups = state.datasets.aggregate(&question).await?;
+        to_json(&AggregateResponse {
+            dataset: question.dataset.to_string(),
+            measure: question.measure.clone(),
+            group_by: question.group_by.clone(),
+            filters: question.filters.clone(),
+            groups: groups.iter().map(GroupAggregateResponse::from).collect(),
+        })
+    };
+    let rendered = state
+        .datasets
+        .rendered(&question.dataset, "v1.aggregate", &question, render);
+    Ok(json_ok(rendered.await?))
 }
 
 /// The `k` records with the highest value of a measure in each group, highest first,
@@ -107,12 +113,18 @@ pub(crate) async fn top(
         filters,
         k,
     };
-    let top = state.datasets.top(&question).await?;
-    Ok(HttpResponse::Ok().json(TopResponse {
-        dataset: question.dataset.to_string(),
-        measure: question.measure,
-        group_by: question.group_by,
-        k: question.k,
-        groups: TopGroupResponse::group(&top),
-    }))
+    let render = || async {
+        let top = state.datasets.top(&question).await?;
+        to_json(&TopResponse {
+            dataset: question.dataset.to_string(),
+            measure: question.measure.clone(),
+            group_by: question.group_by.clone(),
+            k: question.k,
+            groups: TopGroupResponse::group(&top),
+        })
+    };
+    let rendered = state
+        .datasets
+        .rendered(&question.dataset, "v1.top", &question, render);
+    Ok(json_ok(rendered.await?))
 }

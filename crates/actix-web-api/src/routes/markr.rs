@@ -18,6 +18,8 @@ use crate::dto::{ImportResponse, MarkrAggregateResponse, MarkrImportResponse};
 use crate::error::{FieldError, Problem};
 use crate::{ApiError, ApiState};
 
+use super::{json_ok, to_json};
+
 /// The dataset behind the routes.
 const DATASET: &str = "exam-results";
 /// Its contract when the routes create it.
@@ -180,28 +182,37 @@ pub(crate) async fn results_aggregate(
         filters: BTreeMap::from([("test_id".to_owned(), test_id.clone())]),
         percentiles: Aggregate::QUARTILES.to_vec(),
     };
-    let groups = match state.datasets.aggregate(&question).await {
-        Err(DatasetError::UnknownDataset) => return Err(unknown()),
-        other => other?,
-    };
-    let Some(group) = groups.first() else {
+    if let Err(DatasetError::UnknownDataset) = state.datasets.dataset(&question.dataset).await {
         return Err(unknown());
+    }
+    let render = || async {
+        let groups = match state.datasets.aggregate(&question).await {
+            Err(DatasetError::UnknownDataset) => return Err(unknown()),
+            other => other?,
+        };
+        let Some(group) = groups.first() else {
+            return Err(unknown());
+        };
+        let Some(a) = group.aggregate.as_ref() else {
+            return Err(ApiError::NotFound(format!(
+                "test {test_id:?} has {} results, none with available marks (no percentage)",
+                group.excluded
+            )));
+        };
+        let p = |f: f64| a.percentile(f).unwrap_or(a.mean);
+        to_json(&MarkrAggregateResponse {
+            mean: a.mean,
+            stddev: a.stddev,
+            min: a.min,
+            max: a.max,
+            p25: p(0.25),
+            p50: p(0.5),
+            p75: p(0.75),
+            count: a.count,
+        })
     };
-    let Some(a) = group.aggregate.as_ref() else {
-        return Err(ApiError::NotFound(format!(
-            "test {test_id:?} has {} results, none with available marks (no percentage)",
-            group.excluded
-        )));
-    };
-    let p = |f: f64| a.percentile(f).unwrap_or(a.mean);
-    Ok(HttpResponse::Ok().json(MarkrAggregateResponse {
-        mean: a.mean,
-        stddev: a.stddev,
-        min: a.min,
-        max: a.max,
-        p25: p(0.25),
-        p50: p(0.5),
-        p75: p(0.75),
-        count: a.count,
-    }))
+    let rendered = state
+        .datasets
+        .rendered(&question.dataset, "markr.aggregate", &question, render);
+    Ok(json_ok(rendered.await?))
 }

@@ -580,25 +580,32 @@ pub(crate) async fn aggregate(
             percentiles: percentiles.clone(),
         })
         .collect();
-    let mut groups: BTreeMap<Option<String>, BTreeMap<String, Value>> = BTreeMap::new();
-    for question in &questions {
-        for group in state.datasets.aggregate(question).await? {
-            let statistics = sparse(&StatisticsResponse::from(&group), fields.as_ref())?;
-            groups
-                .entry(group.group.clone())
-                .or_default()
-                .insert(question.measure.clone(), statistics);
+    let render = || async {
+        let mut groups: BTreeMap<Option<String>, BTreeMap<String, Value>> = BTreeMap::new();
+        for question in &questions {
+            for group in state.datasets.aggregate(question).await? {
+                let statistics = sparse(&StatisticsResponse::from(&group), fields.as_ref())?;
+                groups
+                    .entry(group.group.clone())
+                    .or_default()
+                    .insert(question.measure.clone(), statistics);
+            }
         }
-    }
-    Ok(HttpResponse::Ok().json(AggregatesResponse {
-        dataset: name.to_string(),
-        measures,
-        percentiles,
-        group_by,
-        filters,
-        groups: groups
-            .into_iter()
-            .map(|(group, measures)| GroupStatisticsResponse { group, measures })
-            .collect(),
-    }))
+        super::to_json(&AggregatesResponse {
+            dataset: name.to_string(),
+            measures: measures.clone(),
+            percentiles: percentiles.clone(),
+            group_by: group_by.clone(),
+            filters: filters.clone(),
+            groups: groups
+                .into_iter()
+                .map(|(group, measures)| GroupStatisticsResponse { group, measures })
+                .collect(),
+        })
+    };
+    let question = (&questions, &fields);
+    let rendered = state
+        .datasets
+        .rendered(&name, "v2.aggregate", &question, render);
+    Ok(super::json_ok(rendered.await?))
 }

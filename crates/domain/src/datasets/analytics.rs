@@ -1,10 +1,11 @@
 //! Aggregates and top-k over a dataset's latest state (DESIGN §7): the question is
-//! checked against the current contract, answered by the [`Analytics`] engine, and
-//! cached under the dataset's revision, so a committed import makes new answers
-//! visible at once and a failing cache only costs speed.
+//! checked against the current contract and answered by the [`Analytics`] engine.
+//! Routes cache what they send ([`DatasetService::rendered`]) under the dataset's
+//! revision and current contract, so a committed import makes new answers visible at
+//! once, a cached answer is sent as the bytes it was, and a failing cache only costs
+//! speed.
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::{DatasetError, DatasetService};
 use crate::model::DatasetName;
@@ -33,19 +34,20 @@ impl DatasetService {
                 message: format!("percentile {bad} is outside [0, 1]"),
             });
         }
-        let dataset = self
-            .checked(
-                &query.dataset,
-                &query.measure,
-                query.group_by.iter().chain(query.filters.keys()),
-            )
-            .await?;
+        self.checked(
+            &query.dataset,
+            &query.measure,
+            query.group_by.iter().chain(query.filters.keys()),
+        )
+        .await?;
         if query.filters.values().any(|v| v.contains('\0')) {
             return Ok(Vec::new());
         }
-        let key = cache_key(&dataset, "aggregate", query);
-        self.cached(key, || self.ports.analytics.aggregate(query))
+        self.ports
+            .analytics
+            .aggregate(query)
             .await
+            .map_err(analytics)
     }
 
     /// The `k` records with the highest value of a measure in each group, highest
@@ -62,24 +64,22 @@ impl DatasetService {
             });
         }
         let dimensions = std::iter::once(&query.group_by).chain(query.filters.keys());
-        let dataset = self
-            .checked(&query.dataset, &query.measure, dimensions)
+        self.checked(&query.dataset, &query.measure, dimensions)
             .await?;
         if query.filters.values().any(|v| v.contains('\0')) {
             return Ok(Vec::new());
         }
-        let key = cache_key(&dataset, "top", query);
-        self.cached(key, || self.ports.analytics.top(query)).await
+        self.ports.analytics.top(query).await.map_err(analytics)
     }
 
-    /// The dataset, once the measure and dimensions are known to its current contract.
+    /// Whether the measure and dimensions are known to the dataset's current contract.
     async fn checked(
         &self,
         name: &DatasetName,
         measure: &str,
         mut dimensions: impl Iterator<Item = &String>,
-    ) -> Result<Dataset, DatasetError> {
-        let (dataset, published) = self.current(name).await?;
+    ) -> Result<(), DatasetError> {
+        let (_, published) = self.current(name).await?;
         let contract = &published.contract;
         if !contract.measure_names().any(|m| m == measure) {
             return Err(DatasetError::UnknownMeasure {
@@ -94,55 +94,64 @@ impl DatasetService {
                 dimensions: known.to_vec(),
             });
         }
-        Ok(dataset)
+        Ok(())
     }
 
-    /// The cached answer under `key`, or the computed one, which is then cached. An
-    /// entry that no longer reads is a miss.
-    async fn cached<T, F>(
+    /// What a route sends for `question` about `name` (the whole request that shapes
+    /// the answer), cached under `kind`, the dataset's revision and its current
+    /// contract: the same question at the same revision is sent as the bytes it was,
+    /// neither computed nor rendered again. `render` computes and renders it on a
+    /// miss; what fails is not cached.
+    ///
+    /// # Errors
+    /// `UnknownDataset`, and whatever `render` fails with.
+    pub async fn rendered<E, F, Fut>(
         &self,
-        key: CacheKey,
-        compute: impl FnOnce() -> F,
-    ) -> Result<Vec<T>, DatasetError>
+        name: &DatasetName,
+        kind: &str,
+        question: &impl Serialize,
+        render: F,
+    ) -> Result<Vec<u8>, E>
     where
-        T: Serialize + DeserializeOwned,
-        F: Future<Output = Result<Vec<T>, AnalyticsError>>,
+        E: From<DatasetError>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, E>>,
     {
+        let dataset = self.dataset(name).await?;
+        let key = cache_key(&dataset, kind, question);
         if let Some(bytes) = self.ports.cache.get(&key).await {
-            match serde_json::from_slice(&bytes) {
-                Ok(answer) => return Ok(answer),
-                Err(e) => {
-                    tracing::warn!(key = %key, error = %e, "ignoring an unreadable cache entry")
-                }
-            }
+            return Ok(bytes);
         }
-        let answer = compute().await.map_err(|e| match e {
-            AnalyticsError::NotFound => DatasetError::UnknownDataset,
-            AnalyticsError::Unknown(name) => DatasetError::InvalidQuery {
-                field: name,
-                message: "not in the dataset's contract".into(),
-            },
-            AnalyticsError::Unexpected(e) => DatasetError::Unexpected(e),
-        })?;
-        match serde_json::to_vec(&answer) {
-            Ok(bytes) => self.ports.cache.put(&key, bytes).await,
-            Err(e) => tracing::warn!(key = %key, error = %e, "not caching an answer"),
-        }
-        Ok(answer)
+        let bytes = render().await?;
+        self.ports.cache.put(&key, bytes.clone()).await;
+        Ok(bytes)
     }
 }
 
-/// `kind:`, when the dataset was created, and the question as JSON (maps are ordered,
-/// so equal questions give equal text), under the dataset's revision. The creation
-/// time keeps a dataset created again under the same name (a fresh database beside a
-/// shared cache) from meeting the old one's answers.
+fn analytics(e: AnalyticsError) -> DatasetError {
+    match e {
+        AnalyticsError::NotFound => DatasetError::UnknownDataset,
+        AnalyticsError::Unknown(name) => DatasetError::InvalidQuery {
+            field: name,
+            message: "not in the dataset's contract".into(),
+        },
+        AnalyticsError::Unexpected(e) => DatasetError::Unexpected(e),
+    }
+}
+
+/// `kind:`, when the dataset was created, its current contract, and the question as
+/// JSON (maps are ordered, so equal questions give equal text), under the dataset's
+/// revision. The creation time keeps a dataset created again under the same name (a
+/// fresh database beside a shared cache) from meeting the old one's answers; the
+/// contract, a question the new contract refuses from meeting an old answer.
 fn cache_key(dataset: &Dataset, kind: &str, question: &impl Serialize) -> CacheKey {
     let text = serde_json::to_string(question).unwrap_or_default();
     let created = dataset.created_at.timestamp_micros();
+    let contract = dataset.current_contract.get();
     CacheKey {
         dataset: dataset.name.clone(),
         revision: dataset.revision,
-        query: format!("{kind}:{created}:{text}"),
+        query: format!("{kind}:{created}:{contract}:{text}"),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The analytics use cases with mocked ports: what is checked, and how the cache is
-//! keyed and bypassed.
+//! The analytics use cases with mocked ports: what is checked, and how rendered
+//! answers are cached and keyed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,8 +102,18 @@ fn query(measure: &str, group_by: Option<&str>) -> AnalyticsQuery {
     }
 }
 
+/// Renders `q`'s answer through the cache as a route does, counting renderings.
+fn rendered(service: &DatasetService, q: &AnalyticsQuery, renders: &AtomicU64) -> Vec<u8> {
+    let render = || async {
+        renders.fetch_add(1, Ordering::SeqCst);
+        let answer = service.aggregate(q).await?;
+        Ok::<_, DatasetError>(serde_json::to_vec(&answer).unwrap())
+    };
+    block_on(service.rendered(&q.dataset, "aggregate", q, render)).unwrap()
+}
+
 #[test]
-fn an_answer_is_computed_once_per_revision() {
+fn an_answer_is_rendered_once_per_revision_and_sent_as_its_bytes() {
     let revision = Arc::new(AtomicU64::new(1));
     let mut analytics = MockAnalytics::new();
     analytics
@@ -112,21 +122,27 @@ fn an_answer_is_computed_once_per_revision() {
         .returning(|_| Ok(answer()));
     let service = service(revision.clone(), analytics, Arc::new(MapCache::default()));
     let q = query("value", Some("group"));
-    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer());
-    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer(), "cached");
+    let renders = AtomicU64::new(0);
+    let first = rendered(&service, &q, &renders);
+    assert_eq!(first, serde_json::to_vec(&answer()).unwrap());
+    assert_eq!(rendered(&service, &q, &renders), first, "cached");
+    assert_eq!(renders.load(Ordering::SeqCst), 1);
     revision.store(2, Ordering::SeqCst);
+    assert_eq!(rendered(&service, &q, &renders), first);
     assert_eq!(
-        block_on(service.aggregate(&q)).unwrap(),
-        answer(),
-        "computed again after an import"
+        renders.load(Ordering::SeqCst),
+        2,
+        "rendered again after an import"
     );
-    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer());
+    rendered(&service, &q, &renders);
+    assert_eq!(renders.load(Ordering::SeqCst), 2);
 }
 
 #[test]
 fn a_dataset_created_again_under_its_name_meets_none_of_the_old_answers() {
     let cache = Arc::new(MapCache::default());
     let q = query("value", None);
+    let renders = AtomicU64::new(0);
     for _ in 0..2 {
         // Each service sees a dataset of the same name and revision, created anew.
         let mut analytics = MockAnalytics::new();
@@ -135,27 +151,31 @@ fn a_dataset_created_again_under_its_name_meets_none_of_the_old_answers() {
             .times(1)
             .returning(|_| Ok(answer()));
         let service = service(Arc::new(AtomicU64::new(1)), analytics, cache.clone());
-        block_on(service.aggregate(&q)).unwrap();
+        rendered(&service, &q, &renders);
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    assert_eq!(renders.load(Ordering::SeqCst), 2);
     assert_eq!(cache.entries.lock().unwrap().len(), 2);
 }
 
 #[test]
-fn an_unreadable_cache_entry_is_a_miss() {
+fn failures_are_not_cached() {
     let cache = Arc::new(MapCache::default());
-    let mut analytics = MockAnalytics::new();
-    analytics
-        .expect_aggregate()
-        .times(2)
-        .returning(|_| Ok(answer()));
-    let service = service(Arc::new(AtomicU64::new(1)), analytics, cache.clone());
-    let q = query("value", None);
-    block_on(service.aggregate(&q)).unwrap();
-    for value in cache.entries.lock().unwrap().values_mut() {
-        *value = b"not json".to_vec();
+    let service = service(
+        Arc::new(AtomicU64::new(1)),
+        MockAnalytics::new(),
+        cache.clone(),
+    );
+    let q = query("score", None);
+    for _ in 0..2 {
+        let render = || async {
+            service.aggregate(&q).await?;
+            Ok::<_, DatasetError>(Vec::new())
+        };
+        let answer = block_on(service.rendered(&q.dataset, "aggregate", &q, render));
+        assert!(matches!(answer, Err(DatasetError::UnknownMeasure { .. })));
     }
-    assert_eq!(block_on(service.aggregate(&q)).unwrap(), answer());
+    assert!(cache.entries.lock().unwrap().is_empty());
 }
 
 #[test]
