@@ -10,6 +10,7 @@
 //! document is generated from the handlers and DTOs ([`openapi::ApiDoc`]).
 
 pub mod auth;
+mod conditional;
 mod context;
 mod deadline;
 mod dto;

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use intake_domain::analytics::Aggregate;
 use intake_domain::ports::{AnalyticsQuery, TopQuery};
 
 use super::{dataset_name, json_ok, to_json};
+use crate::conditional::conditional;
 use crate::dto::{AggregateResponse, GroupAggregateResponse, TopGroupResponse, TopResponse};
 use crate::error::Problem;
 use crate::{ApiError, ApiState};
@@ -17,9 +19,15 @@ const DEFAULT_K: u32 = 10;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/aggregate").route(web::get().to(aggregate)),
+        super::resource_in(super::V1_DATASET, "/aggregate")
+            .route(web::get().to(aggregate))
+            .wrap(from_fn(conditional)),
     )
-    .service(super::resource_in(super::V1_DATASET, "/top").route(web::get().to(top)));
+    .service(
+        super::resource_in(super::V1_DATASET, "/top")
+            .route(web::get().to(top))
+            .wrap(from_fn(conditional)),
+    );
 }
 
 /// Takes a required parameter out of the query.
@@ -40,7 +48,8 @@ fn required(query: &mut BTreeMap<String, String>, name: &str) -> Result<String, 
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
             description = "`<dimension>=<value>` pairs, all of which must hold")),
     responses(
-        (status = 200, description = "The aggregates, one per group", body = AggregateResponse),
+        (status = 200, description = "The aggregates, one per group", body = AggregateResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 400, description = "Missing measure, or a name that is not in the contract", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -87,7 +96,8 @@ pub(crate) async fn aggregate(
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
             description = "`<dimension>=<value>` pairs, all of which must hold")),
     responses(
-        (status = 200, description = "The top records per group", body = TopResponse),
+        (status = 200, description = "The top records per group", body = TopResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 400, description = "Missing or bad parameter, or a name that is not in the contract", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use intake_domain::ports::RecordQuery;
 
 use super::{dataset_name, page};
+use crate::conditional::conditional;
 use crate::dto::{
     ConflictListResponse, ConflictResponse, HistoryResponse, PageQuery, RecordListResponse,
     RecordResponse,
@@ -15,19 +17,15 @@ use crate::error::Problem;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        super::resource_in(super::V1_DATASET, "/records").route(web::get().to(list_records)),
-    )
-    .service(
-        super::resource_in(super::V1_DATASET, "/records/{key}").route(web::get().to(get_record)),
-    )
-    .service(
-        super::resource_in(super::V1_DATASET, "/records/{key}/history")
-            .route(web::get().to(get_history)),
-    )
-    .service(
-        super::resource_in(super::V1_DATASET, "/conflicts").route(web::get().to(list_conflicts)),
-    );
+    // Records, a record and its history change only with the dataset's revision.
+    let tagged = |path| super::resource_in(super::V1_DATASET, path).wrap(from_fn(conditional));
+    cfg.service(tagged("/records").route(web::get().to(list_records)))
+        .service(tagged("/records/{key}").route(web::get().to(get_record)))
+        .service(tagged("/records/{key}/history").route(web::get().to(get_history)))
+        .service(
+            super::resource_in(super::V1_DATASET, "/conflicts")
+                .route(web::get().to(list_conflicts)),
+        );
 }
 
 /// A number from the query string, or a field error naming it.
@@ -51,7 +49,8 @@ pub(crate) fn number<T: std::str::FromStr>(
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
             description = "`<dimension>=<value>` pairs, all of which must hold")),
     responses(
-        (status = 200, description = "A page of records", body = RecordListResponse),
+        (status = 200, description = "A page of records", body = RecordListResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 400, description = "Malformed name or page", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -89,7 +88,8 @@ pub(crate) async fn list_records(
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("key" = String, Path, description = "The canonical key, URL-encoded as one segment (`9863%2F002299`)")),
     responses(
-        (status = 200, description = "The record", body = RecordResponse),
+        (status = 200, description = "The record", body = RecordResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 400, description = "Malformed name or key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset or record", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -107,7 +107,8 @@ pub(crate) async fn get_record(
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("key" = String, Path, description = "The canonical key, URL-encoded as one segment")),
     responses(
-        (status = 200, description = "The history", body = HistoryResponse),
+        (status = 200, description = "The history", body = HistoryResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 400, description = "Malformed name or key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset or record", body = Problem, content_type = "application/problem+json"),
     ))]

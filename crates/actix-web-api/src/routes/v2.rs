@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use intake_domain::ports::{AnalyticsQuery, GroupAggregate, RecordQuery};
 use serde::Serialize;
@@ -20,6 +21,7 @@ use utoipa::ToSchema;
 
 use super::dataset_name;
 use super::records::number;
+use crate::conditional::conditional;
 use crate::dto::{ConflictResponse, DatasetResponse, ImportResponse, RecordResponse};
 use crate::error::Problem;
 use crate::{ApiError, ApiState};
@@ -81,10 +83,18 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 /// The routes of one dataset, below [`super::V2_DATASET`].
 pub(crate) fn configure_one(cfg: &mut web::ServiceConfig) {
     let resource = |path| super::resource_in(super::V2_DATASET, path);
-    cfg.service(resource("/aggregate").route(web::get().to(aggregate)))
-        .service(resource("/records").route(web::get().to(list_records)))
-        .service(resource("/imports").route(web::get().to(list_imports)))
-        .service(resource("/conflicts").route(web::get().to(list_conflicts)));
+    cfg.service(
+        resource("/aggregate")
+            .route(web::get().to(aggregate))
+            .wrap(from_fn(conditional)),
+    )
+    .service(
+        resource("/records")
+            .route(web::get().to(list_records))
+            .wrap(from_fn(conditional)),
+    )
+    .service(resource("/imports").route(web::get().to(list_imports)))
+    .service(resource("/conflicts").route(web::get().to(list_conflicts)));
 }
 
 /// A page of datasets.
@@ -402,7 +412,8 @@ pub(crate) async fn list_datasets(
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
             description = "`<dimension>=<value>` pairs, all of which must hold")),
     responses(
-        (status = 200, description = "A page of records", body = RecordPage),
+        (status = 200, description = "A page of records", body = RecordPage, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 400, description = "Malformed name, limit, cursor, fields or filter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -547,7 +558,8 @@ fn list<T>(
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
             description = "`<dimension>=<value>` pairs, all of which must hold")),
     responses(
-        (status = 200, description = "The statistics of each measure, per group", body = AggregatesResponse),
+        (status = 200, description = "The statistics of each measure, per group", body = AggregatesResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 400, description = "Missing or bad measures, percentiles or fields, or a name that is not in the contract", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
     ))]

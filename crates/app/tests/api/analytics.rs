@@ -421,3 +421,65 @@ async fn a_cache_at_a_closed_port_costs_speed_not_answers() {
     .await;
     app.stop().await;
 }
+
+/// Answers that change only with their dataset's revision carry an `ETag` and
+/// `Cache-Control: no-cache`; `If-None-Match` with that tag is a `304` without a body,
+/// in JSON or XML, until an import commits; routes whose answers change otherwise
+/// (imports) carry no tag.
+pub async fn answers_carry_an_etag_and_a_matching_if_none_match_is_304(app: &TestApp) {
+    let first = document(&[result("88", "001", 10, 5), result("88", "002", 10, 10)]);
+    assert_eq!(markr_import(app, first).await.status, 200);
+    let paths = [
+        "/v1/datasets/exam-results/aggregate?measure=percent&group_by=test_id",
+        "/v1/datasets/exam-results/top?measure=percent&group_by=test_id&k=1",
+        "/v1/datasets/exam-results/records?limit=1",
+        "/v1/datasets/exam-results/records/88%2F001",
+        "/v1/datasets/exam-results/records/88%2F001/history",
+        "/v2/datasets/exam-results/records?limit=1",
+        "/v2/datasets/exam-results/aggregate?measures=percent",
+    ];
+    let mut tags = Vec::new();
+    for path in paths {
+        let answer = app.get(path).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        let tag = answer
+            .header("etag")
+            .unwrap_or_else(|| panic!("{path}: no ETag"));
+        assert!(tag.starts_with("W/\""), "{path}: {tag}");
+        assert_eq!(answer.header("cache-control"), Some("no-cache"), "{path}");
+        for accept in ["application/json", "application/xml"] {
+            let again = app
+                .client
+                .get(app.url(path))
+                .insert_header(("If-None-Match", tag))
+                .insert_header(("Accept", accept))
+                .send()
+                .await
+                .unwrap();
+            let again = TestApp::answer(again).await;
+            assert_eq!(again.status, 304, "{path} ({accept})");
+            assert!(again.bytes.is_empty(), "{path}: a 304 has no body");
+            assert_eq!(again.header("etag"), Some(tag), "{path}");
+        }
+        tags.push(tag.to_owned());
+    }
+
+    // An import commits: every old tag is stale, and the new answer has a new tag.
+    let second = document(&[result("88", "003", 10, 0)]);
+    assert_eq!(markr_import(app, second).await.status, 200);
+    for (path, old) in paths.iter().zip(&tags) {
+        let answer = app.get_with(path, ("If-None-Match", old)).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert_ne!(answer.header("etag"), Some(old.as_str()), "{path}");
+    }
+    let imports = app.get("/v1/datasets/exam-results/imports").await;
+    assert_eq!(imports.status, 200);
+    assert_eq!(
+        imports.header("etag"),
+        None,
+        "imports change without a revision"
+    );
+    let unknown = app.get("/v1/datasets/nope/records").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.header("etag"), None);
+}

@@ -21,6 +21,7 @@ mod v2;
 use analytics::{
     aggregate_and_top_answer_and_refuse_bad_questions,
     an_import_changes_the_next_aggregate_at_once,
+    answers_carry_an_etag_and_a_matching_if_none_match_is_304,
     markr_documents_give_the_aggregates_the_documents_imply,
 };
 
@@ -90,6 +91,7 @@ on_both_databases!(
     operations_endpoints_report_health_metrics_and_the_api,
     markr_documents_give_the_aggregates_the_documents_imply,
     an_import_changes_the_next_aggregate_at_once,
+    answers_carry_an_etag_and_a_matching_if_none_match_is_304,
     aggregate_and_top_answer_and_refuse_bad_questions,
     v1_golden_exchanges_replay,
     v2_pages_with_cursors_that_stay_stable_under_inserts,
