@@ -395,6 +395,21 @@ pub struct HistoryResponse {
     pub key: String,
     /// The states.
     pub history: Vec<RecordResponse>,
+    /// With `limit`, when more states follow: pass it as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a record's history: every state when `limit` is left out (as before
+/// pages existed), else at most `limit` (1–1000) after `cursor`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// States at most, 1–1000 (default: every state).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// What kind of disagreement a conflict is.

@@ -29,7 +29,6 @@ pub(crate) const V2_DATASET: &str = "/v2/datasets/{dataset}";
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
-    markr::configure(cfg);
     datasets::configure(cfg);
     v2::configure(cfg);
     cfg.service(web::scope(V1_DATASET).configure(|one| {
@@ -42,6 +41,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         callbacks::configure(one);
     }))
     .service(web::scope(V2_DATASET).configure(v2::configure_one));
+    // Last: its one pattern with a parameter is then tried only by its own requests.
+    markr::configure(cfg);
 }
 
 /// A route: its other methods answer `405` with `Allow` (a problem document, by
@@ -106,8 +107,8 @@ pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     Ok(limit)
 }
 
-/// The `cursor` of a list ordered by a positive sequence, newest first: the last
-/// sequence of the previous page.
+/// The `cursor` of a list ordered by a positive sequence (newest first, or a
+/// record's history oldest first): the last sequence of the previous page.
 pub(crate) fn sequence_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     cursor
         .map(|text| {

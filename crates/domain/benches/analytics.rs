@@ -92,7 +92,8 @@ impl RecordStore for Generated {
         &self,
         _: &DatasetName,
         _: &RecordKey,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
+        _: &intake_domain::ports::HistoryPage,
+    ) -> Result<intake_domain::ports::HistoryEntries, StoreError> {
         Err(unsupported())
     }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::contract::{Contract, ContractLimits, ContractTooLarge};
 use crate::model::{Conflict, ContractVersion, DatasetName, ImportId, KeyError, RecordKey};
 use crate::ports::{
-    Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract,
-    RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
+    Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, HistoryEntries,
+    HistoryPage, PublishedContract, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
 };
 
 mod analytics;
@@ -290,7 +290,7 @@ impl DatasetService {
         self.ports.records.get(name, &key).await.map_err(store)
     }
 
-    /// Every accepted state of one record, oldest first.
+    /// A page of one record's accepted states, oldest first.
     ///
     /// # Errors
     /// `UnknownDataset`, `BadKey` or `UnknownRecord`.
@@ -298,9 +298,14 @@ impl DatasetService {
         &self,
         name: &DatasetName,
         key: &str,
-    ) -> Result<Vec<StoredRecord>, DatasetError> {
+        page: &HistoryPage,
+    ) -> Result<HistoryEntries, DatasetError> {
         let key = self.key(name, key).await?;
-        self.ports.records.history(name, &key).await.map_err(store)
+        self.ports
+            .records
+            .history(name, &key, page)
+            .await
+            .map_err(store)
     }
 
     /// A dataset's conflicts, oldest first, with the import that reported each.

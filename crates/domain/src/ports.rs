@@ -43,8 +43,8 @@ pub use imports::{
 pub use jobs::{Job, JobError, JobStore};
 pub use limits::{RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use records::{
-    CancelledCallback, Finished, IdentityMap, ImportWriter, RecordPage, RecordQuery, RecordScan,
-    RecordStore, StoreError, StoredRecord,
+    CancelledCallback, Finished, HistoryEntries, HistoryPage, IdentityMap, ImportWriter,
+    RecordPage, RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
 };
 
 #[cfg(any(test, feature = "mocks"))]

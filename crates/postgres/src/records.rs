@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use intake_domain::ports::{
-    ImportWriter, Lease, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
+    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordPage, RecordQuery, RecordScan,
+    RecordStore, StoreError, StoredRecord,
 };
 use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
@@ -156,20 +157,38 @@ impl RecordStore for PgStore {
         &self,
         dataset: &DatasetName,
         key: &RecordKey,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
+        page: &HistoryPage,
+    ) -> Result<HistoryEntries, StoreError> {
+        // One more than asked: whether there is a next page.
         let rows = sqlx::query(
-            "SELECT record::text AS record, import_id, created_at FROM record_history \
-             WHERE dataset = $1 AND key = $2 ORDER BY seq",
+            "SELECT record::text AS record, import_id, created_at, seq FROM record_history \
+             WHERE dataset = $1 AND key = $2 AND seq > $3 ORDER BY seq LIMIT $4",
         )
         .bind(dataset.as_str())
         .bind(key.canonical())
+        .bind(page.after.unwrap_or(0))
+        .bind(i64::from(page.limit) + 1)
         .fetch_all(&self.pool)
         .await
         .map_err(unexpected("reading history"))?;
-        if rows.is_empty() {
+        if rows.is_empty() && page.after.is_none() {
             return Err(StoreError::NotFound);
         }
-        rows.iter().map(|r| stored(r, "created_at")).collect()
+        let shown = rows.len().min(page.limit as usize);
+        let next = if rows.len() > shown {
+            Some(
+                rows[shown - 1]
+                    .try_get("seq")
+                    .map_err(unexpected("reading history"))?,
+            )
+        } else {
+            None
+        };
+        let entries = rows[..shown]
+            .iter()
+            .map(|r| stored(r, "created_at"))
+            .collect::<Result<_, _>>()?;
+        Ok(HistoryEntries { entries, next })
     }
 
     async fn conflicts(

@@ -364,10 +364,11 @@ async fn a_key_created_meanwhile_by_another_import_is_overwritten() {
             Some(2.0),
             "the later write wins"
         );
-        let history = RecordStore::history(&store, &dataset(), &key)
+        let all = &intake_domain::ports::HistoryPage::ALL;
+        let history = RecordStore::history(&store, &dataset(), &key, all)
             .await
             .unwrap();
-        assert_eq!(history.len(), 2);
+        assert_eq!(history.entries.len(), 2);
     })
     .await;
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use intake_domain::ports::{RecordQuery, RecordScan, RecordStore, StoredRecord};
+use intake_domain::ports::{HistoryPage, RecordQuery, RecordScan, RecordStore, StoredRecord};
 use intake_domain::{DatasetName, RecordKey};
 #[path = "support/store.rs"]
 mod support;
@@ -181,7 +181,11 @@ async fn records_and_history_read_the_same_after_the_migration() {
         seen(&a),
         ("a".into(), "g2".into(), 3.0, SECOND.into(), at(T2))
     );
-    let history: Vec<_> = store.history(&ds(), &key("a")).await.unwrap();
+    let history = store
+        .history(&ds(), &key("a"), &HistoryPage::ALL)
+        .await
+        .unwrap()
+        .entries;
     let history: Vec<_> = history.iter().map(seen).collect();
     assert_eq!(
         history,
@@ -196,7 +200,11 @@ async fn records_and_history_read_the_same_after_the_migration() {
         seen(&c),
         ("c".into(), "g1".into(), 4.0, SECOND.into(), at(T2))
     );
-    assert_eq!(store.history(&ds(), &key("c")).await.unwrap().len(), 1);
+    let history = store
+        .history(&ds(), &key("c"), &HistoryPage::ALL)
+        .await
+        .unwrap();
+    assert_eq!(history.entries.len(), 1);
 
     // Filters read the dimension from either form of the document.
     let all = store.list(&ds(), &page(&[])).await.unwrap();

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
-use intake_domain::ports::RecordQuery;
+use intake_domain::ports::{HistoryPage, RecordQuery};
 
 use super::{dataset_name, page};
 use crate::conditional::conditional;
 use crate::dto::{
-    ConflictListResponse, ConflictResponse, HistoryResponse, PageQuery, RecordListResponse,
-    RecordResponse,
+    ConflictListResponse, ConflictResponse, HistoryQuery, HistoryResponse, PageQuery,
+    RecordListResponse, RecordResponse,
 };
 use crate::error::Problem;
 use crate::{ApiError, ApiState};
@@ -105,7 +105,8 @@ pub(crate) async fn get_record(
 /// Every accepted state of one record, oldest first.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/records/{key}/history", tag = "records",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
-           ("key" = String, Path, description = "The canonical key, URL-encoded as one segment")),
+           ("key" = String, Path, description = "The canonical key, URL-encoded as one segment"),
+           HistoryQuery),
     responses(
         (status = 200, description = "The history", body = HistoryResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
@@ -115,15 +116,25 @@ pub(crate) async fn get_record(
 pub(crate) async fn get_history(
     state: web::Data<ApiState>,
     path: web::Path<(String, String)>,
+    query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path.0)?;
-    let history = state.datasets.history(&name, &path.1).await?;
+    let page = HistoryPage {
+        limit: match query.limit {
+            None => HistoryPage::ALL.limit,
+            limit => super::page_limit(limit)?,
+        },
+        after: super::sequence_cursor(query.cursor.as_deref())?,
+    };
+    let history = state.datasets.history(&name, &path.1, &page).await?;
     let key = history
+        .entries
         .first()
         .map_or_else(|| path.1.clone(), |s| s.record.key.canonical());
     Ok(HttpResponse::Ok().json(HistoryResponse {
         key,
-        history: history.iter().map(RecordResponse::from).collect(),
+        history: history.entries.iter().map(RecordResponse::from).collect(),
+        next_cursor: history.next.map(|n| n.to_string()),
     }))
 }
 

@@ -483,3 +483,41 @@ pub async fn answers_carry_an_etag_and_a_matching_if_none_match_is_304(app: &Tes
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.header("etag"), None);
 }
+
+/// A record's history is every state without `limit` (as before pages existed), and a
+/// page at a time with `limit` and the `next_cursor` each page gives.
+pub async fn a_records_history_is_paged_with_limit_and_cursor(app: &TestApp) {
+    for obtained in [5, 7, 9] {
+        let doc = document(&[result("66", "001", 10, obtained)]);
+        assert_eq!(markr_import(app, doc).await.status, 200);
+    }
+    let path = "/v1/datasets/exam-results/records/66%2F001/history";
+    let obtained = |answer: &Value| -> Vec<Value> {
+        let states = answer["history"].as_array().unwrap();
+        states
+            .iter()
+            .map(|s| s["measures"]["obtained"].clone())
+            .collect()
+    };
+    let all = app.get(path).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(obtained(&all.body), [json!(5.0), json!(7.0), json!(9.0)]);
+    assert!(all.body.get("next_cursor").is_none(), "{}", all.body);
+
+    let first = app.get(&format!("{path}?limit=2")).await.body;
+    assert_eq!(obtained(&first), [json!(5.0), json!(7.0)]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let rest = app
+        .get(&format!("{path}?limit=2&cursor={cursor}"))
+        .await
+        .body;
+    assert_eq!(obtained(&rest), [json!(9.0)]);
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+
+    app.get(&format!("{path}?limit=0"))
+        .await
+        .problem(400, "bad_request");
+    app.get(&format!("{path}?cursor=abc"))
+        .await
+        .problem(400, "bad_request");
+}

@@ -19,6 +19,7 @@ mod support;
 mod v2;
 
 use analytics::{
+    a_records_history_is_paged_with_limit_and_cursor,
     aggregate_and_top_answer_and_refuse_bad_questions,
     an_import_changes_the_next_aggregate_at_once,
     answers_carry_an_etag_and_a_matching_if_none_match_is_304,
@@ -92,6 +93,7 @@ on_both_databases!(
     markr_documents_give_the_aggregates_the_documents_imply,
     an_import_changes_the_next_aggregate_at_once,
     answers_carry_an_etag_and_a_matching_if_none_match_is_304,
+    a_records_history_is_paged_with_limit_and_cursor,
     aggregate_and_top_answer_and_refuse_bad_questions,
     v1_golden_exchanges_replay,
     v2_pages_with_cursors_that_stay_stable_under_inserts,

@@ -4,7 +4,9 @@ use chrono::Utc;
 
 use super::*;
 use crate::model::Revision;
-use crate::ports::{MockAnalytics, MockContractStore, MockDatasetStore, MockRecordStore, NoCache};
+use crate::ports::{
+    HistoryPage, MockAnalytics, MockContractStore, MockDatasetStore, MockRecordStore, NoCache,
+};
 
 const TWO_PART_KEY: &str = r#"{
   "format": "csv",
@@ -90,7 +92,7 @@ fn an_unknown_dataset_is_named_before_any_record_is_read() {
     let service = service(false, MockRecordStore::new());
     let listed = block_on(service.records(&name(), &RecordQuery::default()));
     assert!(matches!(listed, Err(DatasetError::UnknownDataset)));
-    let history = block_on(service.history(&name(), "1/2"));
+    let history = block_on(service.history(&name(), "1/2", &HistoryPage::ALL));
     assert!(matches!(history, Err(DatasetError::UnknownDataset)));
 }
 

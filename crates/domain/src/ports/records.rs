@@ -20,6 +20,32 @@ pub struct StoredRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Which part of a key's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Entries at most.
+    pub limit: u32,
+    /// Only entries after this one (the `next` of the previous page).
+    pub after: Option<i64>,
+}
+
+impl HistoryPage {
+    /// The whole history.
+    pub const ALL: Self = Self {
+        limit: u32::MAX,
+        after: None,
+    };
+}
+
+/// A page of a key's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntries {
+    /// Oldest first.
+    pub entries: Vec<StoredRecord>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<i64>,
+}
+
 /// Which records to list: equality filters on dimensions, and a page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecordQuery {
@@ -181,15 +207,17 @@ pub trait RecordStore: Send + Sync {
         scan: &RecordScan,
     ) -> Result<Vec<Record>, StoreError>;
 
-    /// Every accepted state of one key, oldest first.
+    /// A page of one key's accepted states, oldest first: at most `page.limit`, those
+    /// after the entry `page.after` names (the `next` of an earlier page).
     ///
     /// # Errors
-    /// - `NotFound` when the key never had a record.
+    /// - `NotFound` when the key never had a record (asked without `after`).
     async fn history(
         &self,
         dataset: &DatasetName,
         key: &RecordKey,
-    ) -> Result<Vec<StoredRecord>, StoreError>;
+        page: &HistoryPage,
+    ) -> Result<HistoryEntries, StoreError>;
 
     /// A dataset's conflicts, oldest first.
     ///

@@ -32,7 +32,11 @@ pub async fn workloads_give_the_same_result_as_a_dry_run(s: Stores) {
             assert_eq!(all_records(&s, &ds).await, expected.records, "{file}");
             let mut history = 0;
             for key in expected.records.keys() {
-                history += s.records.history(&ds, key).await.expect("history").len() as u64;
+                let entries = s
+                    .records
+                    .history(&ds, key, &crate::ports::HistoryPage::ALL)
+                    .await;
+                history += entries.expect("history").entries.len() as u64;
             }
             let changes = expected.report.inserted + expected.report.updated;
             assert_eq!(history, changes, "{file}: one history entry per change");
@@ -274,10 +278,10 @@ pub async fn workers_apply_every_import_exactly_once(s: Stores) {
     for r in &page.records {
         let history = s
             .records
-            .history(&ds, &r.record.key)
+            .history(&ds, &r.record.key, &crate::ports::HistoryPage::ALL)
             .await
             .expect("history");
-        assert_eq!(history.len(), 1, "{}", r.record.key);
+        assert_eq!(history.entries.len(), 1, "{}", r.record.key);
     }
     assert_eq!(s.datasets.get(&ds).await.expect("get").revision.get(), 100);
 }
@@ -306,7 +310,13 @@ async fn all_records(s: &Stores, ds: &crate::DatasetName) -> BTreeMap<RecordKey,
 async fn all_history(s: &Stores, ds: &crate::DatasetName) -> usize {
     let mut n = 0;
     for key in all_records(s, ds).await.keys() {
-        n += s.records.history(ds, key).await.expect("history").len();
+        n += s
+            .records
+            .history(ds, key, &crate::ports::HistoryPage::ALL)
+            .await
+            .expect("history")
+            .entries
+            .len();
     }
     n
 }
@@ -591,8 +601,9 @@ impl crate::ports::RecordStore for FailingRecords {
         &self,
         dataset: &crate::DatasetName,
         key: &RecordKey,
-    ) -> Result<Vec<crate::ports::StoredRecord>, StoreError> {
-        self.0.history(dataset, key).await
+        page: &crate::ports::HistoryPage,
+    ) -> Result<crate::ports::HistoryEntries, StoreError> {
+        self.0.history(dataset, key, page).await
     }
 
     async fn conflicts(

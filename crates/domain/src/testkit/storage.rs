@@ -333,7 +333,9 @@ pub async fn a_dropped_writer_rolls_everything_back(s: Stores) {
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        s.records.history(&ds, &key).await,
+        s.records
+            .history(&ds, &key, &crate::ports::HistoryPage::ALL)
+            .await,
         Err(StoreError::NotFound)
     ));
     s.queue.release(&lease).await.expect("release");
@@ -406,9 +408,43 @@ pub async fn a_writer_sees_its_own_batches_and_commits_them_at_once(s: Stores) {
         (stored.record, stored.import),
         (second.clone(), import.id.clone())
     );
-    let history = s.records.history(&ds, &first.key).await.expect("history");
-    let states: Vec<_> = history.into_iter().map(|h| h.record).collect();
-    assert_eq!(states, [first, second]);
+    let history = s
+        .records
+        .history(&ds, &first.key, &crate::ports::HistoryPage::ALL)
+        .await
+        .expect("history");
+    let states: Vec<_> = history.entries.iter().map(|h| h.record.clone()).collect();
+    assert_eq!(states, [first.clone(), second.clone()]);
+    assert_eq!(history.next, None);
+    // A page at a time: one entry, then the next from its cursor, then nothing more.
+    let one = crate::ports::HistoryPage {
+        limit: 1,
+        after: None,
+    };
+    let page = s
+        .records
+        .history(&ds, &first.key, &one)
+        .await
+        .expect("page");
+    assert_eq!(
+        page.entries.iter().map(|h| &h.record).collect::<Vec<_>>(),
+        [&first]
+    );
+    let next = crate::ports::HistoryPage {
+        limit: 1,
+        after: page.next,
+    };
+    assert!(next.after.is_some(), "a second entry follows");
+    let page = s
+        .records
+        .history(&ds, &first.key, &next)
+        .await
+        .expect("page");
+    assert_eq!(
+        page.entries.iter().map(|h| &h.record).collect::<Vec<_>>(),
+        [&second]
+    );
+    assert_eq!(page.next, None, "nothing after the last entry");
     let done = s.vault.get(&import.id).await.expect("get");
     assert_eq!(
         (done.status, done.report),
