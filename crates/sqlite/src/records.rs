@@ -166,18 +166,14 @@ impl RecordStore for SqliteStore {
         if rows.is_empty() && page.after.is_none() {
             return Err(StoreError::NotFound);
         }
-        let shown = rows.len().min(page.limit as usize);
-        let next = if rows.len() > shown {
-            Some(
-                rows[shown - 1]
-                    .try_get("seq")
-                    .map_err(unexpected("reading history"))?,
-            )
-        } else {
-            None
-        };
-        let entries = rows[..shown].iter().map(stored).collect::<Result<_, _>>()?;
-        Ok(HistoryEntries { entries, next })
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let seq = r.try_get("seq").map_err(unexpected("reading history"))?;
+                Ok((seq, stored(r)?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(HistoryEntries::from_rows(rows, page))
     }
 
     async fn conflicts(

@@ -46,6 +46,21 @@ pub struct HistoryEntries {
     pub next: Option<i64>,
 }
 
+impl HistoryEntries {
+    /// The page of `page.limit` entries from `rows` (each with its sequence, oldest
+    /// first), which a store read with one row more than the limit, so that one
+    /// tells whether a next page follows.
+    pub fn from_rows(mut rows: Vec<(i64, StoredRecord)>, page: &HistoryPage) -> Self {
+        let more = rows.len() > page.limit as usize;
+        rows.truncate(page.limit as usize);
+        let next = more.then(|| rows.last().map(|(seq, _)| *seq)).flatten();
+        Self {
+            entries: rows.into_iter().map(|(_, entry)| entry).collect(),
+            next,
+        }
+    }
+}
+
 /// Which records to list: equality filters on dimensions, and a page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecordQuery {
