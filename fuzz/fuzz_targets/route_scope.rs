@@ -68,7 +68,7 @@ fn state() -> Arc<ApiState> {
     records.expect_scan().returning(|_, _| Ok(Vec::new()));
     records
         .expect_history()
-        .returning(|_, _| Err(StoreError::NotFound));
+        .returning(|_, _, _| Err(StoreError::NotFound));
     records
         .expect_conflicts()
         .returning(|_, _, _| Ok(Vec::new()));
