@@ -12,6 +12,7 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{CACHE_CONTROL, ETAG, HeaderValue, IF_NONE_MATCH};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
@@ -28,8 +29,12 @@ pub(crate) async fn conditional(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // Only reads are answered from a tag; other methods meet their route's `405`.
+    let reads = req.method() == Method::GET || req.method() == Method::HEAD;
     let tag = match (
-        req.app_data::<web::Data<ApiState>>(),
+        reads
+            .then(|| req.app_data::<web::Data<ApiState>>())
+            .flatten(),
         req.match_info()
             .get("dataset")
             .and_then(|d| DatasetName::parse(d).ok()),
@@ -72,15 +77,16 @@ fn tag(dataset: &Dataset) -> String {
     )
 }
 
-/// Whether `If-None-Match` names `tag` (compared weakly) or is `*`.
+/// Whether `If-None-Match` names `tag` (compared weakly). `*` is not answered `304`:
+/// it would be for a key that has no record (RFC 9110: `*` holds only when a current
+/// representation exists, which only the handler knows).
 fn matches(header: Option<&HeaderValue>, tag: &str) -> bool {
     let Some(text) = header.and_then(|h| h.to_str().ok()) else {
         return false;
     };
     let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let ours = opaque(tag);
-    text.split(',')
-        .any(|candidate| candidate.trim() == "*" || opaque(candidate) == ours)
+    text.split(',').any(|candidate| opaque(candidate) == ours)
 }
 
 #[cfg(test)]
@@ -94,7 +100,7 @@ mod tests {
         assert!(check(r#"W/"1-2-3""#));
         assert!(check(r#""1-2-3""#), "a strong form of the tag");
         assert!(check(r#""x", W/"1-2-3""#));
-        assert!(check("*"));
+        assert!(!check("*"));
         assert!(!check(r#"W/"1-2-4""#));
         assert!(!matches(None, tag));
     }

@@ -63,6 +63,8 @@ async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<(), sqlx::Error
         .fetch_one(pool)
         .await?;
     let mut listener = PgListener::connect_with(pool).await?;
+    // A lost connection ends this at once (rows are distrusted), not after reconnecting.
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     tracing::debug!(%schema, "listening for work committed by any instance");
     // Work committed before this point sent its notification to nobody.

@@ -8,18 +8,31 @@
 //! commit. Rows are remembered only while that relay says it is hearing: with no relay,
 //! or while it reconnects, every question asks the store. A row read from the store is
 //! remembered only if no change was heard while it was being read, so a row older than
-//! a change is never kept after it.
+//! a change is never kept after it, and never replaces a newer one. A row is kept
+//! [`MAX_AGE`] at most: a relay whose connection died without a word (a firewall
+//! dropping an idle connection) cannot keep an answer stale for longer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::model::{ContractVersion, DatasetName};
 use crate::ports::{Dataset, PublishedContract};
 
+/// How long a row is kept at most.
+pub const MAX_AGE: Duration = Duration::from_secs(5);
+
 /// Cheap to clone; clones share what they know.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct KnownDatasets {
     state: Arc<Mutex<State>>,
+    max_age: Duration,
+}
+
+impl Default for KnownDatasets {
+    fn default() -> Self {
+        Self::with_max_age(MAX_AGE)
+    }
 }
 
 #[derive(Default)]
@@ -28,7 +41,8 @@ struct State {
     hearing: bool,
     /// Counts the changes heard: a read that began under another count is not kept.
     epoch: u64,
-    datasets: HashMap<DatasetName, Dataset>,
+    /// Each row with when it was read.
+    datasets: HashMap<DatasetName, (Dataset, Instant)>,
     /// By dataset, its creation time (a dataset created again under the same name is
     /// another) and version.
     contracts: HashMap<(DatasetName, i64, ContractVersion), Arc<PublishedContract>>,
@@ -45,13 +59,19 @@ impl std::fmt::Debug for KnownDatasets {
 }
 
 impl KnownDatasets {
-    /// The dataset's row, when it is known and changes are heard.
+    /// Rows kept `max_age` at most.
+    pub fn with_max_age(max_age: Duration) -> Self {
+        Self {
+            state: Arc::default(),
+            max_age,
+        }
+    }
+
+    /// The dataset's row, when it is known, young enough, and changes are heard.
     pub(crate) fn dataset(&self, name: &DatasetName) -> Option<Dataset> {
         let state = self.lock();
-        state
-            .hearing
-            .then(|| state.datasets.get(name).cloned())
-            .flatten()
+        let (dataset, read) = state.datasets.get(name).filter(|_| state.hearing)?;
+        (read.elapsed() < self.max_age).then(|| dataset.clone())
     }
 
     /// Where a read of the store begins: hand it back to [`KnownDatasets::remember`].
@@ -59,11 +79,22 @@ impl KnownDatasets {
         self.lock().epoch
     }
 
-    /// Keeps a row read from the store since `epoch`, unless a change was heard since.
+    /// Keeps a row read from the store since `epoch`, unless a change was heard since
+    /// or a newer row of the same dataset is kept (two reads racing an import whose
+    /// change is not heard yet).
     pub(crate) fn remember(&self, dataset: &Dataset, epoch: u64) {
         let mut state = self.lock();
-        if state.hearing && state.epoch == epoch {
-            state.datasets.insert(dataset.name.clone(), dataset.clone());
+        if !state.hearing || state.epoch != epoch {
+            return;
+        }
+        let newer = state.datasets.get(&dataset.name).is_some_and(|(kept, _)| {
+            kept.created_at == dataset.created_at
+                && (kept.revision > dataset.revision
+                    || kept.current_contract > dataset.current_contract)
+        });
+        if !newer {
+            let row = (dataset.clone(), Instant::now());
+            state.datasets.insert(dataset.name.clone(), row);
         }
     }
 
@@ -176,5 +207,28 @@ mod tests {
         known.remember(&dataset(2), known.epoch());
         known.all_may_have_changed();
         assert_eq!(known.dataset(&name), None);
+    }
+
+    #[test]
+    fn an_older_row_never_replaces_a_newer_one() {
+        let known = KnownDatasets::default();
+        known.hearing(true);
+        let name = dataset(1).name;
+        // Two reads began together; the newer one came back first.
+        let began = known.epoch();
+        known.remember(&dataset(5), began);
+        known.remember(&dataset(4), began);
+        assert_eq!(known.dataset(&name), Some(dataset(5)));
+    }
+
+    #[test]
+    fn rows_are_kept_max_age_at_most() {
+        let known = KnownDatasets::with_max_age(Duration::from_millis(20));
+        known.hearing(true);
+        let name = dataset(1).name;
+        known.remember(&dataset(1), known.epoch());
+        assert_eq!(known.dataset(&name), Some(dataset(1)));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(known.dataset(&name), None, "an old row is read again");
     }
 }
