@@ -65,21 +65,36 @@ async fn count(base: &str) -> u64 {
     }
 }
 
-/// Waits until the count at `base` is `expected`, at most `within`, and says how long
-/// it took; fails with the count it kept answering.
-async fn count_becomes(base: &str, expected: u64, within: Duration) -> Duration {
+/// Waits until `holds` says yes, asking every 5 ms for `within` at most, and says how
+/// long it took; fails with what it last answered.
+async fn eventually<F, Fut>(within: Duration, mut holds: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let start = Instant::now();
     loop {
-        let now = count(base).await;
-        if now == expected {
-            return start.elapsed();
+        match holds().await {
+            Ok(()) => return start.elapsed(),
+            Err(now) => assert!(start.elapsed() < within, "after {within:?}: {now}"),
         }
-        assert!(
-            start.elapsed() < within,
-            "{base} still answers count {now} after {within:?}, expected {expected}"
-        );
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Waits until the count at `base` is `expected`, at most `within`.
+async fn count_becomes(base: &str, expected: u64, within: Duration) -> Duration {
+    eventually(within, || async move {
+        let now = count(base).await;
+        if now == expected {
+            Ok(())
+        } else {
+            Err(format!(
+                "{base} still answers count {now}, expected {expected}"
+            ))
+        }
+    })
+    .await
 }
 
 /// A server that is killed if the test fails before it stops it.
@@ -143,23 +158,16 @@ async fn two_servers_sharing_postgres_answer_each_others_imports_and_contracts()
     assert_eq!(before.status(), 400, "double is not a measure yet");
     let contract: Value = serde_json::from_str(CONTRACT_2).unwrap();
     post(&a, "/v1/datasets/items/contracts", &contract).await;
-    let start = Instant::now();
-    loop {
-        let status = client()
-            .get(format!("{b}{measure}"))
-            .send()
-            .await
-            .unwrap()
-            .status();
+    let url = format!("{b}{measure}");
+    eventually(Duration::from_secs(2), || async {
+        let status = client().get(&url).send().await.unwrap().status();
         if status == 200 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("B still refuses the new measure ({status})"))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "B still refuses the new measure ({status})"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await;
 
     first.stop();
     second.stop();

@@ -32,11 +32,21 @@ fn customers_csv() -> Arc<[u8]> {
     doc.into_bytes().into()
 }
 
-fn markr_xml() -> Arc<[u8]> {
+/// Markr results with `answers` `<answer>` elements each (two attributes and text;
+/// with 20, about 1.6 kB a result, like `scripts/bench/markr_import.sh`).
+fn markr_xml(answers: u64) -> Arc<[u8]> {
     let mut doc = String::from("<?xml version=\"1.0\"?>\n<mcq-test-results>\n");
     for i in 0..RECORDS {
+        let answers: String = (0..answers)
+            .map(|q| {
+                format!(
+                    "<answer question=\"{q}\" marks-available=\"1\" marks-awarded=\"{}\">A</answer>",
+                    (i + q) % 2
+                )
+            })
+            .collect();
         doc += &format!(
-            "<mcq-test-result scanned-on=\"2017-12-04T12:12:10+11:00\"><first-name>KJ</first-name><last-name>Alysander</last-name><student-number>{i:06}</student-number><test-id>{}</test-id><summary-marks available=\"20\" obtained=\"{}\" /></mcq-test-result>\n",
+            "<mcq-test-result scanned-on=\"2017-12-04T12:12:10+11:00\"><first-name>KJ</first-name><last-name>Alysander</last-name><student-number>{i:06}</student-number><test-id>{}</test-id>{answers}<summary-marks available=\"20\" obtained=\"{}\" /></mcq-test-result>\n",
             i % 50,
             i % 21
         );
@@ -74,29 +84,6 @@ fn decode_all(format: &DocumentFormat, doc: &Arc<[u8]>) -> usize {
         .count()
 }
 
-/// Markr results as scanners send them: twenty `<answer>` elements each, with two
-/// attributes and text (about 1.6 kB a result, like `scripts/bench/markr_import.sh`).
-fn markr_xml_answers() -> Arc<[u8]> {
-    let mut doc = String::from("<?xml version=\"1.0\"?>\n<mcq-test-results>\n");
-    for i in 0..RECORDS {
-        let answers: String = (0..20)
-            .map(|q| {
-                format!(
-                    "<answer question=\"{q}\" marks-available=\"1\" marks-awarded=\"{}\">A</answer>",
-                    (i + q) % 2
-                )
-            })
-            .collect();
-        doc += &format!(
-            "<mcq-test-result scanned-on=\"2017-12-04T12:12:10+11:00\"><first-name>KJ</first-name><last-name>Alysander</last-name><student-number>{i:06}</student-number><test-id>{}</test-id>{answers}<summary-marks available=\"20\" obtained=\"{}\" /></mcq-test-result>\n",
-            i % 50,
-            i % 21
-        );
-    }
-    doc += "</mcq-test-results>\n";
-    doc.into_bytes().into()
-}
-
 fn decoders(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group
@@ -116,14 +103,14 @@ fn decoders(c: &mut Criterion) {
             DocumentFormat::Xml {
                 records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
             },
-            markr_xml(),
+            markr_xml(0),
         ),
         (
             "xml_answers",
             DocumentFormat::Xml {
                 records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
             },
-            markr_xml_answers(),
+            markr_xml(20),
         ),
         (
             "json",
@@ -153,7 +140,7 @@ fn pipeline(c: &mut Criterion) {
         (
             "exam_results_xml",
             include_str!("../../../examples/contracts/exam-results.json"),
-            markr_xml(),
+            markr_xml(0),
         ),
         (
             "accounts_json",
