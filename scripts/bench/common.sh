@@ -59,3 +59,44 @@ import_bench_rows() {
     -H 'Content-Type: text/csv' --data-binary @"$2")
   grep -q '"status":"completed"' <<<"$answer" || { echo "the import did not complete: $answer" >&2; exit 1; }
 }
+
+# intake_bench DB NAME: what a script measuring one intake on DB (a PostgreSQL URL, or
+# `sqlite`) shares: `work` (a temporary directory), `schema` (intake_bench_NAME_PID),
+# `port` and `base`, the `pids` array and `stop_all`, and an EXIT trap that stops what
+# was started, drops the schema and removes `work`.
+intake_bench() {
+  db=$1
+  work=$(mktemp -d)
+  schema="intake_bench_$2_$$"
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  pids=()
+  trap intake_bench_cleanup EXIT
+}
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
+intake_bench_cleanup() {
+  stop_all
+  [ "$db" = sqlite ] || psql -q "$db" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+
+# start_intake: `intake serve` on `base` over `db` (in `schema`, or a SQLite file in
+# `work`), with the rate limiter off (wrk is one caller) and deadlines of an hour (a
+# 1M-row import outlasts the default minute); returns once it is ready. INTAKE_BIN
+# names another build to measure (for A/B runs); otherwise the release build is made.
+start_intake() {
+  intake=${INTAKE_BIN:-target/release/intake}
+  [ -n "${INTAKE_BIN:-}" ] || { echo "building intake (release)"; cargo build --release -q -p intake-app --bin intake; }
+  local db_env
+  if [ "$db" = sqlite ]; then
+    db_env=(INTAKE_DATABASE_URL="sqlite://$work/intake.db")
+  else
+    db_env=(INTAKE_DATABASE_URL="$db" INTAKE_DATABASE_SCHEMA="$schema")
+  fi
+  env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG=warn INTAKE_RATE_LIMIT_PER_SECOND=0 \
+    INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_REQUEST_TIMEOUT_MS=3600000 INTAKE_MAX_REQUEST_TIMEOUT_MS=3600000 \
+    "$intake" serve >"$work/server.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && return 0; sleep 0.2; done
+  echo "intake did not start:" >&2; cat "$work/server.log" >&2; exit 1
+}

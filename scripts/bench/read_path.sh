@@ -12,39 +12,14 @@ source scripts/bench/common.sh
 db=${1:-postgres://postgres@127.0.0.1:5432/test}
 rows=${2:-100000}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
-work=$(mktemp -d)
-schema="intake_bench_reads_$$"
-port=$(free_port)
+intake_bench "$db" reads
 empty_port=$(free_port)
-base="http://127.0.0.1:$port"
-pids=()
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
-cleanup() {
-  stop_all
-  [ "$db" = sqlite ] || psql -q "$db" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 file=$work/rows.csv
 generate_rows "$file" "$rows"
 
-echo "building intake and the empty handler (release)"
-# INTAKE_BIN: another build of `intake` to measure (for A/B runs); built here otherwise.
-intake=${INTAKE_BIN:-target/release/intake}
-[ -n "${INTAKE_BIN:-}" ] || cargo build --release -q -p intake-app --bin intake
+echo "building the empty handler (release)"
 cargo build --release -q -p intake-actix-web-api --example empty_handler
-
-if [ "$db" = sqlite ]; then
-  db_env=(INTAKE_DATABASE_URL="sqlite://$work/intake.db")
-else
-  db_env=(INTAKE_DATABASE_URL="$db" INTAKE_DATABASE_SCHEMA="$schema")
-fi
-env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG=warn INTAKE_RATE_LIMIT_PER_SECOND=0 \
-  INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_REQUEST_TIMEOUT_MS=3600000 INTAKE_MAX_REQUEST_TIMEOUT_MS=3600000 \
-  "$intake" serve >"$work/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && break; sleep 0.2; done
-curl -fs "$base/readyz" >/dev/null || { echo "intake did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+start_intake
 
 create_bench_dataset "$base"
 echo "importing $rows records over HTTP"

@@ -154,8 +154,8 @@ impl DatasetService {
         self.ports.datasets.list().await.map_err(catalog)
     }
 
-    /// One dataset's catalog entry, without counting its records (which reads every
-    /// one of them): for a caller that only needs to know it exists.
+    /// One dataset's catalog entry, remembered in memory (ADR 25): for a caller that
+    /// only needs to know it exists, its revision or its contract.
     ///
     /// # Errors
     /// `UnknownDataset`.
@@ -169,7 +169,8 @@ impl DatasetService {
         Ok(dataset)
     }
 
-    /// One dataset and how many records it holds.
+    /// One dataset and how many records it holds (a count the imports keep: no
+    /// record is read).
     ///
     /// # Errors
     /// `UnknownDataset`.

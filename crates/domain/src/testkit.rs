@@ -151,6 +151,7 @@ macro_rules! storage_conformance {
             ingest::a_repeated_body_or_idempotency_key_is_one_import,
             ingest::an_invalid_document_is_rejected_whole,
             ingest::records_are_listed_by_dimension_and_page,
+            ingest::the_total_counts_each_key_once,
             ingest::only_finished_imports_are_reprocessed,
             ingest::workers_apply_every_import_exactly_once,
             ingest::shutdown_releases_the_import_in_progress,

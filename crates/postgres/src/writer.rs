@@ -44,6 +44,10 @@ pub(crate) struct PgImportWriter {
     /// Whether this transaction added columns: its layout is then not the committed
     /// one, and nothing it reads may be cached.
     altered: bool,
+    /// Rows this import's upserts inserted, added to the dataset's count when it
+    /// commits. Counted from the upserts, not from the merge: imports of a dataset
+    /// write side by side, and two may each find a key absent that only one inserts.
+    added: i64,
 }
 
 /// Locks the import row if the lease is still this holder's; its dataset.
@@ -89,6 +93,7 @@ impl PgImportWriter {
             layouts: layouts.clone(),
             layout,
             altered: false,
+            added: 0,
         })
     }
 
@@ -211,17 +216,22 @@ impl PgImportWriter {
             .iter()
             .map(|c| format!(", {c} = excluded.{c}"))
             .collect();
+        // A row the statement inserted has no deleting or locking transaction (`xmax`
+        // 0); one it updated has this one: the count of inserts, without a second scan.
         let sql = format!(
-            "INSERT INTO {t} (key, record, import_id{cols}) \
-             SELECT k, r::json, $1{cols} FROM UNNEST($2::text[], $3::text[]{arrays}) \
-               AS u(k, r{cols}) \
-             ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
-               import_id = excluded.import_id, updated_at = now(){sets}",
+            "WITH upserted AS ( \
+               INSERT INTO {t} (key, record, import_id{cols}) \
+               SELECT k, r::json, $1{cols} FROM UNNEST($2::text[], $3::text[]{arrays}) \
+                 AS u(k, r{cols}) \
+               ON CONFLICT (key) DO UPDATE SET record = excluded.record, \
+                 import_id = excluded.import_id, updated_at = now(){sets} \
+               RETURNING xmax = 0 AS inserted) \
+             SELECT count(*) FILTER (WHERE inserted) FROM upserted",
             t = layout.table,
             cols = columns.iter().map(|c| format!(", {c}")).collect::<String>(),
             arrays = arrays.concat(),
         );
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query_scalar::<_, i64>(&sql)
             .bind(self.lease.import.as_str())
             .bind(&states.keys)
             .bind(&states.documents);
@@ -241,7 +251,7 @@ impl PgImportWriter {
                 .collect();
             query = query.bind(values);
         }
-        query.execute(&mut *self.tx).await?;
+        self.added += query.fetch_one(&mut *self.tx).await?;
         Ok(())
     }
 
@@ -456,17 +466,22 @@ impl Fanout {
     }
 }
 
+/// The dataset's revision, bumped by a committed import, which also adds the rows it
+/// inserted (`added`, `None` for a rejected one) to the dataset's record count.
 async fn revision(
     conn: &mut PgConnection,
     dataset: &DatasetName,
-    bump: bool,
+    added: Option<i64>,
 ) -> Result<Revision, StoreError> {
-    let sql = if bump {
-        "UPDATE datasets SET revision = revision + 1 WHERE name = $1 RETURNING revision"
-    } else {
-        "SELECT revision FROM datasets WHERE name = $1"
+    let query = match added {
+        Some(added) => sqlx::query_scalar(
+            "UPDATE datasets SET revision = revision + 1, records = records + $1 \
+             WHERE name = $2 RETURNING revision",
+        )
+        .bind(added),
+        None => sqlx::query_scalar("SELECT revision FROM datasets WHERE name = $1"),
     };
-    let n: i64 = sqlx::query_scalar(sql)
+    let n: i64 = query
         .bind(dataset.as_str())
         .fetch_one(conn)
         .await
@@ -549,6 +564,7 @@ impl ImportWriter for PgImportWriter {
             dataset,
             audience,
             cancelled,
+            added,
             ..
         } = *self;
         if verdict == Verdict::Reject {
@@ -563,7 +579,8 @@ impl ImportWriter for PgImportWriter {
             lock(&mut tx, &lease).await?;
         }
         close(&mut tx, &lease, &dataset, &audience, verdict, report).await?;
-        let revision = revision(&mut tx, &dataset, verdict == Verdict::Commit).await?;
+        let added = (verdict == Verdict::Commit).then_some(added);
+        let revision = revision(&mut tx, &dataset, added).await?;
         tx.commit()
             .await
             .map_err(unexpected("committing an import"))?;

@@ -155,6 +155,10 @@ async fn records_stored_before_the_migration_keep_their_answers() {
             .map(|r| r.record.key.canonical())
             .collect();
         assert_eq!((keys, g1.total), (vec!["a1".into(), "a2".into()], 2));
+        let all = RecordStore::list(&store, &dataset(), &page(&[]))
+            .await
+            .unwrap();
+        assert_eq!(all.total, 4, "the migration counts the records it moved");
         let legacy = RecordStore::list(&store, &dataset(), &page(&[("legacy", "x")]))
             .await
             .unwrap();

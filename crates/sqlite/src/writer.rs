@@ -29,6 +29,9 @@ pub(crate) struct SqliteImportWriter {
     audience: Audience,
     /// Pending callbacks this import cancelled, logged once it commits.
     cancelled: Vec<CancelledCallback>,
+    /// Keys this import created, added to the dataset's count when it commits. The
+    /// transaction holds the write lock, so a key the merge found absent is absent.
+    added: i64,
 }
 
 impl SqliteImportWriter {
@@ -61,6 +64,7 @@ impl SqliteImportWriter {
             dataset,
             audience,
             cancelled: Vec::new(),
+            added: 0,
         })
     }
 
@@ -98,6 +102,9 @@ impl SqliteImportWriter {
             if self.audience.wants(kind) {
                 let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
                 events.add(&self.audience, kind, &payload);
+            }
+            if change.kind == ChangeKind::Created {
+                self.added += 1;
             }
             rows.push([key, kind.as_str().to_owned(), change.record.to_stored()]);
         }
@@ -391,17 +398,22 @@ async fn close(
     Ok(())
 }
 
+/// The dataset's revision, bumped by a committed import, which also adds the keys it
+/// created (`added`, `None` for a rejected one) to the dataset's record count.
 async fn revision(
     conn: &mut SqliteConnection,
     dataset: &DatasetName,
-    bump: bool,
+    added: Option<i64>,
 ) -> Result<Revision, StoreError> {
-    let sql = if bump {
-        "UPDATE datasets SET revision = revision + 1 WHERE name = ? RETURNING revision"
-    } else {
-        "SELECT revision FROM datasets WHERE name = ?"
+    let query = match added {
+        Some(added) => sqlx::query_scalar(
+            "UPDATE datasets SET revision = revision + 1, records = records + ? \
+             WHERE name = ? RETURNING revision",
+        )
+        .bind(added),
+        None => sqlx::query_scalar("SELECT revision FROM datasets WHERE name = ?"),
     };
-    let n: i64 = sqlx::query_scalar(sql)
+    let n: i64 = query
         .bind(dataset.as_str())
         .fetch_one(conn)
         .await
@@ -484,6 +496,7 @@ impl ImportWriter for SqliteImportWriter {
             dataset,
             audience,
             cancelled,
+            added,
             ..
         } = *self;
         if verdict == Verdict::Reject {
@@ -497,7 +510,8 @@ impl ImportWriter for SqliteImportWriter {
                 .map_err(unexpected("recording a rejected import"))?;
         }
         close(&mut tx, &lease, &dataset, &audience, verdict, report).await?;
-        let revision = revision(&mut tx, &dataset, verdict == Verdict::Commit).await?;
+        let added = (verdict == Verdict::Commit).then_some(added);
+        let revision = revision(&mut tx, &dataset, added).await?;
         tx.commit()
             .await
             .map_err(unexpected("committing an import"))?;

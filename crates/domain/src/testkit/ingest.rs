@@ -30,6 +30,12 @@ pub async fn workloads_give_the_same_result_as_a_dry_run(s: Stores) {
             let stored = s.vault.get(&import.id).await.expect("get");
             assert_eq!(stored.report.as_ref(), Some(&expected.report), "{file}");
             assert_eq!(all_records(&s, &ds).await, expected.records, "{file}");
+            let first = RecordQuery {
+                limit: 1,
+                ..RecordQuery::default()
+            };
+            let total = s.records.list(&ds, &first).await.expect("list").total;
+            assert_eq!(total, expected.records.len() as u64, "{file}: total");
             let mut history = 0;
             for key in expected.records.keys() {
                 let entries = s
@@ -160,6 +166,39 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
         .collect();
     assert_eq!(keys, ["k14", "k16", "k18"]);
     assert_eq!(page.total, 13);
+    // Offsets without filters skip keys in order, after a cursor too, and past the
+    // end give an empty page with the total.
+    let keys_of = |page: crate::ports::RecordPage| -> Vec<String> {
+        page.records
+            .iter()
+            .map(|r| r.record.key.canonical())
+            .collect()
+    };
+    let page = s
+        .records
+        .list(&ds, &query(None, 3, 20))
+        .await
+        .expect("list");
+    assert_eq!(page.total, 25);
+    assert_eq!(keys_of(page), ["k20", "k21", "k22"]);
+    let page = s
+        .records
+        .list(&ds, &query(None, 10, 24))
+        .await
+        .expect("list");
+    assert_eq!(keys_of(page), ["k24"]);
+    let page = s
+        .records
+        .list(&ds, &query(None, 10, 25))
+        .await
+        .expect("list");
+    assert_eq!((page.records.len(), page.total), (0, 25));
+    let after_and_offset = RecordQuery {
+        after: Some("k05".into()),
+        ..query(None, 2, 2)
+    };
+    let page = s.records.list(&ds, &after_and_offset).await.expect("list");
+    assert_eq!(keys_of(page), ["k08", "k09"]);
     let past_the_end = RecordQuery {
         after: Some("k9".into()),
         ..query(None, 10, 0)
@@ -172,11 +211,83 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
         .await
         .expect("list");
     assert_eq!((none.records.len(), none.total), (0, 0));
+    let undeclared = RecordQuery {
+        filters: [("colour".to_owned(), "red".to_owned())].into(),
+        ..query(None, 10, 0)
+    };
+    let none = s.records.list(&ds, &undeclared).await.expect("list");
+    assert_eq!(
+        (none.records.len(), none.total),
+        (0, 0),
+        "no dimension colour"
+    );
     let missing = RecordKey::try_new(vec!["nope".into()]).expect("key");
     assert!(matches!(
         s.records.get(&ds, &missing).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// A dataset's total counts each key once, however many imports wrote it, and only
+/// when an import that created it committed: rejected imports and reprocessing add
+/// nothing, and imports writing the same new keys side by side count them once.
+pub async fn the_total_counts_each_key_once(s: Stores) {
+    let service = service(&s, 4);
+    let ds = dataset(&s, "counted", SIMPLE).await;
+    let total = |ds| {
+        let s = &s;
+        async move {
+            let first = RecordQuery {
+                limit: 1,
+                ..RecordQuery::default()
+            };
+            let page = s.records.list(ds, &first).await.expect("list");
+            let overview = s.records.list(ds, &RecordQuery::default()).await;
+            assert_eq!(overview.expect("list").total, page.total);
+            page.total
+        }
+    };
+    assert_eq!(total(&ds).await, 0);
+    let first = receive(
+        &service,
+        &ds,
+        b"id,group,value\n1,a,1\n2,a,2\n3,b,3\n",
+        None,
+    )
+    .await;
+    drain(&service).await;
+    assert_eq!(total(&ds).await, 3);
+    receive(
+        &service,
+        &ds,
+        b"id,group,value\n2,a,5\n3,b,6\n4,b,7\n",
+        None,
+    )
+    .await;
+    drain(&service).await;
+    assert_eq!(total(&ds).await, 4, "two keys updated, one created");
+    service.reprocess(&first.id, None).await.expect("requeued");
+    drain(&service).await;
+    assert_eq!(total(&ds).await, 4, "reprocessing creates nothing");
+    let strict = dataset(&s, "counted-strict", EXAM_RESULTS.contract).await;
+    let (_, _, invalid) = EXAM_RESULTS.documents[1];
+    receive(&service, &strict, invalid, None).await;
+    drain(&service).await;
+    assert_eq!(total(&strict).await, 0, "a rejected import adds nothing");
+    // Forty imports, each with ten keys every one of them writes and one of its own.
+    for doc in 0..40 {
+        let shared: String = (0..10).map(|k| format!("shared{k},g,{doc}\n")).collect();
+        receive(
+            &service,
+            &ds,
+            format!("id,group,value\n{shared}own{doc},g,1\n").as_bytes(),
+            None,
+        )
+        .await;
+    }
+    run_workers_until_all_finished(&s, &service, &ds, 4).await;
+    assert_eq!(all_records(&s, &ds).await.len(), 54);
+    assert_eq!(total(&ds).await, 54);
 }
 
 /// Only finished imports are requeued, with a contract version the dataset has; the
@@ -239,27 +350,7 @@ pub async fn workers_apply_every_import_exactly_once(s: Stores) {
         )
         .await;
     }
-    let (trigger, shutdown) = shutdown_channel();
-    let clock = Arc::new(super::SystemClock);
-    let workers = (0..4).map(|i| {
-        let worker = ImportWorker::new(service.clone(), clock.clone());
-        let shutdown = shutdown.clone();
-        async move { worker.run(&format!("worker-{i}"), shutdown).await }
-    });
-    let watch = async {
-        while s
-            .vault
-            .list(&ds, 200, 0)
-            .await
-            .expect("list")
-            .iter()
-            .any(|i| !i.status.is_finished())
-        {
-            sleep(Duration::from_millis(50)).await;
-        }
-        trigger.trigger();
-    };
-    futures_lite::future::zip(futures_join_all(workers), watch).await;
+    run_workers_until_all_finished(&s, &service, &ds, 4).await;
     let imports = s.vault.list(&ds, 200, 0).await.expect("list");
     assert_eq!(imports.len(), 100);
     assert!(imports.iter().all(|i| i.status == ImportStatus::Completed));
@@ -284,6 +375,37 @@ pub async fn workers_apply_every_import_exactly_once(s: Stores) {
         assert_eq!(history.entries.len(), 1, "{}", r.record.key);
     }
     assert_eq!(s.datasets.get(&ds).await.expect("get").revision.get(), 100);
+}
+
+/// Runs `n` import workers side by side until every import of `ds` is finished, then
+/// shuts them down and waits for them.
+async fn run_workers_until_all_finished(
+    s: &Stores,
+    service: &Arc<crate::ingest::ImportService>,
+    ds: &crate::DatasetName,
+    n: usize,
+) {
+    let (trigger, shutdown) = shutdown_channel();
+    let clock = Arc::new(super::SystemClock);
+    let workers = (0..n).map(|i| {
+        let worker = ImportWorker::new(service.clone(), clock.clone());
+        let shutdown = shutdown.clone();
+        async move { worker.run(&format!("worker-{i}"), shutdown).await }
+    });
+    let watch = async {
+        while s
+            .vault
+            .list(ds, 200, 0)
+            .await
+            .expect("list")
+            .iter()
+            .any(|i| !i.status.is_finished())
+        {
+            sleep(Duration::from_millis(20)).await;
+        }
+        trigger.trigger();
+    };
+    futures_lite::future::zip(futures_join_all(workers), watch).await;
 }
 
 fn dry_run(s: &Stores, json: &str, body: &'static [u8]) -> SessionResult {
