@@ -88,6 +88,15 @@ impl RecordStore for Generated {
         Ok(page)
     }
 
+    async fn marks(
+        &self,
+        _: &DatasetName,
+        _: &BTreeMap<String, String>,
+        _: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        Err(unsupported())
+    }
+
     async fn history(
         &self,
         _: &DatasetName,

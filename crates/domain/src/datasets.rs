@@ -16,6 +16,7 @@ use crate::ports::{
 
 mod analytics;
 mod known;
+mod marks;
 
 pub use analytics::MAX_TOP_K;
 pub use known::KnownDatasets;
@@ -99,6 +100,7 @@ pub struct DatasetService {
     ports: DatasetPorts,
     contract_limits: ContractLimits,
     known: KnownDatasets,
+    marks: marks::Marks,
 }
 
 impl DatasetService {
@@ -108,6 +110,7 @@ impl DatasetService {
             ports,
             contract_limits: ContractLimits::default(),
             known: KnownDatasets::default(),
+            marks: marks::Marks::default(),
         }
     }
 
@@ -251,7 +254,9 @@ impl DatasetService {
     }
 
     /// Records matching equality filters on dimensions, a page at a time. A filter
-    /// value holding a NUL character matches nothing (no stored text holds one).
+    /// value holding a NUL character matches nothing (no stored text holds one). A
+    /// page at a deep offset starts after a mark (see [`marks`]): it costs about what
+    /// the first page costs, once the marks of the dataset's revision are made.
     ///
     /// # Errors
     /// `UnknownDataset`; `UnknownDimension` for a filter on a name that is not a
@@ -261,7 +266,7 @@ impl DatasetService {
         name: &DatasetName,
         query: &RecordQuery,
     ) -> Result<RecordPage, DatasetError> {
-        let (_, published) = self.current(name).await?;
+        let (dataset, published) = self.current(name).await?;
         let dimensions = published.contract.dimensions();
         if let Some(unknown) = query.filters.keys().find(|k| !dimensions.contains(k)) {
             return Err(DatasetError::UnknownDimension {
@@ -275,7 +280,46 @@ impl DatasetService {
                 total: 0,
             });
         }
-        self.ports.records.list(name, query).await.map_err(store)
+        if query.offset < marks::EVERY || query.after.is_some() {
+            return self.ports.records.list(name, query).await.map_err(store);
+        }
+        let marks = self.marks(&dataset, &query.filters).await?;
+        let Some((mark, offset)) = marks::start(&marks, query.offset) else {
+            return self.ports.records.list(name, query).await.map_err(store);
+        };
+        let from_mark = RecordQuery {
+            after: Some(mark.to_owned()),
+            offset,
+            ..query.clone()
+        };
+        self.ports
+            .records
+            .list(name, &from_mark)
+            .await
+            .map_err(store)
+    }
+
+    /// The marks of `dataset` at its revision: kept, or made and kept unless an import
+    /// committed while they were made (they may then count its keys).
+    async fn marks(
+        &self,
+        dataset: &Dataset,
+        filters: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Arc<Vec<String>>, DatasetError> {
+        if let Some(kept) = self.marks.get(dataset, filters) {
+            return Ok(kept);
+        }
+        let made = self
+            .ports
+            .records
+            .marks(&dataset.name, filters, marks::EVERY)
+            .await
+            .map_err(store)?;
+        let made = Arc::new(made);
+        if self.dataset(&dataset.name).await?.revision == dataset.revision {
+            self.marks.keep(dataset, filters, made.clone());
+        }
+        Ok(made)
     }
 
     /// One record's latest state, by the canonical text of its key (`9863/002299`).

@@ -152,6 +152,7 @@ macro_rules! storage_conformance {
             ingest::an_invalid_document_is_rejected_whole,
             ingest::records_are_listed_by_dimension_and_page,
             ingest::the_total_counts_each_key_once,
+            ingest::deep_offsets_give_the_keys_a_plain_offset_gives,
             ingest::only_finished_imports_are_reprocessed,
             ingest::workers_apply_every_import_exactly_once,
             ingest::shutdown_releases_the_import_in_progress,

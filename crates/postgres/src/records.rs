@@ -189,6 +189,38 @@ impl RecordStore for PgStore {
             .collect()
     }
 
+    async fn marks(
+        &self,
+        dataset: &DatasetName,
+        filters: &BTreeMap<String, String>,
+        every: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some(layout) = self
+            .layout(dataset.as_str(), &dimensions(filters))
+            .await
+            .map_err(unexpected("marking records"))?
+        else {
+            return Ok(Vec::new());
+        };
+        let (conditions, values) = layout.filters(filters, 1);
+        // One pass over the primary key (or a dimension's index), numbering the keys.
+        let sql = format!(
+            "SELECT key FROM (SELECT key, row_number() OVER (ORDER BY key) AS n \
+               FROM {} WHERE true{conditions}) numbered \
+             WHERE n % ${} = 0 ORDER BY key",
+            layout.table,
+            values.len() + 1,
+        );
+        let marks: Vec<String> = values
+            .iter()
+            .fold(sqlx::query_scalar(&sql), |q, v| q.bind(*v))
+            .bind(i64::try_from(every.max(1)).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unexpected("marking records"))?;
+        Ok(marks)
+    }
+
     async fn history(
         &self,
         dataset: &DatasetName,

@@ -192,6 +192,36 @@ impl RecordStore for SqliteStore {
             .collect()
     }
 
+    async fn marks(
+        &self,
+        dataset: &DatasetName,
+        filters: &BTreeMap<String, String>,
+        every: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let (clause, binds) = self::filters(filters);
+        // One pass over the keys (joined to documents only to filter), numbering them.
+        let from = if clause.is_empty() {
+            "records r"
+        } else {
+            "records r JOIN record_history h ON h.seq = r.seq"
+        };
+        let sql = format!(
+            "SELECT key FROM (SELECT r.key AS key, row_number() OVER (ORDER BY r.key) AS n \
+               FROM {from} WHERE r.dataset = ?{clause}) \
+             WHERE n % ? = 0 ORDER BY key"
+        );
+        let mut query = sqlx::query_scalar(&sql).bind(dataset.as_str());
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let marks: Vec<String> = query
+            .bind(i64::try_from(every.max(1)).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unexpected("marking records"))?;
+        Ok(marks)
+    }
+
     async fn history(
         &self,
         dataset: &DatasetName,

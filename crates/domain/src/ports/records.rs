@@ -222,6 +222,20 @@ pub trait RecordStore: Send + Sync {
         scan: &RecordScan,
     ) -> Result<Vec<Record>, StoreError>;
 
+    /// Marks for deep offsets: the canonical keys of the records matching `filters`
+    /// at positions `every`, `2 × every`, … (counting from 1) in canonical key order.
+    /// A page at offset `n × every + m` is then the page after the `n`-th mark at
+    /// offset `m`, whatever `n` is.
+    ///
+    /// # Errors
+    /// - `Unexpected` only (an unknown dataset has no records).
+    async fn marks(
+        &self,
+        dataset: &DatasetName,
+        filters: &BTreeMap<String, String>,
+        every: u64,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// A page of one key's accepted states, oldest first: at most `page.limit`, those
     /// after the entry `page.after` names (the `next` of an earlier page).
     ///

@@ -118,14 +118,7 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
     let rows: String = (0..25)
         .map(|i| format!("k{i:02},{},{i}\n", ["a", "b"][i % 2]))
         .collect();
-    receive(
-        &service,
-        &ds,
-        format!("id,group,value\n{rows}").as_bytes(),
-        None,
-    )
-    .await;
-    drain(&service).await;
+    import_simple(&service, &ds, &rows).await;
     let query = |group: Option<&str>, limit, offset| RecordQuery {
         filters: group
             .map(|g| ("group".to_owned(), g.to_owned()))
@@ -290,6 +283,86 @@ pub async fn the_total_counts_each_key_once(s: Stores) {
     assert_eq!(total(&ds).await, 54);
 }
 
+/// Marks name every n-th key in order, with filters too; a page at any offset, deep
+/// or not, read through the dataset service (which starts deep pages after a mark)
+/// holds the keys a plain offset gives, before and after an import adds keys in front.
+pub async fn deep_offsets_give_the_keys_a_plain_offset_gives(s: Stores) {
+    use crate::datasets::{DatasetPorts, DatasetService};
+    let service = service(&s, 1000);
+    let ds = dataset(&s, "deep", SIMPLE).await;
+    let rows: String = (0..3000)
+        .map(|i| format!("k{i:05},{},{i}\n", ["a", "b", "c"][i % 3]))
+        .collect();
+    import_simple(&service, &ds, &rows).await;
+    let none = BTreeMap::new();
+    let marks = s.records.marks(&ds, &none, 1000).await.expect("marks");
+    assert_eq!(marks, ["k00999", "k01999", "k02999"]);
+    let group_b: BTreeMap<String, String> = [("group".to_owned(), "b".to_owned())].into();
+    let marks = s.records.marks(&ds, &group_b, 400).await.expect("marks");
+    // Group b holds k00001, k00004, …: its 400th key is k01198.
+    assert_eq!(marks, ["k01198", "k02398"]);
+    let unknown = crate::DatasetName::parse("nothing-here").expect("name");
+    assert!(
+        s.records
+            .marks(&unknown, &none, 10)
+            .await
+            .expect("marks")
+            .is_empty()
+    );
+
+    let datasets = DatasetService::new(DatasetPorts {
+        datasets: s.datasets.clone(),
+        contracts: s.contracts.clone(),
+        records: s.records.clone(),
+        analytics: s.analytics.clone(),
+        cache: Arc::new(crate::ports::NoCache),
+    });
+    let check = |expected: Vec<String>| {
+        let (datasets, ds, group_b) = (&datasets, &ds, &group_b);
+        async move {
+            for offset in [0, 1023, 1024, 1500, 2048, 2100, 2999, 3000, 4000, 10_000] {
+                for filters in [BTreeMap::new(), group_b.clone()] {
+                    let query = RecordQuery {
+                        filters: filters.clone(),
+                        limit: 7,
+                        offset,
+                        after: None,
+                    };
+                    let page = datasets.records(ds, &query).await.expect("page");
+                    let keys: Vec<String> = page
+                        .records
+                        .iter()
+                        .map(|r| r.record.key.canonical())
+                        .collect();
+                    let wanted: Vec<String> = expected
+                        .iter()
+                        .filter(|k| filters.is_empty() || group_of(k) == "b")
+                        .skip(usize::try_from(offset).expect("offset"))
+                        .take(7)
+                        .cloned()
+                        .collect();
+                    assert_eq!(keys, wanted, "offset {offset}, filters {filters:?}");
+                }
+            }
+        }
+    };
+    let mut expected: Vec<String> = (0..3000).map(|i| format!("k{i:05}")).collect();
+    check(expected.clone()).await;
+    // Keys added in front move every position: the next pages see them.
+    receive(&service, &ds, b"id,group,value\na1,b,1\na2,b,2\n", None).await;
+    drain(&service).await;
+    expected.splice(0..0, ["a1".to_owned(), "a2".to_owned()]);
+    check(expected).await;
+}
+
+/// The group `deep_offsets_give_the_keys_a_plain_offset_gives` gave a key.
+fn group_of(key: &str) -> &'static str {
+    match key.strip_prefix('k').and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => ["a", "b", "c"][n % 3],
+        None => "b",
+    }
+}
+
 /// Only finished imports are requeued, with a contract version the dataset has; the
 /// next run uses that version.
 pub async fn only_finished_imports_are_reprocessed(s: Stores) {
@@ -375,6 +448,18 @@ pub async fn workers_apply_every_import_exactly_once(s: Stores) {
         assert_eq!(history.entries.len(), 1, "{}", r.record.key);
     }
     assert_eq!(s.datasets.get(&ds).await.expect("get").revision.get(), 100);
+}
+
+/// Imports `rows` of the SIMPLE contract (`id,group,value` lines) into `ds` and
+/// processes the import.
+async fn import_simple(
+    service: &Arc<crate::ingest::ImportService>,
+    ds: &crate::DatasetName,
+    rows: &str,
+) {
+    let body = format!("id,group,value\n{rows}");
+    receive(service, ds, body.as_bytes(), None).await;
+    drain(service).await;
 }
 
 /// Runs `n` import workers side by side until every import of `ds` is finished, then
@@ -717,6 +802,15 @@ impl crate::ports::RecordStore for FailingRecords {
         scan: &crate::ports::RecordScan,
     ) -> Result<Vec<Record>, StoreError> {
         self.0.scan(dataset, scan).await
+    }
+
+    async fn marks(
+        &self,
+        dataset: &crate::DatasetName,
+        filters: &BTreeMap<String, String>,
+        every: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.0.marks(dataset, filters, every).await
     }
 
     async fn history(
