@@ -100,3 +100,13 @@ start_intake() {
   for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null && return 0; sleep 0.2; done
   echo "intake did not start:" >&2; cat "$work/server.log" >&2; exit 1
 }
+
+# serve_bench_dataset ROWS: `intake serve` (start_intake) holding the dataset `bench`
+# of ROWS generated records (in `work`/rows.csv), imported over HTTP.
+serve_bench_dataset() {
+  generate_rows "$work/rows.csv" "$1"
+  start_intake
+  create_bench_dataset "$base"
+  echo "importing $1 records over HTTP"
+  import_bench_rows "$base" "$work/rows.csv"
+}

@@ -18,14 +18,7 @@ db=${1:-postgres://postgres@127.0.0.1:5432/test}
 rows=${2:-1000000}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 intake_bench "$db" pages
-file=$work/rows.csv
-generate_rows "$file" "$rows"
-
-start_intake
-
-create_bench_dataset "$base"
-echo "importing $rows records over HTTP"
-import_bench_rows "$base" "$file"
+serve_bench_dataset "$rows"
 # The first deep page of a revision makes its marks (every 1024th key, in one pass).
 echo "first deep page (makes the marks): $(curl -fsS -o /dev/null -w '%{time_total}' "$base/v1/datasets/bench/records?limit=50&offset=$((rows / 2))") s"
 echo "the next one: $(curl -fsS -o /dev/null -w '%{time_total}' "$base/v1/datasets/bench/records?limit=50&offset=$((rows / 2 + 77))") s"

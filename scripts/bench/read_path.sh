@@ -14,16 +14,9 @@ rows=${2:-100000}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 intake_bench "$db" reads
 empty_port=$(free_port)
-file=$work/rows.csv
-generate_rows "$file" "$rows"
-
 echo "building the empty handler (release)"
 cargo build --release -q -p intake-actix-web-api --example empty_handler
-start_intake
-
-create_bench_dataset "$base"
-echo "importing $rows records over HTTP"
-import_bench_rows "$base" "$file"
+serve_bench_dataset "$rows"
 
 # measure NAME PATH: wrk against PATH of intake; prints and keeps req/s in $rate.
 measure() {

@@ -15,6 +15,7 @@ use crate::ports::{
 };
 
 mod analytics;
+mod flights;
 mod known;
 mod marks;
 
@@ -101,6 +102,7 @@ pub struct DatasetService {
     contract_limits: ContractLimits,
     known: KnownDatasets,
     marks: marks::Marks,
+    flights: flights::Flights,
 }
 
 impl DatasetService {
@@ -111,6 +113,7 @@ impl DatasetService {
             contract_limits: ContractLimits::default(),
             known: KnownDatasets::default(),
             marks: marks::Marks::default(),
+            flights: flights::Flights::default(),
         }
     }
 
@@ -255,7 +258,7 @@ impl DatasetService {
 
     /// Records matching equality filters on dimensions, a page at a time. A filter
     /// value holding a NUL character matches nothing (no stored text holds one). A
-    /// page at a deep offset starts after a mark (see [`marks`]): it costs about what
+    /// page at a deep offset starts after a mark (ADR 28): it costs about what
     /// the first page costs, once the marks of the dataset's revision are made.
     ///
     /// # Errors

@@ -578,9 +578,13 @@ impl ImportWriter for PgImportWriter {
                 .map_err(unexpected("recording a rejected import"))?;
             lock(&mut tx, &lease).await?;
         }
-        close(&mut tx, &lease, &dataset, &audience, verdict, report).await?;
+        // The revision first: its `dataset:` notification is then relayed before the
+        // import's `finished:` one, so a waiter woken on another instance answers a
+        // client whose next question that instance already answers from the new
+        // revision (NOTIFYs of a transaction arrive in the order they were sent).
         let added = (verdict == Verdict::Commit).then_some(added);
         let revision = revision(&mut tx, &dataset, added).await?;
+        close(&mut tx, &lease, &dataset, &audience, verdict, report).await?;
         tx.commit()
             .await
             .map_err(unexpected("committing an import"))?;

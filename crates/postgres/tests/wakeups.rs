@@ -147,3 +147,40 @@ async fn a_waiter_in_one_instance_is_woken_when_another_finishes_its_import() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_tells_of_the_new_revision_before_it_tells_that_it_finished() {
+    let t = fresh().await;
+    let schema = t.schema.clone();
+    guarded(vec![t.clone()], async move {
+        let mut listener = sqlx::postgres::PgListener::connect(&support::url())
+            .await
+            .unwrap();
+        listener.listen("intake_work").await.unwrap();
+        let service = sleepy(&t.store);
+        receive_all(&t.store, &service, Vec::new()).await;
+        let import = receive_csv(&service, "told").await;
+        let lease = service.claim("w").await.unwrap().unwrap();
+        service.process(&lease).await.unwrap();
+        // A relay handles notifications in order: an instance whose waiter is woken
+        // by `finished:` has already forgotten the dataset's old revision.
+        let mut heard = Vec::new();
+        while !heard.iter().any(|p: &String| p.contains(":finished:")) {
+            let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+                .await
+                .expect("no notification of the finished import")
+                .unwrap();
+            if notification.payload().starts_with(&format!("{schema}:")) {
+                heard.push(notification.payload().to_owned());
+            }
+        }
+        let position = |what: &str| heard.iter().position(|p| p.contains(what));
+        let (revision, finished) = (position(":dataset:"), position(":finished:"));
+        assert!(
+            revision.is_some() && revision < finished,
+            "the order heard: {heard:?} (import {})",
+            import.id
+        );
+    })
+    .await;
+}

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use super::flights::Turn;
 use super::{DatasetError, DatasetService};
 use crate::model::DatasetName;
 use crate::ports::{
@@ -101,7 +102,8 @@ impl DatasetService {
     /// the answer), cached under `kind`, the dataset's revision and its current
     /// contract: the same question at the same revision is sent as the bytes it was,
     /// neither computed nor rendered again. `render` computes and renders it on a
-    /// miss; what fails is not cached.
+    /// miss; what fails is not cached. Requests missing the same answer at once wait
+    /// for the first one's (`flights`): it is computed once.
     ///
     /// # Errors
     /// `UnknownDataset`, and whatever `render` fails with.
@@ -122,7 +124,18 @@ impl DatasetService {
         if let Some(bytes) = self.ports.cache.get(&key).await {
             return Ok(bytes);
         }
+        // One computation per answer at a time (see `flights`).
+        let leader = match self.flights.board(&key) {
+            Turn::Lead(leader) => Some(leader),
+            Turn::Wait(flight) => match flight.landed().await {
+                Some(bytes) => return Ok(bytes),
+                None => None,
+            },
+        };
         let bytes = render().await?;
+        if let Some(leader) = &leader {
+            leader.answer(&bytes);
+        }
         self.ports.cache.put(&key, bytes.clone()).await;
         Ok(bytes)
     }

@@ -226,3 +226,37 @@ fn a_filter_value_with_a_nul_matches_nothing_without_asking_the_engine() {
     q.filters.insert("group".into(), "a\0".into());
     assert_eq!(block_on(service.aggregate(&q)).unwrap(), Vec::new());
 }
+
+#[test]
+fn requests_missing_the_same_answer_at_once_render_it_once() {
+    let mut analytics = MockAnalytics::new();
+    analytics
+        .expect_aggregate()
+        .times(1)
+        .returning(|_| Ok(answer()));
+    // No cache: the waiting requests get the bytes from the one that rendered them.
+    let revision = Arc::new(AtomicU64::new(1));
+    let service = service(revision, analytics, Arc::new(crate::ports::NoCache));
+    let q = query("value", Some("group"));
+    let renders = AtomicU64::new(0);
+    let (open, gate) = async_channel::bounded::<()>(1);
+    let render = || async {
+        renders.fetch_add(1, Ordering::SeqCst);
+        // Held until every request has asked.
+        let _ = gate.recv().await;
+        let answer = service.aggregate(&q).await?;
+        Ok::<_, DatasetError>(serde_json::to_vec(&answer).unwrap())
+    };
+    let requests = (0..8).map(|_| service.rendered(&q.dataset, "aggregate", &q, render));
+    let opener = async {
+        futures_lite::future::yield_now().await;
+        open.close();
+    };
+    let (answers, ()) = block_on(futures_lite::future::zip(
+        futures_util::future::join_all(requests),
+        opener,
+    ));
+    assert_eq!(renders.load(Ordering::SeqCst), 1, "rendered once");
+    let expected = serde_json::to_vec(&answer()).unwrap();
+    assert!(answers.into_iter().all(|a| a.unwrap() == expected));
+}
