@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use intake_codecs::Codecs;
-use intake_domain::analytics::InProcessAnalytics;
 use intake_domain::callbacks::{CallbackListings, CallbackObserver, CallbackWork};
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::delivery::{DeliveryPorts, DeliveryService};
@@ -105,8 +104,11 @@ impl Storage {
                 .await?;
                 store.migrate().await?;
                 let store = Arc::new(store);
-                let analytics = Arc::new(InProcessAnalytics::new(store.clone()));
-                Ok(Self::over(store.clone(), analytics, Relay::Sqlite(store)))
+                Ok(Self::over(
+                    store.clone(),
+                    store.clone(),
+                    Relay::Sqlite(store),
+                ))
             }
             Database::Postgres => {
                 let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {

@@ -6,6 +6,7 @@
 //! `begin_apply` to `finish`, so imports are applied one after another while readers
 //! carry on. Migrations are in `migrations/sqlite` ([`MIGRATOR`]).
 
+mod analytics;
 mod callbacks;
 mod catalog;
 mod changes;

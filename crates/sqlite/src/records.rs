@@ -35,17 +35,28 @@ fn stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
 /// `AND <the dimension in the document h.record> = ?` per filter: `d` in the compact
 /// form, `dimensions` in the serde form stored before it (ADR 22). Names are checked
 /// identifiers, and values are bound.
-fn filters(filters: &BTreeMap<String, String>) -> (String, Vec<String>) {
+pub(crate) fn filters(filters: &BTreeMap<String, String>) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds = Vec::new();
     for (name, value) in filters {
         sql.push_str(" AND coalesce(json_extract(h.record, ?), json_extract(h.record, ?)) = ?");
-        let name = name.replace('"', "");
-        binds.push(format!("$.d.\"{name}\""));
-        binds.push(format!("$.dimensions.\"{name}\""));
+        let (compact, serde) = member(name, "d", "dimensions");
+        binds.push(compact);
+        binds.push(serde);
         binds.push(value.clone());
     }
     (sql, binds)
+}
+
+/// The JSON paths of a named member of a stored record: in the compact form's map
+/// `compact` (`$.d."name"`) and in the serde form's `serde` (`$.dimensions."name"`).
+/// Names are checked identifiers; a quote could not end the path early anyway.
+pub(crate) fn member(name: &str, compact: &str, serde: &str) -> (String, String) {
+    let name = name.replace('"', "");
+    (
+        format!("$.{compact}.\"{name}\""),
+        format!("$.{serde}.\"{name}\""),
+    )
 }
 
 #[async_trait::async_trait]

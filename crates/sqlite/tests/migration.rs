@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use intake_domain::ports::{HistoryPage, RecordQuery, RecordScan, RecordStore, StoredRecord};
+use intake_domain::ports::{
+    Analytics, AnalyticsQuery, HistoryPage, RecordQuery, RecordScan, RecordStore, StoredRecord,
+};
 use intake_domain::{DatasetName, RecordKey};
 #[path = "support/store.rs"]
 mod support;
@@ -226,4 +228,25 @@ async fn records_and_history_read_the_same_after_the_migration() {
     let scanned = store.scan(&ds(), &scan).await.unwrap();
     assert_eq!(scanned.len(), 1);
     assert_eq!(scanned[0].key.canonical(), "c");
+
+    // Aggregates read the group and the measure from either form too.
+    let question = AnalyticsQuery {
+        dataset: ds(),
+        measure: "value".into(),
+        group_by: Some("group".into()),
+        filters: BTreeMap::new(),
+        percentiles: vec![0.5],
+    };
+    let groups = Analytics::aggregate(&store, &question).await.unwrap();
+    let seen: Vec<(Option<String>, u64, f64)> = groups
+        .iter()
+        .map(|g| {
+            let a = g.aggregate.as_ref().unwrap();
+            (g.group.clone(), a.count, a.sum)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [(Some("g1".into()), 2, 6.5), (Some("g2".into()), 1, 3.0)]
+    );
 }

@@ -1,7 +1,7 @@
 //! The in-process analytics engine: pages through a dataset's latest state with the
 //! record store's keyset scan and computes with the maths of this module. It is the
-//! engine of stores without one of their own (SQLite) and the reference the PostgreSQL
-//! engine is checked against.
+//! engine of stores without one of their own (SQLite's top-k) and the reference the
+//! SQL engines are checked against.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
