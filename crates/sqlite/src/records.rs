@@ -252,8 +252,19 @@ impl RecordStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unexpected("reading history"))?;
-        if rows.is_empty() && page.after.is_none() {
-            return Err(StoreError::NotFound);
+        if rows.is_empty() {
+            // Past the last entry, or a key that never had a record.
+            let known: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM record_history WHERE dataset = ? AND key = ?)",
+            )
+            .bind(dataset.as_str())
+            .bind(key.canonical())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unexpected("reading history"))?;
+            if !known {
+                return Err(StoreError::NotFound);
+            }
         }
         let rows = rows
             .iter()

@@ -240,7 +240,7 @@ pub trait RecordStore: Send + Sync {
     /// after the entry `page.after` names (the `next` of an earlier page).
     ///
     /// # Errors
-    /// - `NotFound` when the key never had a record (asked without `after`).
+    /// - `NotFound` when the key never had a record (with `after` or without).
     async fn history(
         &self,
         dataset: &DatasetName,

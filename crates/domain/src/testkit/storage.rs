@@ -445,6 +445,19 @@ pub async fn a_writer_sees_its_own_batches_and_commits_them_at_once(s: Stores) {
         [&second]
     );
     assert_eq!(page.next, None, "nothing after the last entry");
+    // Past the last entry, a key with history has an empty page; a key without any
+    // has none, cursor or not.
+    let past = crate::ports::HistoryPage {
+        limit: 1,
+        after: next.after.map(|a| a + 1_000_000),
+    };
+    let page = s.records.history(&ds, &first.key, &past).await;
+    assert!(page.expect("page").entries.is_empty());
+    let unknown = crate::RecordKey::try_new(vec!["never".into()]).expect("key");
+    assert!(matches!(
+        s.records.history(&ds, &unknown, &past).await,
+        Err(StoreError::NotFound)
+    ));
     let done = s.vault.get(&import.id).await.expect("get");
     assert_eq!(
         (done.status, done.report),
