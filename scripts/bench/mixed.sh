@@ -35,10 +35,19 @@ print(sum(1 for i in json.load(sys.stdin)["imports"] if i["status"] in ("receive
   [ "$waiting" = 0 ] && break
   sleep 0.5
 done
-curl -fsS "$base/v1/datasets/bench/imports?limit=1000" | python3 -c '
-import collections, json, sys
-statuses = collections.Counter(i["status"] for i in json.load(sys.stdin)["imports"])
-print("the last 1,000 imports by status:", dict(statuses))'
+# Every import, a page of 1,000 at a time (the first is the bulk load of the records).
+python3 - "$base" <<'PY'
+import collections, json, sys, urllib.request
+statuses, offset = collections.Counter(), 0
+while True:
+    url = f"{sys.argv[1]}/v1/datasets/bench/imports?limit=1000&offset={offset}"
+    page = json.load(urllib.request.urlopen(url))["imports"]
+    statuses.update(i["status"] for i in page)
+    offset += len(page)
+    if len(page) < 1000:
+        break
+print("every import by status (the bulk load included):", dict(statuses))
+PY
 stop_all
 target/release/examples/empty_handler "127.0.0.1:$empty_port" >/dev/null 2>&1 &
 pids+=($!)

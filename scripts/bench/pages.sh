@@ -37,7 +37,7 @@ page() {
   p99=$(awk '/ 99%/ { print $2 }' "$work/$1.txt")
   printf '%-34s %s req/s, p50 %s, p99 %s, non-2xx %s\n' "$1 ($2 client$([ "$2" = 1 ] || echo s))" \
     "$(awk '/Requests\/sec/ { print $2 }' "$work/$1.txt")" "$(awk '/ 50%/ { print $2 }' "$work/$1.txt")" \
-    "$p99" "$(awk '/Non-2xx/ { print $5 } END { }' "$work/$1.txt" | grep . || echo 0)"
+    "$p99" "$(awk '/Non-2xx/ { n = $5 } END { print n + 0 }' "$work/$1.txt")"
 }
 
 
