@@ -14,6 +14,7 @@ mod media;
 mod paths;
 mod spec;
 
+pub(crate) use checks::parse_duration;
 pub use compile::{CallbackRule, Contract, DocumentFormat, FieldPath};
 pub(crate) use compile::{CompiledField, MeasureSource};
 pub use error::{ContractError, ContractIssue};

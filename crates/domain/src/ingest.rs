@@ -16,6 +16,7 @@ mod shutdown;
 mod worker;
 
 pub use events::{change_event, change_kind, import_event};
+pub(crate) use service::hex;
 pub use service::{
     DryRun, ImportObserver, ImportService, IngestPorts, IngestSettings, LookupError, ProcessError,
     Processed, ReceiveError, Received, ReprocessError, worker_name,

@@ -23,6 +23,7 @@ pub mod model;
 pub mod ports;
 pub mod raw;
 pub mod redact;
+pub mod sources;
 #[cfg(feature = "testkit")]
 #[allow(
     clippy::expect_used,

@@ -20,6 +20,7 @@ mod imports;
 mod jobs;
 mod limits;
 mod records;
+mod sources;
 
 pub use analytics::{
     Analytics, AnalyticsError, AnalyticsQuery, Cache, CacheKey, GroupAggregate, NoCache, TopQuery,
@@ -32,8 +33,8 @@ pub use delivery::{
     Attempt, CallbackFiring, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers,
     ClaimLimits, Delivered, Delivery, DeliveryClaim, DeliveryCounts, DeliveryError, DeliveryInfo,
     DeliveryListing, DeliveryQueue, DeliveryResult, DeliveryStatus, DueCallback, Event, EventKind,
-    ExternalSource, FetchedPage, NewSubscription, PageCursor, Replay, SourceError, Subscription,
-    SubscriptionChange, SubscriptionStatus, SubscriptionStore, UrlRefused, Webhook, WebhookSender,
+    NewSubscription, Replay, Subscription, SubscriptionChange, SubscriptionStatus,
+    SubscriptionStore, UrlRefused, Webhook, WebhookSender,
 };
 pub use health::{Health, HealthError, PoolUsage, Unavailable};
 pub use imports::{
@@ -46,6 +47,11 @@ pub use records::{
     CancelledCallback, Finished, HistoryEntries, HistoryPage, IdentityMap, ImportWriter,
     RecordPage, RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
 };
+pub use sources::{
+    ExternalSource, FetchRequest, Fetched, FetchedPage, PageSaved, PageToSave, Progress, Source,
+    SourceClaim, SourceError, SourceLease, SourceState, SourceStore, SourceStoreError, Validators,
+    label as source_label,
+};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use analytics::{MockAnalytics, MockCache};
@@ -57,8 +63,7 @@ pub use clock::MockClock;
 pub use decoder::MockDocumentDecoder;
 #[cfg(any(test, feature = "mocks"))]
 pub use delivery::{
-    MockCallbackTimers, MockDeliveryQueue, MockExternalSource, MockSubscriptionStore,
-    MockWebhookSender,
+    MockCallbackTimers, MockDeliveryQueue, MockSubscriptionStore, MockWebhookSender,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use health::MockHealth;
@@ -70,3 +75,5 @@ pub use jobs::MockJobStore;
 pub use limits::MockRateLimiter;
 #[cfg(any(test, feature = "mocks"))]
 pub use records::MockRecordStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use sources::{MockExternalSource, MockSourceStore};

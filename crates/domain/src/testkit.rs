@@ -21,6 +21,7 @@ mod clock;
 pub mod deliveries;
 pub mod ingest;
 pub mod limits;
+pub mod sources;
 pub mod storage;
 mod support;
 mod workloads;
@@ -34,7 +35,7 @@ use crate::analytics::InProcessAnalytics;
 use crate::ingest::IngestPorts;
 use crate::ports::{
     Analytics, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, DocumentDecoder,
-    ImportQueue, ImportVault, RecordStore, SubscriptionStore,
+    ImportQueue, ImportVault, RecordStore, SourceStore, SubscriptionStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -61,6 +62,8 @@ pub struct Stores {
     pub deliveries: Arc<dyn DeliveryQueue>,
     /// Callback timers.
     pub callbacks: Arc<dyn CallbackTimers>,
+    /// Pull sources.
+    pub sources: Arc<dyn SourceStore>,
 }
 
 impl Stores {
@@ -68,7 +71,7 @@ impl Stores {
     pub fn new<S>(store: Arc<S>, decoder: Arc<dyn DocumentDecoder>) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + 'static,
-        S: SubscriptionStore + DeliveryQueue + CallbackTimers,
+        S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore,
     {
         Self {
             datasets: store.clone(),
@@ -79,6 +82,7 @@ impl Stores {
             subscriptions: store.clone(),
             deliveries: store.clone(),
             callbacks: store.clone(),
+            sources: store.clone(),
             decoder,
             analytics: Arc::new(InProcessAnalytics::new(store)),
         }
@@ -145,6 +149,12 @@ macro_rules! storage_conformance {
             callbacks::due_timers_fire_once_with_the_record_at_their_version,
             callbacks::concurrent_firers_never_fire_a_timer_twice,
             callbacks::timers_are_listed_with_their_outcome_and_settled_ones_pruned,
+            sources::sources_are_created_listed_changed_and_deleted,
+            sources::a_page_and_its_cursor_are_saved_together,
+            sources::concurrent_claimers_never_share_a_source,
+            sources::failures_are_counted_until_a_page_clears_them,
+            sources::a_run_saves_every_page_once_and_resumes_where_it_failed,
+            sources::a_source_whose_records_fail_the_contract_is_degraded,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_waiter_is_woken_when_its_import_is_processed,

@@ -7,6 +7,15 @@
 //! at most 64 KB of an answer for the log. Unless private addresses are allowed, a URL
 //! must resolve to public addresses only, checked at creation and again at every send
 //! after resolving (a name that later resolves to 127.0.0.1 is not sent to).
+//!
+//! [`JsonApiSource`] and [`HttpFileSource`] implement the `ExternalSource` port for
+//! pull sources (DESIGN §9) behind the same guard: pages of a JSON API followed by
+//! cursor, page number or `Link` header, and whole files fetched with conditional
+//! requests.
+
+mod pull;
+
+pub use pull::{HttpFileSource, JsonApiSource};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -56,47 +65,83 @@ impl HttpWebhookSender {
     /// # Errors
     /// When the TLS stack cannot be set up.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let mut client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("intake/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90));
-        if !settings.allow_private {
-            client = client.dns_resolver(Arc::new(PublicOnly));
-        }
         Ok(Self {
-            client: client.build()?,
+            client: client(settings)?,
             allow_private: settings.allow_private,
         })
     }
 
-    /// Refuses a literal address the policy forbids (a resolver never sees those).
     fn refuse_literal(&self, url: &Url) -> Result<(), UrlRefused> {
-        if self.allow_private {
-            return Ok(());
-        }
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-            _ => return Ok(()),
-        };
-        if is_public(ip) {
-            Ok(())
-        } else {
-            Err(UrlRefused(format!(
-                "{ip} is not a public address (set outbound_allow_private to allow it)"
-            )))
-        }
+        refuse_literal(self.allow_private, url)
+    }
+}
+
+/// A client for outbound requests: keep-alive, no redirect followed, and (unless
+/// private addresses are allowed) a resolver that keeps public addresses only.
+pub(crate) fn client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("intake/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(90));
+    if !settings.allow_private {
+        client = client.dns_resolver(Arc::new(PublicOnly));
+    }
+    Ok(client.build()?)
+}
+
+/// Refuses a literal address the policy forbids (a resolver never sees those).
+pub(crate) fn refuse_literal(allow_private: bool, url: &Url) -> Result<(), UrlRefused> {
+    if allow_private {
+        return Ok(());
+    }
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    if is_public(ip) {
+        Ok(())
+    } else {
+        Err(UrlRefused(format!(
+            "{ip} is not a public address (set outbound_allow_private to allow it)"
+        )))
+    }
+}
+
+/// Whether `url` may be requested: `http` or `https` with a host, not a forbidden
+/// literal address, and (unless private addresses are allowed) a name that resolves to
+/// public addresses only.
+pub(crate) async fn check_url(allow_private: bool, url: &str) -> Result<(), UrlRefused> {
+    let parsed = parse(url)?;
+    refuse_literal(allow_private, &parsed)?;
+    if allow_private || !matches!(parsed.host(), Some(url::Host::Domain(_))) {
+        return Ok(());
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| UrlRefused(format!("{host} does not resolve: {e}")))?
+        .collect();
+    match addrs.iter().find(|a| !is_public(a.ip())) {
+        Some(private) => Err(UrlRefused(format!(
+            "{host} resolves to {}, which is not a public address \
+             (set outbound_allow_private to allow it)",
+            private.ip()
+        ))),
+        None if addrs.is_empty() => Err(UrlRefused(format!("{host} does not resolve"))),
+        None => Ok(()),
     }
 }
 
 /// Parses an outbound URL: `http` or `https` with a host.
-fn parse(url: &str) -> Result<Url, UrlRefused> {
+pub(crate) fn parse(url: &str) -> Result<Url, UrlRefused> {
     let parsed = Url::parse(url).map_err(|e| UrlRefused(format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(UrlRefused(format!(
-            "only http and https URLs receive webhooks, not {}",
+            "only http and https URLs are requested, not {}",
             parsed.scheme()
         )));
     }
@@ -170,26 +215,7 @@ impl WebhookSender for HttpWebhookSender {
     }
 
     async fn check_url(&self, url: &str) -> Result<(), UrlRefused> {
-        let parsed = parse(url)?;
-        self.refuse_literal(&parsed)?;
-        if self.allow_private || !matches!(parsed.host(), Some(url::Host::Domain(_))) {
-            return Ok(());
-        }
-        let host = parsed.host_str().unwrap_or_default();
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| UrlRefused(format!("{host} does not resolve: {e}")))?
-            .collect();
-        match addrs.iter().find(|a| !is_public(a.ip())) {
-            Some(private) => Err(UrlRefused(format!(
-                "{host} resolves to {}, which is not a public address \
-                 (set outbound_allow_private to allow it)",
-                private.ip()
-            ))),
-            None if addrs.is_empty() => Err(UrlRefused(format!("{host} does not resolve"))),
-            None => Ok(()),
-        }
+        check_url(self.allow_private, url).await
     }
 
     fn new_secret(&self) -> String {
@@ -206,7 +232,7 @@ impl WebhookSender for HttpWebhookSender {
 }
 
 /// Why a request failed, without the URL's secrets (reqwest errors print the URL).
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -15,6 +15,7 @@ mod layout;
 mod queue;
 mod records;
 mod rows;
+mod sources;
 mod vault;
 mod wakeups;
 mod writer;

@@ -14,6 +14,7 @@ mod deliveries;
 mod queue;
 mod records;
 mod rows;
+mod sources;
 mod vault;
 mod writer;
 

@@ -282,7 +282,7 @@ pub(super) fn compile_callback(
 }
 
 /// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let digits = text.find(|c: char| !c.is_ascii_digit())?;
     let value: u64 = text[..digits].parse().ok()?;
     let millis = match &text[digits..] {

@@ -733,51 +733,6 @@ pub trait WebhookSender: Send + Sync {
     fn new_secret(&self) -> String;
 }
 
-/// Where a pull source continues from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PageCursor {
-    /// The first page.
-    Start,
-    /// An opaque cursor, a page number or a `Link: rel=next` URL.
-    Next(String),
-}
-
-/// One page fetched from a source: a document for the vault.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FetchedPage {
-    /// The body, as received.
-    pub body: Vec<u8>,
-    /// Its media type.
-    pub content_type: String,
-    /// Where the next page is; `None` at the end.
-    pub next: Option<PageCursor>,
-}
-
-/// Errors of a pull source.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// 5xx, 429 or a timeout: retry with backoff.
-    #[error("source unavailable: {0}")]
-    Unavailable(String),
-    /// The source refused us (4xx other than 429): retrying will not help.
-    #[error("source refused the request: {0}")]
-    Refused(String),
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-/// An external HTTP API polled for records (DESIGN §9).
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait::async_trait]
-pub trait ExternalSource: Send + Sync {
-    /// Fetches the page at `cursor`.
-    ///
-    /// # Errors
-    /// - `Unavailable` for retryable failures; `Refused` for the others.
-    async fn fetch(&self, cursor: &PageCursor) -> Result<FetchedPage, SourceError>;
-}
-
 #[cfg(test)]
 mod tests {
     use super::EventKind;
