@@ -34,6 +34,7 @@ use intake_domain::datasets::DatasetService;
 use intake_domain::delivery::DeliveryService;
 use intake_domain::ingest::ImportService;
 use intake_domain::ports::{Health, RateLimit, RateLimiter};
+use intake_domain::sources::SourceService;
 
 pub use error::{ApiError, FieldError};
 pub use metrics::Metrics;
@@ -88,6 +89,8 @@ pub struct ApiState {
     pub deliveries: Arc<DeliveryService>,
     /// Callback timers and their outcome.
     pub callbacks: Arc<CallbackListings>,
+    /// Pull sources.
+    pub sources: Arc<SourceService>,
     /// The dependencies `/readyz` checks (each database, cache, …).
     pub dependencies: Vec<Arc<dyn Health>>,
     /// Decides whether a caller is within `settings.rate_limit`.

@@ -32,6 +32,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     dependency: &'static str,
     state: &'static str,
@@ -51,6 +56,7 @@ pub struct Metrics {
     callbacks_cancelled: Counter,
     callbacks_late: Counter,
     callback_lateness: Histogram,
+    sources: Family<SourceLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -118,8 +124,15 @@ impl Metrics {
             "How long after it was due each callback fired",
             callback_lateness.clone(),
         );
+        let sources = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "sources",
+            "Pull sources by health (healthy, degraded, paused)",
+            sources.clone(),
+        );
         Self {
             registry,
+            sources,
             requests,
             latency,
             imports,
@@ -160,6 +173,16 @@ impl Metrics {
                 let labels = PoolLabels { dependency, state };
                 self.pools.get_or_create(&labels).set(i64::from(value));
             }
+        }
+    }
+
+    /// Sets how many pull sources are in each health, read at scrape time.
+    pub fn set_sources(&self, counts: &[(&'static str, u64)]) {
+        for (status, n) in counts {
+            let labels = SourceLabels { status };
+            self.sources
+                .get_or_create(&labels)
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
     }
 

@@ -27,13 +27,17 @@ use crate::dto::{
 use crate::error::{FieldError, Problem};
 use crate::routes::callbacks::{CallbackPageResponse, CallbackResponse, CallbackStatusResponse};
 use crate::routes::markr::MarkrProblem;
+use crate::routes::sources::{
+    AuthBody, IncrementalBody, PaginationBody, SourceBody, SourceListResponse, SourcePatchBody,
+    SourceResponse, SourceStateResponse, SourceStatusResponse,
+};
 use crate::routes::subscriptions::{
     DeliveryCountsResponse, DeliveryPageResponse, DeliveryResponse, DeliveryStatusResponse,
     ReplayBody, ReplayResponse, SubscriptionBody, SubscriptionListResponse, SubscriptionPatch,
     SubscriptionResponse, SubscriptionStatusResponse,
 };
 use crate::routes::{
-    analytics, callbacks, datasets, health, imports, markr, records, subscriptions, v2,
+    analytics, callbacks, datasets, health, imports, markr, records, sources, subscriptions, v2,
 };
 
 /// The `/v1` API.
@@ -55,6 +59,9 @@ use crate::routes::{
         subscriptions::get_subscription, subscriptions::delete_subscription,
         subscriptions::patch_subscription, subscriptions::rotate_secret,
         subscriptions::list_deliveries, subscriptions::replay_delivery, subscriptions::replay,
+        sources::create_source, sources::list_sources, sources::get_source,
+        sources::patch_source, sources::delete_source, sources::run_source,
+        sources::reset_source,
         callbacks::list_callbacks,
         markr::import, markr::results_aggregate,
         health::healthz, health::readyz, health::metrics,
@@ -72,6 +79,8 @@ use crate::routes::{
         SubscriptionStatusResponse, DeliveryCountsResponse, SubscriptionPatch, ReplayBody,
         ReplayResponse, DeliveryStatusResponse, DeliveryResponse, DeliveryPageResponse,
         CallbackStatusResponse, CallbackResponse, CallbackPageResponse,
+        SourceBody, SourcePatchBody, PaginationBody, AuthBody, IncrementalBody, SourceResponse,
+        SourceListResponse, SourceStateResponse, SourceStatusResponse,
     )),
     modifiers(&Gatekeeping),
     tags(
@@ -81,6 +90,7 @@ use crate::routes::{
         (name = "records", description = "Latest state, history and conflicts"),
         (name = "analytics", description = "Aggregates and top-k over the latest state, cached per dataset revision"),
         (name = "subscriptions", description = "URLs that receive a dataset's events as signed webhooks (Standard Webhooks); reading needs `read`, changing needs `admin`"),
+        (name = "sources", description = "External HTTP APIs and files pulled on a schedule, each page an import; reading needs `read`, changing needs `admin`"),
         (name = "callbacks", description = "Callback timers (`callbackTimeMs` after a version is accepted) and their outcome: pending, fired or cancelled by a newer version"),
         (name = "markr", description = "Compatibility routes of the Markr exam-results service, backed by the `exam-results` dataset"),
         (name = "operations", description = "Health, readiness and metrics"),

@@ -27,7 +27,7 @@ pub(crate) enum Policy {
     Api,
     /// An import's raw document: scopes as the API; its own media type.
     ApiDocument,
-    /// What operators manage through the API (subscriptions): `read` for
+    /// What operators manage through the API (subscriptions, sources): `read` for
     /// `GET`/`HEAD`, `admin` otherwise; JSON or XML.
     Managed,
     /// The Markr compatibility routes: scopes as the API; they answer only what the
@@ -88,6 +88,16 @@ const ROUTES: &[(&str, Policy)] = &[
     ),
     (
         "/v1/datasets/{dataset}/subscriptions/{subscription}/replay",
+        Policy::Managed,
+    ),
+    ("/v1/datasets/{dataset}/sources", Policy::Managed),
+    ("/v1/datasets/{dataset}/sources/{source}", Policy::Managed),
+    (
+        "/v1/datasets/{dataset}/sources/{source}/run",
+        Policy::Managed,
+    ),
+    (
+        "/v1/datasets/{dataset}/sources/{source}/reset",
         Policy::Managed,
     ),
     ("/v1/datasets/{dataset}/callbacks", Policy::Api),

@@ -9,6 +9,7 @@ pub(crate) mod health;
 pub(crate) mod imports;
 pub(crate) mod markr;
 pub(crate) mod records;
+pub(crate) mod sources;
 pub(crate) mod subscriptions;
 pub(crate) mod v2;
 
@@ -38,6 +39,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         datasets::configure_one(one);
         imports::configure(one);
         subscriptions::configure(one);
+        sources::configure(one);
         callbacks::configure(one);
     }))
     .service(web::scope(V2_DATASET).configure(v2::configure_one));

@@ -55,7 +55,17 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
         )),
         callbacks: Arc::new(intake_domain::callbacks::CallbackListings::new(
             Arc::new(intake_domain::ports::MockCallbackTimers::new()),
-            datasets_for_callbacks,
+            datasets_for_callbacks.clone(),
+        )),
+        sources: Arc::new(intake_domain::sources::SourceService::new(
+            intake_domain::sources::SourcePorts {
+                store: Arc::new(intake_domain::ports::MockSourceStore::new()),
+                datasets: datasets_for_callbacks,
+                contracts: Arc::new(MockContractStore::new()),
+                adapters: Vec::new(),
+                clock: Arc::new(MockClock::new()),
+            },
+            intake_domain::sources::SourceSettings::default(),
         )),
         dependencies: Vec::new(),
         rate_limiter: None,
@@ -156,7 +166,7 @@ fn the_openapi_document_describes_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 33, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 40, "{:?}", paths.keys().collect::<Vec<_>>());
     let problem = &doc["components"]["schemas"]["Problem"]["properties"];
     for field in [
         "type", "title", "status", "detail", "instance", "code", "errors",

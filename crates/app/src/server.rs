@@ -14,6 +14,7 @@ use intake_actix_web_api::{ApiState, Metrics};
 use intake_domain::callbacks::CallbackSettings;
 use intake_domain::delivery::DeliveryWork;
 use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
+use intake_domain::sources::SourceWork;
 use intake_domain::work::Runtime;
 
 use crate::settings::Settings;
@@ -35,6 +36,8 @@ pub struct WorkerCounts {
     pub deliveries: u32,
     /// Callback timer workers.
     pub callbacks: u32,
+    /// Pull source workers.
+    pub sources: u32,
 }
 
 /// The workers of this process: imports, deliveries and callback timers.
@@ -93,6 +96,20 @@ impl Workers {
             let (work, shutdown) = (services.callbacks.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move {
                 work.keep_house_until(shutdown).await;
+            }));
+        }
+        if counts.sources > 0 {
+            let work = Arc::new(SourceWork::new(services.sources.clone()));
+            let runtime = Arc::new(Runtime::new(
+                work,
+                services.clock.clone(),
+                services.wakeups.clone(),
+                services.sources.settings().work(),
+            ));
+            tasks.extend((0..counts.sources).map(|i| {
+                let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+                let name = format!("{host}-{pid}-source-{i}");
+                tokio::spawn(async move { runtime.run(&name, shutdown).await })
             }));
         }
         // Even with no workers, requests waiting for their imports hear of finishes,
@@ -198,6 +215,7 @@ impl Application {
             imports: services.imports.clone(),
             deliveries: services.deliveries.clone(),
             callbacks: services.callback_listings.clone(),
+            sources: services.sources.clone(),
             dependencies: [Some(storage.health.clone()), limits.redis]
                 .into_iter()
                 .flatten()
@@ -233,6 +251,7 @@ impl Application {
             imports: settings.workers,
             deliveries: settings.delivery_workers,
             callbacks: settings.callback_workers,
+            sources: settings.source_workers,
         };
         let workers = Workers::start(&services, counts, Some(storage.relay.clone()));
         if tokens.is_empty() {

@@ -115,9 +115,42 @@ pub struct Settings {
     pub delivery_connect_timeout_ms: u64,
     /// How long a whole webhook request may take, in milliseconds.
     pub delivery_timeout_ms: u64,
-    /// Whether subscriptions may send to loopback, private, link-local and multicast
-    /// addresses (tests, single-host deployments).
+    /// Whether subscriptions may send to, and sources fetch from, loopback, private,
+    /// link-local and multicast addresses (tests, single-host deployments).
     pub outbound_allow_private: bool,
+    /// Pull source workers in this process (each runs one source at a time).
+    pub source_workers: u32,
+    /// Failed attempts in a row after which a source is `degraded` and retried at its
+    /// schedule instead of the back-off.
+    pub source_degraded_after: u32,
+    /// The longest wait between a source's retries (`5m`); the first is 1s, doubled
+    /// each time.
+    pub source_retry_max: String,
+    /// How long one page or file request may take, in milliseconds.
+    pub source_timeout_ms: u64,
+    /// The largest page or file a source accepts, in bytes.
+    pub source_max_page_bytes: u64,
+    /// Secret values by name, for sources' `auth.secret` (a `[secrets]` table in the
+    /// file; `INTAKE_SECRET_<NAME>` in the environment). Never printed.
+    pub secrets: SecretValues,
+}
+
+/// Secret values by name. `Debug` prints the names only.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValues(std::collections::BTreeMap<String, String>);
+
+impl SecretValues {
+    /// The secrets, for the sources that name them.
+    pub fn to_domain(&self) -> intake_domain::sources::Secrets {
+        intake_domain::sources::Secrets::new(self.0.clone())
+    }
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// A URL that may carry a password. `Debug` and `Display` print it redacted
@@ -270,12 +303,18 @@ impl Default for Settings {
             delivery_connect_timeout_ms: 5_000,
             delivery_timeout_ms: 15_000,
             outbound_allow_private: false,
+            source_workers: 2,
+            source_degraded_after: 5,
+            source_retry_max: "5m".into(),
+            source_timeout_ms: 30_000,
+            source_max_page_bytes: 16 * 1024 * 1024,
+            secrets: SecretValues::default(),
         }
     }
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 40] = [
+const KEYS: [&str; 45] = [
     "listen",
     "database_url",
     "database_schema",
@@ -316,7 +355,15 @@ const KEYS: [&str; 40] = [
     "delivery_connect_timeout_ms",
     "delivery_timeout_ms",
     "outbound_allow_private",
+    "source_workers",
+    "source_degraded_after",
+    "source_retry_max",
+    "source_timeout_ms",
+    "source_max_page_bytes",
 ];
+
+/// Environment variables naming a secret: `INTAKE_SECRET_<NAME>`.
+const SECRET_PREFIX: &str = "INTAKE_SECRET_";
 
 /// How often to look for what is older than any of `periods`: every minute, or often
 /// enough for short periods (tests), never more than ten times a second.
@@ -368,10 +415,21 @@ impl Settings {
             anyhow::ensure!(file.is_file(), "config file {} not found", file.display());
             figment = figment.merge(Toml::file_exact(file));
         }
-        let settings: Self = figment
+        let mut settings: Self = figment
             .merge(Env::prefixed("INTAKE_").only(&KEYS))
             .extract()
             .map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+        for (name, value) in std::env::vars_os() {
+            let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+                continue;
+            };
+            if let Some(secret) = name.strip_prefix(SECRET_PREFIX) {
+                settings
+                    .secrets
+                    .0
+                    .insert(secret.to_owned(), value.to_owned());
+            }
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -442,6 +500,29 @@ impl Settings {
             "delivery_workers: at most 256 (got {})",
             self.delivery_workers
         );
+        anyhow::ensure!(
+            self.source_workers <= 256,
+            "source_workers: at most 256 (got {})",
+            self.source_workers
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.source_degraded_after),
+            "source_degraded_after: 1 to 1000 (got {})",
+            self.source_degraded_after
+        );
+        anyhow::ensure!(
+            self.source_timeout_ms > 0 && self.source_max_page_bytes > 0,
+            "source_timeout_ms, source_max_page_bytes: more than 0"
+        );
+        if let Some(bad) = self
+            .secrets
+            .0
+            .keys()
+            .find(|n| !intake_domain::sources::is_secret_name(n))
+        {
+            anyhow::bail!("secrets: {bad:?} is not a secret's name (1-64 of A-Z, 0-9 and '_')");
+        }
+        self.sources()?;
         anyhow::ensure!(
             self.callback_workers <= 256,
             "callback_workers: at most 256 (got {})",
@@ -528,6 +609,38 @@ impl Settings {
             housekeeping: housekeeping(&[disable_after, retention]),
             ..intake_domain::delivery::DeliverySettings::default()
         })
+    }
+
+    /// How pull sources run.
+    ///
+    /// # Errors
+    /// Naming `source_retry_max` when malformed.
+    pub fn sources(&self) -> anyhow::Result<intake_domain::sources::SourceSettings> {
+        let retry_max = duration(self.source_retry_max.trim()).with_context(|| {
+            format!(
+                "source_retry_max: a duration such as 5m (got {:?})",
+                self.source_retry_max
+            )
+        })?;
+        let timeout = Duration::from_millis(self.source_timeout_ms);
+        Ok(intake_domain::sources::SourceSettings {
+            degraded_after: self.source_degraded_after,
+            retry_max: retry_max.max(Duration::from_secs(1)),
+            max_page_bytes: self.source_max_page_bytes,
+            // A claim outlives the request between two saved pages.
+            lease: timeout * 2 + Duration::from_secs(5),
+            secrets: self.secrets.to_domain(),
+            ..intake_domain::sources::SourceSettings::default()
+        })
+    }
+
+    /// How pages and files are fetched.
+    pub fn pulls(&self) -> intake_http_source::Settings {
+        intake_http_source::Settings {
+            connect_timeout: Duration::from_millis(self.delivery_connect_timeout_ms),
+            timeout: Duration::from_millis(self.source_timeout_ms),
+            allow_private: self.outbound_allow_private,
+        }
     }
 
     /// How webhooks are sent.

@@ -14,8 +14,9 @@ use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSe
 use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
     Analytics, Cache, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, Health,
-    ImportQueue, ImportVault, NoCache, RateLimiter, RecordStore, SubscriptionStore,
+    ImportQueue, ImportVault, NoCache, RateLimiter, RecordStore, SourceStore, SubscriptionStore,
 };
+use intake_domain::sources::{SourcePorts, SourceService};
 use intake_domain::work::Wakeups;
 
 use crate::settings::{Database, Settings};
@@ -52,6 +53,8 @@ pub struct Storage {
     deliveries: Arc<dyn DeliveryQueue>,
     /// Callback timers.
     callbacks: Arc<dyn CallbackTimers>,
+    /// Pull sources.
+    sources: Arc<dyn SourceStore>,
     /// Who tells this process of changes other processes commit.
     pub relay: Relay,
 }
@@ -72,7 +75,7 @@ impl Storage {
     fn over<S>(store: Arc<S>, analytics: Arc<dyn Analytics>, relay: Relay) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
-        S: SubscriptionStore + DeliveryQueue + CallbackTimers + 'static,
+        S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + 'static,
     {
         Self {
             datasets: store.clone(),
@@ -84,6 +87,7 @@ impl Storage {
             subscriptions: store.clone(),
             deliveries: store.clone(),
             callbacks: store.clone(),
+            sources: store.clone(),
             health: store,
             relay,
         }
@@ -215,6 +219,8 @@ pub struct Services {
     pub callbacks: Arc<CallbackWork>,
     /// Callback timers, as operators list them.
     pub callback_listings: Arc<CallbackListings>,
+    /// Pull sources.
+    pub sources: Arc<SourceService>,
     /// What wakes the workers of every kind.
     pub wakeups: Wakeups,
 }
@@ -294,12 +300,28 @@ impl Services {
         .woken_by(wakeups.clone());
         let callback_listings =
             CallbackListings::new(storage.callbacks.clone(), storage.datasets.clone());
+        let pulls = settings.pulls();
+        let sources = SourceService::new(
+            SourcePorts {
+                store: storage.sources.clone(),
+                datasets: storage.datasets.clone(),
+                contracts: storage.contracts.clone(),
+                adapters: vec![
+                    Arc::new(intake_http_source::JsonApiSource::new(&pulls)?),
+                    Arc::new(intake_http_source::HttpFileSource::new(&pulls)?),
+                ],
+                clock: clock.clone(),
+            },
+            settings.sources()?,
+        )
+        .woken_by(wakeups.clone());
         Ok(Self {
             datasets: Arc::new(datasets),
             imports: Arc::new(imports),
             deliveries: Arc::new(deliveries),
             callbacks: Arc::new(callbacks),
             callback_listings: Arc::new(callback_listings),
+            sources: Arc::new(sources),
             clock,
             wakeups,
         })

@@ -141,6 +141,17 @@ pub enum Health {
     Paused,
 }
 
+impl Health {
+    /// Its name as shown (`healthy`, `degraded`, `paused`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Paused => "paused",
+        }
+    }
+}
+
 /// A source as shown: its state and its health with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceView {
@@ -306,6 +317,28 @@ impl SourceService {
         tracing::info!(%dataset, source = name, reset, "source run asked for");
         self.wakeups.notify(WorkKind::Sources);
         self.view(source).await
+    }
+
+    /// How many sources of every dataset are in each health (for `/metrics`).
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn counts(&self) -> Result<[(Health, u64); 3], SourceApiError> {
+        let mut counts = [
+            (Health::Healthy, 0),
+            (Health::Degraded, 0),
+            (Health::Paused, 0),
+        ];
+        let datasets = self.ports.datasets.list().await;
+        for dataset in datasets.map_err(|e| SourceApiError::Unexpected(e.into()))? {
+            for source in self.ports.store.list(&dataset.name).await? {
+                let status = self.view(source).await?.status;
+                if let Some(c) = counts.iter_mut().find(|(h, _)| *h == status) {
+                    c.1 += 1;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     async fn dataset_exists(&self, dataset: &DatasetName) -> Result<(), SourceApiError> {

@@ -84,7 +84,8 @@ pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
 }
 
 /// Metrics: requests by route and status with latency histograms, imports by
-/// outcome, records ingested, the import queue's depth and each connection pool.
+/// outcome, records ingested, the import queue's depth, each connection pool and
+/// pull sources by health.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", body = String,
                content_type = "application/openmetrics-text")))]
@@ -105,6 +106,10 @@ pub(crate) async fn metrics(
         .filter_map(|d| Some((d.name(), d.pool()?)))
         .collect();
     metrics.set_gauges(depth, &pools);
+    match state.sources.counts().await {
+        Ok(counts) => metrics.set_sources(&counts.map(|(h, n)| (h.as_str(), n))),
+        Err(e) => tracing::warn!(error = %e, "counting sources by health failed"),
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.encode())

@@ -299,7 +299,16 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// another method, are problem documents like every other error; `405` says `Allow`,
 /// and `HEAD` works wherever `GET` does.
 pub async fn http_layer_refusals_are_problems(db: Db) {
-    let app = spawn_app_with(db, |_| {}).await;
+    // The raw requests below block this test's runtime, where the workers run: a
+    // worker caught mid-statement would hold its connection (and on SQLite the write
+    // lock) until they finish. This case is about the HTTP layer, so it runs none.
+    let app = spawn_app_with(db, |s| {
+        s.workers = 0;
+        s.delivery_workers = 0;
+        s.callback_workers = 0;
+        s.source_workers = 0;
+    })
+    .await;
     super::run(&app, async {
         // The server runs on threads of its own once started; the blocking sockets
         // below then cannot hold it up.
