@@ -25,9 +25,10 @@ use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
     AnalyticsError, CatalogError, DeliveryError, MockAnalytics, MockCallbackTimers, MockClock,
     MockContractStore, MockDatasetStore, MockDeliveryQueue, MockDocumentDecoder, MockImportQueue,
-    MockImportVault, MockRecordStore, MockSubscriptionStore, MockWebhookSender, NoCache,
-    StoreError, VaultError,
+    MockImportVault, MockRecordStore, MockSourceStore, MockSubscriptionStore, MockWebhookSender,
+    NoCache, SourceStoreError, StoreError, VaultError,
 };
+use intake_domain::sources::{SourcePorts, SourceService, SourceSettings};
 use sha2::Digest as _;
 
 /// The read token's text.
@@ -112,6 +113,28 @@ fn state() -> Arc<ApiState> {
         },
         DeliverySettings::default(),
     );
+    // Sources answer: none, or "not found".
+    let mut sources = MockSourceStore::new();
+    sources.expect_list().returning(|_| Ok(Vec::new()));
+    sources
+        .expect_get()
+        .returning(|_, _| Err(SourceStoreError::NotFound));
+    sources
+        .expect_delete()
+        .returning(|_, _| Err(SourceStoreError::NotFound));
+    sources
+        .expect_schedule()
+        .returning(|_, _, _, _| Err(SourceStoreError::NotFound));
+    let sources = SourceService::new(
+        SourcePorts {
+            store: Arc::new(sources),
+            datasets: datasets.clone(),
+            contracts: Arc::new(MockContractStore::new()),
+            adapters: Vec::new(),
+            clock: Arc::new(MockClock::new()),
+        },
+        SourceSettings::default(),
+    );
     let tokens = vec![
         Token::new("reader", &sha256_hex(READER), &["read"]).expect("a token"),
         Token::new("ops", &"0".repeat(64), &["admin"]).expect("a token"),
@@ -130,6 +153,7 @@ fn state() -> Arc<ApiState> {
             Arc::new(MockCallbackTimers::new()),
             datasets.clone(),
         )),
+        sources: Arc::new(sources),
         dependencies: Vec::new(),
         rate_limiter: None,
         metrics: Arc::new(Metrics::new()),

@@ -325,3 +325,50 @@ async fn a_vendor_api_change_is_noticed_and_fixed_on_sqlite() {
 async fn a_vendor_api_change_is_noticed_and_fixed_on_postgres() {
     a_vendor_api_change_is_noticed_and_fixed(Store::postgres("sources")).await;
 }
+
+async fn a_file_is_fetched_again_only_when_it_changed(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let (items, vendor) = start_vendor(300, PER_PAGE);
+    let url = items.replace("/items", "/export.csv");
+    let (server, base) = serve(dir.path(), &env(&store));
+    wait_until_up(&client(), &base).await;
+    let mut csv = contract();
+    csv["format"] = json!("csv");
+    csv.as_object_mut().unwrap().remove("records");
+    let body = json!({"name": "vendor-items", "contract": csv});
+    post(&base, "/v1/datasets", &body).await;
+    let file = json!({"name": "vendor", "kind": "http_file", "url": url, "schedule": "1s"});
+    let created = post(&base, &format!("{DATASET}/sources"), &file).await;
+    assert_eq!(created["kind"], "http_file");
+    settled(&base, 300).await;
+    // Runs every second: an unchanged file costs a 304 and no import.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while vendor.unchanged.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "no conditional request");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let imports = settled(&base, 300).await;
+    assert_eq!(imports.len(), 1, "an unchanged file is not imported again");
+    assert_eq!(vendor.files.load(Ordering::SeqCst), 1);
+    // A changed file is fetched whole and imported.
+    vendor.total.store(450, Ordering::SeqCst);
+    let imports = settled(&base, 450).await;
+    assert_eq!(imports.len(), 2);
+    assert_eq!(aggregate(&base).await, expected(450));
+    let source = get(&base, SOURCE).await;
+    assert_eq!(source["status"], "healthy", "{source}");
+    assert!(source["state"]["pages_fetched"].as_u64().unwrap() >= 2);
+    sigterm(&server);
+    assert!(server.wait_with_output().unwrap().status.success());
+    store.drop().await;
+}
+
+#[actix_web::test]
+async fn a_file_is_fetched_again_only_when_it_changed_on_sqlite() {
+    a_file_is_fetched_again_only_when_it_changed(Store::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_file_is_fetched_again_only_when_it_changed_on_postgres() {
+    a_file_is_fetched_again_only_when_it_changed(Store::postgres("sources")).await;
+}

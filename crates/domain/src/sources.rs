@@ -667,6 +667,11 @@ impl LeasedWork for SourceWork {
         item.attempt
     }
 
+    /// A source is never given up: it turns degraded and keeps trying at its schedule.
+    fn gives_up(&self) -> bool {
+        false
+    }
+
     async fn claim(&self, worker: &str, now: DateTime<Utc>) -> anyhow::Result<Claim<SourceLease>> {
         let lease = self.service.settings.lease;
         Ok(

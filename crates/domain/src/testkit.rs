@@ -155,6 +155,7 @@ macro_rules! storage_conformance {
             sources::failures_are_counted_until_a_page_clears_them,
             sources::a_run_saves_every_page_once_and_resumes_where_it_failed,
             sources::a_source_whose_records_fail_the_contract_is_degraded,
+            sources::a_source_whose_attempts_are_spent_is_degraded_not_given_up,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_waiter_is_woken_when_its_import_is_processed,

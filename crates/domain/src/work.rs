@@ -292,8 +292,15 @@ pub trait LeasedWork: Send + Sync {
         outcomes
     }
 
+    /// Whether an item whose attempts are spent is given up (`true`, the default), or
+    /// kept and tried at a slower pace of its own (pull sources, which turn degraded).
+    fn gives_up(&self) -> bool {
+        true
+    }
+
     /// Records a failed attempt: the item is due again at `retry_at`, or, when `None`
-    /// (its attempts are spent), given up for good with `reason`.
+    /// (its attempts are spent), given up for good with `reason` (or, for a kind that
+    /// never gives up, kept at its own pace).
     ///
     /// # Errors
     /// When the lease was lost or the store is unreachable (the lease then expires).
@@ -507,9 +514,15 @@ impl<W: LeasedWork> Runtime<W> {
                 }
             };
         }
-        tracing::error!(worker = name, %kind, item = %what, attempt, error,
-            "every attempt failed; giving the item up");
-        let reason = format!("failed {attempt} times; the last error: {error}");
+        let reason = if self.work.gives_up() {
+            tracing::error!(worker = name, %kind, item = %what, attempt, error,
+                "every attempt failed; giving the item up");
+            format!("failed {attempt} times; the last error: {error}")
+        } else {
+            tracing::warn!(worker = name, %kind, item = %what, attempt, error,
+                "attempt failed again; tried at the kind's own pace from now on");
+            error
+        };
         if let Err(e) = self.work.fail(item, None, &reason).await {
             tracing::error!(worker = name, %kind, item = %what, error = %format!("{e:#}"),
                 "could not give the item up; retried when its lease expires");

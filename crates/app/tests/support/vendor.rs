@@ -38,6 +38,10 @@ pub struct Vendor {
     pub unauthorized: AtomicU64,
     /// Faults answered.
     pub faulted: AtomicU64,
+    /// The export file answered whole.
+    pub files: AtomicU64,
+    /// The export file answered `304 Not Modified`.
+    pub unchanged: AtomicU64,
 }
 
 impl Vendor {
@@ -125,8 +129,35 @@ async fn items(vendor: web::Data<Vendor>, req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// The export: every record as CSV, with an `ETag` that changes with the record count;
+/// `If-None-Match` with that tag is a `304`.
+async fn export(vendor: web::Data<Vendor>, req: HttpRequest) -> HttpResponse {
+    let total = vendor.total.load(Ordering::SeqCst);
+    let tag = format!("\"export-{total}\"");
+    let asked = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok());
+    if asked == Some(tag.as_str()) {
+        vendor.unchanged.fetch_add(1, Ordering::SeqCst);
+        return HttpResponse::NotModified()
+            .insert_header(("etag", tag))
+            .finish();
+    }
+    vendor.files.fetch_add(1, Ordering::SeqCst);
+    let mut csv = String::from("id,group,value\n");
+    for i in 0..total {
+        let (id, group, value) = record(i);
+        csv.push_str(&format!("{id},{group},{value}\n"));
+    }
+    HttpResponse::Ok()
+        .content_type("text/csv")
+        .insert_header(("etag", tag))
+        .body(csv)
+}
+
 /// Starts the vendor with `total` records in pages of `per_page`; gives the URL of
-/// its items and its state.
+/// its items (its export is `/export.csv` beside them) and its state.
 pub fn start_vendor(total: u64, per_page: u64) -> (String, web::Data<Vendor>) {
     let state = web::Data::new(Vendor::default());
     state.total.store(total, Ordering::SeqCst);
@@ -138,6 +169,7 @@ pub fn start_vendor(total: u64, per_page: u64) -> (String, web::Data<Vendor>) {
         actix_web::App::new()
             .app_data(data.clone())
             .route("/items", web::get().to(items))
+            .route("/export.csv", web::get().to(export))
     })
     .workers(1)
     .disable_signals()

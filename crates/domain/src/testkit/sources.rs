@@ -579,3 +579,45 @@ pub async fn a_source_whose_records_fail_the_contract_is_degraded(s: Stores) {
     };
     assert_eq!(s.records.list(&ds, &all).await.expect("list").total, 2);
 }
+
+/// When its attempts are spent, a source is degraded with the last error as its
+/// reason and is due again at its schedule, not given up; a page saved makes it
+/// healthy again.
+pub async fn a_source_whose_attempts_are_spent_is_degraded_not_given_up(s: Stores) {
+    let ds = dataset(&s, "src-spent", PAGES).await;
+    let vendor = Vendor::new(vendor_pages(1, 2), vec![0]);
+    let sources = sources_over(&s, vendor);
+    sources.create(&ds, spec("v")).await.expect("created");
+    let work = SourceWork::new(sources.clone());
+    assert!(!work.gives_up());
+    let Claim::Items(items) = work.claim("w", Utc::now()).await.expect("claim") else {
+        panic!("a due source")
+    };
+    assert!(work.work(&items[0]).await.is_err());
+    let before = Utc::now();
+    work.fail(&items[0], None, "HTTP 503 on page 0")
+        .await
+        .expect("recorded");
+    let v = sources.get(&ds, "v").await.expect("v");
+    assert_eq!(v.status, Health::Degraded);
+    assert_eq!(
+        v.reason.as_deref(),
+        Some("1 attempts in a row failed; the last: HTTP 503 on page 0")
+    );
+    let due = v.source.state.next_run_at;
+    assert!(
+        due >= before + chrono::Duration::seconds(299),
+        "at its schedule (5m): {due}"
+    );
+    assert!(
+        matches!(
+            work.claim("w", Utc::now()).await.expect("claim"),
+            Claim::Nothing { .. }
+        ),
+        "not before its schedule"
+    );
+    sources.run_now(&ds, "v", false).await.expect("run now");
+    run_once(&work).await.expect("fetched");
+    let v = sources.get(&ds, "v").await.expect("v");
+    assert_eq!(v.status, Health::Healthy, "{:?}", v.reason);
+}
