@@ -483,8 +483,8 @@ fn contract_faults(faulty: &[ImportSummary]) -> Option<String> {
 }
 
 /// The higher of two incremental values: as numbers when both are numbers, otherwise
-/// as text (ISO 8601 timestamps order as text).
-fn higher(a: Option<String>, b: Option<String>) -> Option<String> {
+/// as text (ISO 8601 timestamps order as text). Adapters use it for a page's highest.
+pub fn higher(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => {
             let greater = match (a.parse::<f64>(), b.parse::<f64>()) {

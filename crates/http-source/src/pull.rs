@@ -9,7 +9,7 @@ use intake_domain::delivery::parse_retry_after;
 use intake_domain::ports::{
     ExternalSource, FetchRequest, Fetched, FetchedPage, SourceError, UrlRefused, Validators,
 };
-use intake_domain::sources::{Pagination, SourceKind};
+use intake_domain::sources::{Pagination, SourceKind, higher};
 use reqwest::header::{
     ACCEPT, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LINK, RETRY_AFTER,
 };
@@ -182,20 +182,6 @@ fn text(value: Option<&serde_json::Value>) -> Option<String> {
     }
 }
 
-/// The higher of two incremental values: as numbers when both are, otherwise as text.
-fn higher(a: Option<String>, b: String) -> String {
-    match a {
-        None => b,
-        Some(a) => {
-            let greater = match (a.parse::<f64>(), b.parse::<f64>()) {
-                (Ok(x), Ok(y)) => y > x,
-                _ => b > a,
-            };
-            if greater { b } else { a }
-        }
-    }
-}
-
 /// The `rel="next"` target of a `Link` header, resolved against `base`.
 fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
     for value in headers.get_all(LINK) {
@@ -312,7 +298,7 @@ impl ExternalSource for JsonApiSource {
             records
                 .iter()
                 .filter_map(|r| text(at(r, &path)))
-                .fold(None, |best, v| Some(higher(best, v)))
+                .fold(None, |best, v| higher(best, Some(v)))
         });
         let next = match &spec.pagination {
             None => None,
@@ -422,7 +408,10 @@ mod tests {
         assert_eq!(text(Some(&serde_json::json!(17))), Some("17".into()));
         assert_eq!(text(Some(&serde_json::json!(null))), None);
         assert_eq!(text(Some(&serde_json::json!(""))), None);
-        assert_eq!(higher(Some("9".into()), "10".into()), "10");
-        assert_eq!(higher(Some("b".into()), "a".into()), "b");
+        assert_eq!(
+            higher(Some("9".into()), Some("10".into())),
+            Some("10".into())
+        );
+        assert_eq!(higher(Some("b".into()), Some("a".into())), Some("b".into()));
     }
 }
