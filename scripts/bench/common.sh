@@ -63,7 +63,8 @@ import_bench_rows() {
 # intake_bench DB NAME: what a script measuring one intake on DB (a PostgreSQL URL, or
 # `sqlite`) shares: `work` (a temporary directory), `schema` (intake_bench_NAME_PID),
 # `port` and `base`, the `pids` array and `stop_all`, and an EXIT trap that stops what
-# was started, drops the schema and removes `work`.
+# was started, drops the schema and removes `work` (keeping the server's log at
+# BENCH_LOG when set; INTAKE_LOG sets its filter, `warn` unless given).
 intake_bench() {
   db=$1
   work=$(mktemp -d)
@@ -76,6 +77,7 @@ intake_bench() {
 stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
 intake_bench_cleanup() {
   stop_all
+  [ -z "${BENCH_LOG:-}" ] || cp "$work/server.log" "$BENCH_LOG" 2>/dev/null || true
   [ "$db" = sqlite ] || psql -q "$db" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -93,7 +95,7 @@ start_intake() {
   else
     db_env=(INTAKE_DATABASE_URL="$db" INTAKE_DATABASE_SCHEMA="$schema")
   fi
-  env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG=warn INTAKE_RATE_LIMIT_PER_SECOND=0 \
+  env "${db_env[@]}" INTAKE_LISTEN="127.0.0.1:$port" INTAKE_LOG="${INTAKE_LOG:-warn}" INTAKE_RATE_LIMIT_PER_SECOND=0 \
     INTAKE_IMPORT_WAIT_SECONDS=3600 INTAKE_REQUEST_TIMEOUT_MS=3600000 INTAKE_MAX_REQUEST_TIMEOUT_MS=3600000 \
     "$intake" serve >"$work/server.log" 2>&1 &
   pids+=($!)
