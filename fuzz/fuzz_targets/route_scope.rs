@@ -162,7 +162,34 @@ fn state() -> Arc<ApiState> {
             ..Settings::default()
         },
         started: Instant::now(),
+        admin: admin_state(),
     })
+}
+
+/// The management API's state over mocks: no pause is ever read or written here.
+fn admin_state() -> intake_actix_web_api::AdminState {
+    struct Unchanging;
+    impl intake_actix_web_api::Logging for Unchanging {
+        fn recent_errors(&self) -> Vec<intake_actix_web_api::LoggedError> {
+            Vec::new()
+        }
+        fn current(&self) -> String {
+            "info".into()
+        }
+        fn set(&self, _: &str) -> Result<(), String> {
+            Err("unchanging".into())
+        }
+    }
+    intake_actix_web_api::AdminState {
+        instance: "test".into(),
+        config: serde_json::Value::Null,
+        workers: Arc::new(intake_domain::work::WorkerControl::new(
+            Arc::new(intake_domain::ports::MockPauseStore::new()),
+            intake_domain::work::Wakeups::default(),
+            Arc::new(MockClock::new()),
+        )),
+        log: Arc::new(Unchanging),
+    }
 }
 
 thread_local! {

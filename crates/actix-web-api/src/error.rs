@@ -211,7 +211,9 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(e) = self {
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "request failed");
+            // The request's id as a field too: its span may be filtered out.
+            let request_id = crate::context::current_request_id().unwrap_or_default();
+            tracing::error!(request_id, error.message = %e, error.cause_chain = ?e, "request failed");
         }
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut res = HttpResponse::build(self.status_code());

@@ -35,9 +35,11 @@ use intake_domain::delivery::DeliveryService;
 use intake_domain::ingest::ImportService;
 use intake_domain::ports::{Health, RateLimit, RateLimiter};
 use intake_domain::sources::SourceService;
+use intake_domain::work::WorkerControl;
 
 pub use error::{ApiError, FieldError};
 pub use metrics::Metrics;
+pub use routes::admin::{LoggedError, Logging};
 
 /// How the API behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +103,20 @@ pub struct ApiState {
     pub settings: Settings,
     /// When the service started.
     pub started: Instant,
+    /// What the management API shows and changes.
+    pub admin: AdminState,
+}
+
+/// What the management API (`/admin/…`) shows and changes.
+pub struct AdminState {
+    /// This instance's name (`{host}-{pid}`), the prefix of its workers' names.
+    pub instance: String,
+    /// The configuration in force, every secret and token already redacted.
+    pub config: serde_json::Value,
+    /// Pauses of each kind of work (for every instance) and this process's workers.
+    pub workers: Arc<WorkerControl>,
+    /// The log filter, changed at run time.
+    pub log: Arc<dyn Logging>,
 }
 
 /// The whole application: every route, the request-id and metrics middleware, and

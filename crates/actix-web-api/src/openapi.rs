@@ -25,6 +25,10 @@ use crate::dto::{
     VerdictResponse,
 };
 use crate::error::{FieldError, Problem};
+use crate::routes::admin::{
+    AdapterResponse, AdminStateResponse, LogLevelBody, LoggedError, QueuesResponse,
+    WorkerKindResponse, WorkerResponse,
+};
 use crate::routes::callbacks::{CallbackPageResponse, CallbackResponse, CallbackStatusResponse};
 use crate::routes::markr::MarkrProblem;
 use crate::routes::sources::{
@@ -37,7 +41,8 @@ use crate::routes::subscriptions::{
     SubscriptionResponse, SubscriptionStatusResponse,
 };
 use crate::routes::{
-    analytics, callbacks, datasets, health, imports, markr, records, sources, subscriptions, v2,
+    admin, analytics, callbacks, datasets, health, imports, markr, records, sources, subscriptions,
+    v2,
 };
 
 /// The `/v1` API.
@@ -65,6 +70,7 @@ use crate::routes::{
         callbacks::list_callbacks,
         markr::import, markr::results_aggregate,
         health::healthz, health::readyz, health::metrics,
+        admin::state, admin::get_log_level, admin::put_log_level, admin::pause, admin::resume,
     ),
     components(schemas(
         Problem, FieldError, DatasetBody, DatasetResponse, DatasetListResponse,
@@ -81,6 +87,8 @@ use crate::routes::{
         CallbackStatusResponse, CallbackResponse, CallbackPageResponse,
         SourceBody, SourcePatchBody, PaginationBody, AuthBody, IncrementalBody, SourceResponse,
         SourceListResponse, SourceStateResponse, SourceStatusResponse,
+        AdminStateResponse, AdapterResponse, WorkerKindResponse, WorkerResponse, QueuesResponse,
+        LogLevelBody, LoggedError,
     )),
     modifiers(&Gatekeeping),
     tags(
@@ -94,6 +102,7 @@ use crate::routes::{
         (name = "callbacks", description = "Callback timers (`callbackTimeMs` after a version is accepted) and their outcome: pending, fired or cancelled by a newer version"),
         (name = "markr", description = "Compatibility routes of the Markr exam-results service, backed by the `exam-results` dataset"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "admin", description = "The management API: this instance's state, its log filter, pausing and resuming each kind of work on every instance; every route needs `admin`"),
     )
 )]
 pub struct ApiDoc;

@@ -2,6 +2,7 @@
 //! parsing path and query parameters into domain types, with a field error for each
 //! bad one.
 
+pub(crate) mod admin;
 pub(crate) mod analytics;
 pub(crate) mod callbacks;
 pub(crate) mod datasets;
@@ -30,6 +31,7 @@ pub(crate) const V2_DATASET: &str = "/v2/datasets/{dataset}";
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    admin::configure(cfg);
     datasets::configure(cfg);
     v2::configure(cfg);
     cfg.service(web::scope(V1_DATASET).configure(|one| {

@@ -72,7 +72,34 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
         metrics: Arc::new(Metrics::new()),
         settings: Settings::default(),
         started: Instant::now(),
+        admin: admin_state(),
     })
+}
+
+/// The management API's state over mocks: no pause is ever read or written here.
+fn admin_state() -> intake_actix_web_api::AdminState {
+    struct Unchanging;
+    impl intake_actix_web_api::Logging for Unchanging {
+        fn recent_errors(&self) -> Vec<intake_actix_web_api::LoggedError> {
+            Vec::new()
+        }
+        fn current(&self) -> String {
+            "info".into()
+        }
+        fn set(&self, _: &str) -> Result<(), String> {
+            Err("unchanging".into())
+        }
+    }
+    intake_actix_web_api::AdminState {
+        instance: "test".into(),
+        config: serde_json::Value::Null,
+        workers: Arc::new(intake_domain::work::WorkerControl::new(
+            Arc::new(intake_domain::ports::MockPauseStore::new()),
+            intake_domain::work::Wakeups::default(),
+            Arc::new(MockClock::new()),
+        )),
+        log: Arc::new(Unchanging),
+    }
 }
 
 async fn call(state: Arc<ApiState>, req: TestRequest) -> (u16, Option<String>, Value) {
@@ -166,7 +193,7 @@ fn the_openapi_document_describes_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 40, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 45, "{:?}", paths.keys().collect::<Vec<_>>());
     let problem = &doc["components"]["schemas"]["Problem"]["properties"];
     for field in [
         "type", "title", "status", "detail", "instance", "code", "errors",

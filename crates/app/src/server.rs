@@ -10,7 +10,7 @@ use std::time::Instant;
 use actix_web::HttpServer;
 use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
-use intake_actix_web_api::{ApiState, Metrics};
+use intake_actix_web_api::{AdminState, ApiState, Metrics};
 use intake_domain::callbacks::CallbackSettings;
 use intake_domain::delivery::DeliveryWork;
 use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
@@ -18,6 +18,7 @@ use intake_domain::sources::SourceWork;
 use intake_domain::work::Runtime;
 
 use crate::settings::Settings;
+use crate::telemetry::LogControl;
 use crate::wiring::{Observers, Relay, Services, Storage};
 
 /// A built, bound server with its workers, ready to run.
@@ -112,6 +113,11 @@ impl Workers {
                 tokio::spawn(async move { runtime.run(&name, shutdown).await })
             }));
         }
+        // Every instance obeys the pauses, whichever instance an operator asked.
+        let (control, stopping) = (services.workers.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            control.follow_until(stopping).await;
+        }));
         // Even with no workers, requests waiting for their imports hear of finishes,
         // and answers hear of dataset changes.
         let wakeups = services.wakeups.clone();
@@ -234,6 +240,12 @@ impl Application {
                 ..intake_actix_web_api::Settings::default()
             },
             started: Instant::now(),
+            admin: AdminState {
+                instance: format!("{}-{}", host(), std::process::id()),
+                config: serde_json::to_value(settings.redacted())?,
+                workers: services.workers.clone(),
+                log: Arc::new(LogControl::new(&settings.log)),
+            },
         });
         // Signals are ours (`stop_on_signals`): actix's own handling makes SIGINT a
         // forced stop that drops requests in flight.

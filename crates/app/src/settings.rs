@@ -141,6 +141,16 @@ pub struct Settings {
 pub struct SecretValues(std::collections::BTreeMap<String, String>);
 
 impl SecretValues {
+    /// The names, each with `[redacted]` for its value.
+    fn redacted(&self) -> Self {
+        Self(
+            self.0
+                .keys()
+                .map(|k| (k.clone(), "[redacted]".into()))
+                .collect(),
+        )
+    }
+
     /// The secrets, for the sources that name them.
     pub fn to_domain(&self) -> intake_domain::sources::Secrets {
         intake_domain::sources::Secrets::new(self.0.clone())
@@ -711,13 +721,14 @@ impl Settings {
         }
     }
 
-    /// The settings with secrets hidden, for logs and `check`, however they are
-    /// printed or serialized.
+    /// The settings with secrets hidden, for logs, `check` and `/admin/state`, however
+    /// they are printed or serialized.
     pub fn redacted(&self) -> Self {
         Self {
             database_url: self.database_url.to_string().into(),
             redis_url: self.redis_url.as_ref().map(|u| u.to_string().into()),
             auth_tokens: self.auth_tokens.redacted(),
+            secrets: self.secrets.redacted(),
             ..self.clone()
         }
     }
@@ -932,9 +943,16 @@ mod tests {
                 redis_url: Some(url.replace("postgres", "redis").into()),
                 ..Settings::default()
             };
+            let s = Settings {
+                secrets: SecretValues(
+                    [("VENDOR_TOKEN".to_owned(), "s3cret-token".to_owned())].into(),
+                ),
+                ..s
+            };
             for printed in [
                 format!("{s:?}"),
                 format!("{:?}", s.redacted()),
+                serde_json::to_string(&s.redacted()).unwrap(),
                 s.database_url.to_string(),
             ] {
                 assert!(!printed.contains("s3c"), "{printed}");

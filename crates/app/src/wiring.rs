@@ -14,10 +14,11 @@ use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSe
 use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
     Analytics, Cache, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, Health,
-    ImportQueue, ImportVault, NoCache, RateLimiter, RecordStore, SourceStore, SubscriptionStore,
+    ImportQueue, ImportVault, NoCache, PauseStore, RateLimiter, RecordStore, SourceStore,
+    SubscriptionStore,
 };
 use intake_domain::sources::{SourcePorts, SourceService};
-use intake_domain::work::Wakeups;
+use intake_domain::work::{Wakeups, WorkerControl};
 
 use crate::settings::{Database, Settings};
 
@@ -55,6 +56,8 @@ pub struct Storage {
     callbacks: Arc<dyn CallbackTimers>,
     /// Pull sources.
     sources: Arc<dyn SourceStore>,
+    /// Kinds of work paused by an operator.
+    pauses: Arc<dyn PauseStore>,
     /// Who tells this process of changes other processes commit.
     pub relay: Relay,
 }
@@ -75,7 +78,8 @@ impl Storage {
     fn over<S>(store: Arc<S>, analytics: Arc<dyn Analytics>, relay: Relay) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
-        S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + 'static,
+        S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + PauseStore,
+        S: 'static,
     {
         Self {
             datasets: store.clone(),
@@ -88,6 +92,7 @@ impl Storage {
             deliveries: store.clone(),
             callbacks: store.clone(),
             sources: store.clone(),
+            pauses: store.clone(),
             health: store,
             relay,
         }
@@ -223,6 +228,8 @@ pub struct Services {
     pub sources: Arc<SourceService>,
     /// What wakes the workers of every kind.
     pub wakeups: Wakeups,
+    /// Pausing and resuming each kind of work, and what this process's workers hold.
+    pub workers: Arc<WorkerControl>,
 }
 
 /// Who is told of finished imports and fired callbacks (the metrics).
@@ -322,6 +329,11 @@ impl Services {
             callbacks: Arc::new(callbacks),
             callback_listings: Arc::new(callback_listings),
             sources: Arc::new(sources),
+            workers: Arc::new(WorkerControl::new(
+                storage.pauses.clone(),
+                wakeups.clone(),
+                clock.clone(),
+            )),
             clock,
             wakeups,
         })

@@ -293,4 +293,12 @@ impl CallbackListings {
         }
         self.timers.list(dataset, listing).await
     }
+
+    /// Timers pending, across datasets.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn pending(&self) -> Result<u64, DeliveryError> {
+        self.timers.pending().await
+    }
 }

@@ -13,6 +13,7 @@
 mod analytics;
 mod catalog;
 mod clock;
+mod control;
 mod decoder;
 mod delivery;
 mod health;
@@ -28,6 +29,7 @@ pub use analytics::{
 };
 pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract};
 pub use clock::Clock;
+pub use control::PauseStore;
 pub use decoder::{DocumentDecoder, RecordStream};
 pub use delivery::{
     Attempt, CallbackFiring, CallbackInfo, CallbackListing, CallbackStatus, CallbackTimers,
@@ -59,6 +61,8 @@ pub use analytics::{MockAnalytics, MockCache};
 pub use catalog::{MockContractStore, MockDatasetStore};
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
+#[cfg(any(test, feature = "mocks"))]
+pub use control::MockPauseStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use decoder::MockDocumentDecoder;
 #[cfg(any(test, feature = "mocks"))]

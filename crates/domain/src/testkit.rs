@@ -35,7 +35,7 @@ use crate::analytics::InProcessAnalytics;
 use crate::ingest::IngestPorts;
 use crate::ports::{
     Analytics, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, DocumentDecoder,
-    ImportQueue, ImportVault, RecordStore, SourceStore, SubscriptionStore,
+    ImportQueue, ImportVault, PauseStore, RecordStore, SourceStore, SubscriptionStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -64,6 +64,8 @@ pub struct Stores {
     pub callbacks: Arc<dyn CallbackTimers>,
     /// Pull sources.
     pub sources: Arc<dyn SourceStore>,
+    /// Paused kinds of work.
+    pub pauses: Arc<dyn PauseStore>,
 }
 
 impl Stores {
@@ -71,7 +73,7 @@ impl Stores {
     pub fn new<S>(store: Arc<S>, decoder: Arc<dyn DocumentDecoder>) -> Self
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + 'static,
-        S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore,
+        S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + PauseStore,
     {
         Self {
             datasets: store.clone(),
@@ -83,6 +85,7 @@ impl Stores {
             deliveries: store.clone(),
             callbacks: store.clone(),
             sources: store.clone(),
+            pauses: store.clone(),
             decoder,
             analytics: Arc::new(InProcessAnalytics::new(store)),
         }
@@ -136,6 +139,7 @@ macro_rules! storage_conformance {
             storage::records_keep_large_values,
             storage::claims_count_attempts_and_a_release_gives_one_back,
             storage::expired_holders_give_their_imports_back_at_once,
+            storage::a_pause_is_kept_for_every_instance_until_resumed,
             deliveries::subscriptions_are_created_listed_read_and_deleted,
             deliveries::events_go_only_to_the_subscriptions_that_want_them,
             deliveries::deliveries_are_claimed_once_retried_and_end_delivered_or_dead,

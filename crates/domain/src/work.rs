@@ -22,6 +22,10 @@ use crate::ingest::Shutdown;
 use crate::model::ImportId;
 use crate::ports::Clock;
 
+mod board;
+
+pub use board::{KindView, PAUSES_READ_EVERY, WorkerBoard, WorkerControl, WorkerView};
+
 /// The kinds of leased work, each woken on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkKind {
@@ -84,6 +88,7 @@ pub struct Wakeups {
     channels: Arc<[(async_channel::Sender<()>, async_channel::Receiver<()>); 5]>,
     watches: Arc<Mutex<Watches>>,
     datasets: KnownDatasets,
+    board: WorkerBoard,
 }
 
 /// Who waits for which import to finish.
@@ -99,6 +104,7 @@ impl Default for Wakeups {
             channels: Arc::new(std::array::from_fn(|_| async_channel::bounded(1))),
             watches: Arc::default(),
             datasets: KnownDatasets::default(),
+            board: WorkerBoard::default(),
         }
     }
 }
@@ -165,6 +171,12 @@ impl Wakeups {
     /// commits and, by the store's relay, of those other processes commit.
     pub fn datasets(&self) -> &KnownDatasets {
         &self.datasets
+    }
+
+    /// This process's workers and the kinds paused: every runtime sharing these
+    /// wake-ups reports there and obeys the pauses.
+    pub fn board(&self) -> &WorkerBoard {
+        &self.board
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Watches> {
@@ -417,13 +429,28 @@ impl<W: LeasedWork> Runtime<W> {
     /// loop.
     pub async fn run(&self, name: &str, shutdown: Shutdown) {
         let kind = self.work.kind();
+        let board = self.wakeups.board();
         tracing::info!(worker = name, %kind, "worker started");
+        board.started(name, kind);
         while !shutdown.is_triggered() {
+            if board.is_paused(kind) {
+                // Claims nothing; a resume wakes it (PAUSES_READ_EVERY from another
+                // instance), and the safety-net poll looks again.
+                self.idle(None, &shutdown).await;
+                continue;
+            }
             match self.work.claim(name, self.clock.now()).await {
                 Ok(Claim::Items(items)) => {
                     // There may be more: let another idle worker look too.
                     self.wakeups.notify(kind);
+                    let held = items
+                        .iter()
+                        .map(|i| self.work.describe(i))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    board.holding(name, Some((held, self.clock.now())));
                     self.attempt(name, &items, &shutdown).await;
+                    board.holding(name, None);
                 }
                 Ok(Claim::Nothing { next_due }) => self.idle(next_due, &shutdown).await,
                 Err(e) => {
@@ -432,6 +459,7 @@ impl<W: LeasedWork> Runtime<W> {
                 }
             }
         }
+        board.stopped(name);
         tracing::info!(worker = name, %kind, "worker stopped");
     }
 

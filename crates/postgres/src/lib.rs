@@ -12,6 +12,7 @@ mod callbacks;
 mod catalog;
 mod deliveries;
 mod layout;
+mod pauses;
 mod queue;
 mod records;
 mod rows;

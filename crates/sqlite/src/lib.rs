@@ -11,6 +11,7 @@ mod callbacks;
 mod catalog;
 mod changes;
 mod deliveries;
+mod pauses;
 mod queue;
 mod records;
 mod rows;

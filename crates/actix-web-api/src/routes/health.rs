@@ -6,6 +6,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use futures_lite::future;
 
+use intake_domain::ports::Health;
+
 use crate::dto::{DependencyResponse, HealthResponse, ReadyResponse};
 use crate::{ApiState, Metrics};
 
@@ -29,6 +31,23 @@ pub(crate) async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
     })
 }
 
+/// Checks one dependency, [`CHECK_TIMEOUT`] at most: why it is down, if it is, and how
+/// long the check took.
+pub(crate) async fn check(dependency: &dyn Health) -> (Option<String>, Duration) {
+    let began = std::time::Instant::now();
+    let check = async { Some(dependency.check().await) };
+    let late = async {
+        actix_web::rt::time::sleep(CHECK_TIMEOUT).await;
+        None
+    };
+    let error = match future::or(check, late).await {
+        Some(Ok(())) => None,
+        Some(Err(e)) => Some(format!("{e:#}")),
+        None => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+    };
+    (error, began.elapsed())
+}
+
 /// Ready: every required dependency answers (each is checked, 2 s at most). A down
 /// dependency the service can do without (Redis: the cache and the shared rate
 /// limiter fall back to the process) makes it `degraded`, still `200`.
@@ -40,16 +59,7 @@ pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let mut checks = std::collections::BTreeMap::new();
     let (mut required_down, mut optional_down) = (false, false);
     for dependency in &state.dependencies {
-        let check = async { Some(dependency.check().await) };
-        let late = async {
-            actix_web::rt::time::sleep(CHECK_TIMEOUT).await;
-            None
-        };
-        let error = match future::or(check, late).await {
-            Some(Ok(())) => None,
-            Some(Err(e)) => Some(format!("{e:#}")),
-            None => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
-        };
+        let (error, _) = check(dependency.as_ref()).await;
         // The cause (which can name hosts) is logged, never answered.
         if let Some(error) = &error {
             tracing::warn!(dependency = dependency.name(), %error, "dependency down");

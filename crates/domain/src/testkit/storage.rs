@@ -673,3 +673,62 @@ pub async fn expired_holders_give_their_imports_back_at_once(s: Stores) {
         .await
         .expect("the live holder keeps its lease");
 }
+
+/// A pause is written once for every instance: another instance (its own wake-ups and
+/// board over the same database) obeys it when it next reads, and a resume undoes it.
+pub async fn a_pause_is_kept_for_every_instance_until_resumed(s: Stores) {
+    use crate::work::{Wakeups, WorkKind, WorkerControl};
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(s.pauses.paused().await.unwrap(), []);
+    assert!(
+        s.pauses
+            .set_paused(WorkKind::Sources, true, at)
+            .await
+            .unwrap()
+    );
+    let later = at + chrono::Duration::seconds(5);
+    assert!(
+        !s.pauses
+            .set_paused(WorkKind::Sources, true, later)
+            .await
+            .unwrap(),
+        "pausing a paused kind changes nothing"
+    );
+    assert!(
+        s.pauses
+            .set_paused(WorkKind::Imports, true, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.pauses.paused().await.unwrap(),
+        [(WorkKind::Imports, later), (WorkKind::Sources, at)],
+        "in the kinds' order, each with its first pause"
+    );
+
+    let (one, other) = (Wakeups::default(), Wakeups::default());
+    let clock: std::sync::Arc<dyn crate::ports::Clock> = std::sync::Arc::new(super::SystemClock);
+    let here = WorkerControl::new(s.pauses.clone(), one.clone(), clock.clone());
+    let there = WorkerControl::new(s.pauses.clone(), other.clone(), clock);
+    there.read().await.unwrap();
+    assert!(other.board().is_paused(WorkKind::Sources));
+    let resumed = here.set_paused(WorkKind::Sources, false).await.unwrap();
+    assert_eq!(resumed.paused_since, None);
+    assert!(
+        other.board().is_paused(WorkKind::Sources),
+        "the other instance obeys when it next reads"
+    );
+    there.read().await.unwrap();
+    assert!(!other.board().is_paused(WorkKind::Sources));
+    assert!(other.board().is_paused(WorkKind::Imports));
+    assert!(
+        !s.pauses
+            .set_paused(WorkKind::Sources, false, at)
+            .await
+            .unwrap()
+    );
+    here.set_paused(WorkKind::Imports, false).await.unwrap();
+    assert_eq!(s.pauses.paused().await.unwrap(), []);
+}

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::ingest::shutdown_channel;
+use crate::ports::PauseStore as _;
 
 /// Time that moves only when a worker sleeps: a sleep jumps to its end at once.
 struct VirtualClock(Mutex<DateTime<Utc>>);
@@ -452,5 +453,95 @@ fn an_import_watch_hears_its_own_import_finish_and_is_forgotten_when_dropped() {
     assert!(
         wakeups.lock().by_import.is_empty(),
         "dropped watches are forgotten"
+    );
+}
+
+/// Pauses kept in memory, as a database would keep them for every instance.
+#[derive(Default)]
+struct Pauses(Mutex<Vec<(WorkKind, DateTime<Utc>)>>);
+
+#[async_trait::async_trait]
+impl crate::ports::PauseStore for Pauses {
+    async fn paused(&self) -> anyhow::Result<Vec<(WorkKind, DateTime<Utc>)>> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+
+    async fn set_paused(
+        &self,
+        kind: WorkKind,
+        paused: bool,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let mut kinds = self.0.lock().unwrap();
+        let was = kinds.iter().any(|(k, _)| *k == kind);
+        match (was, paused) {
+            (false, true) => kinds.push((kind, at)),
+            (true, false) => kinds.retain(|(k, _)| *k != kind),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+#[test]
+fn a_paused_kind_claims_nothing_keeps_its_work_and_resumes_at_once() {
+    let work = Scripted::new(Script::Hang);
+    let wakeups = Wakeups::default();
+    let clock: Arc<dyn Clock> = Arc::new(StoppedClock);
+    let runtime = Runtime::new(work.clone(), clock.clone(), wakeups.clone(), settings(3));
+    let store = Arc::new(Pauses::default());
+    let control = WorkerControl::new(store.clone(), wakeups.clone(), clock);
+    let (trigger, shutdown) = shutdown_channel();
+    let worker = runtime.run("w", shutdown);
+    let operator = async {
+        let settle = || async {
+            for _ in 0..20 {
+                future::yield_now().await;
+            }
+        };
+        settle().await;
+        let paused = control
+            .set_paused(WorkKind::Deliveries, true)
+            .await
+            .unwrap();
+        assert_eq!(paused.paused_since, Some(DateTime::UNIX_EPOCH));
+        assert_eq!(paused.workers.len(), 1, "{paused:?}");
+        work.push(1, DateTime::UNIX_EPOCH);
+        wakeups.notify(WorkKind::Deliveries);
+        settle().await;
+        assert!(
+            work.log().is_empty(),
+            "paused, yet claimed: {:?}",
+            work.log()
+        );
+        assert_eq!(work.due.lock().unwrap().len(), 1, "the item stays queued");
+        // Another kind is not paused.
+        assert!(!wakeups.board().is_paused(WorkKind::Imports));
+
+        // Resumed in the store by another instance: this one reads it and wakes.
+        store
+            .set_paused(WorkKind::Deliveries, false, DateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+        control.read().await.unwrap();
+        settle().await;
+        assert_eq!(work.log(), ["work 1 #1"]);
+        let kinds = control.kinds();
+        let deliveries = kinds
+            .iter()
+            .find(|k| k.kind == WorkKind::Deliveries)
+            .unwrap();
+        assert_eq!(deliveries.paused_since, None);
+        assert_eq!(
+            deliveries.workers[0].holding,
+            Some(("item 1".to_owned(), DateTime::UNIX_EPOCH)),
+            "the board shows what the worker holds"
+        );
+        trigger.trigger();
+    };
+    future::block_on(future::zip(worker, operator));
+    assert!(
+        control.kinds().iter().all(|k| k.workers.is_empty()),
+        "a stopped worker leaves the board"
     );
 }
