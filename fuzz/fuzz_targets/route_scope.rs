@@ -189,6 +189,7 @@ fn admin_state() -> intake_actix_web_api::AdminState {
             Arc::new(MockClock::new()),
         )),
         log: Arc::new(Unchanging),
+        backups: None,
     }
 }
 

@@ -117,6 +117,8 @@ pub struct AdminState {
     pub workers: Arc<WorkerControl>,
     /// The log filter, changed at run time.
     pub log: Arc<dyn Logging>,
+    /// Backups of the database, where the service makes them (SQLite).
+    pub backups: Option<Arc<dyn intake_domain::ports::Backups>>,
 }
 
 /// The whole application: every route, the request-id and metrics middleware, and

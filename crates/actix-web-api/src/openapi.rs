@@ -26,8 +26,8 @@ use crate::dto::{
 };
 use crate::error::{FieldError, Problem};
 use crate::routes::admin::{
-    AdapterResponse, AdminStateResponse, LogLevelBody, LoggedError, QueuesResponse,
-    WorkerKindResponse, WorkerResponse,
+    AdapterResponse, AdminStateResponse, BackupContentsResponse, BackupListResponse,
+    BackupResponse, LogLevelBody, LoggedError, QueuesResponse, WorkerKindResponse, WorkerResponse,
 };
 use crate::routes::callbacks::{CallbackPageResponse, CallbackResponse, CallbackStatusResponse};
 use crate::routes::markr::MarkrProblem;
@@ -71,6 +71,7 @@ use crate::routes::{
         markr::import, markr::results_aggregate,
         health::healthz, health::readyz, health::metrics,
         admin::state, admin::get_log_level, admin::put_log_level, admin::pause, admin::resume,
+        admin::list_backups, admin::make_backup,
     ),
     components(schemas(
         Problem, FieldError, DatasetBody, DatasetResponse, DatasetListResponse,
@@ -88,7 +89,7 @@ use crate::routes::{
         SourceBody, SourcePatchBody, PaginationBody, AuthBody, IncrementalBody, SourceResponse,
         SourceListResponse, SourceStateResponse, SourceStatusResponse,
         AdminStateResponse, AdapterResponse, WorkerKindResponse, WorkerResponse, QueuesResponse,
-        LogLevelBody, LoggedError,
+        LogLevelBody, LoggedError, BackupResponse, BackupContentsResponse, BackupListResponse,
     )),
     modifiers(&Gatekeeping),
     tags(

@@ -45,6 +45,7 @@ const ROUTES: &[(&str, Policy)] = &[
     ("/metrics", Policy::Admin),
     ("/admin/state", Policy::Admin),
     ("/admin/log-level", Policy::Admin),
+    ("/admin/backups", Policy::Admin),
     ("/admin/workers/{kind}/pause", Policy::Admin),
     ("/admin/workers/{kind}/resume", Policy::Admin),
     ("/docs", Policy::OpenDocument),

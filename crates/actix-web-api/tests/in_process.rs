@@ -99,6 +99,7 @@ fn admin_state() -> intake_actix_web_api::AdminState {
             Arc::new(MockClock::new()),
         )),
         log: Arc::new(Unchanging),
+        backups: None,
     }
 }
 
@@ -193,7 +194,7 @@ fn the_openapi_document_describes_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 45, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 47, "{:?}", paths.keys().collect::<Vec<_>>());
     let problem = &doc["components"]["schemas"]["Problem"]["properties"];
     for field in [
         "type", "title", "status", "detail", "instance", "code", "errors",

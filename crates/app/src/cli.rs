@@ -84,6 +84,21 @@ pub enum Command {
         #[arg(long, default_value = "subtype")]
         group_by: String,
     },
+    /// Back the SQLite database up now, online (a running server goes on), into
+    /// `backup_dir` (keeping the newest `backup_keep`) or into FILE; the backup is
+    /// checked (`PRAGMA integrity_check`) before it counts. Prints what it holds.
+    Backup {
+        /// A new file to write the backup to, instead of `backup_dir`.
+        #[arg(long, value_name = "FILE")]
+        to: Option<PathBuf>,
+    },
+    /// Restore a backup into the database `database_url` names: refuses while a server
+    /// or an import uses it, checks the backup first, keeps the file it replaces
+    /// (renamed `….replaced-<time>`), and prints what it restored.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+    },
     /// Check the configuration (a listen address beyond loopback needs auth tokens)
     /// and that the database (and Redis, when set) answers; exit non-zero if not.
     Check,

@@ -283,3 +283,65 @@ impl Progress {
         }
     }
 }
+
+fn describe(contents: &intake_domain::ports::BackupContents) -> String {
+    let last = contents
+        .last_import_at
+        .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339());
+    format!(
+        "{} datasets, {} records, {} imports (the last received {last})",
+        contents.datasets, contents.records, contents.imports
+    )
+}
+
+/// Backs the database up into `backup_dir`, or into `to`.
+///
+/// # Errors
+/// When the database is not SQLite, or the backup cannot be made or does not verify.
+pub async fn backup(settings: &Settings, to: Option<&Path>) -> anyhow::Result<()> {
+    let storage = Storage::open(settings).await?;
+    let backups = storage.backups.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "intake backup backs SQLite up; back PostgreSQL up with pg_dump --format=custom \
+             (of the service's schema) or its continuous archiving (see the README)"
+        )
+    })?;
+    let backup = match to {
+        Some(file) => backups.make_into(file).await?,
+        None => backups.make().await?,
+    };
+    let place = to.map_or_else(
+        || settings.backups().map(|(_, dir, _)| dir.join(&backup.name)),
+        |file| Ok(file.to_path_buf()),
+    )?;
+    println!(
+        "backed up and verified: {} ({} bytes): {}",
+        place.display(),
+        backup.bytes,
+        describe(&backup.contents)
+    );
+    Ok(())
+}
+
+/// Restores the backup `file` into the database.
+///
+/// # Errors
+/// When the database is not SQLite or is in use, or the backup does not verify.
+pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.database()? == crate::settings::Database::Sqlite,
+        "intake restore restores SQLite backups; restore PostgreSQL with pg_restore (see the README)"
+    );
+    let url = settings.database_url.expose();
+    let restored = intake_sqlite::restore(file, url, chrono::Utc::now()).await?;
+    println!(
+        "restored {} into {}: {}",
+        file.display(),
+        settings.database_url,
+        describe(&restored.contents)
+    );
+    if let Some(kept) = restored.replaced {
+        println!("the database it replaced is kept at {}", kept.display());
+    }
+    Ok(())
+}

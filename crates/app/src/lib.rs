@@ -49,6 +49,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Check => Ok(commands::check(&settings).await),
+        Command::Backup { to } => commands::backup(&settings, to.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Restore { file } => commands::restore(&settings, &file)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Import {
             file,
             dataset,

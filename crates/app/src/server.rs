@@ -13,7 +13,8 @@ use anyhow::Context as _;
 use intake_actix_web_api::{AdminState, ApiState, Metrics};
 use intake_domain::callbacks::CallbackSettings;
 use intake_domain::delivery::DeliveryWork;
-use intake_domain::ingest::{ImportWorker, ShutdownTrigger, shutdown_channel};
+use intake_domain::ingest::{ImportWorker, Shutdown, ShutdownTrigger, shutdown_channel};
+use intake_domain::ports::Backups;
 use intake_domain::sources::SourceWork;
 use intake_domain::work::Runtime;
 
@@ -44,6 +45,7 @@ pub struct WorkerCounts {
 /// The workers of this process: imports, deliveries and callback timers.
 pub struct Workers {
     trigger: ShutdownTrigger,
+    shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -120,7 +122,7 @@ impl Workers {
         }));
         // Even with no workers, requests waiting for their imports hear of finishes,
         // and answers hear of dataset changes.
-        let wakeups = services.wakeups.clone();
+        let (wakeups, kept) = (services.wakeups.clone(), shutdown.clone());
         tasks.extend(relay.map(|relay| match relay {
             Relay::Postgres(store) => tokio::spawn(async move {
                 store.relay_wakeups(wakeups, shutdown).await;
@@ -131,7 +133,35 @@ impl Workers {
                     .await;
             }),
         }));
-        Self { trigger, tasks }
+        Self {
+            trigger,
+            shutdown: kept,
+            tasks,
+        }
+    }
+
+    /// Also backs the database up every `every` until stopped; a failed backup is
+    /// logged as an error (and shown by `/admin/state`), the next one tried on time.
+    pub fn back_up_every(&mut self, backups: Arc<dyn Backups>, every: std::time::Duration) {
+        let shutdown = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            loop {
+                let slept = async {
+                    tokio::time::sleep(every).await;
+                    true
+                };
+                let stopped = async {
+                    shutdown.wait().await;
+                    false
+                };
+                if !futures_lite::future::or(slept, stopped).await {
+                    return;
+                }
+                if let Err(e) = backups.make().await {
+                    tracing::error!(error = %format!("{e:#}"), "the scheduled backup failed");
+                }
+            }
+        }));
     }
 
     /// Stops them: each rolls back and releases what it holds.
@@ -245,6 +275,7 @@ impl Application {
                 config: serde_json::to_value(settings.redacted())?,
                 workers: services.workers.clone(),
                 log: Arc::new(LogControl::new(&settings.log)),
+                backups: storage.backups.clone(),
             },
         });
         // Signals are ours (`stop_on_signals`): actix's own handling makes SIGINT a
@@ -265,7 +296,13 @@ impl Application {
             callbacks: settings.callback_workers,
             sources: settings.source_workers,
         };
-        let workers = Workers::start(&services, counts, Some(storage.relay.clone()));
+        let mut workers = Workers::start(&services, counts, Some(storage.relay.clone()));
+        // Only SQLite has backups made by the service.
+        if let Some(backups) = &storage.backups
+            && let (Some(every), _, _) = settings.backups()?
+        {
+            workers.back_up_every(backups.clone(), every);
+        }
         if tokens.is_empty() {
             tracing::warn!(%addr, "no auth tokens are configured: authentication is off, \
                 so only a loopback address may be bound");

@@ -130,6 +130,12 @@ pub struct Settings {
     pub source_timeout_ms: u64,
     /// The largest page or file a source accepts, in bytes.
     pub source_max_page_bytes: u64,
+    /// How often `intake serve` backs the SQLite database up (`24h`; `off`: never).
+    pub backup_every: String,
+    /// Where backups go (empty: `backups/` beside the database file).
+    pub backup_dir: String,
+    /// How many backups are kept; older ones are deleted.
+    pub backup_keep: u32,
     /// Secret values by name, for sources' `auth.secret` (a `[secrets]` table in the
     /// file; `INTAKE_SECRET_<NAME>` in the environment). Never printed.
     pub secrets: SecretValues,
@@ -318,13 +324,16 @@ impl Default for Settings {
             source_retry_max: "5m".into(),
             source_timeout_ms: 30_000,
             source_max_page_bytes: 16 * 1024 * 1024,
+            backup_every: "24h".into(),
+            backup_dir: String::new(),
+            backup_keep: 7,
             secrets: SecretValues::default(),
         }
     }
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 45] = [
+const KEYS: [&str; 48] = [
     "listen",
     "database_url",
     "database_schema",
@@ -370,6 +379,9 @@ const KEYS: [&str; 45] = [
     "source_retry_max",
     "source_timeout_ms",
     "source_max_page_bytes",
+    "backup_every",
+    "backup_dir",
+    "backup_keep",
 ];
 
 /// Environment variables naming a secret: `INTAKE_SECRET_<NAME>`.
@@ -450,7 +462,9 @@ impl Settings {
     /// The first value at fault, named.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
-        self.database()?;
+        if self.database()? == Database::Sqlite {
+            self.backups()?;
+        }
         self.auth_tokens.tokens()?;
         anyhow::ensure!(
             self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite(),
@@ -642,6 +656,36 @@ impl Settings {
             secrets: self.secrets.to_domain(),
             ..intake_domain::sources::SourceSettings::default()
         })
+    }
+
+    /// How often to back the SQLite database up (`None`: never), where to, and how
+    /// many to keep.
+    ///
+    /// # Errors
+    /// Naming `backup_every` when malformed, or when the database is not a file.
+    pub fn backups(&self) -> anyhow::Result<(Option<Duration>, std::path::PathBuf, usize)> {
+        let every = match self.backup_every.trim() {
+            "off" | "" => None,
+            text => Some(duration(text).with_context(|| {
+                format!("backup_every: a duration such as 24h, or off (got {text:?})")
+            })?),
+        };
+        let dir = if self.backup_dir.is_empty() {
+            let database = intake_sqlite::database_file(self.database_url.expose())?;
+            database
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("backups")
+        } else {
+            self.backup_dir.clone().into()
+        };
+        Ok((
+            every.filter(|e| !e.is_zero()),
+            dir,
+            usize::try_from(self.backup_keep)
+                .unwrap_or(usize::MAX)
+                .max(1),
+        ))
     }
 
     /// How pages and files are fetched.

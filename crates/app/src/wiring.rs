@@ -13,8 +13,8 @@ use intake_domain::delivery::{DeliveryPorts, DeliveryService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
 use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
-    Analytics, Cache, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, Health,
-    ImportQueue, ImportVault, NoCache, PauseStore, RateLimiter, RecordStore, SourceStore,
+    Analytics, Backups, Cache, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue,
+    Health, ImportQueue, ImportVault, NoCache, PauseStore, RateLimiter, RecordStore, SourceStore,
     SubscriptionStore,
 };
 use intake_domain::sources::{SourcePorts, SourceService};
@@ -60,6 +60,8 @@ pub struct Storage {
     pauses: Arc<dyn PauseStore>,
     /// Who tells this process of changes other processes commit.
     pub relay: Relay,
+    /// Backups of the database, where this build makes them (SQLite).
+    pub backups: Option<Arc<dyn Backups>>,
 }
 
 /// Who tells this process of changes other processes commit to the same database.
@@ -95,6 +97,7 @@ impl Storage {
             pauses: store.clone(),
             health: store,
             relay,
+            backups: None,
         }
     }
 
@@ -112,12 +115,13 @@ impl Storage {
                 })
                 .await?;
                 store.migrate().await?;
+                let (_, dir, keep) = settings.backups()?;
+                let backups = intake_sqlite::SqliteBackups::new(store.clone(), dir, keep);
                 let store = Arc::new(store);
-                Ok(Self::over(
-                    store.clone(),
-                    store.clone(),
-                    Relay::Sqlite(store),
-                ))
+                Ok(Self {
+                    backups: Some(Arc::new(backups)),
+                    ..Self::over(store.clone(), store.clone(), Relay::Sqlite(store))
+                })
             }
             Database::Postgres => {
                 let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {

@@ -16,16 +16,9 @@ use std::time::{Duration, Instant};
 
 use process::{serve, sigterm, wait_until_up};
 use serde_json::{Value, json};
-use store::{Store, client, get, post};
+use store::{CONTRACT, Store, client, get, post};
 
 const SECRET: &str = "s3cret-vendor-token";
-
-const CONTRACT: &str = r#"{"format": "csv",
-  "fields": {"id": {"type": "string", "required": true},
-             "group": {"type": "string", "required": true},
-             "value": {"type": "number", "required": true}},
-  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
-  "merge": "last_wins", "on_invalid": "skip_record"}"#;
 
 async fn send(base: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let request = client().request(method.parse().unwrap(), format!("{base}{path}"));

@@ -14,14 +14,7 @@ use std::time::{Duration, Instant};
 
 use process::{intake, serve, sigterm, wait_until_up};
 use serde_json::{Value, json};
-use store::{Store, client, get, post};
-
-const CONTRACT: &str = r#"{"format": "csv",
-  "fields": {"id": {"type": "string", "required": true},
-             "group": {"type": "string", "required": true},
-             "value": {"type": "number", "required": true}},
-  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
-  "merge": "last_wins", "on_invalid": "skip_record"}"#;
+use store::{CONTRACT, Store, client, get, post};
 
 /// The same contract with a second measure, `double` (the same field again).
 const CONTRACT_2: &str = r#"{"format": "csv",

@@ -11,6 +11,7 @@
 //! formats are adapters: the `codecs` crate implements [`DocumentDecoder`].
 
 mod analytics;
+mod backups;
 mod catalog;
 mod clock;
 mod control;
@@ -27,6 +28,7 @@ pub use analytics::{
     Analytics, AnalyticsError, AnalyticsQuery, Cache, CacheKey, GroupAggregate, NoCache, TopQuery,
     TopRecord,
 };
+pub use backups::{Backup, BackupContents, Backups};
 pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract};
 pub use clock::Clock;
 pub use control::PauseStore;
@@ -57,6 +59,8 @@ pub use sources::{
 
 #[cfg(any(test, feature = "mocks"))]
 pub use analytics::{MockAnalytics, MockCache};
+#[cfg(any(test, feature = "mocks"))]
+pub use backups::MockBackups;
 #[cfg(any(test, feature = "mocks"))]
 pub use catalog::{MockContractStore, MockDatasetStore};
 #[cfg(any(test, feature = "mocks"))]

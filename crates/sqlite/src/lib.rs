@@ -7,6 +7,7 @@
 //! carry on. Migrations are in `migrations/sqlite` ([`MIGRATOR`]).
 
 mod analytics;
+mod backup;
 mod callbacks;
 mod catalog;
 mod changes;
@@ -19,10 +20,12 @@ mod sources;
 mod vault;
 mod writer;
 
+pub use backup::{Restored, SqliteBackups, database_file, restore, verify};
 pub use changes::POLL_EVERY;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -66,6 +69,9 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file's lock, held shared while this store lives, so a restore
+    /// knows the file is in use.
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 impl SqliteStore {
@@ -89,13 +95,19 @@ impl SqliteStore {
         {
             create_dir(dir)?;
         }
+        let lock = backup::share(options.get_filename())?.map(Arc::new);
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
             .with_context(|| format!("opening {}", settings.url))?;
-        Ok(Self { pool })
+        Ok(Self { pool, _lock: lock })
+    }
+
+    /// Closes every connection; the store is unusable afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Applies pending migrations, then sweeps uploads abandoned a day ago or more.

@@ -3,6 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use intake_domain::ports::Backup;
 use intake_domain::work::{KindView, WorkKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,6 +16,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             super::resource("/admin/log-level")
                 .route(web::get().to(get_log_level))
                 .route(web::put().to(put_log_level)),
+        )
+        .service(
+            super::resource("/admin/backups")
+                .route(web::get().to(list_backups))
+                .route(web::post().to(make_backup)),
         )
         .service(super::resource("/admin/workers/{kind}/pause").route(web::post().to(pause)))
         .service(super::resource("/admin/workers/{kind}/resume").route(web::post().to(resume)));
@@ -305,4 +311,92 @@ pub(crate) async fn resume(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     set_paused(&state, &path, false).await
+}
+
+/// What a backup holds, read from the backup when it was verified.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupContentsResponse {
+    /// Datasets.
+    pub datasets: u64,
+    /// Records (latest state) across datasets.
+    pub records: u64,
+    /// Imports received, whatever their status.
+    pub imports: u64,
+    /// When the newest import was received.
+    pub last_import_at: Option<DateTime<Utc>>,
+}
+
+/// One backup kept.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupResponse {
+    /// Its file name in `backup_dir`.
+    #[schema(example = "intake-20261206T093000.000000Z.db")]
+    pub name: String,
+    /// When it was made.
+    pub made_at: DateTime<Utc>,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Whether `PRAGMA integrity_check` passed on it (only verified backups are kept).
+    pub verified: bool,
+    /// What it holds.
+    pub contents: BackupContentsResponse,
+}
+
+/// The backups kept, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupListResponse {
+    /// Newest first.
+    pub items: Vec<BackupResponse>,
+}
+
+fn backup_response(b: Backup) -> BackupResponse {
+    BackupResponse {
+        name: b.name,
+        made_at: b.made_at,
+        bytes: b.bytes,
+        verified: true,
+        contents: BackupContentsResponse {
+            datasets: b.contents.datasets,
+            records: b.contents.records,
+            imports: b.contents.imports,
+            last_import_at: b.contents.last_import_at,
+        },
+    }
+}
+
+fn backups(state: &ApiState) -> Result<&dyn intake_domain::ports::Backups, ApiError> {
+    state.admin.backups.as_deref().ok_or_else(|| {
+        ApiError::Conflict(
+            "the service backs up SQLite databases; back PostgreSQL up with `intake backup` \
+             (pg_dump) or the database's own continuous archiving"
+                .into(),
+        )
+    })
+}
+
+/// The backups kept in `backup_dir`, newest first (SQLite).
+#[utoipa::path(get, path = "/admin/backups", tag = "admin",
+    responses((status = 200, description = "The backups kept", body = BackupListResponse),
+              (status = 409, description = "The database is not backed up by the service (PostgreSQL)", body = crate::error::Problem)))]
+pub(crate) async fn list_backups(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let items = backups(&state)?
+        .list()
+        .await
+        .map_err(ApiError::unexpected)?;
+    Ok(HttpResponse::Ok().json(BackupListResponse {
+        items: items.into_iter().map(backup_response).collect(),
+    }))
+}
+
+/// Backs the database up now, online (imports go on), verified, the oldest beyond
+/// `backup_keep` pruned (SQLite).
+#[utoipa::path(post, path = "/admin/backups", tag = "admin",
+    responses((status = 201, description = "The backup made", body = BackupResponse),
+              (status = 409, description = "The database is not backed up by the service (PostgreSQL)", body = crate::error::Problem)))]
+pub(crate) async fn make_backup(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let backup = backups(&state)?
+        .make()
+        .await
+        .map_err(ApiError::unexpected)?;
+    Ok(HttpResponse::Created().json(backup_response(backup)))
 }

@@ -85,3 +85,11 @@ pub fn example_contract(name: &str) -> Value {
     );
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
+
+/// `id,group,value` CSV rows keyed by id, grouped by group, measuring value.
+pub const CONTRACT: &str = r#"{"format": "csv",
+  "fields": {"id": {"type": "string", "required": true},
+             "group": {"type": "string", "required": true},
+             "value": {"type": "number", "required": true}},
+  "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
+  "merge": "last_wins", "on_invalid": "skip_record"}"#;
