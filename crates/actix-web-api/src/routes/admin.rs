@@ -253,7 +253,8 @@ pub(crate) async fn get_log_level(state: web::Data<ApiState>) -> HttpResponse {
 /// Changes the log filter at once, without a restart (this instance only).
 #[utoipa::path(put, path = "/admin/log-level", tag = "admin", request_body = LogLevelBody,
     responses((status = 200, description = "The filter now in force", body = LogLevelBody),
-              (status = 400, description = "Not a filter; `errors` says why", body = crate::error::Problem)))]
+              (status = 400, description = "Not a filter, or a malformed body; `errors` says why", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn put_log_level(
     state: web::Data<ApiState>,
     body: web::Json<LogLevelBody>,
@@ -293,7 +294,7 @@ async fn set_paused(state: &ApiState, text: &str, paused: bool) -> Result<HttpRe
 #[utoipa::path(post, path = "/admin/workers/{kind}/pause", tag = "admin",
     params(("kind" = String, Path, description = "imports, deliveries, callbacks, sources or jobs")),
     responses((status = 200, description = "The kind, now paused", body = WorkerKindResponse),
-              (status = 404, description = "No such kind of work", body = crate::error::Problem)))]
+              (status = 404, description = "No such kind of work", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn pause(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -305,7 +306,7 @@ pub(crate) async fn pause(
 #[utoipa::path(post, path = "/admin/workers/{kind}/resume", tag = "admin",
     params(("kind" = String, Path, description = "imports, deliveries, callbacks, sources or jobs")),
     responses((status = 200, description = "The kind, now running", body = WorkerKindResponse),
-              (status = 404, description = "No such kind of work", body = crate::error::Problem)))]
+              (status = 404, description = "No such kind of work", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn resume(
     state: web::Data<ApiState>,
     path: web::Path<String>,
@@ -377,7 +378,7 @@ fn backups(state: &ApiState) -> Result<&dyn intake_domain::ports::Backups, ApiEr
 /// The backups kept in `backup_dir`, newest first (SQLite).
 #[utoipa::path(get, path = "/admin/backups", tag = "admin",
     responses((status = 200, description = "The backups kept", body = BackupListResponse),
-              (status = 409, description = "The database is not backed up by the service (PostgreSQL)", body = crate::error::Problem)))]
+              (status = 409, description = "The database is not backed up by the service (PostgreSQL)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list_backups(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let items = backups(&state)?
         .list()
@@ -392,7 +393,7 @@ pub(crate) async fn list_backups(state: web::Data<ApiState>) -> Result<HttpRespo
 /// `backup_keep` pruned (SQLite).
 #[utoipa::path(post, path = "/admin/backups", tag = "admin",
     responses((status = 201, description = "The backup made", body = BackupResponse),
-              (status = 409, description = "The database is not backed up by the service (PostgreSQL)", body = crate::error::Problem)))]
+              (status = 409, description = "The database is not backed up by the service (PostgreSQL)", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn make_backup(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let backup = backups(&state)?
         .make()
