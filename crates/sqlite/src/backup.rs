@@ -256,6 +256,32 @@ pub(crate) fn share(database: &Path) -> anyhow::Result<Option<File>> {
     }
 }
 
+/// Waits for, then holds alone, the database's migration lock, so processes started
+/// together migrate one after the other (SQLite's migrations take no lock of their own).
+///
+/// # Errors
+/// When the lock file cannot be opened or locked.
+pub(crate) async fn migrating(database: &Path) -> anyhow::Result<Option<File>> {
+    if database.as_os_str().is_empty() || database.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut name = database.as_os_str().to_owned();
+    name.push(".migrating");
+    let path = PathBuf::from(name);
+    blocking(move || {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock()
+            .context("waiting for another process's migrations")?;
+        Ok(Some(file))
+    })
+    .await
+}
+
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {

@@ -96,12 +96,23 @@ impl SqliteStore {
             create_dir(dir)?;
         }
         let lock = backup::share(options.get_filename())?.map(Arc::new);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("opening {}", settings.url))?;
+        // Another process creating the same file at this moment (two servers started
+        // together) holds the lock that switching to WAL needs, and that switch does
+        // not wait: try again until the busy timeout.
+        let deadline = std::time::Instant::now() + settings.busy_timeout;
+        let pool = loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .connect_with(options.clone())
+                .await;
+            match opened {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                opened => break opened.with_context(|| format!("opening {}", settings.url))?,
+            }
+        };
         Ok(Self { pool, _lock: lock })
     }
 
@@ -115,6 +126,8 @@ impl SqliteStore {
     /// # Errors
     /// When a migration fails or the database has migrations this build does not know.
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        let file = self.pool.connect_options().get_filename().to_path_buf();
+        let _alone = backup::migrating(&file).await?;
         MIGRATOR
             .run(&self.pool)
             .await

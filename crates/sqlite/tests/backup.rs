@@ -102,3 +102,24 @@ async fn a_restore_waits_for_the_database_to_be_free_and_keeps_what_it_replaces(
         .collect();
     assert_eq!(names, ["before"]);
 }
+
+/// Processes started together on a fresh file (a service and its replicas, or `intake
+/// import` beside a starting server) all open and migrate it: one migrates, the others
+/// wait for it and find nothing left to do.
+#[tokio::test]
+async fn stores_opened_together_on_a_fresh_file_all_migrate_it() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.db").to_str().unwrap().to_owned();
+        let opening: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { open(&path).await })
+            })
+            .collect();
+        for store in opening {
+            let store = store.await.expect("every store opens and migrates");
+            assert_eq!(store.list().await.unwrap(), []);
+        }
+    }
+}
