@@ -84,17 +84,21 @@ pub enum Command {
         #[arg(long, default_value = "subtype")]
         group_by: String,
     },
-    /// Back the SQLite database up now, online (a running server goes on), into
-    /// `backup_dir` (keeping the newest `backup_keep`) or into FILE; the backup is
-    /// checked (`PRAGMA integrity_check`) before it counts. Prints what it holds.
+    /// Back the database up now, online (a running server goes on). SQLite: into
+    /// `backup_dir` (keeping the newest `backup_keep`) or into FILE, checked with
+    /// `PRAGMA integrity_check` before it counts. PostgreSQL: `pg_dump --format=custom`
+    /// of the service's schema into FILE (or `intake-<time>.dump` in `backup_dir`, else
+    /// here), checked with `pg_restore --list`; needs PostgreSQL's client tools. Prints
+    /// what it holds.
     Backup {
         /// A new file to write the backup to, instead of `backup_dir`.
         #[arg(long, value_name = "FILE")]
         to: Option<PathBuf>,
     },
-    /// Restore a backup into the database `database_url` names: refuses while a server
-    /// or an import uses it, checks the backup first, keeps the file it replaces
-    /// (renamed `….replaced-<time>`), and prints what it restored.
+    /// Restore a backup into the database `database_url` names, checking it first, and
+    /// print what it restored. SQLite: refuses while a server or an import uses it, and
+    /// keeps the file it replaces (renamed `….replaced-<time>`). PostgreSQL: `pg_restore
+    /// --clean --single-transaction` over the service's schema (stop the servers first).
     Restore {
         /// The backup to restore.
         file: PathBuf,

@@ -299,13 +299,14 @@ fn describe(contents: &intake_domain::ports::BackupContents) -> String {
 /// # Errors
 /// When the database is not SQLite, or the backup cannot be made or does not verify.
 pub async fn backup(settings: &Settings, to: Option<&Path>) -> anyhow::Result<()> {
+    if settings.database()? == crate::settings::Database::Postgres {
+        return backup_postgres(settings, to).await;
+    }
     let storage = Storage::open(settings).await?;
-    let backups = storage.backups.as_ref().ok_or_else(|| {
-        anyhow::anyhow!(
-            "intake backup backs SQLite up; back PostgreSQL up with pg_dump --format=custom \
-             (of the service's schema) or its continuous archiving (see the README)"
-        )
-    })?;
+    let backups = storage
+        .backups
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("this database has no backups"))?;
     let backup = match to {
         Some(file) => backups.make_into(file).await?,
         None => backups.make().await?,
@@ -323,15 +324,49 @@ pub async fn backup(settings: &Settings, to: Option<&Path>) -> anyhow::Result<()
     Ok(())
 }
 
+/// `pg_dump` of the service's schema into `to`, or `intake-<time>.dump` in
+/// `backup_dir` (or here).
+async fn backup_postgres(settings: &Settings, to: Option<&Path>) -> anyhow::Result<()> {
+    let pg = settings.postgres();
+    let store = intake_postgres::PgStore::connect(&pg)?;
+    let file = match to {
+        Some(file) => file.to_path_buf(),
+        None => {
+            let dir = std::path::PathBuf::from(if settings.backup_dir.is_empty() {
+                "."
+            } else {
+                settings.backup_dir.as_str()
+            });
+            std::fs::create_dir_all(&dir)?;
+            let at = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+            dir.join(format!("intake-{at}.dump"))
+        }
+    };
+    let backup = store.dump_into(&pg, &file).await?;
+    println!(
+        "backed up and checked: {} ({} bytes): {}",
+        file.display(),
+        backup.bytes,
+        describe(&backup.contents)
+    );
+    Ok(())
+}
+
 /// Restores the backup `file` into the database.
 ///
 /// # Errors
-/// When the database is not SQLite or is in use, or the backup does not verify.
+/// When the database is in use (SQLite), or the backup does not verify.
 pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        settings.database()? == crate::settings::Database::Sqlite,
-        "intake restore restores SQLite backups; restore PostgreSQL with pg_restore (see the README)"
-    );
+    if settings.database()? == crate::settings::Database::Postgres {
+        let contents = intake_postgres::restore(&settings.postgres(), file).await?;
+        println!(
+            "restored {} into {}: {}",
+            file.display(),
+            settings.database_url,
+            describe(&contents)
+        );
+        return Ok(());
+    }
     let url = settings.database_url.expose();
     let restored = intake_sqlite::restore(file, url, chrono::Utc::now()).await?;
     println!(

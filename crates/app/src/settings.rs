@@ -658,6 +658,16 @@ impl Settings {
         })
     }
 
+    /// How to reach PostgreSQL, when `database_url` names it.
+    pub fn postgres(&self) -> intake_postgres::Settings {
+        intake_postgres::Settings {
+            url: self.database_url.expose().to_owned(),
+            max_connections: self.database_max_connections,
+            acquire_timeout: self.database_acquire_timeout(),
+            schema: self.database_schema.clone(),
+        }
+    }
+
     /// How often to back the SQLite database up (`None`: never), where to, and how
     /// many to keep.
     ///

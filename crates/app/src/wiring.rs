@@ -124,12 +124,7 @@ impl Storage {
                 })
             }
             Database::Postgres => {
-                let store = intake_postgres::PgStore::connect(&intake_postgres::Settings {
-                    url: settings.database_url.expose().to_owned(),
-                    max_connections: settings.database_max_connections,
-                    acquire_timeout: settings.database_acquire_timeout(),
-                    schema: settings.database_schema.clone(),
-                })?;
+                let store = intake_postgres::PgStore::connect(&settings.postgres())?;
                 store.migrate().await?;
                 let store = Arc::new(store);
                 Ok(Self::over(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use process::{intake, serve, sigterm, wait_until_up};
 use serde_json::{Value, json};
-use store::{CONTRACT, client, get, post};
+use store::{CONTRACT, Store, client, get, post};
 
 /// Records each import adds (new keys): a count that is not a multiple of it would be
 /// an import half applied.
@@ -31,22 +31,33 @@ async fn count(base: &str) -> u64 {
     }
 }
 
-async fn import(base: &str, n: usize) {
+/// Sends an import of `PER_IMPORT` new keys; with `wait`, it must complete.
+async fn import(base: &str, n: usize, wait: bool) {
     let mut doc = String::from("id,group,value\n");
     for i in 0..PER_IMPORT {
         doc.push_str(&format!("i{n}-{i},a,{i}\n"));
     }
-    let res = client()
-        .post(format!("{base}/v1/datasets/items/imports"))
+    let mut res = client()
+        .post(format!("{base}/v1/datasets/items/imports?wait={wait}"))
         .insert_header(("Content-Type", "text/csv"))
         .send_body(doc)
         .await
         .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
+    let body: Value = res.json().await.unwrap();
+    assert!(!wait || body["status"] == "completed", "{body}");
 }
 
 fn run(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = intake(dir).args(args).output().unwrap();
+    run_with(dir, &[], args)
+}
+
+fn run_with(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let out = intake(dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
@@ -71,7 +82,7 @@ async fn a_backup_made_under_imports_restores_what_was_there() {
         actix_web::rt::spawn(async move {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
-                import(&base, n).await;
+                import(&base, n, false).await;
                 n += 1;
             }
             n
@@ -178,4 +189,51 @@ async fn scheduled_backups_are_made_and_pruned_to_backup_keep() {
         !bad.status.success() && said.contains("backup_every"),
         "{said}"
     );
+}
+
+#[actix_web::test]
+async fn a_postgres_schema_is_dumped_and_restored_with_its_own_tools() {
+    let store = Store::postgres("backup");
+    let dir = tempfile::tempdir().unwrap();
+    let env = store.env(&[("INTAKE_WORKERS", "1")]);
+    let (mut server, base) = serve(dir.path(), &env);
+    wait_until_up(&client(), &base).await;
+    let body =
+        json!({"name": "items", "contract": serde_json::from_str::<Value>(CONTRACT).unwrap()});
+    post(&base, "/v1/datasets", &body).await;
+    for n in 0..3 {
+        import(&base, n, true).await;
+    }
+    let dump = dir.path().join("items.dump");
+    let (ok, said) = run_with(
+        dir.path(),
+        &env,
+        &["backup", "--to", dump.to_str().unwrap()],
+    );
+    let before = 3 * PER_IMPORT;
+    assert!(ok && said.contains(&format!("{before} records")), "{said}");
+    let (code, refused) = {
+        let mut res = client()
+            .post(format!("{base}/admin/backups"))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<Value>().await.unwrap())
+    };
+    assert_eq!(code, 409, "{refused}");
+    for n in 3..5 {
+        import(&base, n, true).await;
+    }
+    assert_eq!(count(&base).await, 5 * PER_IMPORT as u64);
+    sigterm(&server);
+    assert!(server.wait().unwrap().success());
+
+    let (ok, said) = run_with(dir.path(), &env, &["restore", dump.to_str().unwrap()]);
+    assert!(ok && said.contains(&format!("{before} records")), "{said}");
+    let (mut server, base) = serve(dir.path(), &env);
+    wait_until_up(&client(), &base).await;
+    assert_eq!(count(&base).await, before as u64, "what the dump held");
+    sigterm(&server);
+    assert!(server.wait().unwrap().success());
+    store.drop().await;
 }

@@ -8,6 +8,7 @@
 //! `migrations/postgres` ([`MIGRATOR`]).
 
 mod analytics;
+mod backup;
 mod callbacks;
 mod catalog;
 mod deliveries;
@@ -20,6 +21,8 @@ mod sources;
 mod vault;
 mod wakeups;
 mod writer;
+
+pub use backup::restore;
 
 use std::str::FromStr;
 use std::time::Duration;
