@@ -27,7 +27,8 @@ use crate::dto::{
 use crate::error::{FieldError, Problem};
 use crate::routes::admin::{
     AdapterResponse, AdminStateResponse, BackupContentsResponse, BackupListResponse,
-    BackupResponse, LogLevelBody, LoggedError, QueuesResponse, WorkerKindResponse, WorkerResponse,
+    BackupResponse, LogLevelBody, LoggedError, QueuesResponse, SubscriptionQueueResponse,
+    WorkerKindResponse, WorkerResponse,
 };
 use crate::routes::callbacks::{CallbackPageResponse, CallbackResponse, CallbackStatusResponse};
 use crate::routes::markr::MarkrProblem;
@@ -89,7 +90,7 @@ use crate::routes::{
         SourceBody, SourcePatchBody, PaginationBody, AuthBody, IncrementalBody, SourceResponse,
         SourceListResponse, SourceStateResponse, SourceStatusResponse,
         AdminStateResponse, AdapterResponse, WorkerKindResponse, WorkerResponse, QueuesResponse,
-        LogLevelBody, LoggedError, BackupResponse, BackupContentsResponse, BackupListResponse,
+        LogLevelBody, LoggedError, SubscriptionQueueResponse, BackupResponse, BackupContentsResponse, BackupListResponse,
     )),
     modifiers(&Gatekeeping),
     tags(

@@ -69,6 +69,14 @@ async fn operate(store: Store) {
     let body =
         json!({"name": "items", "contract": serde_json::from_str::<Value>(CONTRACT).unwrap()});
     post(&a, "/v1/datasets", &body).await;
+    // A receiver that is never there: its deliveries stay pending, then dead.
+    let hook = format!("http://127.0.0.1:{}/hook", process::free_port());
+    let subscription = post(
+        &a,
+        "/v1/datasets/items/subscriptions",
+        &json!({"url": hook}),
+    )
+    .await;
 
     // The state: who, what, how.
     let (code, state) = send(&a, "GET", "/admin/state", None).await;
@@ -98,6 +106,7 @@ async fn operate(store: Store) {
         (&json!("running"), &json!(1))
     );
     assert_eq!(state["queues"]["imports_waiting"], 0);
+    assert_eq!(state["queues"]["deliveries"], json!([]), "no event yet");
     assert_eq!(state["log_filter"], "error");
     assert!(state["recent_errors"].is_array(), "{state}");
 
@@ -165,6 +174,12 @@ async fn operate(store: Store) {
         );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+    let (_, state) = send(&a, "GET", "/admin/state", None).await;
+    let queued = &state["queues"]["deliveries"][0];
+    assert_eq!(queued["subscription"], subscription["id"], "{state}");
+    assert_eq!(queued["dataset"], "items");
+    let waiting = queued["pending"].as_u64().unwrap() + queued["dead"].as_u64().unwrap();
+    assert!(waiting >= 1, "{queued}");
 
     for child in [&one, &other] {
         sigterm(child);

@@ -100,11 +100,29 @@ pub struct WorkerKindResponse {
     pub workers: Vec<WorkerResponse>,
 }
 
+/// One subscription's deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionQueueResponse {
+    /// Its dataset.
+    pub dataset: String,
+    /// Its id.
+    pub subscription: String,
+    /// `active`, `paused` or `disabled`.
+    pub status: String,
+    /// Deliveries waiting to be sent or retried.
+    pub pending: u64,
+    /// Deliveries given up.
+    pub dead: u64,
+}
+
 /// Work waiting.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueuesResponse {
     /// Imports received and not yet processed (or whose worker's lease lapsed).
     pub imports_waiting: Option<u64>,
+    /// Each subscription with deliveries pending or dead (null when they could not be
+    /// read).
+    pub deliveries: Option<Vec<SubscriptionQueueResponse>>,
     /// Callback timers pending.
     pub callbacks_pending: Option<u64>,
     /// Pull sources that are healthy.
@@ -231,6 +249,7 @@ pub(crate) async fn state(state: web::Data<ApiState>) -> Result<HttpResponse, Ap
             .collect(),
         queues: QueuesResponse {
             imports_waiting: logged("the import queue", state.imports.depth().await),
+            deliveries: logged("deliveries by subscription", deliveries(&state).await),
             callbacks_pending: logged("pending callbacks", state.callbacks.pending().await),
             sources_healthy: count("healthy"),
             sources_degraded: count("degraded"),
@@ -266,6 +285,29 @@ pub(crate) async fn put_log_level(
     Ok(HttpResponse::Ok().json(LogLevelBody {
         filter: log.current(),
     }))
+}
+
+/// Every subscription with deliveries pending or dead, across datasets.
+async fn deliveries(state: &ApiState) -> anyhow::Result<Vec<SubscriptionQueueResponse>> {
+    let mut queues = Vec::new();
+    for dataset in state.datasets.list().await? {
+        for subscription in state.deliveries.list(&dataset.name).await? {
+            let (subscription, counts) = state
+                .deliveries
+                .get(&dataset.name, &subscription.id)
+                .await?;
+            if counts.pending + counts.dead > 0 {
+                queues.push(SubscriptionQueueResponse {
+                    dataset: dataset.name.to_string(),
+                    subscription: subscription.id,
+                    status: subscription.status.as_str().into(),
+                    pending: counts.pending,
+                    dead: counts.dead,
+                });
+            }
+        }
+    }
+    Ok(queues)
 }
 
 fn kind(text: &str) -> Result<WorkKind, ApiError> {
