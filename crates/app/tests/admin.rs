@@ -16,19 +16,9 @@ use std::time::{Duration, Instant};
 
 use process::{serve, sigterm, wait_until_up};
 use serde_json::{Value, json};
-use store::{CONTRACT, Store, client, get, post};
+use store::{CONTRACT, Store, client, get, post, request};
 
 const SECRET: &str = "s3cret-vendor-token";
-
-async fn send(base: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let request = client().request(method.parse().unwrap(), format!("{base}{path}"));
-    let mut res = match body {
-        Some(body) => request.send_json(body).await.unwrap(),
-        None => request.send().await.unwrap(),
-    };
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
 
 /// Sends a CSV document without waiting; its import's id.
 async fn import(base: &str, doc: &str) -> String {
@@ -79,7 +69,7 @@ async fn operate(store: Store) {
     .await;
 
     // The state: who, what, how.
-    let (code, state) = send(&a, "GET", "/admin/state", None).await;
+    let (code, state) = request(&a, "GET", "/admin/state", None).await;
     assert_eq!(code, 200, "{state}");
     assert!(
         !state.to_string().contains(SECRET),
@@ -111,7 +101,7 @@ async fn operate(store: Store) {
     assert!(state["recent_errors"].is_array(), "{state}");
 
     // The log filter, at run time: a bad one changes nothing.
-    let (code, problem) = send(
+    let (code, problem) = request(
         &a,
         "PUT",
         "/admin/log-level",
@@ -120,7 +110,7 @@ async fn operate(store: Store) {
     .await;
     assert_eq!(code, 400, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "filter", "{problem}");
-    let (code, level) = send(
+    let (code, level) = request(
         &a,
         "PUT",
         "/admin/log-level",
@@ -129,18 +119,18 @@ async fn operate(store: Store) {
     .await;
     assert_eq!((code, &level["filter"]), (200, &json!("warn")));
     assert_eq!(
-        send(&a, "GET", "/admin/log-level", None).await.1["filter"],
+        request(&a, "GET", "/admin/log-level", None).await.1["filter"],
         "warn"
     );
 
     // Paused on one instance: the other obeys, and the import waits queued.
-    let (code, paused) = send(&a, "POST", "/admin/workers/imports/pause", None).await;
+    let (code, paused) = request(&a, "POST", "/admin/workers/imports/pause", None).await;
     assert_eq!(
         (code, &paused["status"]),
         (200, &json!("paused")),
         "{paused}"
     );
-    let (code, problem) = send(&a, "POST", "/admin/workers/cleaning/pause", None).await;
+    let (code, problem) = request(&a, "POST", "/admin/workers/cleaning/pause", None).await;
     assert_eq!(code, 404, "{problem}");
     assert!(
         problem["detail"]
@@ -153,14 +143,14 @@ async fn operate(store: Store) {
     let id = import(&b, "id,group,value\nk1,a,1\nk2,a,2\n").await;
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(status(&a, &id).await, "received", "paused, yet processed");
-    let (_, state) = send(&b, "GET", "/admin/state", None).await;
+    let (_, state) = request(&b, "GET", "/admin/state", None).await;
     assert_eq!(kind(&state, "imports")["status"], "paused", "{state}");
     assert!(kind(&state, "imports")["paused_since"].is_string());
     assert_eq!(state["queues"]["imports_waiting"], 1, "{state}");
     assert_eq!(kind(&state, "deliveries")["status"], "running");
 
     // Resumed on the other instance: the import finishes.
-    let (code, resumed) = send(&b, "POST", "/admin/workers/imports/resume", None).await;
+    let (code, resumed) = request(&b, "POST", "/admin/workers/imports/resume", None).await;
     assert_eq!(
         (code, &resumed["status"]),
         (200, &json!("running")),
@@ -174,7 +164,7 @@ async fn operate(store: Store) {
         );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, state) = send(&a, "GET", "/admin/state", None).await;
+    let (_, state) = request(&a, "GET", "/admin/state", None).await;
     let queued = &state["queues"]["deliveries"][0];
     assert_eq!(queued["subscription"], subscription["id"], "{state}");
     assert_eq!(queued["dataset"], "items");

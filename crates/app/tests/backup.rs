@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use process::{intake, serve, sigterm, wait_until_up};
 use serde_json::{Value, json};
-use store::{CONTRACT, Store, client, get, post};
+use store::{CONTRACT, Store, client, get, post, request};
 
 /// Records each import adds (new keys): a count that is not a multiple of it would be
 /// an import half applied.
@@ -212,14 +212,7 @@ async fn a_postgres_schema_is_dumped_and_restored_with_its_own_tools() {
     );
     let before = 3 * PER_IMPORT;
     assert!(ok && said.contains(&format!("{before} records")), "{said}");
-    let (code, refused) = {
-        let mut res = client()
-            .post(format!("{base}/admin/backups"))
-            .send()
-            .await
-            .unwrap();
-        (res.status().as_u16(), res.json::<Value>().await.unwrap())
-    };
+    let (code, refused) = request(&base, "POST", "/admin/backups", None).await;
     assert_eq!(code, 409, "{refused}");
     for n in 3..5 {
         import(&base, n, true).await;

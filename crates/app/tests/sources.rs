@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use process::{serve, sigterm, wait_until_up};
 use serde_json::{Value, json};
-use store::{Store, client, get, post};
+use store::{Store, client, get, post, request};
 use vendor::{TOKEN, record, start_vendor};
 
 const DATASET: &str = "/v1/datasets/vendor-items";
@@ -225,16 +225,6 @@ async fn a_backfill_arrives_once_across_faults_and_a_sigkill_on_sqlite() {
 #[actix_web::test]
 async fn a_backfill_arrives_once_across_faults_and_a_sigkill_on_postgres() {
     backfill_survives_faults_and_a_sigkill(Store::postgres("sources")).await;
-}
-
-async fn request(base: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let req = client().request(method.parse().unwrap(), format!("{base}{path}"));
-    let mut res = match body {
-        Some(b) => req.send_json(b).await.unwrap(),
-        None => req.send().await.unwrap(),
-    };
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 async fn a_vendor_api_change_is_noticed_and_fixed(store: Store) {

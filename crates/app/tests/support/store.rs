@@ -71,6 +71,18 @@ pub async fn post(base: &str, path: &str, body: &Value) -> Value {
     res.json().await.unwrap()
 }
 
+/// Any method, with an optional JSON body: the status and the JSON answer (`null`
+/// when there is none).
+pub async fn request(base: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let req = client().request(method.parse().unwrap(), format!("{base}{path}"));
+    let mut res = match body {
+        Some(b) => req.send_json(b).await.unwrap(),
+        None => req.send().await.unwrap(),
+    };
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
 /// GETs JSON, whatever the status.
 pub async fn get(base: &str, path: &str) -> Value {
     let mut res = client().get(format!("{base}{path}")).send().await.unwrap();
