@@ -16,6 +16,7 @@ pub mod datasets;
 pub mod deadline;
 pub mod delivery;
 pub mod ingest;
+pub mod jobs;
 pub mod limits;
 pub mod mapping;
 pub mod merge;

@@ -45,7 +45,10 @@ pub use imports::{
     ImportQueue, ImportSummary, ImportVault, Lease, NewImport, QueueError, VaultError, VaultReader,
     VaultWriter,
 };
-pub use jobs::{Job, JobError, JobStore};
+pub use jobs::{
+    CheckpointMark, Directive, JOB_HELD, Job, JobAction, JobError, JobProgress, JobStatus,
+    JobStore, JobView, NewJob, RecordChange, RollupError, RollupPoint, RollupStore,
+};
 pub use limits::{RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use records::{
     CancelledCallback, Finished, HistoryEntries, HistoryPage, IdentityMap, ImportWriter,
@@ -78,7 +81,7 @@ pub use health::MockHealth;
 #[cfg(any(test, feature = "mocks"))]
 pub use imports::{MockImportQueue, MockImportVault};
 #[cfg(any(test, feature = "mocks"))]
-pub use jobs::MockJobStore;
+pub use jobs::{MockJobStore, MockRollupStore};
 #[cfg(any(test, feature = "mocks"))]
 pub use limits::MockRateLimiter;
 #[cfg(any(test, feature = "mocks"))]

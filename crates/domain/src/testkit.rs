@@ -20,6 +20,7 @@ pub mod callbacks;
 mod clock;
 pub mod deliveries;
 pub mod ingest;
+pub mod jobs;
 pub mod limits;
 pub mod sources;
 pub mod storage;
@@ -35,7 +36,8 @@ use crate::analytics::InProcessAnalytics;
 use crate::ingest::IngestPorts;
 use crate::ports::{
     Analytics, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, DocumentDecoder,
-    ImportQueue, ImportVault, PauseStore, RecordStore, SourceStore, SubscriptionStore,
+    ImportQueue, ImportVault, JobStore, PauseStore, RecordStore, RollupStore, SourceStore,
+    SubscriptionStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -66,6 +68,10 @@ pub struct Stores {
     pub sources: Arc<dyn SourceStore>,
     /// Paused kinds of work.
     pub pauses: Arc<dyn PauseStore>,
+    /// Jobs.
+    pub jobs: Arc<dyn JobStore>,
+    /// History in commit order, and rollup series.
+    pub rollups: Arc<dyn RollupStore>,
 }
 
 impl Stores {
@@ -74,6 +80,7 @@ impl Stores {
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + 'static,
         S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + PauseStore,
+        S: JobStore + RollupStore,
     {
         Self {
             datasets: store.clone(),
@@ -86,6 +93,8 @@ impl Stores {
             callbacks: store.clone(),
             sources: store.clone(),
             pauses: store.clone(),
+            jobs: store.clone(),
+            rollups: store.clone(),
             decoder,
             analytics: Arc::new(InProcessAnalytics::new(store)),
         }
@@ -140,6 +149,9 @@ macro_rules! storage_conformance {
             storage::claims_count_attempts_and_a_release_gives_one_back,
             storage::expired_holders_give_their_imports_back_at_once,
             storage::a_pause_is_kept_for_every_instance_until_resumed,
+            jobs::jobs_are_claimed_once_and_resumed_from_their_latest_checkpoint,
+            jobs::operators_pause_resume_cancel_and_restart_jobs,
+            jobs::a_rollup_keeps_each_groups_aggregate_after_every_import,
             deliveries::subscriptions_are_created_listed_read_and_deleted,
             deliveries::events_go_only_to_the_subscriptions_that_want_them,
             deliveries::deliveries_are_claimed_once_retried_and_end_delivered_or_dead,

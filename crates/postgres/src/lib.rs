@@ -12,6 +12,7 @@ mod backup;
 mod callbacks;
 mod catalog;
 mod deliveries;
+mod jobs;
 mod layout;
 mod pauses;
 mod queue;

@@ -12,6 +12,7 @@ mod callbacks;
 mod catalog;
 mod changes;
 mod deliveries;
+mod jobs;
 mod pauses;
 mod queue;
 mod records;

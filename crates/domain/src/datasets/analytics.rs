@@ -74,7 +74,7 @@ impl DatasetService {
     }
 
     /// Whether the measure and dimensions are known to the dataset's current contract.
-    async fn checked(
+    pub(crate) async fn checked(
         &self,
         name: &DatasetName,
         measure: &str,

@@ -1,0 +1,461 @@
+//! Long-running jobs (DESIGN §10, ADR 33): created through the API, claimed under a
+//! lease by the one runtime for leased work, saving a checkpoint (cursor and partial
+//! state) every N items or T seconds and keeping the last K. A job whose worker dies is
+//! claimed again when its lease lapses and resumes from its latest checkpoint; an
+//! operator can pause, resume, cancel it, or restart it from any kept checkpoint.
+//!
+//! The first kind is `rollup`: an aggregate of a measure by a dimension after every
+//! import, read from the dataset's history, kept as a series.
+
+mod rollup;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::datasets::{DatasetError, DatasetService};
+use crate::model::DatasetName;
+use crate::ports::{
+    Clock, Job, JobAction, JobError, JobStatus, JobStore, JobView, NewJob, RollupError,
+    RollupPoint, RollupStore,
+};
+use crate::work::{
+    Backoff, Claim, JitterPercent, LeasedWork, Wakeups, WorkError, WorkKind, WorkSettings,
+};
+
+pub use rollup::RollupSpec;
+
+/// A job as asked for through the API.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobSpec {
+    /// An aggregate of a measure by a dimension after every import, kept as a series.
+    Rollup(RollupSpec),
+}
+
+impl JobSpec {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Rollup(_) => rollup::KIND,
+        }
+    }
+}
+
+/// The ports jobs work through.
+pub struct JobPorts {
+    /// Jobs, leases and checkpoints.
+    pub store: Arc<dyn JobStore>,
+    /// History in commit order, and rollup series.
+    pub rollups: Arc<dyn RollupStore>,
+    /// Checks what a job names against the dataset's current contract.
+    pub datasets: Arc<DatasetService>,
+    /// Time, and waiting.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How jobs run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSettings {
+    /// A worker's lease on a job, renewed at every save.
+    pub lease: Duration,
+    /// A checkpoint is kept after this many items…
+    pub checkpoint_items: u64,
+    /// …or this long, whichever comes first.
+    pub checkpoint_every: Duration,
+    /// Checkpoints kept per job.
+    pub keep: u32,
+    /// Items read at a time.
+    pub page: u32,
+    /// The safety-net poll of an idle worker.
+    pub idle_poll: Duration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            checkpoint_items: 10_000,
+            checkpoint_every: Duration::from_secs(5),
+            keep: 5,
+            page: 1000,
+            idle_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+impl JobSettings {
+    /// How the runtime treats jobs: five attempts, a minute apart at most.
+    pub fn work(&self) -> WorkSettings {
+        WorkSettings {
+            max_attempts: 5,
+            backoff: Backoff::Exponential {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+            jitter: JitterPercent(10),
+            idle_poll: self.idle_poll,
+        }
+    }
+}
+
+/// Why a jobs call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobApiError {
+    /// The dataset, or a measure or dimension it does not have.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The dataset has no such job.
+    #[error("no such job")]
+    NotFound,
+    /// A parameter is invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The parameter.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The action does not apply to the job as it is.
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(anyhow::Error),
+}
+
+impl From<JobError> for JobApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::NotFound => Self::NotFound,
+            JobError::Conflict(why) => Self::Conflict(why),
+            e => Self::Unexpected(e.into()),
+        }
+    }
+}
+
+impl From<RollupError> for JobApiError {
+    fn from(e: RollupError) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+/// The jobs use cases.
+pub struct JobService {
+    ports: JobPorts,
+    settings: JobSettings,
+    wakeups: Wakeups,
+}
+
+impl JobService {
+    /// A service over these ports.
+    pub fn new(ports: JobPorts, settings: JobSettings) -> Self {
+        Self {
+            ports,
+            settings,
+            wakeups: Wakeups::default(),
+        }
+    }
+
+    /// The same service, waking job workers through `wakeups`.
+    pub fn woken_by(mut self, wakeups: Wakeups) -> Self {
+        self.wakeups = wakeups;
+        self
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &JobSettings {
+        &self.settings
+    }
+
+    /// Creates a job of `dataset`, queued at once.
+    ///
+    /// # Errors
+    /// See [`JobApiError`].
+    pub async fn create(
+        &self,
+        dataset: &DatasetName,
+        spec: JobSpec,
+    ) -> Result<JobView, JobApiError> {
+        let params = match &spec {
+            JobSpec::Rollup(rollup) => {
+                rollup.check(&self.ports.datasets, dataset).await?;
+                serde_json::to_value(rollup).map_err(|e| JobApiError::Unexpected(e.into()))?
+            }
+        };
+        let job = self
+            .ports
+            .store
+            .create(&NewJob {
+                dataset: dataset.clone(),
+                kind: spec.kind().to_owned(),
+                params,
+            })
+            .await
+            .map_err(|e| match e {
+                JobError::NotFound => JobApiError::Dataset(DatasetError::UnknownDataset),
+                e => e.into(),
+            })?;
+        tracing::info!(%dataset, job = %job.id, kind = %job.kind, params = %job.params, "job created");
+        self.wakeups.notify(WorkKind::Jobs);
+        Ok(job)
+    }
+
+    /// A dataset's jobs, newest first.
+    ///
+    /// # Errors
+    /// See [`JobApiError`].
+    pub async fn list(&self, dataset: &DatasetName) -> Result<Vec<JobView>, JobApiError> {
+        self.ports.datasets.get(dataset).await?;
+        Ok(self.ports.store.list(dataset).await?)
+    }
+
+    /// One job.
+    ///
+    /// # Errors
+    /// See [`JobApiError`].
+    pub async fn get(&self, dataset: &DatasetName, id: &str) -> Result<JobView, JobApiError> {
+        Ok(self.ports.store.get(dataset, id).await?)
+    }
+
+    /// Pauses, resumes or cancels a job.
+    ///
+    /// # Errors
+    /// See [`JobApiError`].
+    pub async fn act(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        action: JobAction,
+    ) -> Result<JobView, JobApiError> {
+        let job = self.ports.store.act(dataset, id, action).await?;
+        tracing::info!(%dataset, job = id, ?action, status = job.status.as_str(), "job changed by an operator");
+        if action == JobAction::Resume {
+            self.wakeups.notify(WorkKind::Jobs);
+        }
+        Ok(job)
+    }
+
+    /// Queues a job to resume from kept checkpoint `n` (0: the beginning).
+    ///
+    /// # Errors
+    /// See [`JobApiError`].
+    pub async fn restart(
+        &self,
+        dataset: &DatasetName,
+        id: &str,
+        n: u32,
+    ) -> Result<JobView, JobApiError> {
+        let job = self.ports.store.restart(dataset, id, n).await?;
+        tracing::info!(%dataset, job = id, checkpoint = n, "job restarted from a checkpoint");
+        self.wakeups.notify(WorkKind::Jobs);
+        Ok(job)
+    }
+
+    /// Jobs of every dataset by status.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    pub async fn counts(&self) -> Result<Vec<(JobStatus, u64)>, JobApiError> {
+        Ok(self.ports.store.counts().await?)
+    }
+
+    /// A rollup's series in `[from, to)`, at most `limit` points.
+    ///
+    /// # Errors
+    /// See [`JobApiError`].
+    pub async fn series(
+        &self,
+        dataset: &DatasetName,
+        rollup: &str,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<RollupPoint>, JobApiError> {
+        self.ports.datasets.get(dataset).await?;
+        let points = self
+            .ports
+            .rollups
+            .points(dataset, rollup, from, to, limit)
+            .await?;
+        if points.is_empty() {
+            let jobs = self.ports.store.list(dataset).await?;
+            let named = |j: &JobView| {
+                j.kind == rollup::KIND
+                    && j.params.get("name").and_then(|n| n.as_str()) == Some(rollup)
+            };
+            if !jobs.iter().any(named) {
+                return Err(JobApiError::NotFound);
+            }
+        }
+        Ok(points)
+    }
+}
+
+/// Jobs as a kind of leased work: a claim takes one job, and its work runs the job to
+/// its end (or until an operator stops it), saving checkpoints as it goes.
+pub struct JobWork {
+    service: Arc<JobService>,
+}
+
+impl JobWork {
+    /// The work of `service`'s jobs.
+    pub fn new(service: Arc<JobService>) -> Self {
+        Self { service }
+    }
+}
+
+/// How a job's run ended.
+pub(crate) enum Outcome {
+    /// Done, with the items it did.
+    Done(u64),
+    /// An operator paused or cancelled it (its lease is ended).
+    Stopped,
+    /// It cannot run as asked (retrying would not help).
+    Refused(String),
+}
+
+/// A job's worker saving what it did: the checkpoint when one is due.
+pub(crate) struct Saver<'a> {
+    service: &'a JobService,
+    job: &'a Job,
+    last_checkpoint: (u64, DateTime<Utc>),
+}
+
+impl<'a> Saver<'a> {
+    fn new(service: &'a JobService, job: &'a Job) -> Self {
+        Self {
+            service,
+            job,
+            last_checkpoint: (job.done, service.ports.clock.now()),
+        }
+    }
+
+    /// Saves progress, with `state` as a checkpoint when one is due (or `force`d);
+    /// `false` when an operator stopped the job.
+    async fn save(
+        &mut self,
+        done: u64,
+        total: Option<u64>,
+        state: impl FnOnce() -> serde_json::Value,
+        force: bool,
+    ) -> Result<bool, WorkError> {
+        let s = self.service;
+        let now = s.ports.clock.now();
+        let (at_done, at) = self.last_checkpoint;
+        let elapsed = (now - at).to_std().unwrap_or_default();
+        let due = force
+            || done.saturating_sub(at_done) >= s.settings.checkpoint_items
+            || elapsed >= s.settings.checkpoint_every;
+        let checkpoint = due.then(state);
+        let progress = crate::ports::JobProgress {
+            done,
+            total,
+            checkpoint,
+        };
+        let directive = s
+            .ports
+            .store
+            .save(self.job, &progress, s.settings.lease, s.settings.keep)
+            .await
+            .map_err(lease_or_failed)?;
+        if due {
+            self.last_checkpoint = (done, now);
+            tracing::debug!(job = %self.job.id, done, "checkpoint saved");
+        }
+        match directive {
+            crate::ports::Directive::Continue => Ok(true),
+            crate::ports::Directive::Stop(status) => {
+                tracing::info!(job = %self.job.id, done, status = status.as_str(), "job stopped by an operator");
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn lease_or_failed(e: JobError) -> WorkError {
+    match e {
+        JobError::LeaseLost => WorkError::LeaseLost,
+        e => WorkError::failed(e),
+    }
+}
+
+#[async_trait::async_trait]
+impl LeasedWork for JobWork {
+    type Item = Job;
+
+    fn kind(&self) -> WorkKind {
+        WorkKind::Jobs
+    }
+
+    fn describe(&self, item: &Job) -> String {
+        format!("{} job {} of {}", item.kind, item.id, item.dataset)
+    }
+
+    fn attempt(&self, item: &Job) -> u32 {
+        item.attempt
+    }
+
+    async fn claim(&self, worker: &str, _: DateTime<Utc>) -> anyhow::Result<Claim<Job>> {
+        let lease = self.service.settings.lease;
+        Ok(match self.service.ports.store.claim(worker, lease).await? {
+            Some(job) => Claim::Items(vec![job]),
+            None => Claim::Nothing { next_due: None },
+        })
+    }
+
+    async fn work(&self, job: &Job) -> Result<(), WorkError> {
+        let s = &self.service;
+        tracing::info!(dataset = %job.dataset, job = %job.id, kind = %job.kind, attempt = job.attempt,
+            from = job.done, resumed = job.checkpoint.is_some(), "job started");
+        let outcome = match job.kind.as_str() {
+            rollup::KIND => rollup::run(s, job, Saver::new(s, job)).await?,
+            other => Outcome::Refused(format!("this build does not run {other} jobs")),
+        };
+        let store = &s.ports.store;
+        match outcome {
+            Outcome::Done(done) => {
+                store
+                    .finish(job, done, None)
+                    .await
+                    .map_err(lease_or_failed)?;
+                tracing::info!(dataset = %job.dataset, job = %job.id, done, "job completed");
+            }
+            Outcome::Stopped => {}
+            Outcome::Refused(reason) => {
+                // The job cannot run as asked: retrying would not help.
+                tracing::warn!(dataset = %job.dataset, job = %job.id, %reason, "job failed");
+                store
+                    .finish(job, job.done, Some(reason))
+                    .await
+                    .map_err(lease_or_failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        job: &Job,
+        retry_at: Option<DateTime<Utc>>,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let store = &self.service.ports.store;
+        match retry_at {
+            Some(at) => store.retry(job, at, reason).await?,
+            None => store.finish(job, job.done, Some(reason.to_owned())).await?,
+        }
+        Ok(())
+    }
+
+    async fn release(&self, job: &Job) -> Result<(), WorkError> {
+        self.service
+            .ports
+            .store
+            .release(job)
+            .await
+            .map_err(lease_or_failed)
+    }
+}

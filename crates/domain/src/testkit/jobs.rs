@@ -1,0 +1,327 @@
+//! Conformance of the job store and the rollup store (ADR 33).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::support::{SIMPLE, dataset, drain, receive, service};
+use super::{Stores, SystemClock};
+use crate::datasets::{DatasetPorts, DatasetService};
+use crate::ingest::shutdown_channel;
+use crate::jobs::{JobPorts, JobService, JobSettings, JobSpec, JobWork, RollupSpec};
+use crate::ports::Clock as _;
+use crate::ports::{Directive, JobAction, JobError, JobProgress, JobStatus, NewJob, RollupPoint};
+use crate::work::{Runtime, Wakeups};
+
+fn new_job(dataset: &crate::DatasetName) -> NewJob {
+    NewJob {
+        dataset: dataset.clone(),
+        kind: "rollup".into(),
+        params: serde_json::json!({"name": "r"}),
+    }
+}
+
+fn progress(done: u64, state: Option<u64>) -> JobProgress {
+    JobProgress {
+        done,
+        total: Some(100),
+        checkpoint: state.map(|at| serde_json::json!({ "at": at })),
+    }
+}
+
+/// One holder at a time; saves keep the last K checkpoints; a lapsed lease hands the
+/// job, with its latest checkpoint, to the next claimer, and the old holder is refused.
+pub async fn jobs_are_claimed_once_and_resumed_from_their_latest_checkpoint(s: Stores) {
+    let ds = dataset(&s, "jobbed", SIMPLE).await;
+    let created = s.jobs.create(&new_job(&ds)).await.expect("created");
+    assert_eq!(created.status, JobStatus::Queued);
+    let unknown = crate::DatasetName::parse("nobody").expect("name");
+    assert!(matches!(
+        s.jobs.create(&new_job(&unknown)).await,
+        Err(JobError::NotFound)
+    ));
+
+    let lease = Duration::from_millis(1500);
+    let a = s
+        .jobs
+        .claim("a", lease)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(
+        (a.id.as_str(), a.attempt, a.done),
+        (created.id.as_str(), 1, 0)
+    );
+    assert_eq!(a.checkpoint, None);
+    assert!(
+        s.jobs.claim("b", lease).await.expect("claim").is_none(),
+        "held by a"
+    );
+
+    for (done, at) in [(10, 1), (20, 2), (30, 3)] {
+        let d = s.jobs.save(&a, &progress(done, Some(at)), lease, 2).await;
+        assert_eq!(d.expect("saved"), Directive::Continue);
+    }
+    // Progress after the last checkpoint is shown but not resumed from.
+    s.jobs
+        .save(&a, &progress(35, None), lease, 2)
+        .await
+        .expect("saved");
+    let view = s.jobs.get(&ds, &a.id).await.expect("view");
+    assert_eq!(
+        (view.status, view.done, view.held_by.as_deref()),
+        (JobStatus::Running, 35, Some("a"))
+    );
+    let kept: Vec<(u32, u64)> = view.checkpoints.iter().map(|c| (c.n, c.done)).collect();
+    assert_eq!(kept, [(2, 20), (3, 30)], "the last two");
+
+    SystemClock.sleep(lease + Duration::from_millis(300)).await;
+    let b = s
+        .jobs
+        .claim("b", lease)
+        .await
+        .expect("claim")
+        .expect("lapsed");
+    assert_eq!((b.attempt, b.done), (2, 30));
+    assert_eq!(b.checkpoint, Some(serde_json::json!({"at": 3})));
+    assert!(matches!(
+        s.jobs.save(&a, &progress(40, Some(4)), lease, 2).await,
+        Err(JobError::LeaseLost)
+    ));
+    assert!(matches!(
+        s.jobs.finish(&a, 40, None).await,
+        Err(JobError::LeaseLost)
+    ));
+    s.jobs.finish(&b, 100, None).await.expect("finished");
+    let view = s.jobs.get(&ds, &b.id).await.expect("view");
+    assert_eq!(
+        (view.status, view.done, view.held_by),
+        (JobStatus::Completed, 100, None)
+    );
+    assert!(view.finished_at.is_some());
+    assert!(s.jobs.claim("c", lease).await.expect("claim").is_none());
+    let listed = s.jobs.list(&ds).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    let counts = s.jobs.counts().await.expect("counts");
+    assert!(counts.contains(&(JobStatus::Completed, 1)), "{counts:?}");
+}
+
+/// Pause, resume, cancel and restart: a holder learns of a pause or a cancel at its
+/// next save and stops; nothing claims a paused or cancelled job; a restart goes back
+/// to a kept checkpoint, and is refused while a worker holds the job.
+pub async fn operators_pause_resume_cancel_and_restart_jobs(s: Stores) {
+    let ds = dataset(&s, "steered", SIMPLE).await;
+    let job = s.jobs.create(&new_job(&ds)).await.expect("created");
+    let lease = Duration::from_secs(30);
+    let a = s.jobs.claim("a", lease).await.expect("claim").expect("job");
+    for (done, at) in [(10, 1), (20, 2)] {
+        s.jobs
+            .save(&a, &progress(done, Some(at)), lease, 5)
+            .await
+            .expect("saved");
+    }
+    let paused = s
+        .jobs
+        .act(&ds, &job.id, JobAction::Pause)
+        .await
+        .expect("paused");
+    assert_eq!(paused.status, JobStatus::Paused);
+    let restart = s.jobs.restart(&ds, &job.id, 1).await;
+    assert!(
+        matches!(restart, Err(JobError::Conflict(_))),
+        "held: {restart:?}"
+    );
+    let d = s
+        .jobs
+        .save(&a, &progress(25, None), lease, 5)
+        .await
+        .expect("saved");
+    assert_eq!(d, Directive::Stop(JobStatus::Paused));
+    assert!(
+        s.jobs.claim("b", lease).await.expect("claim").is_none(),
+        "paused"
+    );
+    assert!(matches!(
+        s.jobs.save(&a, &progress(26, None), lease, 5).await,
+        Err(JobError::LeaseLost)
+    ));
+
+    let resumed = s
+        .jobs
+        .act(&ds, &job.id, JobAction::Resume)
+        .await
+        .expect("resumed");
+    assert_eq!(resumed.status, JobStatus::Queued);
+    let b = s
+        .jobs
+        .claim("b", lease)
+        .await
+        .expect("claim")
+        .expect("resumed job");
+    assert_eq!(
+        (b.done, b.checkpoint.clone()),
+        (20, Some(serde_json::json!({"at": 2})))
+    );
+
+    let cancelled = s
+        .jobs
+        .act(&ds, &job.id, JobAction::Cancel)
+        .await
+        .expect("cancelled");
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let d = s
+        .jobs
+        .save(&b, &progress(21, None), lease, 5)
+        .await
+        .expect("saved");
+    assert_eq!(d, Directive::Stop(JobStatus::Cancelled));
+    let again = s.jobs.act(&ds, &job.id, JobAction::Resume).await;
+    assert!(matches!(again, Err(JobError::Conflict(_))), "{again:?}");
+    assert!(
+        s.jobs.claim("c", lease).await.expect("claim").is_none(),
+        "cancelled"
+    );
+
+    assert!(matches!(
+        s.jobs.restart(&ds, &job.id, 9).await,
+        Err(JobError::NotFound)
+    ));
+    let restarted = s.jobs.restart(&ds, &job.id, 1).await.expect("restarted");
+    assert_eq!((restarted.status, restarted.done), (JobStatus::Queued, 10));
+    assert_eq!(restarted.checkpoints.len(), 1, "later checkpoints dropped");
+    let c = s
+        .jobs
+        .claim("c", lease)
+        .await
+        .expect("claim")
+        .expect("restarted job");
+    assert_eq!(c.checkpoint, Some(serde_json::json!({"at": 1})));
+    s.jobs.release(&c).await.expect("released");
+    let released = s.jobs.get(&ds, &job.id).await.expect("view");
+    assert_eq!(
+        (released.status, released.held_by),
+        (JobStatus::Queued, None)
+    );
+    let from_start = s.jobs.restart(&ds, &job.id, 0).await.expect("restarted");
+    assert_eq!((from_start.done, from_start.checkpoints.len()), (0, 0));
+    assert!(matches!(
+        s.jobs.get(&ds, "no-such-job").await,
+        Err(JobError::NotFound)
+    ));
+}
+
+/// A rollup job run by the runtime over two imports: a point per group each import
+/// touched, as that import left it, read back as a series; the last points agree with
+/// the aggregate of the latest state.
+pub async fn a_rollup_keeps_each_groups_aggregate_after_every_import(s: Stores) {
+    let ds = dataset(&s, "rolled", SIMPLE).await;
+    let imports = service(&s, 2);
+    receive(
+        &imports,
+        &ds,
+        b"id,group,value\na1,a,1\na2,a,2\nb1,b,5\n",
+        None,
+    )
+    .await;
+    drain(&imports).await;
+    receive(&imports, &ds, b"id,group,value\na1,b,10\n", None).await;
+    drain(&imports).await;
+
+    let datasets = Arc::new(DatasetService::new(DatasetPorts {
+        datasets: s.datasets.clone(),
+        contracts: s.contracts.clone(),
+        records: s.records.clone(),
+        analytics: s.analytics.clone(),
+        cache: Arc::new(crate::ports::NoCache),
+    }));
+    let settings = JobSettings {
+        page: 2,
+        checkpoint_items: 1,
+        idle_poll: Duration::from_millis(50),
+        ..JobSettings::default()
+    };
+    let wakeups = Wakeups::default();
+    let jobs = Arc::new(
+        JobService::new(
+            JobPorts {
+                store: s.jobs.clone(),
+                rollups: s.rollups.clone(),
+                datasets,
+                clock: Arc::new(SystemClock),
+            },
+            settings.clone(),
+        )
+        .woken_by(wakeups.clone()),
+    );
+    let spec = |measure: &str, group_by: &str| {
+        JobSpec::Rollup(RollupSpec {
+            name: "by_group".into(),
+            measure: measure.into(),
+            group_by: group_by.into(),
+        })
+    };
+    let bad = jobs.create(&ds, spec("nope", "group")).await;
+    assert!(bad.is_err(), "an unknown measure is refused");
+    let job = jobs
+        .create(&ds, spec("value", "group"))
+        .await
+        .expect("created");
+
+    let runtime = Runtime::new(
+        Arc::new(JobWork::new(jobs.clone())),
+        Arc::new(SystemClock),
+        wakeups,
+        settings.work(),
+    );
+    let (stop, shutdown) = shutdown_channel();
+    let run = async {
+        for _ in 0..200 {
+            let view = jobs.get(&ds, &job.id).await.expect("view");
+            if view.status == JobStatus::Completed {
+                return view;
+            }
+            SystemClock.sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the job did not complete");
+    };
+    let (view, ()) = futures_lite::future::zip(
+        async {
+            let view = run.await;
+            stop.trigger();
+            view
+        },
+        runtime.run("jobs-1", shutdown),
+    )
+    .await;
+    assert_eq!((view.done, view.total), (4, Some(4)), "four changes");
+    assert!(!view.checkpoints.is_empty());
+
+    let series = jobs
+        .series(&ds, "by_group", None, None, 100)
+        .await
+        .expect("series");
+    let seen: Vec<(String, u64, Option<f64>)> = series
+        .iter()
+        .map(|p: &RollupPoint| (p.group.clone(), p.count, p.mean))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a".to_owned(), 2, Some(1.5)),
+            ("b".to_owned(), 1, Some(5.0)),
+            ("a".to_owned(), 1, Some(2.0)),
+            ("b".to_owned(), 2, Some(7.5)),
+        ]
+    );
+    assert_ne!(series[0].import, series[2].import, "a point per import");
+    assert!(series[0].at <= series[2].at);
+    let later = series[2].at + chrono::Duration::seconds(1);
+    let none = jobs
+        .series(&ds, "by_group", Some(later), None, 100)
+        .await
+        .expect("series");
+    assert!(none.is_empty(), "nothing after the last import");
+    assert!(
+        jobs.series(&ds, "other", None, None, 10).await.is_err(),
+        "no such rollup"
+    );
+}
