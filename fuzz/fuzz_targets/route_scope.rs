@@ -23,10 +23,10 @@ use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::delivery::{DeliveryPorts, DeliveryService, DeliverySettings};
 use intake_domain::ingest::{ImportService, IngestPorts, IngestSettings};
 use intake_domain::ports::{
-    AnalyticsError, CatalogError, DeliveryError, MockAnalytics, MockCallbackTimers, MockClock,
-    MockContractStore, MockDatasetStore, MockDeliveryQueue, MockDocumentDecoder, MockImportQueue,
-    MockImportVault, MockRecordStore, MockSourceStore, MockSubscriptionStore, MockWebhookSender,
-    NoCache, SourceStoreError, StoreError, VaultError,
+    AnalyticsError, CatalogError, DeliveryError, JobError, MockAnalytics, MockCallbackTimers,
+    MockClock, MockContractStore, MockDatasetStore, MockDeliveryQueue, MockDocumentDecoder,
+    MockImportQueue, MockImportVault, MockRecordStore, MockSourceStore, MockSubscriptionStore,
+    MockWebhookSender, NoCache, SourceStoreError, StoreError, VaultError,
 };
 use intake_domain::sources::{SourcePorts, SourceService, SourceSettings};
 use sha2::Digest as _;
@@ -139,14 +139,44 @@ fn state() -> Arc<ApiState> {
         Token::new("reader", &sha256_hex(READER), &["read"]).expect("a token"),
         Token::new("ops", &"0".repeat(64), &["admin"]).expect("a token"),
     ];
+    let datasets_service = Arc::new(DatasetService::new(DatasetPorts {
+        datasets: datasets.clone(),
+        contracts,
+        records,
+        analytics: Arc::new(analytics),
+        cache: Arc::new(NoCache),
+    }));
+    // Every job route reaches a store that knows no job.
+    let mut job_store = intake_domain::ports::MockJobStore::new();
+    job_store
+        .expect_create()
+        .returning(|_| Err(JobError::NotFound));
+    job_store
+        .expect_get()
+        .returning(|_, _| Err(JobError::NotFound));
+    job_store.expect_list().returning(|_| Ok(Vec::new()));
+    job_store
+        .expect_act()
+        .returning(|_, _, _| Err(JobError::NotFound));
+    job_store
+        .expect_restart()
+        .returning(|_, _, _| Err(JobError::NotFound));
+    let mut rollups = intake_domain::ports::MockRollupStore::new();
+    rollups
+        .expect_points()
+        .returning(|_, _, _, _, _| Ok(Vec::new()));
+    let jobs = Arc::new(intake_domain::jobs::JobService::new(
+        intake_domain::jobs::JobPorts {
+            store: Arc::new(job_store),
+            rollups: Arc::new(rollups),
+            datasets: datasets_service.clone(),
+            clock: Arc::new(MockClock::new()),
+        },
+        intake_domain::jobs::JobSettings::default(),
+    ));
     Arc::new(ApiState {
-        datasets: Arc::new(DatasetService::new(DatasetPorts {
-            datasets: datasets.clone(),
-            contracts,
-            records,
-            analytics: Arc::new(analytics),
-            cache: Arc::new(NoCache),
-        })),
+        datasets: datasets_service,
+        jobs,
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
         deliveries: Arc::new(deliveries),
         callbacks: Arc::new(CallbackListings::new(

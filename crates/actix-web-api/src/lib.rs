@@ -93,6 +93,8 @@ pub struct ApiState {
     pub callbacks: Arc<CallbackListings>,
     /// Pull sources.
     pub sources: Arc<SourceService>,
+    /// Long-running jobs and the rollup series they keep.
+    pub jobs: Arc<intake_domain::jobs::JobService>,
     /// The dependencies `/readyz` checks (each database, cache, …).
     pub dependencies: Vec<Arc<dyn Health>>,
     /// Decides whether a caller is within `settings.rate_limit`.

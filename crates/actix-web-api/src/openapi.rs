@@ -42,8 +42,8 @@ use crate::routes::subscriptions::{
     SubscriptionResponse, SubscriptionStatusResponse,
 };
 use crate::routes::{
-    admin, analytics, callbacks, datasets, health, imports, markr, records, sources, subscriptions,
-    v2,
+    admin, analytics, callbacks, datasets, health, imports, jobs, markr, records, sources,
+    subscriptions, v2,
 };
 
 /// The `/v1` API.
@@ -68,6 +68,8 @@ use crate::routes::{
         sources::create_source, sources::list_sources, sources::get_source,
         sources::patch_source, sources::delete_source, sources::run_source,
         sources::reset_source,
+        jobs::create_job, jobs::list_jobs, jobs::get_job, jobs::pause_job, jobs::resume_job,
+        jobs::cancel_job, jobs::restart_job, jobs::get_rollup,
         callbacks::list_callbacks,
         markr::import, markr::results_aggregate,
         health::healthz, health::readyz, health::metrics,
@@ -91,6 +93,9 @@ use crate::routes::{
         SourceListResponse, SourceStateResponse, SourceStatusResponse,
         AdminStateResponse, AdapterResponse, WorkerKindResponse, WorkerResponse, QueuesResponse,
         LogLevelBody, LoggedError, SubscriptionQueueResponse, BackupResponse, BackupContentsResponse, BackupListResponse,
+        jobs::JobBody, jobs::JobResponse, jobs::JobListResponse, jobs::JobStatusResponse,
+        jobs::JobProgressResponse, jobs::CheckpointResponse, jobs::RestartBody,
+        jobs::RollupResponse, jobs::RollupPointResponse,
     )),
     modifiers(&Gatekeeping),
     tags(
@@ -101,6 +106,7 @@ use crate::routes::{
         (name = "analytics", description = "Aggregates and top-k over the latest state, cached per dataset revision"),
         (name = "subscriptions", description = "URLs that receive a dataset's events as signed webhooks (Standard Webhooks); reading needs `read`, changing needs `admin`"),
         (name = "sources", description = "External HTTP APIs and files pulled on a schedule, each page an import; reading needs `read`, changing needs `admin`"),
+        (name = "jobs", description = "Long-running jobs with checkpoints (a `rollup` keeps a measure's aggregate per group after every import, as a series); reading needs `read`, starting and steering need `admin`"),
         (name = "callbacks", description = "Callback timers (`callbackTimeMs` after a version is accepted) and their outcome: pending, fired or cancelled by a newer version"),
         (name = "markr", description = "Compatibility routes of the Markr exam-results service, backed by the `exam-results` dataset"),
         (name = "operations", description = "Health, readiness and metrics"),

@@ -8,6 +8,7 @@ pub(crate) mod callbacks;
 pub(crate) mod datasets;
 pub(crate) mod health;
 pub(crate) mod imports;
+pub(crate) mod jobs;
 pub(crate) mod markr;
 pub(crate) mod records;
 pub(crate) mod sources;
@@ -42,6 +43,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         imports::configure(one);
         subscriptions::configure(one);
         sources::configure(one);
+        jobs::configure(one);
         callbacks::configure(one);
     }))
     .service(web::scope(V2_DATASET).configure(v2::configure_one));

@@ -35,14 +35,25 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
         decoder: Arc::new(MockDocumentDecoder::new()),
         clock: Arc::new(MockClock::new()),
     };
+    let datasets_service = Arc::new(DatasetService::new(DatasetPorts {
+        datasets,
+        contracts,
+        records,
+        analytics: Arc::new(intake_domain::ports::MockAnalytics::new()),
+        cache: Arc::new(intake_domain::ports::NoCache),
+    }));
+    let jobs = Arc::new(intake_domain::jobs::JobService::new(
+        intake_domain::jobs::JobPorts {
+            store: Arc::new(intake_domain::ports::MockJobStore::new()),
+            rollups: Arc::new(intake_domain::ports::MockRollupStore::new()),
+            datasets: datasets_service.clone(),
+            clock: Arc::new(MockClock::new()),
+        },
+        intake_domain::jobs::JobSettings::default(),
+    ));
     Arc::new(ApiState {
-        datasets: Arc::new(DatasetService::new(DatasetPorts {
-            datasets,
-            contracts,
-            records,
-            analytics: Arc::new(intake_domain::ports::MockAnalytics::new()),
-            cache: Arc::new(intake_domain::ports::NoCache),
-        })),
+        datasets: datasets_service,
+        jobs,
         imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
         deliveries: Arc::new(DeliveryService::new(
             DeliveryPorts {
@@ -194,7 +205,7 @@ fn the_openapi_document_describes_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, 47, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 55, "{:?}", paths.keys().collect::<Vec<_>>());
     let problem = &doc["components"]["schemas"]["Problem"]["properties"];
     for field in [
         "type", "title", "status", "detail", "instance", "code", "errors",

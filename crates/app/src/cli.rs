@@ -103,6 +103,20 @@ pub enum Command {
         /// The backup to restore.
         file: PathBuf,
     },
+    /// List jobs (of one dataset, or of all), newest first, with progress bars for
+    /// running ones; read from the database, so it works with or without a server.
+    /// Start and steer jobs through the API (`/v1/datasets/{ds}/jobs`).
+    Jobs {
+        /// Only this dataset's jobs.
+        #[arg(long, short)]
+        dataset: Option<String>,
+        /// Follow the jobs until none is queued or running.
+        #[arg(long)]
+        watch: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the configuration (a listen address beyond loopback needs auth tokens)
     /// and that the database (and Redis, when set) answers; exit non-zero if not.
     Check,

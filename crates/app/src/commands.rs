@@ -1,4 +1,5 @@
-//! `intake migrate`, `intake check` and `intake import`.
+//! `intake migrate`, `intake check`, `intake import`, `intake jobs`, `intake backup` and
+//! `intake restore`.
 
 use std::io::IsTerminal as _;
 use std::path::Path;
@@ -11,7 +12,7 @@ use futures_lite::Stream;
 use indicatif::{ProgressBar, ProgressStyle};
 use intake_domain::DatasetName;
 use intake_domain::ImportStatus;
-use intake_domain::ports::ImportSummary;
+use intake_domain::ports::{ImportSummary, JobStatus, JobView};
 use tokio::io::AsyncReadExt as _;
 
 use crate::server::{WorkerCounts, Workers};
@@ -379,4 +380,131 @@ pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<()> {
         println!("the database it replaced is kept at {}", kept.display());
     }
     Ok(())
+}
+
+/// Lists the jobs of `dataset` (or of every dataset), newest first; running ones with a
+/// progress bar. With `watch`, follows them until none is queued or running.
+///
+/// # Errors
+/// When the database cannot be read or the dataset does not exist.
+pub async fn jobs(
+    settings: &Settings,
+    dataset: Option<&str>,
+    watch: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let storage = Storage::open(settings).await?;
+    let services = Services::new(&storage, settings, None)?;
+    let names = match dataset {
+        Some(d) => vec![DatasetName::parse(d.to_owned()).context("the dataset's name")?],
+        None => services
+            .datasets
+            .list()
+            .await?
+            .into_iter()
+            .map(|d| d.name)
+            .collect(),
+    };
+    let read = || async {
+        let mut all = Vec::new();
+        for name in &names {
+            all.extend(services.jobs.list(name).await?);
+        }
+        anyhow::Ok(all)
+    };
+    let jobs = read().await?;
+    if json {
+        let rows: Vec<_> = jobs.iter().map(job_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if jobs.is_empty() {
+        println!("no jobs");
+        return Ok(());
+    }
+    if !watch {
+        for job in &jobs {
+            println!("{}", job_line(job));
+        }
+        return Ok(());
+    }
+    let bars = indicatif::MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {per_sec} {msg}")?;
+    let mut shown: Vec<(String, ProgressBar)> = Vec::new();
+    loop {
+        let jobs = read().await?;
+        for job in &jobs {
+            let bar = match shown.iter().find(|(id, _)| *id == job.id) {
+                Some((_, bar)) => bar.clone(),
+                None => {
+                    let bar = bars.add(ProgressBar::new(0).with_style(style.clone()));
+                    bar.set_prefix(format!("{} {} {}", job.dataset, job.kind, job.id));
+                    shown.push((job.id.clone(), bar.clone()));
+                    bar
+                }
+            };
+            bar.set_length(job.total.unwrap_or(job.done).max(job.done));
+            bar.set_position(job.done);
+            bar.set_message(job.status.as_str());
+            if !matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+                bar.finish();
+            }
+        }
+        let live = jobs
+            .iter()
+            .any(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running));
+        if !live {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One job as a line of text: running ones with a bar.
+fn job_line(job: &JobView) -> String {
+    let progress = match job.total {
+        Some(total) if total > 0 => {
+            let filled = usize::try_from(job.done.min(total) * 30 / total).unwrap_or(30);
+            let bar = if job.status == JobStatus::Running {
+                format!("[{}{}] ", "#".repeat(filled), "-".repeat(30 - filled))
+            } else {
+                String::new()
+            };
+            format!(
+                "{bar}{}/{total} ({}%)",
+                job.done,
+                job.done.min(total) * 100 / total
+            )
+        }
+        _ => format!("{} done", job.done),
+    };
+    let error = job
+        .error
+        .as_deref()
+        .map(|e| format!("  {e}"))
+        .unwrap_or_default();
+    format!(
+        "{}  {}  {:<9}  {}  {progress}{error}",
+        job.dataset,
+        job.id,
+        job.status.as_str(),
+        job.kind
+    )
+}
+
+fn job_json(job: &JobView) -> serde_json::Value {
+    serde_json::json!({
+        "id": job.id,
+        "dataset": job.dataset.as_str(),
+        "kind": job.kind,
+        "params": job.params,
+        "status": job.status.as_str(),
+        "done": job.done,
+        "total": job.total,
+        "error": job.error,
+        "running_on": job.held_by,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "checkpoints": job.checkpoints.iter().map(|c| serde_json::json!({"n": c.n, "done": c.done, "at": c.at})).collect::<Vec<_>>(),
+    })
 }

@@ -52,6 +52,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Backup { to } => commands::backup(&settings, to.as_deref())
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Jobs {
+            dataset,
+            watch,
+            json,
+        } => commands::jobs(&settings, dataset.as_deref(), watch, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Restore { file } => commands::restore(&settings, &file)
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -14,9 +14,10 @@ use intake_actix_web_api::{AdminState, ApiState, Metrics};
 use intake_domain::callbacks::CallbackSettings;
 use intake_domain::delivery::DeliveryWork;
 use intake_domain::ingest::{ImportWorker, Shutdown, ShutdownTrigger, shutdown_channel};
+use intake_domain::jobs::JobWork;
 use intake_domain::ports::Backups;
 use intake_domain::sources::SourceWork;
-use intake_domain::work::Runtime;
+use intake_domain::work::{LeasedWork, Runtime, WorkSettings};
 
 use crate::settings::Settings;
 use crate::telemetry::LogControl;
@@ -40,6 +41,31 @@ pub struct WorkerCounts {
     pub callbacks: u32,
     /// Pull source workers.
     pub sources: u32,
+    /// Job workers.
+    pub jobs: u32,
+}
+
+/// Starts `count` workers of `work` on the one runtime, named `{prefix}-{kind}-{i}`.
+fn spawn_workers<W: LeasedWork + 'static>(
+    services: &Services,
+    work: Arc<W>,
+    settings: WorkSettings,
+    (prefix, kind, count): (&str, &str, u32),
+    shutdown: &Shutdown,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let runtime = Arc::new(Runtime::new(
+        work,
+        services.clock.clone(),
+        services.wakeups.clone(),
+        settings,
+    ));
+    (0..count)
+        .map(|i| {
+            let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+            let name = format!("{prefix}-{kind}-{i}");
+            tokio::spawn(async move { runtime.run(&name, shutdown).await })
+        })
+        .collect()
 }
 
 /// The workers of this process: imports, deliveries and callback timers.
@@ -84,37 +110,34 @@ impl Workers {
                 service.keep_house_until(shutdown).await;
             }));
         }
+        let prefix = format!("{host}-{pid}");
         if counts.callbacks > 0 {
-            let runtime = Arc::new(Runtime::new(
+            tasks.extend(spawn_workers(
+                services,
                 services.callbacks.clone(),
-                services.clock.clone(),
-                services.wakeups.clone(),
                 CallbackSettings::default().work(),
+                (&prefix, "callback", counts.callbacks),
+                &shutdown,
             ));
-            tasks.extend((0..counts.callbacks).map(|i| {
-                let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
-                let name = format!("{host}-{pid}-callback-{i}");
-                tokio::spawn(async move { runtime.run(&name, shutdown).await })
-            }));
             let (work, shutdown) = (services.callbacks.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move {
                 work.keep_house_until(shutdown).await;
             }));
         }
-        if counts.sources > 0 {
-            let work = Arc::new(SourceWork::new(services.sources.clone()));
-            let runtime = Arc::new(Runtime::new(
-                work,
-                services.clock.clone(),
-                services.wakeups.clone(),
-                services.sources.settings().work(),
-            ));
-            tasks.extend((0..counts.sources).map(|i| {
-                let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
-                let name = format!("{host}-{pid}-source-{i}");
-                tokio::spawn(async move { runtime.run(&name, shutdown).await })
-            }));
-        }
+        tasks.extend(spawn_workers(
+            services,
+            Arc::new(SourceWork::new(services.sources.clone())),
+            services.sources.settings().work(),
+            (&prefix, "source", counts.sources),
+            &shutdown,
+        ));
+        tasks.extend(spawn_workers(
+            services,
+            Arc::new(JobWork::new(services.jobs.clone())),
+            services.jobs.settings().work(),
+            (&prefix, "job", counts.jobs),
+            &shutdown,
+        ));
         // Every instance obeys the pauses, whichever instance an operator asked.
         let (control, stopping) = (services.workers.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
@@ -252,6 +275,7 @@ impl Application {
             deliveries: services.deliveries.clone(),
             callbacks: services.callback_listings.clone(),
             sources: services.sources.clone(),
+            jobs: services.jobs.clone(),
             dependencies: [Some(storage.health.clone()), limits.redis]
                 .into_iter()
                 .flatten()
@@ -295,6 +319,7 @@ impl Application {
             deliveries: settings.delivery_workers,
             callbacks: settings.callback_workers,
             sources: settings.source_workers,
+            jobs: settings.job_workers,
         };
         let mut workers = Workers::start(&services, counts, Some(storage.relay.clone()));
         // Only SQLite has backups made by the service.

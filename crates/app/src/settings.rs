@@ -130,6 +130,19 @@ pub struct Settings {
     pub source_timeout_ms: u64,
     /// The largest page or file a source accepts, in bytes.
     pub source_max_page_bytes: u64,
+    /// Job workers in this process (each runs one job at a time).
+    pub job_workers: u32,
+    /// A job worker's lease (`30s`): after a crash, another worker takes the job this
+    /// long after its last save.
+    pub job_lease: String,
+    /// A job keeps a checkpoint after this many items…
+    pub job_checkpoint_items: u64,
+    /// …or this long (`5s`), whichever comes first.
+    pub job_checkpoint_every: String,
+    /// Checkpoints kept per job (older ones are deleted).
+    pub job_checkpoints_kept: u32,
+    /// Items a job reads at a time (1 to 100000); its progress is saved after each.
+    pub job_page: u32,
     /// How often `intake serve` backs the SQLite database up (`24h`; `off`: never).
     pub backup_every: String,
     /// Where backups go (empty: `backups/` beside the database file).
@@ -324,6 +337,12 @@ impl Default for Settings {
             source_retry_max: "5m".into(),
             source_timeout_ms: 30_000,
             source_max_page_bytes: 16 * 1024 * 1024,
+            job_workers: 1,
+            job_lease: "30s".into(),
+            job_checkpoint_items: 10_000,
+            job_checkpoint_every: "5s".into(),
+            job_checkpoints_kept: 5,
+            job_page: 1000,
             backup_every: "24h".into(),
             backup_dir: String::new(),
             backup_keep: 7,
@@ -333,7 +352,7 @@ impl Default for Settings {
 }
 
 /// The keys, as `INTAKE_<KEY>` reads them.
-const KEYS: [&str; 48] = [
+const KEYS: [&str; 54] = [
     "listen",
     "database_url",
     "database_schema",
@@ -379,6 +398,12 @@ const KEYS: [&str; 48] = [
     "source_retry_max",
     "source_timeout_ms",
     "source_max_page_bytes",
+    "job_workers",
+    "job_lease",
+    "job_checkpoint_items",
+    "job_checkpoint_every",
+    "job_checkpoints_kept",
+    "job_page",
     "backup_every",
     "backup_dir",
     "backup_keep",
@@ -530,6 +555,18 @@ impl Settings {
             self.source_workers
         );
         anyhow::ensure!(
+            self.job_workers <= 64,
+            "job_workers: at most 64 (got {})",
+            self.job_workers
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.job_checkpoints_kept)
+                && self.job_checkpoint_items > 0
+                && (1..=100_000).contains(&self.job_page),
+            "job_checkpoints_kept: 1 to 1000, job_checkpoint_items: more than 0, job_page: 1 to 100000"
+        );
+        self.jobs()?;
+        anyhow::ensure!(
             (1..=1000).contains(&self.source_degraded_after),
             "source_degraded_after: 1 to 1000 (got {})",
             self.source_degraded_after
@@ -655,6 +692,34 @@ impl Settings {
             lease: timeout * 2 + Duration::from_secs(5),
             secrets: self.secrets.to_domain(),
             ..intake_domain::sources::SourceSettings::default()
+        })
+    }
+
+    /// How jobs run.
+    ///
+    /// # Errors
+    /// Naming `job_lease` or `job_checkpoint_every` when malformed, or when the lease
+    /// is not longer than the checkpoint period.
+    pub fn jobs(&self) -> anyhow::Result<intake_domain::jobs::JobSettings> {
+        let read = |name: &str, text: &str| {
+            duration(text.trim())
+                .with_context(|| format!("{name}: a duration such as 30s (got {text:?})"))
+        };
+        let lease = read("job_lease", &self.job_lease)?;
+        let every = read("job_checkpoint_every", &self.job_checkpoint_every)?;
+        anyhow::ensure!(
+            lease >= Duration::from_secs(1) && lease > every,
+            "job_lease: at least 1s and longer than job_checkpoint_every (got {} and {})",
+            self.job_lease,
+            self.job_checkpoint_every
+        );
+        Ok(intake_domain::jobs::JobSettings {
+            lease,
+            checkpoint_items: self.job_checkpoint_items,
+            checkpoint_every: every,
+            keep: self.job_checkpoints_kept,
+            page: self.job_page,
+            ..intake_domain::jobs::JobSettings::default()
         })
     }
 

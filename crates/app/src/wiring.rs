@@ -11,11 +11,12 @@ use intake_domain::callbacks::{CallbackListings, CallbackObserver, CallbackWork}
 use intake_domain::datasets::{DatasetPorts, DatasetService};
 use intake_domain::delivery::{DeliveryPorts, DeliveryService};
 use intake_domain::ingest::{ImportObserver, ImportService, IngestPorts, IngestSettings};
+use intake_domain::jobs::{JobPorts, JobService};
 use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
     Analytics, Backups, Cache, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue,
-    Health, ImportQueue, ImportVault, NoCache, PauseStore, RateLimiter, RecordStore, SourceStore,
-    SubscriptionStore,
+    Health, ImportQueue, ImportVault, JobStore, NoCache, PauseStore, RateLimiter, RecordStore,
+    RollupStore, SourceStore, SubscriptionStore,
 };
 use intake_domain::sources::{SourcePorts, SourceService};
 use intake_domain::work::{Wakeups, WorkerControl};
@@ -56,6 +57,10 @@ pub struct Storage {
     callbacks: Arc<dyn CallbackTimers>,
     /// Pull sources.
     sources: Arc<dyn SourceStore>,
+    /// Jobs.
+    jobs: Arc<dyn JobStore>,
+    /// History in commit order, and rollup series.
+    rollups: Arc<dyn RollupStore>,
     /// Kinds of work paused by an operator.
     pauses: Arc<dyn PauseStore>,
     /// Who tells this process of changes other processes commit.
@@ -81,7 +86,7 @@ impl Storage {
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
         S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + PauseStore,
-        S: 'static,
+        S: JobStore + RollupStore + 'static,
     {
         Self {
             datasets: store.clone(),
@@ -94,6 +99,8 @@ impl Storage {
             deliveries: store.clone(),
             callbacks: store.clone(),
             sources: store.clone(),
+            jobs: store.clone(),
+            rollups: store.clone(),
             pauses: store.clone(),
             health: store,
             relay,
@@ -225,6 +232,8 @@ pub struct Services {
     pub callback_listings: Arc<CallbackListings>,
     /// Pull sources.
     pub sources: Arc<SourceService>,
+    /// Long-running jobs.
+    pub jobs: Arc<JobService>,
     /// What wakes the workers of every kind.
     pub wakeups: Wakeups,
     /// Pausing and resuming each kind of work, and what this process's workers hold.
@@ -321,8 +330,20 @@ impl Services {
             settings.sources()?,
         )
         .woken_by(wakeups.clone());
+        let datasets = Arc::new(datasets);
+        let jobs = JobService::new(
+            JobPorts {
+                store: storage.jobs.clone(),
+                rollups: storage.rollups.clone(),
+                datasets: datasets.clone(),
+                clock: clock.clone(),
+            },
+            settings.jobs()?,
+        )
+        .woken_by(wakeups.clone());
         Ok(Self {
-            datasets: Arc::new(datasets),
+            datasets,
+            jobs: Arc::new(jobs),
             imports: Arc::new(imports),
             deliveries: Arc::new(deliveries),
             callbacks: Arc::new(callbacks),

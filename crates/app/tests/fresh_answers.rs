@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use process::{intake, serve, sigterm, wait_until_up};
 use serde_json::{Value, json};
-use store::{CONTRACT, Store, client, get, post};
+use store::{CONTRACT, Store, client, get, import_items, post};
 
 /// The same contract with a second measure, `double` (the same field again).
 const CONTRACT_2: &str = r#"{"format": "csv",
@@ -34,18 +34,6 @@ fn csv(prefix: &str, rows: usize) -> String {
         doc.push_str(&format!("{prefix}{i},a,1\n"));
     }
     doc
-}
-
-/// Imports a CSV document and waits for it; the import must complete.
-async fn import(base: &str, doc: String) {
-    let mut res = client()
-        .post(format!("{base}/v1/datasets/items/imports?wait=true"))
-        .insert_header(("Content-Type", "text/csv"))
-        .send_body(doc)
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["status"], "completed", "{body}");
 }
 
 /// The record count of the aggregate's one group at `base` (0 with no records).
@@ -136,7 +124,7 @@ async fn two_servers_sharing_postgres_answer_each_others_imports_and_contracts()
     for round in 1..=5u64 {
         // B answers (and keeps what it read), then A commits an import.
         assert_eq!(count(&b).await, (round - 1) * 10);
-        import(&a, csv(&format!("r{round}-"), 10)).await;
+        import_items(&a, csv(&format!("r{round}-"), 10)).await;
         assert_eq!(
             count(&a).await,
             round * 10,
@@ -180,7 +168,7 @@ async fn a_server_answers_what_intake_import_committed_to_its_sqlite_file() {
         &json!({"name": "items", "contract": contract}),
     )
     .await;
-    import(&base, csv("server-", 10)).await;
+    import_items(&base, csv("server-", 10)).await;
     assert_eq!(count(&base).await, 10);
 
     // Another process commits to the same file.

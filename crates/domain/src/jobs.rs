@@ -311,6 +311,8 @@ impl JobWork {
 pub(crate) enum Outcome {
     /// Done, with the items it did.
     Done(u64),
+    /// At its end for now, with the items it did: it runs again at this time.
+    Again(u64, DateTime<Utc>),
     /// An operator paused or cancelled it (its lease is ended).
     Stopped,
     /// It cannot run as asked (retrying would not help).
@@ -422,6 +424,11 @@ impl LeasedWork for JobWork {
                     .await
                     .map_err(lease_or_failed)?;
                 tracing::info!(dataset = %job.dataset, job = %job.id, done, "job completed");
+            }
+            Outcome::Again(done, at) => {
+                store.snooze(job, done, at).await.map_err(lease_or_failed)?;
+                tracing::info!(dataset = %job.dataset, job = %job.id, done, next_run = %at,
+                    "job caught up; it runs again later");
             }
             Outcome::Stopped => {}
             Outcome::Refused(reason) => {

@@ -19,7 +19,7 @@ use crate::{PgStore, new_id, seconds, unexpected};
 
 const COLUMNS: &str = "id, dataset, kind, params::text AS params, status, done, total, error, \
     CASE WHEN lease_expires_at > now() THEN worker END AS worker, attempts, created_at, \
-    started_at, started_done, updated_at, finished_at";
+    started_at, started_done, updated_at, finished_at, due_at";
 
 fn count(row: &PgRow, column: &str) -> anyhow::Result<u64> {
     Ok(u64::try_from(row.try_get::<i64, _>(column)?)?)
@@ -56,6 +56,7 @@ impl PgStore {
                 started_done: count(row, "started_done")?,
                 updated_at: row.try_get("updated_at")?,
                 finished_at: row.try_get("finished_at")?,
+                due_at: row.try_get("due_at")?,
                 checkpoints: Vec::new(),
             })
         };
@@ -312,6 +313,20 @@ impl JobStore for PgStore {
         Ok(())
     }
 
+    async fn snooze(&self, job: &Job, done: u64, at: DateTime<Utc>) -> Result<(), JobError> {
+        self.end_claim(
+            job,
+            &format!(
+                "status = {UNLESS_STOPPED} 'queued' END, done = $3::bigint, due_at = $4, \
+                 attempts = 0, error = NULL"
+            ),
+            Some(done.to_string()),
+            Some(at),
+            "scheduling a job's next run",
+        )
+        .await
+    }
+
     async fn retry(&self, job: &Job, at: DateTime<Utc>, reason: &str) -> Result<(), JobError> {
         self.end_claim(
             job,
@@ -405,18 +420,19 @@ impl JobStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(unexpected("restarting a job"))?;
-        sqlx::query(
+        let row = sqlx::query(&format!(
             "UPDATE jobs SET status = 'queued', done = $2, error = NULL, finished_at = NULL, \
                attempts = 0, due_at = now(), updated_at = now(), worker = NULL, token = NULL, \
-               lease_expires_at = NULL WHERE id = $1",
-        )
+               lease_expires_at = NULL WHERE id = $1 RETURNING {COLUMNS}"
+        ))
         .bind(id)
         .bind(done)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(unexpected("restarting a job"))?;
         tx.commit().await.map_err(unexpected("restarting a job"))?;
-        JobStore::get(self, dataset, id).await
+        // The row as the restart left it: a worker may claim the job at once.
+        self.job_view(&row).await
     }
 }
 

@@ -17,7 +17,8 @@ use sqlx::sqlite::SqliteRow;
 use crate::{SqliteStore, from_micros, new_id, now, parse_ts, ts, unexpected};
 
 const COLUMNS: &str = "id, dataset, kind, params, status, done, total, error, worker, \
-    lease_expires_at, attempts, created_at, started_at, started_done, updated_at, finished_at";
+    lease_expires_at, attempts, created_at, started_at, started_done, updated_at, finished_at, \
+    due_at";
 
 fn count(row: &SqliteRow, column: &str) -> anyhow::Result<u64> {
     Ok(u64::try_from(row.try_get::<i64, _>(column)?)?)
@@ -65,6 +66,7 @@ impl SqliteStore {
                 started_done: count(row, "started_done")?,
                 updated_at: parse_ts(row.try_get("updated_at")?)?,
                 finished_at: time(row, "finished_at")?,
+                due_at: parse_ts(row.try_get("due_at")?)?,
                 checkpoints: Vec::new(),
             })
         };
@@ -317,6 +319,20 @@ impl JobStore for SqliteStore {
         Ok(())
     }
 
+    async fn snooze(&self, job: &Job, done: u64, at: DateTime<Utc>) -> Result<(), JobError> {
+        let text = serde_json::json!([done, ts(at)]).to_string();
+        self.end_claim(
+            job,
+            &format!(
+                "status = {UNLESS_STOPPED} 'queued' END, done = json_extract(?4, '$[0]'), \
+                 due_at = json_extract(?4, '$[1]'), attempts = 0, error = NULL"
+            ),
+            Some(text),
+            "scheduling a job's next run",
+        )
+        .await
+    }
+
     async fn retry(&self, job: &Job, at: DateTime<Utc>, reason: &str) -> Result<(), JobError> {
         // The reason and the due time travel as one JSON text: one parameter.
         let text = serde_json::json!([reason, ts(at)]).to_string();
@@ -417,19 +433,20 @@ impl JobStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(unexpected("restarting a job"))?;
-        sqlx::query(
+        let row = sqlx::query(&format!(
             "UPDATE jobs SET status = 'queued', done = ?2, error = NULL, finished_at = NULL, \
                attempts = 0, due_at = ?3, updated_at = ?3, worker = NULL, token = NULL, \
-               lease_expires_at = NULL WHERE id = ?1",
-        )
+               lease_expires_at = NULL WHERE id = ?1 RETURNING {COLUMNS}"
+        ))
         .bind(id)
         .bind(done)
         .bind(&at)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(unexpected("restarting a job"))?;
         tx.commit().await.map_err(unexpected("restarting a job"))?;
-        JobStore::get(self, dataset, id).await
+        // The row as the restart left it: a worker may claim the job at once.
+        self.job_view(&row).await
     }
 }
 

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use intake_domain::ports::Backup;
+use intake_domain::ports::{Backup, JobStatus};
 use intake_domain::work::{KindView, WorkKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -131,6 +131,14 @@ pub struct QueuesResponse {
     pub sources_degraded: Option<u64>,
     /// Pull sources paused.
     pub sources_paused: Option<u64>,
+    /// Jobs queued (waiting for a worker).
+    pub jobs_queued: Option<u64>,
+    /// Jobs running.
+    pub jobs_running: Option<u64>,
+    /// Jobs paused by an operator.
+    pub jobs_paused: Option<u64>,
+    /// Jobs failed.
+    pub jobs_failed: Option<u64>,
 }
 
 /// This instance and what it holds.
@@ -225,6 +233,15 @@ pub(crate) async fn state(state: web::Data<ApiState>) -> Result<HttpResponse, Ap
                 .map(|(_, n)| *n)
         })
     };
+    let job_counts = logged("jobs by status", state.jobs.counts().await);
+    let jobs = |status: JobStatus| {
+        job_counts.as_ref().map(|counts| {
+            counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n)
+        })
+    };
     let admin = &state.admin;
     let uptime = state.started.elapsed();
     let body = AdminStateResponse {
@@ -254,6 +271,10 @@ pub(crate) async fn state(state: web::Data<ApiState>) -> Result<HttpResponse, Ap
             sources_healthy: count("healthy"),
             sources_degraded: count("degraded"),
             sources_paused: count("paused"),
+            jobs_queued: jobs(JobStatus::Queued),
+            jobs_running: jobs(JobStatus::Running),
+            jobs_paused: jobs(JobStatus::Paused),
+            jobs_failed: jobs(JobStatus::Failed),
         },
         recent_errors: admin.log.recent_errors(),
     };

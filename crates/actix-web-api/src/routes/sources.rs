@@ -300,7 +300,7 @@ pub struct SourceListResponse {
 }
 
 /// A body read as the domain type, each mistake a field error.
-fn body<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T, ApiError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(json).map_err(|e| {
         let field = e.path().to_string();
         let message = e.into_inner().to_string();

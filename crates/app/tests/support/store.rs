@@ -83,6 +83,18 @@ pub async fn request(base: &str, method: &str, path: &str, body: Option<&Value>)
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// Imports a CSV document into `items` and waits for it; the import must complete.
+pub async fn import_items(base: &str, doc: String) {
+    let mut res = client()
+        .post(format!("{base}/v1/datasets/items/imports?wait=true"))
+        .insert_header(("Content-Type", "text/csv"))
+        .send_body(doc)
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "completed", "{body}");
+}
+
 /// GETs JSON, whatever the status.
 pub async fn get(base: &str, path: &str) -> Value {
     let mut res = client().get(format!("{base}{path}")).send().await.unwrap();

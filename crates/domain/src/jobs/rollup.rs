@@ -15,6 +15,7 @@ use super::{JobApiError, JobService, Outcome, Saver};
 use crate::datasets::DatasetService;
 use crate::model::{DatasetName, ImportId, Record};
 use crate::ports::{Job, RecordChange, RollupError, RollupPoint};
+use crate::sources::Every;
 use crate::work::WorkError;
 
 /// The kind's name.
@@ -33,6 +34,11 @@ pub struct RollupSpec {
     pub measure: String,
     /// The dimension grouped by.
     pub group_by: String,
+    /// Go on: after reaching the end of the history, run again this long later,
+    /// adding the points of the imports committed meanwhile (`"1m"`, `"1h"`). Without
+    /// it the job completes at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Every>,
 }
 
 impl RollupSpec {
@@ -48,6 +54,15 @@ impl RollupSpec {
             return Err(JobApiError::Invalid {
                 field: "name".into(),
                 message: "1 to 64 letters, digits, '_' or '-'".into(),
+            });
+        }
+        if self
+            .every
+            .is_some_and(|e| e.get() < std::time::Duration::from_secs(1))
+        {
+            return Err(JobApiError::Invalid {
+                field: "every".into(),
+                message: "at least 1s".into(),
             });
         }
         datasets
@@ -159,7 +174,13 @@ pub(crate) async fn run(
             if !saver.save(done, Some(done), || json(&state), true).await? {
                 return Ok(Outcome::Stopped);
             }
-            return Ok(Outcome::Done(done));
+            return Ok(match spec.every {
+                Some(every) => {
+                    let every = chrono::Duration::from_std(every.get()).unwrap_or_default();
+                    Outcome::Again(done, s.ports.clock.now() + every)
+                }
+                None => Outcome::Done(done),
+            });
         };
         let after = last.seq;
         let points = apply(&spec, &mut state, &page);
@@ -278,6 +299,7 @@ pub(crate) mod tests_support {
             name: "r".into(),
             measure: "percent".into(),
             group_by: "test".into(),
+            every: None,
         };
         let mut state = State::default();
         let mut saved = BTreeMap::new();

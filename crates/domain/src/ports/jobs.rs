@@ -108,6 +108,8 @@ pub struct JobView {
     pub updated_at: DateTime<Utc>,
     /// When it completed, failed or was cancelled.
     pub finished_at: Option<DateTime<Utc>>,
+    /// When a queued job may be taken (a retry's or a repeating job's next run).
+    pub due_at: DateTime<Utc>,
     /// The checkpoints kept, oldest first.
     pub checkpoints: Vec<CheckpointMark>,
 }
@@ -267,6 +269,13 @@ pub trait JobStore: Send + Sync {
     /// # Errors
     /// - `LeaseLost` when the lease lapsed or was taken.
     async fn finish(&self, job: &Job, done: u64, error: Option<String>) -> Result<(), JobError>;
+
+    /// A run that reached its end and goes on at `at` (a repeating job): queued, due
+    /// then, its checkpoints kept and its attempts cleared.
+    ///
+    /// # Errors
+    /// - `LeaseLost` when the lease lapsed or was taken.
+    async fn snooze(&self, job: &Job, done: u64, at: DateTime<Utc>) -> Result<(), JobError>;
 
     /// A failed attempt to be tried again at `at`: the lease ends and the job is
     /// queued, claimable from then.

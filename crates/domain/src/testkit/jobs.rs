@@ -203,6 +203,39 @@ pub async fn operators_pause_resume_cancel_and_restart_jobs(s: Stores) {
     );
     let from_start = s.jobs.restart(&ds, &job.id, 0).await.expect("restarted");
     assert_eq!((from_start.done, from_start.checkpoints.len()), (0, 0));
+
+    // A repeating job at its end waits, queued, until its next run is due.
+    let d = s.jobs.claim("d", lease).await.expect("claim").expect("job");
+    s.jobs
+        .save(&d, &progress(40, Some(9)), lease, 5)
+        .await
+        .expect("saved");
+    let next = chrono::Utc::now() + chrono::Duration::milliseconds(800);
+    s.jobs.snooze(&d, 40, next).await.expect("snoozed");
+    let waiting = s.jobs.get(&ds, &job.id).await.expect("view");
+    assert_eq!(
+        (waiting.status, waiting.done, waiting.attempts),
+        (JobStatus::Queued, 40, 0)
+    );
+    assert!(
+        (waiting.due_at - next).num_milliseconds().abs() < 5,
+        "{waiting:?}"
+    );
+    assert!(
+        s.jobs.claim("e", lease).await.expect("claim").is_none(),
+        "not due yet"
+    );
+    SystemClock.sleep(Duration::from_millis(1000)).await;
+    let e = s
+        .jobs
+        .claim("e", lease)
+        .await
+        .expect("claim")
+        .expect("due now");
+    assert_eq!(
+        (e.done, e.checkpoint.clone()),
+        (40, Some(serde_json::json!({"at": 9})))
+    );
     assert!(matches!(
         s.jobs.get(&ds, "no-such-job").await,
         Err(JobError::NotFound)
@@ -257,6 +290,7 @@ pub async fn a_rollup_keeps_each_groups_aggregate_after_every_import(s: Stores) 
             name: "by_group".into(),
             measure: measure.into(),
             group_by: group_by.into(),
+            every: None,
         })
     };
     let bad = jobs.create(&ds, spec("nope", "group")).await;
