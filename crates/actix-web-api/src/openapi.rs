@@ -359,7 +359,21 @@ pub fn v1_document() -> serde_json::Value {
     serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
 }
 
+/// Declares the documents' routes (the Swagger UI registers them): open, each with its
+/// own media type.
+pub(crate) fn declare() {
+    for pattern in [
+        "/docs",
+        "/docs/{_:.*}",
+        "/openapi/v1.json",
+        "/openapi/v2.json",
+    ] {
+        crate::policy::declare(pattern, crate::policy::Policy::OpenDocument);
+    }
+}
+
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    declare();
     cfg.service(
         SwaggerUi::new("/docs/{_:.*}")
             .url("/openapi/v1.json", ApiDoc::openapi())

@@ -10,6 +10,10 @@
 //! The middleware computes it once per request ([`Route::of`]); the gate, content
 //! negotiation, deadlines and the OpenAPI document all read it from there.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use actix_web::HttpMessage as _;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
@@ -37,89 +41,42 @@ pub(crate) enum Policy {
     Admin,
 }
 
-/// Every routed pattern and its policy. A pattern not listed here is `Admin` (closed
-/// by default); a request that matches no route is `Api` (authenticated, then `404`).
-const ROUTES: &[(&str, Policy)] = &[
-    ("/healthz", Policy::Open),
-    ("/readyz", Policy::Open),
-    ("/metrics", Policy::Admin),
-    ("/admin/state", Policy::Admin),
-    ("/admin/log-level", Policy::Admin),
-    ("/admin/backups", Policy::Admin),
-    ("/admin/workers/{kind}/pause", Policy::Admin),
-    ("/admin/workers/{kind}/resume", Policy::Admin),
-    ("/docs", Policy::OpenDocument),
-    ("/docs/{_:.*}", Policy::OpenDocument),
-    ("/openapi/v1.json", Policy::OpenDocument),
-    ("/openapi/v2.json", Policy::OpenDocument),
-    ("/import", Policy::Markr),
-    ("/results/{test_id}/aggregate", Policy::Markr),
-    ("/v1/datasets", Policy::Api),
-    ("/v1/datasets/{dataset}", Policy::Api),
-    ("/v1/datasets/{dataset}/contracts", Policy::Api),
-    ("/v1/datasets/{dataset}/contracts/dry-run", Policy::Api),
-    ("/v1/datasets/{dataset}/contracts/{version}", Policy::Api),
-    ("/v1/datasets/{dataset}/records", Policy::Api),
-    ("/v1/datasets/{dataset}/records/{key}", Policy::Api),
-    ("/v1/datasets/{dataset}/records/{key}/history", Policy::Api),
-    ("/v1/datasets/{dataset}/conflicts", Policy::Api),
-    ("/v1/datasets/{dataset}/imports", Policy::Api),
-    ("/v1/datasets/{dataset}/imports/{import}", Policy::Api),
-    (
-        "/v1/datasets/{dataset}/imports/{import}/document",
-        Policy::ApiDocument,
-    ),
-    (
-        "/v1/datasets/{dataset}/imports/{import}/reprocess",
-        Policy::Api,
-    ),
-    ("/v1/datasets/{dataset}/aggregate", Policy::Api),
-    ("/v1/datasets/{dataset}/subscriptions", Policy::Managed),
-    (
-        "/v1/datasets/{dataset}/subscriptions/{subscription}",
-        Policy::Managed,
-    ),
-    (
-        "/v1/datasets/{dataset}/subscriptions/{subscription}/rotate-secret",
-        Policy::Managed,
-    ),
-    (
-        "/v1/datasets/{dataset}/subscriptions/{subscription}/deliveries",
-        Policy::Managed,
-    ),
-    (
-        "/v1/datasets/{dataset}/subscriptions/{subscription}/deliveries/{event}/replay",
-        Policy::Managed,
-    ),
-    (
-        "/v1/datasets/{dataset}/subscriptions/{subscription}/replay",
-        Policy::Managed,
-    ),
-    ("/v1/datasets/{dataset}/sources", Policy::Managed),
-    ("/v1/datasets/{dataset}/sources/{source}", Policy::Managed),
-    (
-        "/v1/datasets/{dataset}/sources/{source}/run",
-        Policy::Managed,
-    ),
-    (
-        "/v1/datasets/{dataset}/sources/{source}/reset",
-        Policy::Managed,
-    ),
-    ("/v1/datasets/{dataset}/jobs", Policy::Managed),
-    ("/v1/datasets/{dataset}/jobs/{job}", Policy::Managed),
-    ("/v1/datasets/{dataset}/jobs/{job}/pause", Policy::Managed),
-    ("/v1/datasets/{dataset}/jobs/{job}/resume", Policy::Managed),
-    ("/v1/datasets/{dataset}/jobs/{job}/cancel", Policy::Managed),
-    ("/v1/datasets/{dataset}/jobs/{job}/restart", Policy::Managed),
-    ("/v1/datasets/{dataset}/rollups/{rollup}", Policy::Api),
-    ("/v1/datasets/{dataset}/callbacks", Policy::Api),
-    ("/v1/datasets/{dataset}/top", Policy::Api),
-    ("/v2/datasets", Policy::Api),
-    ("/v2/datasets/{dataset}/records", Policy::Api),
-    ("/v2/datasets/{dataset}/imports", Policy::Api),
-    ("/v2/datasets/{dataset}/conflicts", Policy::Api),
-    ("/v2/datasets/{dataset}/aggregate", Policy::Api),
-];
+thread_local! {
+    /// The policies routes declare while [`DECLARED`] registers them.
+    static DECLARING: RefCell<Option<Vec<(String, Policy)>>> = const { RefCell::new(None) };
+}
+
+/// Every routed pattern and the policy its registration declared
+/// ([`crate::routes::resource`]), found by registering the routes once, as the
+/// application does. A pattern not declared is `Admin` (closed by default); a request
+/// that matches no route is `Api` (authenticated, then `404`).
+static DECLARED: LazyLock<HashMap<String, Policy>> = LazyLock::new(|| {
+    DECLARING.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    // Not the documents' `configure`: rendering them asks for these policies.
+    let _ = actix_web::App::new().configure(crate::routes::configure);
+    crate::openapi::declare();
+    let declared = DECLARING
+        .with(|d| d.borrow_mut().take())
+        .unwrap_or_default();
+    let mut policies = HashMap::new();
+    for (pattern, policy) in declared {
+        let before = policies.insert(pattern.clone(), policy);
+        assert!(
+            before.is_none_or(|b| b == policy),
+            "{pattern} is registered with two policies"
+        );
+    }
+    policies
+});
+
+/// Declares `pattern`'s policy; called where the route is registered.
+pub(crate) fn declare(pattern: &str, policy: Policy) {
+    DECLARING.with(|d| {
+        if let Some(declared) = d.borrow_mut().as_mut() {
+            declared.push((pattern.to_owned(), policy));
+        }
+    });
+}
 
 impl Policy {
     /// The policy of a routed pattern (`None`: no route matches).
@@ -127,15 +84,7 @@ impl Policy {
         let Some(pattern) = pattern else {
             return Self::Api;
         };
-        ROUTES
-            .iter()
-            .find(|(p, _)| *p == pattern)
-            .map_or(Self::Admin, |(_, policy)| *policy)
-    }
-
-    /// Whether `pattern` has a policy of its own (every registered route must).
-    pub(crate) fn is_declared(pattern: &str) -> bool {
-        ROUTES.iter().any(|(p, _)| *p == pattern)
+        DECLARED.get(pattern).copied().unwrap_or(Self::Admin)
     }
 
     /// The scope a request with `method` needs, or `None` for reads of the open routes.
@@ -209,8 +158,21 @@ mod tests {
         assert_eq!(scope("/v1/datasets", Method::GET), Some(Scope::Read));
         assert_eq!(scope("/v1/datasets", Method::HEAD), Some(Scope::Read));
         assert_eq!(scope("/import", Method::POST), Some(Scope::Write));
-        // A pattern without a declared policy is closed; no route at all is the API's.
         assert_eq!(scope("/admin/state", Method::GET), Some(Scope::Admin));
+        assert_eq!(
+            scope("/v1/datasets/{dataset}/jobs", Method::GET),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            scope("/v1/datasets/{dataset}/jobs", Method::POST),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            scope("/v1/datasets/{dataset}/records", Method::POST),
+            Some(Scope::Write)
+        );
+        // A pattern without a declared policy is closed; no route at all is the API's.
+        assert_eq!(scope("/not/registered", Method::GET), Some(Scope::Admin));
         assert_eq!(
             Policy::of_pattern(None).scope(&Method::GET),
             Some(Scope::Read)

@@ -20,6 +20,7 @@ use intake_domain::{DatasetName, ImportId};
 
 use crate::ApiError;
 use crate::dto::PageQuery;
+use crate::policy::Policy;
 
 /// Every route about one dataset of `/v1` is below this pattern, in one scope: the
 /// router (and the policy's look-up, [`crate::policy::Route::of`]) matches this one
@@ -51,23 +52,18 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     markr::configure(cfg);
 }
 
-/// A route: its other methods answer `405` with `Allow` (a problem document, by
-/// [`crate::refusals`]). Its pattern must have a [`crate::policy::Policy`] of its own.
-pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    debug_assert!(
-        crate::policy::Policy::is_declared(path),
-        "the route {path} has no policy in policy.rs"
-    );
+/// A route with what it allows (its scope, its media types), declared here, where it
+/// is registered: its other methods answer `405` with `Allow` (a problem document, by
+/// [`crate::refusals`]).
+pub(crate) fn resource(path: &str, policy: Policy) -> actix_web::Resource {
+    crate::policy::declare(path, policy);
     web::resource(path)
 }
 
 /// A route of one dataset: `path` below `scope` ([`V1_DATASET`] or [`V2_DATASET`]), as
 /// [`resource`].
-pub(crate) fn resource_in(scope: &str, path: &str) -> actix_web::Resource {
-    debug_assert!(
-        crate::policy::Policy::is_declared(&format!("{scope}{path}")),
-        "the route {scope}{path} has no policy in policy.rs"
-    );
+pub(crate) fn resource_in(scope: &str, path: &str, policy: Policy) -> actix_web::Resource {
+    crate::policy::declare(&format!("{scope}{path}"), policy);
     web::resource(path)
 }
 

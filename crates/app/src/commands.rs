@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use intake_domain::DatasetName;
 use intake_domain::ImportStatus;
 use intake_domain::ports::{ImportSummary, JobStatus, JobView};
+use intake_domain::work::WorkKind;
 use tokio::io::AsyncReadExt as _;
 
 use crate::server::{WorkerCounts, Workers};
@@ -162,18 +163,41 @@ async fn process(
         imports: settings.workers.max(1),
         ..WorkerCounts::default()
     };
+    // Workers obey the pauses from their first claim.
+    if let Err(e) = services.workers.read().await {
+        eprintln!("could not read which kinds of work are paused: {e:#}");
+    }
     let workers = Workers::start(services, counts, None);
     let started = Instant::now();
+    // An operator's pause holds this process's workers too: say so rather than wait
+    // in silence.
+    let paused_since = || {
+        services
+            .workers
+            .kinds()
+            .into_iter()
+            .find(|k| k.kind == WorkKind::Imports)
+            .and_then(|k| k.paused_since)
+    };
     let finishing = async {
+        let mut wait = Duration::from_secs(10);
         loop {
-            let now = services
-                .imports
-                .wait(dataset, &import.id, Duration::from_secs(10));
+            if let Some(since) = paused_since() {
+                eprintln!(
+                    "imports are paused on every instance (since {since}): nothing is processed \
+                     until POST /admin/workers/imports/resume; Ctrl-C leaves import {} queued",
+                    import.id
+                );
+                wait = Duration::from_secs(30);
+            }
+            let now = services.imports.wait(dataset, &import.id, wait);
             let now = now.await?;
             if now.status.is_finished() {
                 return Ok(Some(now));
             }
-            eprintln!("still processing ({} s)", started.elapsed().as_secs());
+            if paused_since().is_none() {
+                eprintln!("still processing ({} s)", started.elapsed().as_secs());
+            }
         }
     };
     let interrupted = async {

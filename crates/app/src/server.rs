@@ -321,6 +321,10 @@ impl Application {
             sources: settings.source_workers,
             jobs: settings.job_workers,
         };
+        // Workers obey the pauses from their first claim.
+        if let Err(e) = services.workers.read().await {
+            tracing::warn!(error = %format!("{e:#}"), "could not read which kinds of work are paused");
+        }
         let mut workers = Workers::start(&services, counts, Some(storage.relay.clone()));
         // Only SQLite has backups made by the service.
         if let Some(backups) = &storage.backups

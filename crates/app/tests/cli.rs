@@ -193,6 +193,57 @@ fn import_streams_a_file_processes_it_and_says_how_it_went() {
     );
 }
 
+/// `intake import` while an operator has paused imports says so instead of waiting in
+/// silence, and Ctrl-C leaves the import queued.
+#[actix_web::test]
+async fn import_says_when_imports_are_paused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        create_exam_dataset(dir.path()).await,
+        "the dataset was created"
+    );
+    let (server, base) = serve(dir.path(), &[("INTAKE_LOG", "off")]);
+    let client = awc::Client::default();
+    wait_until_up(&client, &base).await;
+    let res = client
+        .post(format!("{base}/admin/workers/imports/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    sigterm(&server);
+    let _ = server.wait_with_output();
+
+    let mut import = intake(dir.path())
+        .args(["import", "--dataset", "exam-results"])
+        .arg(example("data", "exam-results.xml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Should it wait in silence, the test fails within a minute instead of hanging.
+    let pid = import.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    });
+    let mut stderr = std::io::BufReader::new(import.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("paused") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "it ended without saying imports are paused: {said}");
+        said.push_str(&line);
+    }
+    assert!(said.contains("/admin/workers/imports/resume"), "{said}");
+    sigint(&import);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = import.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{rest}");
+    assert!(rest.contains("stays queued"), "{rest}");
+}
+
 async fn create_exam_dataset(dir: &Path) -> bool {
     let (child, base) = serve(dir, &[("INTAKE_LOG", "off")]);
     let client = awc::Client::default();

@@ -8,22 +8,29 @@ use intake_domain::work::{KindView, WorkKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/admin/state").route(web::get().to(state)))
+    cfg.service(super::resource("/admin/state", Policy::Admin).route(web::get().to(state)))
         .service(
-            super::resource("/admin/log-level")
+            super::resource("/admin/log-level", Policy::Admin)
                 .route(web::get().to(get_log_level))
                 .route(web::put().to(put_log_level)),
         )
         .service(
-            super::resource("/admin/backups")
+            super::resource("/admin/backups", Policy::Admin)
                 .route(web::get().to(list_backups))
                 .route(web::post().to(make_backup)),
         )
-        .service(super::resource("/admin/workers/{kind}/pause").route(web::post().to(pause)))
-        .service(super::resource("/admin/workers/{kind}/resume").route(web::post().to(resume)));
+        .service(
+            super::resource("/admin/workers/{kind}/pause", Policy::Admin)
+                .route(web::post().to(pause)),
+        )
+        .service(
+            super::resource("/admin/workers/{kind}/resume", Policy::Admin)
+                .route(web::post().to(resume)),
+        );
 }
 
 /// An error this instance logged.

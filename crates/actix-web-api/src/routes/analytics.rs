@@ -12,6 +12,7 @@ use super::{dataset_name, json_ok, to_json};
 use crate::conditional::conditional;
 use crate::dto::{AggregateResponse, GroupAggregateResponse, TopGroupResponse, TopResponse};
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 /// `k` when the client names none.
@@ -19,12 +20,12 @@ const DEFAULT_K: u32 = 10;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/aggregate")
+        super::resource_in(super::V1_DATASET, "/aggregate", Policy::Api)
             .route(web::get().to(aggregate))
             .wrap(from_fn(conditional)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/top")
+        super::resource_in(super::V1_DATASET, "/top", Policy::Api)
             .route(web::get().to(top))
             .wrap(from_fn(conditional)),
     );

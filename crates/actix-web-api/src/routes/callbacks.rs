@@ -11,11 +11,13 @@ use utoipa::ToSchema;
 
 use super::dataset_name;
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/callbacks").route(web::get().to(list_callbacks)),
+        super::resource_in(super::V1_DATASET, "/callbacks", Policy::Api)
+            .route(web::get().to(list_callbacks)),
     );
 }
 

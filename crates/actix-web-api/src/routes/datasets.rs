@@ -11,11 +11,12 @@ use crate::dto::{
     DryRunBody, DryRunResponse, RecordResponse,
 };
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState, dto::ConflictResponse};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/v1/datasets")
+        super::resource("/v1/datasets", Policy::Api)
             .route(web::get().to(list_datasets))
             .route(web::post().to(create_dataset)),
     );
@@ -23,7 +24,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The routes of one dataset, below [`super::V1_DATASET`].
 pub(crate) fn configure_one(cfg: &mut web::ServiceConfig) {
-    let resource = |path| super::resource_in(super::V1_DATASET, path);
+    let resource = |path| super::resource_in(super::V1_DATASET, path, Policy::Api);
     cfg.service(resource("").route(web::get().to(get_dataset)))
         .service(
             resource("/contracts")

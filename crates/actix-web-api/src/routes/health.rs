@@ -9,15 +9,16 @@ use futures_lite::future;
 use intake_domain::ports::Health;
 
 use crate::dto::{DependencyResponse, HealthResponse, ReadyResponse};
+use crate::policy::Policy;
 use crate::{ApiState, Metrics};
 
 /// How long `/readyz` waits for one dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/healthz").route(web::get().to(healthz)))
-        .service(super::resource("/readyz").route(web::get().to(readyz)))
-        .service(super::resource("/metrics").route(web::get().to(metrics)));
+    cfg.service(super::resource("/healthz", Policy::Open).route(web::get().to(healthz)))
+        .service(super::resource("/readyz", Policy::Open).route(web::get().to(readyz)))
+        .service(super::resource("/metrics", Policy::Admin).route(web::get().to(metrics)));
 }
 
 /// Alive: answers while the process serves requests.

@@ -10,6 +10,7 @@ use intake_domain::ports::{ImportSummary, VaultReader};
 use super::{dataset_name, import_id, page};
 use crate::dto::{ImportListResponse, ImportQuery, ImportResponse, PageQuery, ReprocessBody};
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 /// The longest `Idempotency-Key` kept.
@@ -17,20 +18,29 @@ const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/imports")
+        super::resource_in(super::V1_DATASET, "/imports", Policy::Api)
             .route(web::get().to(list_imports))
             .route(web::post().to(create_import)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/imports/{import}").route(web::get().to(get_import)),
+        super::resource_in(super::V1_DATASET, "/imports/{import}", Policy::Api)
+            .route(web::get().to(get_import)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/imports/{import}/document")
-            .route(web::get().to(get_document)),
+        super::resource_in(
+            super::V1_DATASET,
+            "/imports/{import}/document",
+            Policy::ApiDocument,
+        )
+        .route(web::get().to(get_document)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/imports/{import}/reprocess")
-            .route(web::post().to(reprocess)),
+        super::resource_in(
+            super::V1_DATASET,
+            "/imports/{import}/reprocess",
+            Policy::Api,
+        )
+        .route(web::post().to(reprocess)),
     );
 }
 

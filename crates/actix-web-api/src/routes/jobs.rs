@@ -12,32 +12,38 @@ use utoipa::ToSchema;
 use super::dataset_name;
 use super::sources::body;
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/jobs")
+        super::resource_in(super::V1_DATASET, "/jobs", Policy::Managed)
             .route(web::get().to(list_jobs))
             .route(web::post().to(create_job)),
     )
-    .service(super::resource_in(super::V1_DATASET, "/jobs/{job}").route(web::get().to(get_job)))
     .service(
-        super::resource_in(super::V1_DATASET, "/jobs/{job}/pause").route(web::post().to(pause_job)),
+        super::resource_in(super::V1_DATASET, "/jobs/{job}", Policy::Managed)
+            .route(web::get().to(get_job)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/jobs/{job}/resume")
+        super::resource_in(super::V1_DATASET, "/jobs/{job}/pause", Policy::Managed)
+            .route(web::post().to(pause_job)),
+    )
+    .service(
+        super::resource_in(super::V1_DATASET, "/jobs/{job}/resume", Policy::Managed)
             .route(web::post().to(resume_job)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/jobs/{job}/cancel")
+        super::resource_in(super::V1_DATASET, "/jobs/{job}/cancel", Policy::Managed)
             .route(web::post().to(cancel_job)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/jobs/{job}/restart")
+        super::resource_in(super::V1_DATASET, "/jobs/{job}/restart", Policy::Managed)
             .route(web::post().to(restart_job)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/rollups/{rollup}").route(web::get().to(get_rollup)),
+        super::resource_in(super::V1_DATASET, "/rollups/{rollup}", Policy::Api)
+            .route(web::get().to(get_rollup)),
     );
 }
 

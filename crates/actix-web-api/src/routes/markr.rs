@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::dto::{ImportResponse, MarkrAggregateResponse, MarkrImportResponse};
 use crate::error::{FieldError, Problem};
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 use super::{json_ok, to_json};
@@ -28,9 +29,10 @@ const CONTRACT: &str = include_str!("../../../../examples/contracts/exam-results
 const MEDIA_TYPE: &str = "text/xml+markr";
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/import").route(web::post().to(import)))
+    cfg.service(super::resource("/import", Policy::Markr).route(web::post().to(import)))
         .service(
-            super::resource("/results/{test_id}/aggregate").route(web::get().to(results_aggregate)),
+            super::resource("/results/{test_id}/aggregate", Policy::Markr)
+                .route(web::get().to(results_aggregate)),
         );
 }
 

@@ -14,16 +14,18 @@ use crate::dto::{
     RecordListResponse, RecordResponse,
 };
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     // Records, a record and its history change only with the dataset's revision.
-    let tagged = |path| super::resource_in(super::V1_DATASET, path).wrap(from_fn(conditional));
+    let tagged =
+        |path| super::resource_in(super::V1_DATASET, path, Policy::Api).wrap(from_fn(conditional));
     cfg.service(tagged("/records").route(web::get().to(list_records)))
         .service(tagged("/records/{key}").route(web::get().to(get_record)))
         .service(tagged("/records/{key}/history").route(web::get().to(get_history)))
         .service(
-            super::resource_in(super::V1_DATASET, "/conflicts")
+            super::resource_in(super::V1_DATASET, "/conflicts", Policy::Api)
                 .route(web::get().to(list_conflicts)),
         );
 }

@@ -11,27 +11,32 @@ use utoipa::ToSchema;
 
 use super::dataset_name;
 use crate::error::{FieldError, Problem};
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/sources")
+        super::resource_in(super::V1_DATASET, "/sources", Policy::Managed)
             .route(web::get().to(list_sources))
             .route(web::post().to(create_source)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/sources/{source}")
+        super::resource_in(super::V1_DATASET, "/sources/{source}", Policy::Managed)
             .route(web::get().to(get_source))
             .route(web::patch().to(patch_source))
             .route(web::delete().to(delete_source)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/sources/{source}/run")
+        super::resource_in(super::V1_DATASET, "/sources/{source}/run", Policy::Managed)
             .route(web::post().to(run_source)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/sources/{source}/reset")
-            .route(web::post().to(reset_source)),
+        super::resource_in(
+            super::V1_DATASET,
+            "/sources/{source}/reset",
+            Policy::Managed,
+        )
+        .route(web::post().to(reset_source)),
     );
 }
 

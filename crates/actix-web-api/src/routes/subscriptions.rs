@@ -15,24 +15,30 @@ use utoipa::ToSchema;
 
 use super::dataset_name;
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/subscriptions")
+        super::resource_in(super::V1_DATASET, "/subscriptions", Policy::Managed)
             .route(web::get().to(list_subscriptions))
             .route(web::post().to(create_subscription)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/subscriptions/{subscription}")
-            .route(web::get().to(get_subscription))
-            .route(web::patch().to(patch_subscription))
-            .route(web::delete().to(delete_subscription)),
+        super::resource_in(
+            super::V1_DATASET,
+            "/subscriptions/{subscription}",
+            Policy::Managed,
+        )
+        .route(web::get().to(get_subscription))
+        .route(web::patch().to(patch_subscription))
+        .route(web::delete().to(delete_subscription)),
     )
     .service(
         super::resource_in(
             super::V1_DATASET,
             "/subscriptions/{subscription}/rotate-secret",
+            Policy::Managed,
         )
         .route(web::post().to(rotate_secret)),
     )
@@ -40,6 +46,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         super::resource_in(
             super::V1_DATASET,
             "/subscriptions/{subscription}/deliveries",
+            Policy::Managed,
         )
         .route(web::get().to(list_deliveries)),
     )
@@ -47,12 +54,17 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         super::resource_in(
             super::V1_DATASET,
             "/subscriptions/{subscription}/deliveries/{event}/replay",
+            Policy::Managed,
         )
         .route(web::post().to(replay_delivery)),
     )
     .service(
-        super::resource_in(super::V1_DATASET, "/subscriptions/{subscription}/replay")
-            .route(web::post().to(replay)),
+        super::resource_in(
+            super::V1_DATASET,
+            "/subscriptions/{subscription}/replay",
+            Policy::Managed,
+        )
+        .route(web::post().to(replay)),
     );
 }
 

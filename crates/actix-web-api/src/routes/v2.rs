@@ -24,6 +24,7 @@ use super::records::number;
 use crate::conditional::conditional;
 use crate::dto::{ConflictResponse, DatasetResponse, ImportResponse, RecordResponse};
 use crate::error::Problem;
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 /// The largest page.
@@ -77,12 +78,12 @@ const STATISTICS_FIELDS: &[&str] = &[
 ];
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/v2/datasets").route(web::get().to(list_datasets)));
+    cfg.service(super::resource("/v2/datasets", Policy::Api).route(web::get().to(list_datasets)));
 }
 
 /// The routes of one dataset, below [`super::V2_DATASET`].
 pub(crate) fn configure_one(cfg: &mut web::ServiceConfig) {
-    let resource = |path| super::resource_in(super::V2_DATASET, path);
+    let resource = |path| super::resource_in(super::V2_DATASET, path, Policy::Api);
     cfg.service(
         resource("/aggregate")
             .route(web::get().to(aggregate))
