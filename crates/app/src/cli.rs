@@ -98,7 +98,8 @@ pub enum Command {
     /// Restore a backup into the database `database_url` names, checking it first, and
     /// print what it restored. SQLite: refuses while a server or an import uses it, and
     /// keeps the file it replaces (renamed `….replaced-<time>`). PostgreSQL: `pg_restore
-    /// --clean --single-transaction` over the service's schema (stop the servers first).
+    /// --clean --single-transaction` over the service's schema, refused while a server
+    /// or an import is connected to it.
     Restore {
         /// The backup to restore.
         file: PathBuf,

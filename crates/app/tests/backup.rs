@@ -218,6 +218,16 @@ async fn a_postgres_schema_is_dumped_and_restored_with_its_own_tools() {
         import(&base, n, true).await;
     }
     assert_eq!(count(&base).await, 5 * PER_IMPORT as u64);
+    let (ok, said) = run_with(dir.path(), &env, &["restore", dump.to_str().unwrap()]);
+    assert!(
+        !ok && said.contains("stop the servers"),
+        "refused while served: {said}"
+    );
+    assert_eq!(
+        count(&base).await,
+        5 * PER_IMPORT as u64,
+        "nothing restored"
+    );
     sigterm(&server);
     assert!(server.wait().unwrap().success());
 

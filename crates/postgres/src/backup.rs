@@ -120,6 +120,31 @@ fn check(file: &Path, settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses while another process of the service (a server, an import) is connected to
+/// the schema: a restore under it would fail half-way or be written over.
+async fn refuse_while_used(settings: &Settings) -> anyhow::Result<()> {
+    let store = PgStore::connect(settings)?;
+    let name = crate::application_name(settings.schema.as_deref());
+    let users: Vec<(Option<String>, i64)> = sqlx::query_as(
+        "SELECT client_addr::text, COUNT(*) FROM pg_stat_activity \
+         WHERE application_name = $1 AND datname = current_database() \
+         AND pid <> pg_backend_pid() GROUP BY client_addr",
+    )
+    .bind(&name)
+    .fetch_all(&store.pool)
+    .await
+    .context("asking PostgreSQL who uses the schema")?;
+    store.pool.close().await;
+    let connections: i64 = users.iter().map(|(_, n)| n).sum();
+    anyhow::ensure!(
+        connections == 0,
+        "{connections} connections of Intake processes use this schema ({}): stop the \
+         servers (and imports) first, then restore",
+        settings.schema.as_deref().unwrap_or("public")
+    );
+    Ok(())
+}
+
 impl PgStore {
     /// What the schema holds now, in `db`'s transaction.
     async fn contents(db: &mut sqlx::PgConnection) -> anyhow::Result<BackupContents> {
@@ -202,6 +227,7 @@ impl PgStore {
 /// # Errors
 /// When `pg_restore` is missing, the dump does not check, or the restore fails.
 pub async fn restore(settings: &Settings, file: &Path) -> anyhow::Result<BackupContents> {
+    refuse_while_used(settings).await?;
     let (checked, from) = (settings.clone(), file.to_path_buf());
     blocking(move || {
         check(&from, &checked)?;

@@ -112,6 +112,8 @@ impl PgStore {
             );
             options = options.options([("search_path", schema.as_str())]);
         }
+        // Who uses the schema, as `pg_stat_activity` shows it (`intake restore` asks).
+        let options = options.application_name(&application_name(settings.schema.as_deref()));
         let relaxed = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -224,6 +226,14 @@ impl intake_domain::ports::Health for PgStore {
             max: self.pool.options().get_max_connections(),
         })
     }
+}
+
+/// The `application_name` of the service's connections to `schema`: `intake:<schema>`,
+/// cut as PostgreSQL cuts it (63 bytes).
+pub(crate) fn application_name(schema: Option<&str>) -> String {
+    let mut name = format!("intake:{}", schema.unwrap_or("public"));
+    name.truncate(63);
+    name
 }
 
 /// A new unique id (time-ordered UUID, simple form).
