@@ -3,7 +3,7 @@
 //! every configured hash in constant time, so neither timing nor logs reveal one.
 //!
 //! Which scope a route needs is its policy's (declared where the route is registered,
-//! [`crate::routes::resource`]; looked up in `policy.rs`): none for health,
+//! `routes::resource`; looked up in `policy.rs`): none for health,
 //! readiness and the API documents; `admin` for operations; `read` for `GET` and
 //! `HEAD`; `write` for everything else. `admin` includes `read` and `write`. With no
 //! token configured, authentication is off (and the server binds loopback only).

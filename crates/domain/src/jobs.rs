@@ -182,6 +182,23 @@ impl JobService {
         let params = match &spec {
             JobSpec::Rollup(rollup) => {
                 rollup.check(&self.ports.datasets, dataset).await?;
+                // A series has one author: two jobs of one name would write over
+                // each other's points.
+                if let Some(taken) = self
+                    .ports
+                    .store
+                    .list(dataset)
+                    .await?
+                    .iter()
+                    .find(|j| rollup_named(j, &rollup.name))
+                {
+                    return Err(JobApiError::Conflict(format!(
+                        "job {} keeps the rollup {:?} ({}): restart it, or choose another name",
+                        taken.id,
+                        rollup.name,
+                        taken.status.as_str()
+                    )));
+                }
                 serde_json::to_value(rollup).map_err(|e| JobApiError::Unexpected(e.into()))?
             }
         };
@@ -282,16 +299,17 @@ impl JobService {
             .await?;
         if points.is_empty() {
             let jobs = self.ports.store.list(dataset).await?;
-            let named = |j: &JobView| {
-                j.kind == rollup::KIND
-                    && j.params.get("name").and_then(|n| n.as_str()) == Some(rollup)
-            };
-            if !jobs.iter().any(named) {
+            if !jobs.iter().any(|j| rollup_named(j, rollup)) {
                 return Err(JobApiError::NotFound);
             }
         }
         Ok(points)
     }
+}
+
+/// Whether `job` keeps the rollup `name`.
+fn rollup_named(job: &JobView, name: &str) -> bool {
+    job.kind == rollup::KIND && job.params.get("name").and_then(|n| n.as_str()) == Some(name)
 }
 
 /// Jobs as a kind of leased work: a claim takes one job, and its work runs the job to
@@ -324,6 +342,8 @@ pub(crate) struct Saver<'a> {
     service: &'a JobService,
     job: &'a Job,
     last_checkpoint: (u64, DateTime<Utc>),
+    /// Whether the job keeps a checkpoint at all.
+    checkpointed: bool,
 }
 
 impl<'a> Saver<'a> {
@@ -332,11 +352,13 @@ impl<'a> Saver<'a> {
             service,
             job,
             last_checkpoint: (job.done, service.ports.clock.now()),
+            checkpointed: job.checkpoint.is_some(),
         }
     }
 
-    /// Saves progress, with `state` as a checkpoint when one is due (or `force`d);
-    /// `false` when an operator stopped the job.
+    /// Saves progress, with `state` as a checkpoint when one is due (or `force`d), and
+    /// only when items were done since the last (a checkpoint like the last would
+    /// push a useful one out); `false` when an operator stopped the job.
     async fn save(
         &mut self,
         done: u64,
@@ -348,9 +370,11 @@ impl<'a> Saver<'a> {
         let now = s.ports.clock.now();
         let (at_done, at) = self.last_checkpoint;
         let elapsed = (now - at).to_std().unwrap_or_default();
-        let due = force
-            || done.saturating_sub(at_done) >= s.settings.checkpoint_items
-            || elapsed >= s.settings.checkpoint_every;
+        let moved = done > at_done || !self.checkpointed;
+        let due = moved
+            && (force
+                || done.saturating_sub(at_done) >= s.settings.checkpoint_items
+                || elapsed >= s.settings.checkpoint_every);
         let checkpoint = due.then(state);
         let progress = crate::ports::JobProgress {
             done,
@@ -365,6 +389,7 @@ impl<'a> Saver<'a> {
             .map_err(lease_or_failed)?;
         if due {
             self.last_checkpoint = (done, now);
+            self.checkpointed = true;
             tracing::debug!(job = %self.job.id, done, "checkpoint saved");
         }
         match directive {

@@ -241,6 +241,7 @@ impl JobStore for PgStore {
         // A resume that came before this save leaves the job queued: it runs on.
         let status: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET done = $3, total = $4, updated_at = now(), \
+               attempts = CASE WHEN $3 > done THEN 1 ELSE attempts END, \
                status = CASE WHEN status = 'queued' THEN 'running' ELSE status END, \
                lease_expires_at = CASE WHEN status IN ('paused', 'cancelled') THEN NULL \
                  ELSE now() + make_interval(secs => $5) END, \
@@ -445,15 +446,16 @@ impl RollupStore for PgStore {
         limit: u32,
     ) -> Result<Vec<RecordChange>, RollupError> {
         // One snapshot for both statements: with no import of the dataset being
-        // written in it, every change a later commit brings has a higher `seq`.
+        // written in it, every change a later commit brings has a higher `seq`. Any
+        // import `processing` counts, whatever its lease: a writer whose lease lapsed
+        // still commits, and a dead one's import is soon claimed again.
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(unexpected("reading history in order"))?;
         let busy: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM imports i JOIN import_leases l ON l.import_id = i.id \
-             WHERE i.dataset = $1 AND i.status = 'processing' AND l.expires_at >= now())",
+            "SELECT EXISTS (SELECT 1 FROM imports WHERE dataset = $1 AND status = 'processing')",
         )
         .bind(dataset.as_str())
         .fetch_one(&mut *tx)

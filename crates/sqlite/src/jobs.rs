@@ -246,6 +246,7 @@ impl JobStore for SqliteStore {
         // A resume that came before this save leaves the job queued: it runs on.
         let status: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET done = ?4, total = ?5, updated_at = ?3, \
+               attempts = CASE WHEN ?4 > done THEN 1 ELSE attempts END, \
                status = CASE WHEN status = 'queued' THEN 'running' ELSE status END, \
                lease_expires_at = CASE WHEN status IN ('paused', 'cancelled') THEN NULL ELSE ?6 END, \
                worker = CASE WHEN status IN ('paused', 'cancelled') THEN NULL ELSE worker END, \

@@ -81,7 +81,7 @@ pub struct JobBody {
     #[schema(example = "test_id")]
     pub group_by: String,
     /// Keep the series going: after reaching the last import, run again this long
-    /// later (`"30s"`, `"5m"`, `"1h"`; at least 1s), adding the imports committed
+    /// later (`"30s"`, `"5m"`, `"1h"`; 1s to 8784h), adding the imports committed
     /// meanwhile. Without it the job completes at the last import.
     #[schema(example = "5m")]
     pub every: Option<String>,
@@ -160,7 +160,8 @@ pub struct JobResponse {
     pub error: Option<String>,
     /// The worker holding it now, if any.
     pub running_on: Option<String>,
-    /// Times a worker took it.
+    /// Times a worker took it since it last made progress (5 failed attempts in a row
+    /// fail it).
     pub attempts: u32,
     /// The checkpoints kept, oldest first.
     pub checkpoints: Vec<CheckpointResponse>,

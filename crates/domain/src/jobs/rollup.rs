@@ -8,6 +8,7 @@
 //! group): one written again after a restart is replaced by the same values.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -22,7 +23,7 @@ use crate::work::WorkError;
 pub(crate) const KIND: &str = "rollup";
 
 /// How long to wait while an import of the dataset is being written.
-const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+const BUSY_WAIT: Duration = Duration::from_millis(200);
 
 /// A rollup as asked for.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -56,13 +57,14 @@ impl RollupSpec {
                 message: "1 to 64 letters, digits, '_' or '-'".into(),
             });
         }
+        let (least, most) = (Duration::from_secs(1), Duration::from_secs(366 * 86_400));
         if self
             .every
-            .is_some_and(|e| e.get() < std::time::Duration::from_secs(1))
+            .is_some_and(|e| e.get() < least || e.get() > most)
         {
             return Err(JobApiError::Invalid {
                 field: "every".into(),
-                message: "at least 1s".into(),
+                message: "from 1s to 8784h (366 days)".into(),
             });
         }
         datasets
@@ -176,8 +178,12 @@ pub(crate) async fn run(
             }
             return Ok(match spec.every {
                 Some(every) => {
-                    let every = chrono::Duration::from_std(every.get()).unwrap_or_default();
-                    Outcome::Again(done, s.ports.clock.now() + every)
+                    let now = s.ports.clock.now();
+                    let next = chrono::Duration::from_std(every.get())
+                        .ok()
+                        .and_then(|every| now.checked_add_signed(every))
+                        .unwrap_or(now);
+                    Outcome::Again(done, next)
                 }
                 None => Outcome::Done(done),
             });
@@ -243,7 +249,17 @@ fn apply(spec: &RollupSpec, state: &mut State, page: &[RecordChange]) -> Vec<Rol
             }
         }
     }
-    points
+    // Imports of a dataset commit side by side (PostgreSQL), so one import's changes
+    // can come back after another's: one point per (import, group), the last, which a
+    // single upsert statement needs.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut kept: Vec<RollupPoint> = points
+        .into_iter()
+        .rev()
+        .filter(|p| seen.insert((p.import.clone(), p.group.clone())))
+        .collect();
+    kept.reverse();
+    kept
 }
 
 #[cfg(test)]
@@ -290,6 +306,17 @@ pub(crate) mod tests_support {
             record: record(key, now),
             previous: before.map(|b| record(key, Some(b))),
         }
+    }
+
+    /// The points one page of `changes` gives, as they are saved.
+    pub(crate) fn apply_page(changes: &[RecordChange]) -> Vec<RollupPoint> {
+        let spec = RollupSpec {
+            name: "r".into(),
+            measure: "percent".into(),
+            group_by: "test".into(),
+            every: None,
+        };
+        apply(&spec, &mut State::default(), changes)
     }
 
     /// The series `changes` give read `page` at a time, each point replacing one of

@@ -72,3 +72,21 @@ fn change_into(
 ) {
     into.push(change(seq, import, at, key, now, before));
 }
+
+#[test]
+fn imports_written_side_by_side_give_one_point_per_import_and_group() {
+    // PostgreSQL numbers the changes of two imports committing together in turn.
+    let t = |s| Utc.timestamp_opt(s, 0).single().expect("time");
+    let changes = vec![
+        change(1, "a", t(1), "k1", Some(("1", 10.0)), None),
+        change(2, "b", t(1), "k2", Some(("1", 20.0)), None),
+        change(3, "a", t(1), "k3", Some(("1", 30.0)), None),
+    ];
+    let page = super::rollup::tests_support::apply_page(&changes);
+    let keys: Vec<(&str, &str)> = page
+        .iter()
+        .map(|p| (p.import.as_str(), p.group.as_str()))
+        .collect();
+    assert_eq!(keys, [("import-b", "1"), ("import-a", "1")], "{page:?}");
+    assert_eq!(page[1].count, 3, "a's point as the page left it");
+}

@@ -96,7 +96,8 @@ pub struct JobView {
     pub error: Option<String>,
     /// The worker holding its lease, while one does.
     pub held_by: Option<String>,
-    /// Times it was claimed.
+    /// Times it was claimed since it last made progress (a save with more items done
+    /// counts the claim that made it as the first).
     pub attempts: u32,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -133,7 +134,7 @@ pub struct Job {
     pub worker: String,
     /// The lease token of this claim.
     pub lease_token: String,
-    /// Times it was claimed, this claim included.
+    /// Times it was claimed since it last made progress, this claim included.
     pub attempt: u32,
 }
 
