@@ -238,6 +238,7 @@ pub struct JobListResponse {
          headers(("Location" = String, description = "The job's URL"))),
         (status = 400, description = "Malformed body, an unknown kind, or a measure or dimension the current contract lacks", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job of the dataset keeps a rollup of this name (restart it, or choose another name)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
     ))]
