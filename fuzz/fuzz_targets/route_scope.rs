@@ -125,7 +125,7 @@ fn state() -> Arc<ApiState> {
     sources
         .expect_schedule()
         .returning(|_, _, _, _| Err(SourceStoreError::NotFound));
-    let sources = SourceService::new(
+    let sources = Arc::new(SourceService::new(
         SourcePorts {
             store: Arc::new(sources),
             datasets: datasets.clone(),
@@ -134,7 +134,7 @@ fn state() -> Arc<ApiState> {
             clock: Arc::new(MockClock::new()),
         },
         SourceSettings::default(),
-    );
+    ));
     let tokens = vec![
         Token::new("reader", &sha256_hex(READER), &["read"]).expect("a token"),
         Token::new("ops", &"0".repeat(64), &["admin"]).expect("a token"),
@@ -165,10 +165,14 @@ fn state() -> Arc<ApiState> {
     rollups
         .expect_points()
         .returning(|_, _, _, _, _| Ok(Vec::new()));
+    let imports = Arc::new(ImportService::new(ingest, IngestSettings::default()));
     let jobs = Arc::new(intake_domain::jobs::JobService::new(
         intake_domain::jobs::JobPorts {
             store: Arc::new(job_store),
             rollups: Arc::new(rollups),
+            rebuilds: Arc::new(intake_domain::ports::MockRebuildStore::new()),
+            imports: imports.clone(),
+            sources: sources.clone(),
             datasets: datasets_service.clone(),
             clock: Arc::new(MockClock::new()),
         },
@@ -177,13 +181,13 @@ fn state() -> Arc<ApiState> {
     Arc::new(ApiState {
         datasets: datasets_service,
         jobs,
-        imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
+        imports,
         deliveries: Arc::new(deliveries),
         callbacks: Arc::new(CallbackListings::new(
             Arc::new(MockCallbackTimers::new()),
             datasets.clone(),
         )),
-        sources: Arc::new(sources),
+        sources,
         dependencies: Vec::new(),
         rate_limiter: None,
         metrics: Arc::new(Metrics::new()),

@@ -42,10 +42,24 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
         analytics: Arc::new(intake_domain::ports::MockAnalytics::new()),
         cache: Arc::new(intake_domain::ports::NoCache),
     }));
+    let sources = Arc::new(intake_domain::sources::SourceService::new(
+        intake_domain::sources::SourcePorts {
+            store: Arc::new(intake_domain::ports::MockSourceStore::new()),
+            datasets: datasets_for_callbacks.clone(),
+            contracts: Arc::new(MockContractStore::new()),
+            adapters: Vec::new(),
+            clock: Arc::new(MockClock::new()),
+        },
+        intake_domain::sources::SourceSettings::default(),
+    ));
+    let imports = Arc::new(ImportService::new(ingest, IngestSettings::default()));
     let jobs = Arc::new(intake_domain::jobs::JobService::new(
         intake_domain::jobs::JobPorts {
             store: Arc::new(intake_domain::ports::MockJobStore::new()),
             rollups: Arc::new(intake_domain::ports::MockRollupStore::new()),
+            rebuilds: Arc::new(intake_domain::ports::MockRebuildStore::new()),
+            imports: imports.clone(),
+            sources: sources.clone(),
             datasets: datasets_service.clone(),
             clock: Arc::new(MockClock::new()),
         },
@@ -54,7 +68,7 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
     Arc::new(ApiState {
         datasets: datasets_service,
         jobs,
-        imports: Arc::new(ImportService::new(ingest, IngestSettings::default())),
+        imports,
         deliveries: Arc::new(DeliveryService::new(
             DeliveryPorts {
                 subscriptions: Arc::new(MockSubscriptionStore::new()),
@@ -68,16 +82,7 @@ fn state(answer: fn() -> CatalogError) -> Arc<ApiState> {
             Arc::new(intake_domain::ports::MockCallbackTimers::new()),
             datasets_for_callbacks.clone(),
         )),
-        sources: Arc::new(intake_domain::sources::SourceService::new(
-            intake_domain::sources::SourcePorts {
-                store: Arc::new(intake_domain::ports::MockSourceStore::new()),
-                datasets: datasets_for_callbacks,
-                contracts: Arc::new(MockContractStore::new()),
-                adapters: Vec::new(),
-                clock: Arc::new(MockClock::new()),
-            },
-            intake_domain::sources::SourceSettings::default(),
-        )),
+        sources,
         dependencies: Vec::new(),
         rate_limiter: None,
         metrics: Arc::new(Metrics::new()),

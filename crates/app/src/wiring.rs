@@ -15,8 +15,8 @@ use intake_domain::jobs::{JobPorts, JobService};
 use intake_domain::limits::FallbackLimiter;
 use intake_domain::ports::{
     Analytics, Backups, Cache, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue,
-    Health, ImportQueue, ImportVault, JobStore, NoCache, PauseStore, RateLimiter, RecordStore,
-    RollupStore, SourceStore, SubscriptionStore,
+    Health, ImportQueue, ImportVault, JobStore, NoCache, PauseStore, RateLimiter, RebuildStore,
+    RecordStore, RollupStore, SourceStore, SubscriptionStore,
 };
 use intake_domain::sources::{SourcePorts, SourceService};
 use intake_domain::work::{Wakeups, WorkerControl};
@@ -61,6 +61,8 @@ pub struct Storage {
     jobs: Arc<dyn JobStore>,
     /// History in commit order, and rollup series.
     rollups: Arc<dyn RollupStore>,
+    /// Datasets cleared and their imports held for a reprocess.
+    rebuilds: Arc<dyn RebuildStore>,
     /// Kinds of work paused by an operator.
     pauses: Arc<dyn PauseStore>,
     /// Who tells this process of changes other processes commit.
@@ -86,7 +88,7 @@ impl Storage {
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + Health,
         S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + PauseStore,
-        S: JobStore + RollupStore + 'static,
+        S: JobStore + RollupStore + RebuildStore + 'static,
     {
         Self {
             datasets: store.clone(),
@@ -101,6 +103,7 @@ impl Storage {
             sources: store.clone(),
             jobs: store.clone(),
             rollups: store.clone(),
+            rebuilds: store.clone(),
             pauses: store.clone(),
             health: store,
             relay,
@@ -331,10 +334,15 @@ impl Services {
         )
         .woken_by(wakeups.clone());
         let datasets = Arc::new(datasets);
+        let imports = Arc::new(imports);
+        let sources = Arc::new(sources);
         let jobs = JobService::new(
             JobPorts {
                 store: storage.jobs.clone(),
                 rollups: storage.rollups.clone(),
+                rebuilds: storage.rebuilds.clone(),
+                imports: imports.clone(),
+                sources: sources.clone(),
                 datasets: datasets.clone(),
                 clock: clock.clone(),
             },
@@ -344,11 +352,11 @@ impl Services {
         Ok(Self {
             datasets,
             jobs: Arc::new(jobs),
-            imports: Arc::new(imports),
+            imports,
             deliveries: Arc::new(deliveries),
             callbacks: Arc::new(callbacks),
             callback_listings: Arc::new(callback_listings),
-            sources: Arc::new(sources),
+            sources,
             workers: Arc::new(WorkerControl::new(
                 storage.pauses.clone(),
                 wakeups.clone(),

@@ -370,3 +370,183 @@ async fn a_rollup_killed_twice_gives_an_uninterrupted_runs_series_on_sqlite() {
 async fn a_rollup_killed_twice_gives_an_uninterrupted_runs_series_on_postgres() {
     survive(Store::postgres("jobs_crash")).await;
 }
+
+/// The document `n` of the reprocess test: keys come back across documents with other
+/// groups and values, so which arrival wins decides the answer.
+fn reprocess_doc(n: u32) -> String {
+    let mut doc = String::from("id,group,value\n");
+    for i in 0..1000_u32 {
+        let key = (i * 7 + n * 131) % 3000;
+        doc.push_str(&format!("k{key},g{},{}.{}\n", (i + n) % 7, i % 97, n));
+    }
+    doc
+}
+
+/// Each group's count and sum when the first arrival of each key wins, worked out here
+/// from the documents, in arrival order.
+fn first_wins(docs: u32) -> std::collections::BTreeMap<String, (u64, f64)> {
+    let mut first: std::collections::HashMap<String, (String, f64)> = Default::default();
+    for n in 0..docs {
+        for line in reprocess_doc(n).lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').collect();
+            first
+                .entry(cells[0].to_owned())
+                .or_insert_with(|| (cells[1].to_owned(), cells[2].parse().unwrap()));
+        }
+    }
+    let mut groups = std::collections::BTreeMap::new();
+    for (group, value) in first.into_values() {
+        let entry: &mut (u64, f64) = groups.entry(group).or_default();
+        entry.0 += 1;
+        entry.1 += value;
+    }
+    groups
+}
+
+/// The aggregate route's count and mean per group.
+async fn by_group(base: &str) -> Vec<(String, u64, f64)> {
+    let aggregate = get(
+        base,
+        "/v1/datasets/items/aggregate?measure=value&group_by=group",
+    )
+    .await;
+    aggregate["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{aggregate}"))
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap().to_owned(),
+                g["count"].as_u64().unwrap(),
+                g["mean"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A reprocess through a contract version that keeps the first arrival of each key
+/// (the imports arrived under last-wins), killed with SIGKILL twice while it works:
+/// the next server takes the job and the import its killed worker held, and the
+/// dataset ends as the documents give under that contract, worked out independently;
+/// a reprocess restarts from the beginning only.
+async fn reprocess_survives(store: Store) {
+    const DOCS: u32 = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let env = store.env(&[
+        ("INTAKE_WORKERS", "1"),
+        ("INTAKE_JOB_LEASE", "2s"),
+        ("INTAKE_JOB_CHECKPOINT_ITEMS", "1"),
+        ("INTAKE_JOB_CHECKPOINT_EVERY", "1s"),
+    ]);
+    let (mut first, base) = serve(dir.path(), &env);
+    wait_until_up(&client(), &base).await;
+    create_dataset(&base).await;
+    for n in 0..DOCS {
+        import_items(&base, reprocess_doc(n)).await;
+    }
+    let last_wins = by_group(&base).await;
+    let mut contract: Value = serde_json::from_str(CONTRACT).unwrap();
+    contract["merge"] = json!("first_wins");
+    let (status, published) = request(
+        &base,
+        "POST",
+        "/v1/datasets/items/contracts",
+        Some(&contract),
+    )
+    .await;
+    assert_eq!(
+        (status, published["version"].as_u64()),
+        (201, Some(2)),
+        "{published}"
+    );
+    let body = json!({"kind": "reprocess", "contract_version": 2});
+    let (status, started) = request(&base, "POST", JOBS, Some(&body)).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let (status, twice) = request(&base, "POST", JOBS, Some(&body)).await;
+    assert_eq!(status, 409, "one reprocess at a time: {twice}");
+    let (status, unknown) = request(
+        &base,
+        "POST",
+        JOBS,
+        Some(&json!({"kind": "reprocess", "contract_version": 9})),
+    )
+    .await;
+    assert_eq!(status, 400, "{unknown}");
+
+    let at_first = kill_past(&mut first, &base, &id, 3).await;
+    let (mut second, base) = serve(dir.path(), &env);
+    wait_until_up(&client(), &base).await;
+    let at_second = kill_past(&mut second, &base, &id, at_first + 4).await;
+    assert!(at_second > at_first, "{at_first} then {at_second}");
+
+    let (mut third, base) = serve(dir.path(), &env);
+    wait_until_up(&client(), &base).await;
+    // `intake jobs --watch` follows the job until it has ended.
+    let watched = intake(dir.path())
+        .envs(env.iter().copied())
+        .args(["jobs", "--dataset", "items", "--watch"])
+        .output()
+        .unwrap();
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    assert_eq!(
+        job(&base, &id).await["status"],
+        "completed",
+        "watched to its end"
+    );
+    let done = completed(&base, &id).await;
+    assert_eq!(
+        (
+            done["progress"]["done"].as_u64(),
+            done["progress"]["total"].as_u64()
+        ),
+        (Some(u64::from(DOCS)), Some(u64::from(DOCS))),
+        "{done}"
+    );
+    let rebuilt = by_group(&base).await;
+    let expected = first_wins(DOCS);
+    assert_eq!(rebuilt.len(), expected.len(), "{rebuilt:?}");
+    for (group, count, mean) in &rebuilt {
+        let (n, sum) = expected[group];
+        #[allow(clippy::cast_precision_loss, reason = "a few thousand records")]
+        let want = sum / n as f64;
+        assert_eq!(*count, n, "{group}");
+        assert!((mean - want).abs() < 1e-9, "{group}: {mean} vs {want}");
+    }
+    assert_ne!(rebuilt, last_wins, "the new contract took effect");
+    let imports = get(&base, "/v1/datasets/items/imports?limit=100").await;
+    let imports = imports["imports"].as_array().unwrap();
+    assert_eq!(imports.len(), DOCS as usize);
+    assert!(
+        imports
+            .iter()
+            .all(|i| i["status"] == "completed" && i["contract_version"] == 2),
+        "{imports:?}"
+    );
+
+    let (status, problem) = request(
+        &base,
+        "POST",
+        &format!("{JOBS}/{id}/restart"),
+        Some(&json!({"checkpoint": 1})),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    sigterm(&third);
+    third.wait().unwrap();
+    store.drop().await;
+}
+
+#[actix_web::test]
+async fn a_reprocess_killed_twice_rebuilds_the_dataset_on_sqlite() {
+    reprocess_survives(Store::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_reprocess_killed_twice_rebuilds_the_dataset_on_postgres() {
+    reprocess_survives(Store::postgres("jobs_reprocess")).await;
+}

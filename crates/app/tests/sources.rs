@@ -362,3 +362,113 @@ async fn a_file_is_fetched_again_only_when_it_changed_on_sqlite() {
 async fn a_file_is_fetched_again_only_when_it_changed_on_postgres() {
     a_file_is_fetched_again_only_when_it_changed(Store::postgres("sources")).await;
 }
+
+/// Waits until the job is as `wanted` says; the job.
+async fn job_until(base: &str, id: &str, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = get(base, &format!("{DATASET}/jobs/{id}")).await;
+        if wanted(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "{what}: {job:#}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `backfill` job pulls a paused source (which never runs on its own) page by page
+/// from the vendor; killed with SIGKILL in the middle, it goes on from its latest
+/// checkpoint on the next server, and every record arrives once, each page one
+/// import, while the source's own state stays as it was.
+async fn a_backfill_job_resumes_after_a_sigkill(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, vendor) = start_vendor(RECORDS, PER_PAGE);
+    vendor.delay_ms.store(100, Ordering::SeqCst);
+    vendor.fail_once(4, 503, Some(1));
+    let mut env = env(&store);
+    env.extend([
+        ("INTAKE_JOB_LEASE", "2s"),
+        ("INTAKE_JOB_CHECKPOINT_ITEMS", "3"),
+        ("INTAKE_JOB_CHECKPOINT_EVERY", "1s"),
+    ]);
+    let (first, base) = serve(dir.path(), &env);
+    wait_until_up(&client(), &base).await;
+    create_dataset(&base).await;
+    let body = json!({
+        "name": "vendor", "kind": "json_api", "url": url, "schedule": "1h", "paused": true,
+        "pagination": {"kind": "cursor", "cursor_param": "cursor", "next_cursor": "meta.next"},
+        "auth": {"header": "Authorization", "prefix": "Bearer ", "secret": "VENDOR_TOKEN"}
+    });
+    let paused = post(&base, &format!("{DATASET}/sources"), &body).await;
+    assert_eq!(paused["status"], "paused", "{paused}");
+
+    let jobs = format!("{DATASET}/jobs");
+    let (status, refused) = request(
+        &base,
+        "POST",
+        &jobs,
+        Some(&json!({"kind": "backfill", "source": "nope"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "source", "{refused}");
+    let (status, job) = request(
+        &base,
+        "POST",
+        &jobs,
+        Some(&json!({"kind": "backfill", "source": "vendor"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let pid = first.id();
+    job_until(&base, &id, "a checkpoint past page 6", |j| {
+        let past = j["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["done"].as_u64().unwrap() > 6);
+        past && j["running_on"]
+            .as_str()
+            .is_some_and(|w| w.contains(&format!("-{pid}-job-")))
+    })
+    .await;
+    kill(first);
+
+    let (second, base) = serve(dir.path(), &env);
+    wait_until_up(&client(), &base).await;
+    let done = job_until(&base, &id, "the backfill completes", |j| {
+        j["status"] == "completed"
+    })
+    .await;
+    let pages = RECORDS / PER_PAGE;
+    assert_eq!(done["progress"]["done"], pages, "{done}");
+    let imports = settled(&base, RECORDS).await;
+    assert_eq!(imports.len() as u64, pages, "each page is one import");
+    assert_eq!(
+        aggregate(&base).await,
+        expected(RECORDS),
+        "as an uninterrupted run"
+    );
+    assert_eq!(
+        vendor.faulted.load(Ordering::SeqCst),
+        1,
+        "the fault was met"
+    );
+    let source = get(&base, SOURCE).await;
+    assert_eq!(source["status"], "paused", "{source}");
+    assert_eq!(source["state"]["pages_fetched"], 0, "{source}");
+    sigterm(&second);
+    assert!(second.wait_with_output().unwrap().status.success());
+    store.drop().await;
+}
+
+#[actix_web::test]
+async fn a_backfill_job_resumes_after_a_sigkill_on_sqlite() {
+    a_backfill_job_resumes_after_a_sigkill(Store::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_backfill_job_resumes_after_a_sigkill_on_postgres() {
+    a_backfill_job_resumes_after_a_sigkill(Store::postgres("sources_backfill")).await;
+}

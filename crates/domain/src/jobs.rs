@@ -4,9 +4,13 @@
 //! claimed again when its lease lapses and resumes from its latest checkpoint; an
 //! operator can pause, resume, cancel it, or restart it from any kept checkpoint.
 //!
-//! The first kind is `rollup`: an aggregate of a measure by a dimension after every
-//! import, read from the dataset's history, kept as a series.
+//! Kinds: `rollup`, an aggregate of a measure by a dimension after every import, read
+//! from the dataset's history, kept as a series; `reprocess`, every stored import of a
+//! dataset through one contract version, rebuilding its latest state and history;
+//! `backfill`, every page of a pull source from its first.
 
+mod backfill;
+mod reprocess;
 mod rollup;
 #[cfg(test)]
 mod tests;
@@ -17,15 +21,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::datasets::{DatasetError, DatasetService};
+use crate::ingest::ImportService;
 use crate::model::DatasetName;
 use crate::ports::{
-    Clock, Job, JobAction, JobError, JobStatus, JobStore, JobView, NewJob, RollupError,
-    RollupPoint, RollupStore,
+    Clock, Job, JobAction, JobError, JobStatus, JobStore, JobView, NewJob, RebuildStore,
+    RollupError, RollupPoint, RollupStore,
 };
+use crate::sources::SourceService;
 use crate::work::{
     Backoff, Claim, JitterPercent, LeasedWork, Wakeups, WorkError, WorkKind, WorkSettings,
 };
 
+pub use backfill::BackfillSpec;
+pub use reprocess::ReprocessSpec;
 pub use rollup::RollupSpec;
 
 /// A job as asked for through the API.
@@ -34,12 +42,19 @@ pub use rollup::RollupSpec;
 pub enum JobSpec {
     /// An aggregate of a measure by a dimension after every import, kept as a series.
     Rollup(RollupSpec),
+    /// Every stored import of the dataset, in arrival order, through one contract
+    /// version, rebuilding the latest state and history.
+    Reprocess(ReprocessSpec),
+    /// Every page of a pull source from its first, each saved as an import.
+    Backfill(BackfillSpec),
 }
 
 impl JobSpec {
     fn kind(&self) -> &'static str {
         match self {
             Self::Rollup(_) => rollup::KIND,
+            Self::Reprocess(_) => reprocess::KIND,
+            Self::Backfill(_) => backfill::KIND,
         }
     }
 }
@@ -50,6 +65,12 @@ pub struct JobPorts {
     pub store: Arc<dyn JobStore>,
     /// History in commit order, and rollup series.
     pub rollups: Arc<dyn RollupStore>,
+    /// A dataset's derived state cleared and its imports held for a reprocess.
+    pub rebuilds: Arc<dyn RebuildStore>,
+    /// Processes the imports a reprocess holds; receives a backfill's pages.
+    pub imports: Arc<ImportService>,
+    /// Pull sources, their adapters and secrets (for a backfill).
+    pub sources: Arc<SourceService>,
     /// Checks what a job names against the dataset's current contract.
     pub datasets: Arc<DatasetService>,
     /// Time, and waiting.
@@ -201,6 +222,14 @@ impl JobService {
                 }
                 serde_json::to_value(rollup).map_err(|e| JobApiError::Unexpected(e.into()))?
             }
+            JobSpec::Reprocess(reprocess) => {
+                reprocess.check(self, dataset).await?;
+                serde_json::to_value(reprocess).map_err(|e| JobApiError::Unexpected(e.into()))?
+            }
+            JobSpec::Backfill(backfill) => {
+                backfill.check(self, dataset).await?;
+                serde_json::to_value(backfill).map_err(|e| JobApiError::Unexpected(e.into()))?
+            }
         };
         let job = self
             .ports
@@ -252,6 +281,11 @@ impl JobService {
         if action == JobAction::Resume {
             self.wakeups.notify(WorkKind::Jobs);
         }
+        // A cancelled reprocess no longer keeps the dataset's imports from import
+        // workers.
+        if job.kind == reprocess::KIND && action == JobAction::Cancel {
+            self.wakeups.notify(WorkKind::Imports);
+        }
         Ok(job)
     }
 
@@ -265,6 +299,13 @@ impl JobService {
         id: &str,
         n: u32,
     ) -> Result<JobView, JobApiError> {
+        if n > 0 && self.ports.store.get(dataset, id).await?.kind == reprocess::KIND {
+            return Err(JobApiError::Conflict(
+                "a reprocess restarts from the beginning only (checkpoint 0): the imports it \
+                 processed since a checkpoint cannot be taken back one by one"
+                    .into(),
+            ));
+        }
         let job = self.ports.store.restart(dataset, id, n).await?;
         tracing::info!(%dataset, job = id, checkpoint = n, "job restarted from a checkpoint");
         self.wakeups.notify(WorkKind::Jobs);
@@ -356,6 +397,44 @@ impl<'a> Saver<'a> {
         }
     }
 
+    /// Saves progress without a checkpoint (renewing the lease); `false` when an
+    /// operator stopped the job.
+    async fn progress(&mut self, done: u64, total: Option<u64>) -> Result<bool, WorkError> {
+        self.store(done, total, None).await
+    }
+
+    /// Saves progress and `checkpoint`; whether to go on.
+    async fn store(
+        &self,
+        done: u64,
+        total: Option<u64>,
+        checkpoint: Option<serde_json::Value>,
+    ) -> Result<bool, WorkError> {
+        let s = self.service;
+        let progress = crate::ports::JobProgress {
+            done,
+            total,
+            checkpoint,
+        };
+        let directive = s
+            .ports
+            .store
+            .save(self.job, &progress, s.settings.lease, s.settings.keep)
+            .await
+            .map_err(lease_or_failed)?;
+        Ok(self.go_on(directive, done))
+    }
+
+    fn go_on(&self, directive: crate::ports::Directive, done: u64) -> bool {
+        match directive {
+            crate::ports::Directive::Continue => true,
+            crate::ports::Directive::Stop(status) => {
+                tracing::info!(job = %self.job.id, done, status = status.as_str(), "job stopped by an operator");
+                false
+            }
+        }
+    }
+
     /// Saves progress, with `state` as a checkpoint when one is due (or `force`d), and
     /// only when items were done since the last (a checkpoint like the last would
     /// push a useful one out); `false` when an operator stopped the job.
@@ -375,31 +454,31 @@ impl<'a> Saver<'a> {
             && (force
                 || done.saturating_sub(at_done) >= s.settings.checkpoint_items
                 || elapsed >= s.settings.checkpoint_every);
-        let checkpoint = due.then(state);
-        let progress = crate::ports::JobProgress {
-            done,
-            total,
-            checkpoint,
-        };
-        let directive = s
-            .ports
-            .store
-            .save(self.job, &progress, s.settings.lease, s.settings.keep)
-            .await
-            .map_err(lease_or_failed)?;
+        let go_on = self.store(done, total, due.then(state)).await?;
         if due {
             self.last_checkpoint = (done, now);
             self.checkpointed = true;
             tracing::debug!(job = %self.job.id, done, "checkpoint saved");
         }
-        match directive {
-            crate::ports::Directive::Continue => Ok(true),
-            crate::ports::Directive::Stop(status) => {
-                tracing::info!(job = %self.job.id, done, status = status.as_str(), "job stopped by an operator");
-                Ok(false)
-            }
-        }
+        Ok(go_on)
     }
+}
+
+/// A job's parameters as its kind reads them, and its latest checkpoint's state (the
+/// default before the first); the reason to refuse the job when either is unreadable.
+pub(crate) fn read_job<P, S>(job: &Job) -> Result<(P, S), Outcome>
+where
+    P: serde::de::DeserializeOwned,
+    S: serde::de::DeserializeOwned + Default,
+{
+    let params = serde_json::from_value(job.params.clone())
+        .map_err(|e| Outcome::Refused(format!("unreadable parameters: {e}")))?;
+    let state = match &job.checkpoint {
+        None => S::default(),
+        Some(c) => serde_json::from_value(c.clone())
+            .map_err(|e| Outcome::Refused(format!("unreadable checkpoint: {e}")))?,
+    };
+    Ok((params, state))
 }
 
 fn lease_or_failed(e: JobError) -> WorkError {
@@ -439,6 +518,8 @@ impl LeasedWork for JobWork {
             from = job.done, resumed = job.checkpoint.is_some(), "job started");
         let outcome = match job.kind.as_str() {
             rollup::KIND => rollup::run(s, job, Saver::new(s, job)).await?,
+            reprocess::KIND => reprocess::run(s, job, Saver::new(s, job)).await?,
+            backfill::KIND => backfill::run(s, job, Saver::new(s, job)).await?,
             other => Outcome::Refused(format!("this build does not run {other} jobs")),
         };
         let store = &s.ports.store;

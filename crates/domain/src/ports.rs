@@ -47,7 +47,8 @@ pub use imports::{
 };
 pub use jobs::{
     CheckpointMark, Directive, JOB_HELD, Job, JobAction, JobError, JobProgress, JobStatus,
-    JobStore, JobView, NewJob, RecordChange, RollupError, RollupPoint, RollupStore,
+    JobStore, JobView, NewJob, RebuildError, RebuildStore, RecordChange, RollupError, RollupPoint,
+    RollupStore,
 };
 pub use limits::{RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use records::{
@@ -81,7 +82,7 @@ pub use health::MockHealth;
 #[cfg(any(test, feature = "mocks"))]
 pub use imports::{MockImportQueue, MockImportVault};
 #[cfg(any(test, feature = "mocks"))]
-pub use jobs::{MockJobStore, MockRollupStore};
+pub use jobs::{MockJobStore, MockRebuildStore, MockRollupStore};
 #[cfg(any(test, feature = "mocks"))]
 pub use limits::MockRateLimiter;
 #[cfg(any(test, feature = "mocks"))]

@@ -407,6 +407,74 @@ impl SourceService {
         }
     }
 
+    /// The adapter, first request and import of `source`'s pages, as its dataset's
+    /// current contract reads them.
+    pub(crate) async fn prepare(&self, source: &Source) -> Result<Prepared, WorkError> {
+        let spec = &source.spec;
+        let adapter = self
+            .adapter(spec.kind)
+            .ok_or_else(|| refused(format!("no adapter fetches {} sources", spec.kind)))?
+            .clone();
+        let dataset = self
+            .ports
+            .datasets
+            .get(&source.dataset)
+            .await
+            .map_err(WorkError::failed)?;
+        let contract = self
+            .ports
+            .contracts
+            .get(&source.dataset, dataset.current_contract)
+            .await
+            .map_err(WorkError::failed)?;
+        let format = contract.contract.format();
+        let records = match (&spec.records, format) {
+            (Some(path), _) => path.split('.').map(str::to_owned).collect(),
+            (None, DocumentFormat::Json { records }) => records.clone(),
+            (None, _) => Vec::new(),
+        };
+        let auth = match &spec.auth {
+            None => None,
+            Some(a) => {
+                let value = self.settings.secrets.get(&a.secret).ok_or_else(|| {
+                    refused(format!(
+                        "no secret {0} is configured (INTAKE_SECRET_{0} or [secrets])",
+                        a.secret
+                    ))
+                })?;
+                Some((a.header.clone(), format!("{}{value}", a.prefix)))
+            }
+        };
+        Ok(Prepared {
+            adapter,
+            request: FetchRequest {
+                spec: spec.clone(),
+                cursor: None,
+                since: None,
+                records,
+                validators: crate::ports::Validators::default(),
+                auth,
+                max_bytes: self.settings.max_page_bytes,
+            },
+            import: NewImport {
+                dataset: source.dataset.clone(),
+                contract: dataset.current_contract,
+                content_type: format.media_type().to_owned(),
+                source: source.label(),
+                idempotency_key: None,
+            },
+        })
+    }
+
+    /// A source as stored (for a backfill job).
+    pub(crate) async fn source(
+        &self,
+        dataset: &DatasetName,
+        name: &str,
+    ) -> Result<Source, SourceApiError> {
+        Ok(self.ports.store.get(dataset, name).await?)
+    }
+
     fn adapter(&self, kind: SourceKind) -> Option<&Arc<dyn ExternalSource>> {
         self.ports.adapters.iter().find(|a| a.kind() == kind)
     }
@@ -514,63 +582,20 @@ impl SourceWork {
         let s = &self.service;
         let source = &lease.source;
         let spec = &source.spec;
-        let adapter = s
-            .adapter(spec.kind)
-            .ok_or_else(|| refused(format!("no adapter fetches {} sources", spec.kind)))?;
-        let dataset = s
-            .ports
-            .datasets
-            .get(&source.dataset)
-            .await
-            .map_err(WorkError::failed)?;
-        let contract = s
-            .ports
-            .contracts
-            .get(&source.dataset, dataset.current_contract)
-            .await
-            .map_err(WorkError::failed)?;
-        let format = contract.contract.format();
-        let records = match (&spec.records, format) {
-            (Some(path), _) => path.split('.').map(str::to_owned).collect(),
-            (None, DocumentFormat::Json { records }) => records.clone(),
-            (None, _) => Vec::new(),
-        };
-        let auth = match &spec.auth {
-            None => None,
-            Some(a) => {
-                let value = s.settings.secrets.get(&a.secret).ok_or_else(|| {
-                    refused(format!(
-                        "no secret {0} is configured (INTAKE_SECRET_{0} or [secrets])",
-                        a.secret
-                    ))
-                })?;
-                Some((a.header.clone(), format!("{}{value}", a.prefix)))
-            }
-        };
-        let mut request = FetchRequest {
-            spec: spec.clone(),
-            cursor: source.state.cursor.clone(),
-            since: spec
-                .incremental
-                .as_ref()
-                .and(source.state.watermark.clone()),
-            records,
-            validators: source.state.validators.clone(),
-            auth,
-            max_bytes: s.settings.max_page_bytes,
-        };
+        let Prepared {
+            adapter,
+            mut request,
+            import,
+        } = s.prepare(source).await?;
+        request.cursor.clone_from(&source.state.cursor);
+        request.since = spec
+            .incremental
+            .as_ref()
+            .and(source.state.watermark.clone());
+        request.validators = source.state.validators.clone();
         let mut run_watermark = source.state.run_watermark.clone();
         loop {
-            let fetched = adapter.fetch(&request).await.map_err(|e| match e {
-                SourceError::Unavailable {
-                    reason,
-                    retry_after,
-                } => WorkError::Failed {
-                    error: anyhow::anyhow!(reason),
-                    retry_after,
-                },
-                e => WorkError::failed(e),
-            })?;
+            let fetched = adapter.fetch(&request).await.map_err(fetch_failed)?;
             let now = s.ports.clock.now();
             let after = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
             let mut progress = Progress {
@@ -597,13 +622,7 @@ impl SourceWork {
             progress.records = page.records;
             let to_save =
                 (page.records > 0 || spec.kind == SourceKind::HttpFile).then(|| PageToSave {
-                    import: NewImport {
-                        dataset: source.dataset.clone(),
-                        contract: dataset.current_contract,
-                        content_type: format.media_type().to_owned(),
-                        source: source.label(),
-                        idempotency_key: None,
-                    },
+                    import: import.clone(),
                     sha256: hex(&Sha256::digest(&page.body)),
                     body: page.body,
                 });
@@ -645,6 +664,30 @@ impl SourceWork {
             Err(e) => Err(WorkError::failed(e)),
         }
     }
+}
+
+/// A failed fetch as the runtime retries it: at the server's `Retry-After` when it
+/// gave one.
+pub(crate) fn fetch_failed(e: SourceError) -> WorkError {
+    match e {
+        SourceError::Unavailable {
+            reason,
+            retry_after,
+        } => WorkError::Failed {
+            error: anyhow::anyhow!(reason),
+            retry_after,
+        },
+        e => WorkError::failed(e),
+    }
+}
+
+/// What fetching a source's pages needs: its adapter, a request for its first page
+/// (from the start, without an incremental value or validators), and the import each
+/// page becomes.
+pub(crate) struct Prepared {
+    pub(crate) adapter: Arc<dyn ExternalSource>,
+    pub(crate) request: FetchRequest,
+    pub(crate) import: NewImport,
 }
 
 fn refused(reason: String) -> WorkError {

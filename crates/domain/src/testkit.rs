@@ -36,8 +36,8 @@ use crate::analytics::InProcessAnalytics;
 use crate::ingest::IngestPorts;
 use crate::ports::{
     Analytics, CallbackTimers, Clock, ContractStore, DatasetStore, DeliveryQueue, DocumentDecoder,
-    ImportQueue, ImportVault, JobStore, PauseStore, RecordStore, RollupStore, SourceStore,
-    SubscriptionStore,
+    ImportQueue, ImportVault, JobStore, PauseStore, RebuildStore, RecordStore, RollupStore,
+    SourceStore, SubscriptionStore,
 };
 
 /// The storage ports of one adapter over one fresh database, and a decoder for the
@@ -72,6 +72,8 @@ pub struct Stores {
     pub jobs: Arc<dyn JobStore>,
     /// History in commit order, and rollup series.
     pub rollups: Arc<dyn RollupStore>,
+    /// Datasets cleared and their imports held for a reprocess.
+    pub rebuilds: Arc<dyn RebuildStore>,
 }
 
 impl Stores {
@@ -80,7 +82,7 @@ impl Stores {
     where
         S: DatasetStore + ContractStore + ImportVault + ImportQueue + RecordStore + 'static,
         S: SubscriptionStore + DeliveryQueue + CallbackTimers + SourceStore + PauseStore,
-        S: JobStore + RollupStore,
+        S: JobStore + RollupStore + RebuildStore,
     {
         Self {
             datasets: store.clone(),
@@ -95,6 +97,7 @@ impl Stores {
             pauses: store.clone(),
             jobs: store.clone(),
             rollups: store.clone(),
+            rebuilds: store.clone(),
             decoder,
             analytics: Arc::new(InProcessAnalytics::new(store)),
         }
@@ -152,6 +155,8 @@ macro_rules! storage_conformance {
             jobs::jobs_are_claimed_once_and_resumed_from_their_latest_checkpoint,
             jobs::operators_pause_resume_cancel_and_restart_jobs,
             jobs::a_rollup_keeps_each_groups_aggregate_after_every_import,
+            jobs::a_rebuild_holds_a_datasets_imports_for_its_job_alone,
+            jobs::a_reprocess_rebuilds_a_dataset_as_if_its_imports_arrived_under_another_contract,
             deliveries::subscriptions_are_created_listed_read_and_deleted,
             deliveries::events_go_only_to_the_subscriptions_that_want_them,
             deliveries::deliveries_are_claimed_once_retried_and_end_delivered_or_dead,
@@ -172,6 +177,7 @@ macro_rules! storage_conformance {
             sources::a_run_saves_every_page_once_and_resumes_where_it_failed,
             sources::a_source_whose_records_fail_the_contract_is_degraded,
             sources::a_source_whose_attempts_are_spent_is_degraded_not_given_up,
+            sources::a_backfill_pulls_every_page_and_resumes_from_its_checkpoint,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
             ingest::a_waiter_is_woken_when_its_import_is_processed,

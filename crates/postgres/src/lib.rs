@@ -16,6 +16,7 @@ mod jobs;
 mod layout;
 mod pauses;
 mod queue;
+mod rebuild;
 mod records;
 mod rows;
 mod sources;

@@ -9,6 +9,7 @@ use intake_domain::ports::{ImportQueue, ImportSummary, Lease, QueueError, VaultE
 use intake_domain::{ContractVersion, ImportId};
 use sqlx::Row as _;
 
+use crate::rebuild::NOT_REPROCESSING;
 use crate::rows::{IMPORT_COLUMNS, import_row};
 use crate::vault::get;
 use crate::{PgStore, new_id, seconds, unexpected};
@@ -27,7 +28,7 @@ impl ImportQueue for PgStore {
         let token = new_id();
         let row = sqlx::query(&format!(
             "WITH next AS ( \
-               SELECT i.id FROM imports i WHERE {WAITING} \
+               SELECT i.id FROM imports i WHERE {WAITING} AND {NOT_REPROCESSING} \
                ORDER BY i.seq LIMIT 1 FOR UPDATE SKIP LOCKED), \
              claimed AS ( \
                UPDATE imports SET status = 'processing', attempts = imports.attempts + 1 \

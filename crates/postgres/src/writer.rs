@@ -44,16 +44,21 @@ pub(crate) struct PgImportWriter {
     /// Whether this transaction added columns: its layout is then not the committed
     /// one, and nothing it reads may be cached.
     altered: bool,
+    /// Whether the import is held for a reprocess: written without events or callback
+    /// timers (its changes were announced when it first arrived).
+    rebuild: bool,
     /// Rows this import's upserts inserted, added to the dataset's count when it
     /// commits. Counted from the upserts, not from the merge: imports of a dataset
     /// write side by side, and two may each find a key absent that only one inserts.
     added: i64,
 }
 
-/// Locks the import row if the lease is still this holder's; its dataset.
-async fn lock(conn: &mut PgConnection, lease: &Lease) -> Result<DatasetName, StoreError> {
-    let dataset: Option<String> = sqlx::query_scalar(
-        "SELECT i.dataset FROM imports i JOIN import_leases l ON l.import_id = i.id \
+/// Locks the import row if the lease is still this holder's; its dataset, and whether
+/// it is held for a reprocess.
+async fn lock(conn: &mut PgConnection, lease: &Lease) -> Result<(DatasetName, bool), StoreError> {
+    let locked: Option<(String, bool)> = sqlx::query_as(
+        "SELECT i.dataset, i.held_for IS NOT NULL FROM imports i \
+         JOIN import_leases l ON l.import_id = i.id \
          WHERE i.id = $1 AND l.token = $2 AND i.status = 'processing' FOR UPDATE OF i",
     )
     .bind(lease.import.as_str())
@@ -61,7 +66,8 @@ async fn lock(conn: &mut PgConnection, lease: &Lease) -> Result<DatasetName, Sto
     .fetch_optional(conn)
     .await
     .map_err(unexpected("locking an import"))?;
-    Ok(dataset_name(dataset.ok_or(StoreError::LeaseLost)?)?)
+    let (dataset, rebuild) = locked.ok_or(StoreError::LeaseLost)?;
+    Ok((dataset_name(dataset)?, rebuild))
 }
 
 impl PgImportWriter {
@@ -74,10 +80,14 @@ impl PgImportWriter {
             .begin()
             .await
             .map_err(unexpected("opening an import's transaction"))?;
-        let dataset = lock(&mut tx, lease).await?;
-        let audience = audience(&mut tx, &dataset)
-            .await
-            .map_err(unexpected("reading the dataset's subscriptions"))?;
+        let (dataset, rebuild) = lock(&mut tx, lease).await?;
+        let audience = if rebuild {
+            Audience::default()
+        } else {
+            audience(&mut tx, &dataset)
+                .await
+                .map_err(unexpected("reading the dataset's subscriptions"))?
+        };
         let layout = layouts
             .lock(&mut tx, dataset.as_str())
             .await
@@ -93,6 +103,7 @@ impl PgImportWriter {
             layouts: layouts.clone(),
             layout,
             altered: false,
+            rebuild,
             added: 0,
         })
     }
@@ -263,6 +274,9 @@ impl PgImportWriter {
         latest: &[usize],
         keys: &[String],
     ) -> Result<(), sqlx::Error> {
+        if self.rebuild {
+            return Ok(());
+        }
         let ds = self.dataset.as_str();
         // Only a key that had a version before can have a pending timer.
         let updated: Vec<usize> = latest
@@ -390,13 +404,15 @@ async fn close(
     if deleted.rows_affected() == 0 {
         return Err(StoreError::LeaseLost);
     }
-    sqlx::query("UPDATE imports SET status = $1, report = $2::jsonb WHERE id = $3")
-        .bind(status.as_str())
-        .bind(to_json(report))
-        .bind(lease.import.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(unexpected("finishing an import"))?;
+    sqlx::query(
+        "UPDATE imports SET status = $1, report = $2::jsonb, held_for = NULL WHERE id = $3",
+    )
+    .bind(status.as_str())
+    .bind(to_json(report))
+    .bind(lease.import.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(unexpected("finishing an import"))?;
     let (kind, payload) = import_event(dataset, &lease.import, verdict, report);
     if audience.wants(kind) {
         let mut events = Fanout::default();

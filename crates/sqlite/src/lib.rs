@@ -15,6 +15,7 @@ mod deliveries;
 mod jobs;
 mod pauses;
 mod queue;
+mod rebuild;
 mod records;
 mod rows;
 mod sources;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use intake_domain::ports::{ImportQueue, ImportSummary, Lease, QueueError, VaultError};
 use intake_domain::{ContractVersion, ImportId};
 
+use crate::rebuild::NOT_REPROCESSING;
 use crate::rows::{IMPORT_COLUMNS, import_row};
 use crate::vault::get;
 use crate::{SqliteStore, is_busy, new_id, now, ts, unexpected};
@@ -20,13 +21,14 @@ impl ImportQueue for SqliteStore {
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>, QueueError> {
         let at = now();
         let (token, expires_at) = (new_id(), expiry(at, lease));
-        let claimed: Result<Option<(String, i64)>, _> = sqlx::query_as(
+        let claimed: Result<Option<(String, i64)>, _> = sqlx::query_as(&format!(
             "UPDATE imports SET status = 'processing', lease_worker = ?1, lease_token = ?2, \
                lease_expires_at = ?3, attempts = attempts + 1 \
-             WHERE seq = (SELECT seq FROM imports WHERE status = 'received' \
-               OR (status = 'processing' AND lease_expires_at < ?4) ORDER BY seq LIMIT 1) \
-             RETURNING id, attempts",
-        )
+             WHERE seq = (SELECT seq FROM imports i WHERE (status = 'received' \
+               OR (status = 'processing' AND lease_expires_at < ?4)) AND {NOT_REPROCESSING} \
+               ORDER BY seq LIMIT 1) \
+             RETURNING id, attempts"
+        ))
         .bind(worker)
         .bind(&token)
         .bind(ts(expires_at))

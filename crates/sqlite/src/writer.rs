@@ -29,6 +29,9 @@ pub(crate) struct SqliteImportWriter {
     audience: Audience,
     /// Pending callbacks this import cancelled, logged once it commits.
     cancelled: Vec<CancelledCallback>,
+    /// Whether the import is held for a reprocess: written without events or callback
+    /// timers (its changes were announced when it first arrived).
+    rebuild: bool,
     /// Keys this import created, added to the dataset's count when it commits. The
     /// transaction holds the write lock, so a key the merge found absent is absent.
     added: i64,
@@ -42,20 +45,25 @@ impl SqliteImportWriter {
             .begin()
             .await
             .map_err(unexpected("opening an import's transaction"))?;
-        let leased: Option<(String, i64)> = sqlx::query_as(
+        let leased: Option<(String, i64, bool)> = sqlx::query_as(
             "UPDATE imports SET lease_expires_at = lease_expires_at \
-             WHERE id = ? AND lease_token = ? AND status = 'processing' RETURNING dataset, seq",
+             WHERE id = ? AND lease_token = ? AND status = 'processing' \
+             RETURNING dataset, seq, held_for IS NOT NULL",
         )
         .bind(lease.import.as_str())
         .bind(&lease.token)
         .fetch_optional(&mut *tx)
         .await
         .map_err(unexpected("checking an import's lease"))?;
-        let (dataset, import_seq) = leased.ok_or(StoreError::LeaseLost)?;
+        let (dataset, import_seq, rebuild) = leased.ok_or(StoreError::LeaseLost)?;
         let dataset = DatasetName::parse(dataset).map_err(anyhow::Error::new)?;
-        let audience = audience(&mut tx, &dataset)
-            .await
-            .map_err(unexpected("reading the dataset's subscriptions"))?;
+        let audience = if rebuild {
+            Audience::default()
+        } else {
+            audience(&mut tx, &dataset)
+                .await
+                .map_err(unexpected("reading the dataset's subscriptions"))?
+        };
         Ok(Self {
             pool: pool.clone(),
             tx,
@@ -64,6 +72,7 @@ impl SqliteImportWriter {
             dataset,
             audience,
             cancelled: Vec::new(),
+            rebuild,
             added: 0,
         })
     }
@@ -159,6 +168,9 @@ impl SqliteImportWriter {
         last: HashMap<String, usize>,
         at: &str,
     ) -> Result<(), sqlx::Error> {
+        if self.rebuild {
+            return Ok(());
+        }
         // Only a key that had a version before can have a pending timer.
         let touched: Vec<Vec<String>> = last
             .iter()
@@ -376,7 +388,7 @@ async fn close(
     };
     let closed = sqlx::query(
         "UPDATE imports SET status = ?, report = ?, lease_worker = NULL, lease_token = NULL, \
-           lease_expires_at = NULL \
+           lease_expires_at = NULL, held_for = NULL \
          WHERE id = ? AND lease_token = ? AND status = 'processing'",
     )
     .bind(status.as_str())

@@ -59,18 +59,34 @@ impl From<JobApiError> for ApiError {
     }
 }
 
-/// A new job.
-#[derive(Debug, ToSchema)]
+/// A new job, by its `kind`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 #[allow(
     dead_code,
     reason = "the body's schema: the body is read as the domain's JobSpec"
 )]
-pub struct JobBody {
-    /// `rollup`: a measure's count, sum, mean and standard deviation per group of a
-    /// dimension after every import, from the first, kept as a series at
-    /// `…/rollups/{name}`.
-    #[schema(example = "rollup")]
-    pub kind: String,
+pub enum JobBody {
+    /// A measure's count, sum, mean and standard deviation per group of a dimension
+    /// after every import, from the first, kept as a series at `…/rollups/{name}`.
+    Rollup(RollupJobBody),
+    /// Every stored import of the dataset, in arrival order, through one contract
+    /// version: the latest state, history and conflicts are cleared and rebuilt as
+    /// if the imports had arrived under it, without events or callback timers.
+    Reprocess(ReprocessJobBody),
+    /// Every page of one of the dataset's pull sources from its first, each saved as
+    /// an import (one already received is not saved again), whatever the source's own
+    /// runs have reached; the source's schedule, cursor and watermark are left alone.
+    Backfill(BackfillJobBody),
+}
+
+/// A `rollup` job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "the body's schema: the body is read as the domain's JobSpec"
+)]
+pub struct RollupJobBody {
     /// The rollup's name (1 to 64 of `A-Z a-z 0-9 _ -`).
     #[schema(example = "mean_by_test")]
     pub name: String,
@@ -85,6 +101,34 @@ pub struct JobBody {
     /// meanwhile. Without it the job completes at the last import.
     #[schema(example = "5m")]
     pub every: Option<String>,
+}
+
+/// A `reprocess` job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "the body's schema: the body is read as the domain's JobSpec"
+)]
+pub struct ReprocessJobBody {
+    /// The contract version (of the dataset) every import is processed with.
+    #[schema(example = 2, minimum = 1)]
+    pub contract_version: u32,
+}
+
+/// A `backfill` job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "the body's schema: the body is read as the domain's JobSpec"
+)]
+pub struct BackfillJobBody {
+    /// The source's name (one of the dataset's).
+    #[schema(example = "vendor")]
+    pub source: String,
+    /// Sent as the source's incremental parameter (only for a source that has one):
+    /// only what changed since then. Without it, everything the source serves.
+    #[schema(example = "2026-01-01T00:00:00Z")]
+    pub since: Option<String>,
 }
 
 /// Where a job is in its life.
@@ -121,7 +165,8 @@ impl From<JobStatus> for JobStatusResponse {
 /// How far a job is.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobProgressResponse {
-    /// Items done (a rollup's items are changes of records, in commit order).
+    /// Items done (a rollup's items are changes of records, in commit order; a
+    /// reprocess's are imports, in arrival order; a backfill's are pages).
     pub done: u64,
     /// Items in all, when known (it grows while imports arrive).
     pub total: Option<u64>,
@@ -230,15 +275,23 @@ pub struct JobListResponse {
 /// reads the dataset's history from the first import, saving a checkpoint every
 /// `job_checkpoint_items` changes or `job_checkpoint_every`, and completes at its end
 /// (or, with `every`, runs again that long later for the imports committed meanwhile).
+/// A `reprocess` clears the dataset's latest state, history and conflicts (once no
+/// import of it is being processed), queues its rollups again from the beginning,
+/// then processes every import that had been processed, one at a time in arrival
+/// order, through `contract_version`, without events or callback timers. While it has
+/// not ended, the dataset's other imports wait for it; a cancelled one leaves the
+/// imports it had not reached to the import workers. A `backfill` fetches every page
+/// of a source from its first, saving each as an import, and keeps the pagination
+/// cursor in its checkpoints.
 #[utoipa::path(post, path = "/v1/datasets/{dataset}/jobs", tag = "jobs",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name")),
     request_body = JobBody,
     responses(
         (status = 201, description = "Created and queued", body = JobResponse,
          headers(("Location" = String, description = "The job's URL"))),
-        (status = 400, description = "Malformed body, an unknown kind, or a measure or dimension the current contract lacks", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body, an unknown kind, a measure or dimension the current contract lacks, a contract version the dataset does not have, or a source it does not have", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A job of the dataset keeps a rollup of this name (restart it, or choose another name)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job of the dataset keeps a rollup of this name (restart it, or choose another name), or a reprocess of the dataset has not ended", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -367,7 +420,8 @@ pub struct RestartBody {
 
 /// Go back to a kept checkpoint (0: the beginning): later checkpoints are dropped and
 /// the job is queued to resume from there, whatever its status. Refused while a
-/// worker holds it: pause it first and wait for it to stop.
+/// worker holds it: pause it first and wait for it to stop. A `reprocess` goes back
+/// to the beginning only (it clears the dataset again).
 #[utoipa::path(post, path = "/v1/datasets/{dataset}/jobs/{job}/restart", tag = "jobs",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("job" = String, Path, description = "The job's id")),
@@ -376,7 +430,7 @@ pub struct RestartBody {
         (status = 200, description = "Queued from the checkpoint", body = JobResponse),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job in this dataset, or no such checkpoint kept", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A worker holds the job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A worker holds the job, or a reprocess asked to go back to a checkpoint other than 0 (it restarts from the beginning only)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
     ))]

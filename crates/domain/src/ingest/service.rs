@@ -378,7 +378,8 @@ impl ImportService {
 
     /// Takes back at once the imports held by workers of this host's processes that
     /// died (a crash, a kill -9, a restart), instead of waiting for their leases to
-    /// expire. Workers are named `{host}-{pid}-{n}` ([`worker_name`]); `is_alive` tells
+    /// expire. Workers are named `{host}-{pid}-{n}` ([`worker_name`]; a job worker
+    /// holding an import for a reprocess, `{host}-{pid}-job-{n}`); `is_alive` tells
     /// whether a process id still runs. Gives how many imports were taken back.
     ///
     /// # Errors
@@ -390,12 +391,13 @@ impl ImportService {
     ) -> Result<u64, QueueError> {
         let mut taken = 0;
         for holder in self.ports.queue.holders().await? {
-            // `{host}-{pid}-{n}`, read from the right: a host may hold `-` and digits.
-            let mut parts = holder.rsplitn(3, '-');
-            let (_, pid, of) = (parts.next(), parts.next(), parts.next());
-            let pid = pid
-                .filter(|_| of == Some(host))
-                .and_then(|pid| pid.parse::<u32>().ok());
+            // `{host}-{pid}-{n}`, or `{host}-{pid}-job-{n}` for an import a reprocess
+            // job holds, read from the right: a host may hold `-` and digits.
+            let pid = holder.rsplit_once('-').and_then(|(rest, _n)| {
+                let rest = rest.strip_suffix("-job").unwrap_or(rest);
+                let (of, pid) = rest.rsplit_once('-')?;
+                (of == host).then(|| pid.parse::<u32>().ok()).flatten()
+            });
             let Some(pid) = pid.filter(|pid| !is_alive(*pid)) else {
                 continue;
             };

@@ -135,16 +135,9 @@ pub(crate) async fn run(
     job: &Job,
     mut saver: Saver<'_>,
 ) -> Result<Outcome, WorkError> {
-    let spec: RollupSpec = match serde_json::from_value(job.params.clone()) {
-        Ok(spec) => spec,
-        Err(e) => return Ok(Outcome::Refused(format!("unreadable parameters: {e}"))),
-    };
-    let mut state: State = match &job.checkpoint {
-        None => State::default(),
-        Some(c) => match serde_json::from_value(c.clone()) {
-            Ok(state) => state,
-            Err(e) => return Ok(Outcome::Refused(format!("unreadable checkpoint: {e}"))),
-        },
+    let (spec, mut state): (RollupSpec, State) = match super::read_job(job) {
+        Ok(read) => read,
+        Err(refused) => return Ok(refused),
     };
     let rollups = &s.ports.rollups;
     let failed = |e: RollupError| WorkError::failed(e);

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::{DatasetName, ImportId, Record};
+use crate::ports::Lease;
+use crate::{ContractVersion, DatasetName, ImportId, Record};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -404,4 +405,66 @@ pub trait RollupStore: Send + Sync {
         to: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<RollupPoint>, RollupError>;
+}
+
+/// Errors of a dataset's rebuild.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// An import of the dataset is being processed (or, for a held import, still
+    /// processed by a worker whose lease has not lapsed); try again shortly.
+    #[error("an import of the dataset is being processed")]
+    Busy,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What a `reprocess` job asks of the store: a dataset's derived state cleared, and its
+/// imports processed again in arrival order by the job alone (ADR 34).
+///
+/// While a `reprocess` job of a dataset is queued, running or paused, the import queue
+/// ([`crate::ports::ImportQueue::claim`]) hands out none of the dataset's imports: the
+/// job processes the ones it holds, one at a time, and imports received meanwhile wait
+/// for it to end. An import held for a job is written without events and without
+/// callback timers (its changes were announced when it first arrived), whoever
+/// processes it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait RebuildStore: Send + Sync {
+    /// In one transaction: clears the dataset's latest state, history, identity
+    /// references and conflicts (its revision moves on, its record count is 0); drops
+    /// its rollups' points and queues those rollups again from the beginning (unless
+    /// cancelled); and holds every finished (`completed` or `failed`) import of the
+    /// dataset for `job`, `received` with `contract`, its report and attempts cleared.
+    /// Imports not processed yet are not held: they wait, and are processed as new
+    /// ones once the job has ended. Gives how many imports are held.
+    ///
+    /// # Errors
+    /// - `Busy` while an import of the dataset is being processed (nothing changes).
+    async fn hold(
+        &self,
+        dataset: &DatasetName,
+        job: &str,
+        contract: ContractVersion,
+    ) -> Result<u64, RebuildError>;
+
+    /// Claims the oldest import held for `job` (as
+    /// [`crate::ports::ImportQueue::claim`] does, counting the attempt); finishing it
+    /// releases it from the job.
+    ///
+    /// # Errors
+    /// - `Busy` while the oldest is processed under a lease that has not lapsed;
+    ///   `Ok(None)` when none is held.
+    async fn claim_held(
+        &self,
+        job: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Lease>, RebuildError>;
+
+    /// How many imports are still held for `job`.
+    ///
+    /// # Errors
+    /// - `Unexpected` only.
+    async fn held(&self, job: &str) -> Result<u64, RebuildError>;
 }

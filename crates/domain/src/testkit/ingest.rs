@@ -909,6 +909,7 @@ pub async fn a_restart_takes_back_what_its_dead_predecessor_held(s: Stores) {
         &b"id,group,value\n1,a,1\n"[..],
         b"id,group,value\n2,a,1\n",
         b"id,group,value\n3,a,1\n",
+        b"id,group,value\n4,a,1\n",
     ] {
         receive(&service, &ds, body, None).await;
     }
@@ -918,6 +919,8 @@ pub async fn a_restart_takes_back_what_its_dead_predecessor_held(s: Stores) {
         name("box-a", 41, 0),
         name("box-a", 42, 0),
         name("box-a-7", 41, 0),
+        // A job worker of the dead process, holding an import for a reprocess.
+        "box-a-41-job-0".to_owned(),
     ] {
         s.queue
             .claim(&worker, long)
@@ -929,7 +932,10 @@ pub async fn a_restart_takes_back_what_its_dead_predecessor_held(s: Stores) {
         .take_back_abandoned("box-a", &|pid| pid == 42)
         .await
         .expect("taken back");
-    assert_eq!(taken, 1, "only box-a's dead process 41, not box-a-7's");
+    assert_eq!(
+        taken, 2,
+        "only box-a's dead process 41 (an import worker and a job worker), not box-a-7's"
+    );
     assert_eq!(
         s.queue.holders().await.expect("holders"),
         ["box-a-42-0", "box-a-7-41-0"]

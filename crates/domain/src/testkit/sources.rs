@@ -621,3 +621,82 @@ pub async fn a_source_whose_attempts_are_spent_is_degraded_not_given_up(s: Store
     let v = sources.get(&ds, "v").await.expect("v");
     assert_eq!(v.status, Health::Healthy, "{:?}", v.reason);
 }
+
+/// A backfill job pulls every page of a source from its first, each an import, and
+/// leaves the source's own state alone; a fetch that fails makes the runtime try the
+/// job again from its latest checkpoint, and the page fetched again is the import the
+/// vault already holds. A backfill names a source the dataset has, and `since` only for
+/// a source with an incremental parameter.
+pub async fn a_backfill_pulls_every_page_and_resumes_from_its_checkpoint(s: Stores) {
+    use crate::jobs::{BackfillSpec, JobApiError, JobSettings, JobSpec};
+    let ds = dataset(&s, "src-backfill", PAGES).await;
+    let vendor = Vendor::new(vendor_pages(5, 4), vec![3]);
+    let sources = sources_over(&s, vendor.clone());
+    sources.create(&ds, spec("v")).await.expect("created");
+    let imports = service(&s, 100);
+    let settings = JobSettings {
+        checkpoint_items: 2,
+        idle_poll: Duration::from_millis(50),
+        ..JobSettings::default()
+    };
+    let wakeups = crate::work::Wakeups::default();
+    let jobs = super::jobs::job_service(&s, &imports, sources.clone(), settings, &wakeups);
+    let backfill = |source: &str, since: Option<&str>| {
+        JobSpec::Backfill(BackfillSpec {
+            source: source.into(),
+            since: since.map(str::to_owned),
+        })
+    };
+    for (bad, field) in [
+        (backfill("nope", None), "source"),
+        (backfill("v", Some("2026-01-01")), "since"),
+    ] {
+        match jobs.create(&ds, bad).await {
+            Err(JobApiError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    let before = sources.get(&ds, "v").await.expect("v").source.state;
+    let job = jobs
+        .create(&ds, backfill("v", None))
+        .await
+        .expect("created");
+    let view = super::jobs::run_until_completed(&jobs, wakeups, &ds, &job.id).await;
+    assert_eq!((view.done, view.total), (5, Some(5)), "five pages");
+    assert_eq!(
+        view.attempts, 1,
+        "progress after the retry clears the attempts"
+    );
+    let fetched = vendor
+        .fetched
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let numbered: Vec<Option<&str>> = fetched.iter().map(Option::as_deref).collect();
+    assert_eq!(
+        numbered,
+        [
+            None,
+            Some("1"),
+            Some("2"),
+            Some("3"),
+            Some("2"),
+            Some("3"),
+            Some("4")
+        ],
+        "resumed from the checkpoint after page 2 (pages 1 and 2 done)"
+    );
+    let after = sources.get(&ds, "v").await.expect("v").source.state;
+    assert_eq!(
+        (after.cursor, after.watermark, after.pages),
+        (before.cursor, before.watermark, before.pages),
+        "the source's own runs are left alone"
+    );
+    let processed = drain(&imports).await;
+    assert_eq!(processed.len(), 5, "one import per page, none twice");
+    let all = RecordQuery {
+        limit: 1,
+        ..RecordQuery::default()
+    };
+    assert_eq!(s.records.list(&ds, &all).await.expect("list").total, 20);
+}
