@@ -60,7 +60,9 @@ pub(crate) async fn request_context(
     crate::refusals::head_as_get(&mut req);
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, %method, %route,
+        dataset = tracing::field::Empty, key = tracing::field::Empty,
         caller = tracing::field::Empty);
+
     let started = Instant::now();
     let served = CURRENT.scope(id.clone(), next.call(req).instrument(span.clone()));
     let outcome = served.await;
@@ -70,12 +72,19 @@ pub(crate) async fn request_context(
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
     let elapsed = started.elapsed();
+    // What the request was about, not only the route's pattern: the path's values as
+    // routing matched them.
+    if let Ok(res) = &outcome {
+        for name in ["dataset", "key"] {
+            if let Some(value) = res.request().match_info().get(name) {
+                span.record(name, value);
+            }
+        }
+    }
     span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request served"
-        );
+        // To a tenth of a millisecond: more digits are noise to a reader.
+        let latency_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
+        tracing::info!(status, latency_ms, "request served");
     });
     if let Some(metrics) = metrics {
         metrics.observe_request(&method, &route, status, elapsed);

@@ -190,6 +190,11 @@ pub struct ImportResponse {
     pub status: StatusResponse,
     /// The report, once processed.
     pub report: Option<ReportResponse>,
+    /// Only in the answer to a document sent again (the same bytes, or the same
+    /// `Idempotency-Key`): the import it repeats, which is the one shown (nothing new
+    /// was stored or applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
 }
 
 impl From<&ImportSummary> for ImportResponse {
@@ -205,6 +210,7 @@ impl From<&ImportSummary> for ImportResponse {
             received_at: i.received_at,
             status: i.status.into(),
             report: i.report.as_ref().map(ReportResponse::from),
+            duplicate_of: None,
         }
     }
 }

@@ -120,5 +120,78 @@ pub enum Command {
     },
     /// Check the configuration (a listen address beyond loopback needs auth tokens)
     /// and that the database (and Redis, when set) answers; exit non-zero if not.
+    /// Read-only: it says where the database is and what migrations it lacks, and
+    /// creates or migrates nothing.
     Check,
+    /// List, create or show datasets on a running server.
+    Datasets {
+        /// What to do.
+        #[command(subcommand)]
+        action: DatasetsAction,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// A measure's statistics per group of a dimension, from a running server.
+    Aggregate {
+        /// The dataset.
+        dataset: String,
+        /// The measure.
+        #[arg(long, short)]
+        measure: String,
+        /// The dimension to group by (none: one group of everything).
+        #[arg(long, short)]
+        group_by: Option<String>,
+        /// Only records whose dimension has this value (`NAME=VALUE`, repeatable).
+        #[arg(long = "filter", short, value_name = "NAME=VALUE", value_parser = crate::remote::parse_filter)]
+        filters: Vec<(String, String)>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Records of a dataset, filtered by dimensions, from a running server.
+    Records {
+        /// The dataset.
+        dataset: String,
+        /// Only records whose dimension has this value (`NAME=VALUE`, repeatable).
+        #[arg(value_name = "NAME=VALUE", value_parser = crate::remote::parse_filter)]
+        filters: Vec<(String, String)>,
+        /// Records at most.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// What `intake datasets` does.
+#[derive(Debug, Subcommand)]
+pub enum DatasetsAction {
+    /// Every dataset: name, contract version, records, revision.
+    List,
+    /// Create a dataset with its first contract.
+    Create {
+        /// Its name.
+        name: String,
+        /// The contract (a JSON file, `examples/contracts/` has some).
+        #[arg(long, value_name = "FILE")]
+        contract: PathBuf,
+    },
+    /// One dataset: its counts, contract versions and recent imports.
+    Show {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Where the running server is, and how to answer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Server {
+    /// The running server.
+    #[arg(long, env = "INTAKE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// A bearer token for it (`read` to read; `admin` to create a dataset).
+    #[arg(long, env = "INTAKE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

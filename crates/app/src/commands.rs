@@ -30,7 +30,8 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks the configuration and each dependency, printing one line per check.
+/// Checks the configuration and each dependency, printing one line per check; it
+/// changes nothing (no database is created, no migration applied).
 pub async fn check(settings: &Settings) -> ExitCode {
     println!("configuration: ok");
     let mut ok = true;
@@ -50,14 +51,9 @@ pub async fn check(settings: &Settings) -> ExitCode {
             println!("listen: FAILED: {e:#}");
         }
     }
-    match Storage::open(settings).await {
-        Ok(storage) => match storage.health.check().await {
-            Ok(()) => println!("database ({}): ok", settings.database_url),
-            Err(e) => {
-                ok = false;
-                println!("database ({}): FAILED: {e:#}", settings.database_url);
-            }
-        },
+    // Read-only: a check creates no database and applies no migration.
+    match crate::wiring::probe(settings).await {
+        Ok(line) => println!("database ({}): {line}", settings.database_url),
         Err(e) => {
             ok = false;
             println!("database ({}): FAILED: {e:#}", settings.database_url);

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod remote;
 pub mod replay;
 pub mod server;
 pub mod settings;
@@ -43,6 +44,15 @@ pub async fn run(cli: Cli) -> ExitCode {
         eprintln!("intake: {e:#}");
         return ExitCode::from(2);
     }
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    for (name, closest) in settings::unknown_variables(names) {
+        match closest {
+            Some(closest) => {
+                tracing::warn!(variable = %name, "{name} is not a setting and is ignored: did you mean {closest}?");
+            }
+            None => tracing::warn!(variable = %name, "{name} is not a setting and is ignored"),
+        }
+    }
     let outcome = match command {
         Command::Serve => serve(&settings).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate => commands::migrate(&settings)
@@ -59,6 +69,28 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => commands::jobs(&settings, dataset.as_deref(), watch, json)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Datasets { action, server } => remote::datasets(&server, action).await,
+        Command::Aggregate {
+            dataset,
+            measure,
+            group_by,
+            filters,
+            server,
+        } => {
+            let question = remote::Question {
+                dataset: &dataset,
+                measure: &measure,
+                group_by: group_by.as_deref(),
+                filters: &filters,
+            };
+            remote::aggregate(&server, &question).await
+        }
+        Command::Records {
+            dataset,
+            filters,
+            limit,
+            server,
+        } => remote::records(&server, &dataset, &filters, limit).await,
         Command::Restore { file } => commands::restore(&settings, &file)
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -13,6 +13,8 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+use crate::remote::{Api, problem};
+
 /// What `replay` is asked to do.
 #[derive(Debug, Clone)]
 pub struct ReplayArgs {
@@ -94,39 +96,7 @@ pub struct Summary {
     pub late: u64,
 }
 
-/// A client of the REST API.
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: Option<String>,
-}
-
 impl Api {
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let response = request.send().await.with_context(|| {
-            format!(
-                "cannot reach {} (is `intake serve` running there?)",
-                self.base
-            )
-        })?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.context("reading an answer")?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let (status, body) = self
-            .send(self.client.get(format!("{}{path}", self.base)))
-            .await?;
-        anyhow::ensure!(status == 200, "GET {path}: {status} {}", problem(&body));
-        Ok(body)
-    }
-
     /// Every callback of `dataset` in `status` set by one of `imports`.
     async fn callbacks(
         &self,
@@ -156,13 +126,6 @@ impl Api {
     }
 }
 
-fn problem(body: &Value) -> String {
-    body["detail"]
-        .as_str()
-        .or_else(|| body["title"].as_str())
-        .map_or_else(|| body.to_string(), ToOwned::to_owned)
-}
-
 fn count(report: &Value, field: &str) -> u64 {
     report[field].as_u64().unwrap_or(0)
 }
@@ -177,14 +140,7 @@ pub async fn replay(file: &Path, args: &ReplayArgs) -> anyhow::Result<Summary> {
     let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let updates: Vec<Value> = serde_json::from_slice(&text)
         .with_context(|| format!("{}: expected a JSON array of updates", file.display()))?;
-    let api = Api {
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .context("building the HTTP client")?,
-        base: args.server.trim_end_matches('/').to_owned(),
-        token: args.token.clone(),
-    };
+    let api = Api::new(&args.server, args.token.clone())?;
     let dataset = &args.dataset;
     let (status, body) = api
         .send(

@@ -338,8 +338,9 @@ impl Application {
         } else {
             tracing::info!(tokens = tokens.len(), "bearer tokens are required");
         }
+        let data = settings.data_location()?;
         tracing::info!(%addr, port, database = %settings.database_url,
-            workers = settings.workers, "intake is serving");
+            workers = settings.workers, "intake is serving; its data is in {data}");
         Ok(Self {
             port,
             server,

@@ -351,6 +351,72 @@ impl Default for Settings {
     }
 }
 
+/// `INTAKE_*` variables that are not settings: the config file, the command line's
+/// server and token, and those of the test suites and CI scripts.
+const OTHER_VARIABLES: [&str; 9] = [
+    "CONFIG",
+    "TOKEN",
+    "SERVER",
+    "BIN",
+    "CI_TOOLS",
+    "RECORD_GOLDEN",
+    "REQUIRE_SERVICES",
+    "UPDATE_OPENAPI",
+    "FUZZ_SECONDS",
+];
+
+/// Prefixes of `INTAKE_*` variables that are not settings: secrets by name, and the
+/// test suites' own.
+const OTHER_PREFIXES: [&str; 2] = ["SECRET_", "TEST_"];
+
+/// The `INTAKE_*` variables of `names` that no setting (or other use) reads, each with
+/// the setting's variable it is closest to, when one is close: a misspelled setting is
+/// otherwise silently ignored.
+pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String, Option<String>)> {
+    let mut unknown = Vec::new();
+    for name in names {
+        let Some(rest) = name.strip_prefix("INTAKE_") else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase();
+        let known = KEYS.contains(&key.as_str())
+            || OTHER_VARIABLES.contains(&rest)
+            || OTHER_PREFIXES.iter().any(|p| rest.starts_with(p));
+        if known {
+            continue;
+        }
+        let closest = KEYS
+            .iter()
+            .map(|k| (distance(k, &key), k))
+            .min()
+            .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+            .map(|(_, k)| format!("INTAKE_{}", k.to_ascii_uppercase()));
+        unknown.push((name, closest));
+    }
+    unknown.sort();
+    unknown
+}
+
+/// The edit distance (insertions, deletions, substitutions) between `a` and `b`.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 /// The keys, as `INTAKE_<KEY>` reads them.
 const KEYS: [&str; 54] = [
     "listen",
@@ -723,6 +789,38 @@ impl Settings {
         })
     }
 
+    /// Where the data is, for people: the SQLite file as an absolute path (a relative
+    /// URL depends on the directory the process started in), or PostgreSQL's URL
+    /// without its password, with the schema.
+    ///
+    /// # Errors
+    /// When the URL is not one this build reads.
+    pub fn data_location(&self) -> anyhow::Result<String> {
+        Ok(match self.database()? {
+            Database::Sqlite => {
+                let file = intake_sqlite::database_file(self.database_url.expose())?;
+                let file = std::path::absolute(&file).unwrap_or(file);
+                format!("{} (SQLite)", file.display())
+            }
+            Database::Postgres => {
+                let url = intake_domain::redact::url(self.database_url.expose());
+                match &self.database_schema {
+                    Some(schema) => format!("{url}, schema {schema} (PostgreSQL)"),
+                    None => format!("{url} (PostgreSQL)"),
+                }
+            }
+        })
+    }
+
+    /// How to open SQLite, when `database_url` names it.
+    pub fn sqlite(&self) -> intake_sqlite::Settings {
+        intake_sqlite::Settings {
+            url: self.database_url.expose().to_owned(),
+            acquire_timeout: self.database_acquire_timeout(),
+            ..intake_sqlite::Settings::default()
+        }
+    }
+
     /// How to reach PostgreSQL, when `database_url` names it.
     pub fn postgres(&self) -> intake_postgres::Settings {
         intake_postgres::Settings {
@@ -896,6 +994,32 @@ fn describe(e: figment::Error) -> String {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelled_variables_are_named_with_the_setting_they_are_closest_to() {
+        let names = [
+            "INTAKE_LISTN",
+            "INTAKE_LISTEN",
+            "INTAKE_DATABSE_URL",
+            "INTAKE_SECRET_VENDOR",
+            "INTAKE_TOKEN",
+            "INTAKE_TEST_DATABASE_URL",
+            "INTAKE_FROBNICATE",
+            "PATH",
+        ]
+        .map(String::from);
+        assert_eq!(
+            unknown_variables(names),
+            [
+                (
+                    "INTAKE_DATABSE_URL".into(),
+                    Some("INTAKE_DATABASE_URL".into())
+                ),
+                ("INTAKE_FROBNICATE".into(), None),
+                ("INTAKE_LISTN".into(), Some("INTAKE_LISTEN".into())),
+            ]
+        );
+    }
 
     #[test]
     fn the_defaults_run_the_embedded_stack() {

@@ -118,12 +118,7 @@ impl Storage {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         match settings.database()? {
             Database::Sqlite => {
-                let store = intake_sqlite::SqliteStore::connect(&intake_sqlite::Settings {
-                    url: settings.database_url.expose().to_owned(),
-                    acquire_timeout: settings.database_acquire_timeout(),
-                    ..intake_sqlite::Settings::default()
-                })
-                .await?;
+                let store = intake_sqlite::SqliteStore::connect(&settings.sqlite()).await?;
                 store.migrate().await?;
                 let (_, dir, keep) = settings.backups()?;
                 let backups = intake_sqlite::SqliteBackups::new(store.clone(), dir, keep);
@@ -145,6 +140,35 @@ impl Storage {
             }
         }
     }
+}
+
+/// Looks at the database without creating or migrating anything (`intake check`):
+/// one line saying where it is and how it stands.
+///
+/// # Errors
+/// When it cannot be reached or read.
+pub async fn probe(settings: &Settings) -> anyhow::Result<String> {
+    let location = settings.data_location()?;
+    let pending = match settings.database()? {
+        Database::Sqlite => {
+            let probe = intake_sqlite::SqliteStore::probe(&settings.sqlite()).await?;
+            let Some(pending) = probe.pending else {
+                return Ok(format!(
+                    "no database yet at {location}: `intake serve` or `intake migrate` creates it"
+                ));
+            };
+            pending
+        }
+        Database::Postgres => {
+            let store = intake_postgres::PgStore::connect(&settings.postgres())?;
+            store.check().await?;
+            store.pending_migrations().await?
+        }
+    };
+    Ok(match pending {
+        0 => format!("ok, {location}"),
+        n => format!("ok, {location}; {n} migrations to apply at the next start"),
+    })
 }
 
 /// The Redis cache `redis_url` names, when it names one. It connects on first use.

@@ -51,10 +51,20 @@ fn check_says_what_is_wrong_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let ok = run(intake(dir.path()).arg("check"));
     assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let file = dir.path().join("intake.db");
     assert!(
-        text(&ok.stdout).contains("database (sqlite://"),
+        text(&ok.stdout).contains(&format!("no database yet at {}", file.display())),
         "{}",
         text(&ok.stdout)
+    );
+    assert!(!file.exists(), "a check creates nothing");
+    run(intake(dir.path()).arg("migrate"));
+    let ready = run(intake(dir.path()).arg("check"));
+    assert!(ready.status.success(), "{}", text(&ready.stdout));
+    assert!(
+        text(&ready.stdout).contains(&format!("ok, {} (SQLite)", file.display())),
+        "{}",
+        text(&ready.stdout)
     );
 
     let bad = run(intake(dir.path())
@@ -86,6 +96,21 @@ fn check_says_what_is_wrong_and_exits_non_zero() {
         text(&down.stdout).contains("FAILED"),
         "{}",
         text(&down.stdout)
+    );
+}
+
+#[test]
+fn a_misspelled_setting_is_named_not_silently_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(intake(dir.path())
+        .arg("migrate")
+        .env("INTAKE_LISTN", "127.0.0.1:9"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let logged = text(&out.stderr);
+    assert!(
+        logged
+            .contains("INTAKE_LISTN is not a setting and is ignored: did you mean INTAKE_LISTEN?"),
+        "{logged}"
     );
 }
 
@@ -149,6 +174,30 @@ async fn serve_logs_the_request_id_and_stops_gracefully_on_sigterm() {
     }
     assert!(
         request_lines.iter().any(|l| l.contains("\"status\":404")),
+        "{logs}"
+    );
+    // The request line names the dataset asked for, with a latency rounded to 0.1 ms.
+    let served = request_lines
+        .iter()
+        .find(|l| l.contains("request served"))
+        .expect("a request line");
+    let json: serde_json::Value = serde_json::from_str(served).unwrap();
+    let request = json["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "request")
+        .expect("the request span");
+    assert_eq!(request["dataset"], "nope", "{served}");
+    let latency = json["fields"]["latency_ms"].as_f64().expect("a latency");
+    assert!(
+        ((latency * 10.0).round() - latency * 10.0).abs() < 1e-9,
+        "{served}"
+    );
+    // Where the data is, said once at start-up.
+    let file = dir.path().join("intake.db");
+    assert!(
+        logs.contains(&format!("its data is in {} (SQLite)", file.display())),
         "{logs}"
     );
     assert!(logs.contains("intake stopped"), "{logs}");
@@ -748,4 +797,109 @@ fn replay_says_why_it_cannot_start() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `intake datasets`, `intake aggregate` and `intake records` talk to a running
+/// server: tables for people, the server's JSON with `--json`, and the server's
+/// problem (exit 2) when it refuses.
+#[actix_web::test]
+async fn the_command_line_reads_and_creates_through_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve(dir.path(), &[("INTAKE_LOG", "off")]);
+    wait_until_up(&awc::Client::default(), &base).await;
+    let remote = |args: &[&str]| {
+        let mut command = intake(dir.path());
+        command.args(args).env("INTAKE_SERVER", &base);
+        run(&mut command)
+    };
+    let contract = example("contracts", "exam-results.json");
+    let created = remote(&[
+        "datasets",
+        "create",
+        "exam-results",
+        "--contract",
+        contract.to_str().unwrap(),
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert_eq!(
+        text(&created.stdout).trim(),
+        "created exam-results with contract version 1"
+    );
+    let again = remote(&[
+        "datasets",
+        "create",
+        "exam-results",
+        "--contract",
+        contract.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("409"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let sample = example("data", "markr-sample-results.xml");
+    let imported = run(intake(dir.path()).args([
+        "import",
+        sample.to_str().unwrap(),
+        "--dataset",
+        "exam-results",
+    ]));
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+
+    let listed = text(&remote(&["datasets", "list"]).stdout);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{listed}");
+    assert!(lines[1].starts_with("exam-results  1"), "{listed}");
+    let shown = text(&remote(&["datasets", "show", "exam-results"]).stdout);
+    assert!(shown.contains("records   81"), "{shown}");
+    assert!(shown.contains("completed"), "{shown}");
+
+    let aggregate = remote(&[
+        "aggregate",
+        "exam-results",
+        "--measure",
+        "percent",
+        "--group-by",
+        "test_id",
+    ]);
+    let table = text(&aggregate.stdout);
+    assert!(aggregate.status.success(), "{}", text(&aggregate.stderr));
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row,
+        ["9863", "81", "50.80", "9.92", "30", "45", "50", "55", "75"],
+        "{table}"
+    );
+    let json = remote(&[
+        "aggregate",
+        "exam-results",
+        "-m",
+        "percent",
+        "-g",
+        "test_id",
+        "--json",
+    ]);
+    let answer: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(answer["groups"][0]["count"], 81);
+
+    let records =
+        text(&remote(&["records", "exam-results", "test_id=9863", "--limit", "2"]).stdout);
+    let lines: Vec<&str> = records.lines().collect();
+    assert_eq!(lines.len(), 4, "a header, two records, a count: {records}");
+    assert!(lines[0].starts_with("KEY"), "{records}");
+    assert!(lines[1].starts_with("9863/"), "{records}");
+    assert_eq!(lines[3], "2 of 81 records", "{records}");
+
+    let unknown = remote(&["aggregate", "nope", "--measure", "percent"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown.stderr).contains("404"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    sigterm(&child);
+    let _ = child.wait_with_output();
 }

@@ -180,6 +180,7 @@ macro_rules! storage_conformance {
             sources::a_backfill_pulls_every_page_and_resumes_from_its_checkpoint,
             ingest::workloads_give_the_same_result_as_a_dry_run,
             ingest::reprocessing_applies_nothing_twice,
+            ingest::a_csv_header_without_required_columns_fails_with_one_error,
             ingest::a_waiter_is_woken_when_its_import_is_processed,
             ingest::a_repeated_body_or_idempotency_key_is_one_import,
             ingest::an_invalid_document_is_rejected_whole,

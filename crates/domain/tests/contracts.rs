@@ -153,6 +153,25 @@ fn shape_errors_name_the_field() {
 }
 
 #[test]
+fn every_shape_error_is_listed_at_once() {
+    let contract = with(
+        with(
+            with(exam(), "/format", json!("yaml")),
+            "/merge",
+            json!("newest"),
+        ),
+        "/fields/available/type",
+        json!("float"),
+    );
+    let contract = without(contract, "", "on_invalid");
+    assert_eq!(
+        fields_at_fault(contract),
+        vec!["on_invalid", "fields.available.type", "format", "merge"],
+        "the missing key first, then every other in order"
+    );
+}
+
+#[test]
 fn key_fields_must_exist_and_be_required() {
     let contract = with(
         exam(),

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use intake_domain::ports::Unavailable;
+use sqlx::ConnectOptions as _;
 use sqlx::PgPool;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::query::Query;
@@ -114,7 +115,10 @@ impl PgStore {
             options = options.options([("search_path", schema.as_str())]);
         }
         // Who uses the schema, as `pg_stat_activity` shows it (`intake restore` asks).
-        let options = options.application_name(&application_name(settings.schema.as_deref()));
+        let options = options
+            .application_name(&application_name(settings.schema.as_deref()))
+            // A slow statement is worth a debug line, not a warning holding raw SQL.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let relaxed = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -129,6 +133,29 @@ impl PgStore {
             schema: settings.schema.clone(),
             layouts: layout::Layouts::default(),
         })
+    }
+
+    /// How many of this build's migrations the database (its schema) lacks, without
+    /// changing anything (`intake check`).
+    ///
+    /// # Errors
+    /// When the database is unreachable.
+    pub async fn pending_migrations(&self) -> anyhow::Result<usize> {
+        // `to_regclass` follows the search path: the service's schema when one is set.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .context("looking for the migrations table")?;
+        let applied: i64 = if exists {
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .context("counting applied migrations")?
+        } else {
+            0
+        };
+        let known = MIGRATOR.iter().count();
+        Ok(known.saturating_sub(usize::try_from(applied).unwrap_or(0)))
     }
 
     /// Creates the schema (when one is set) and applies pending migrations.

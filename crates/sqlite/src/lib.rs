@@ -33,6 +33,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use intake_domain::ports::Unavailable;
+use sqlx::ConnectOptions as _;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -67,6 +68,15 @@ impl Default for Settings {
     }
 }
 
+/// What [`SqliteStore::probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The database file, as an absolute path.
+    pub file: std::path::PathBuf,
+    /// Migrations of this build it lacks; `None` when the file does not exist yet.
+    pub pending: Option<usize>,
+}
+
 /// The storage ports over one SQLite database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -89,7 +99,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(settings.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A slow statement is worth a debug line, not a warning holding raw SQL.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         if let Some(dir) = options
             .get_filename()
             .parent()
@@ -116,6 +128,49 @@ impl SqliteStore {
             }
         };
         Ok(Self { pool, _lock: lock })
+    }
+
+    /// Looks at the database without changing anything (`intake check`): whether its
+    /// file exists, and if so, opened read-only, how many of this build's migrations
+    /// it lacks.
+    ///
+    /// # Errors
+    /// When the URL is malformed, or the file exists but cannot be read as a database.
+    pub async fn probe(settings: &Settings) -> anyhow::Result<Probe> {
+        let options = SqliteConnectOptions::from_str(&settings.url)
+            .with_context(|| format!("parsing the SQLite URL {:?}", settings.url))?
+            .read_only(true)
+            .create_if_missing(false);
+        let file = options.get_filename().to_path_buf();
+        let file = std::path::absolute(&file).unwrap_or(file);
+        if !file.exists() {
+            return Ok(Probe {
+                file,
+                pending: None,
+            });
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening {} read-only", file.display()))?;
+        let applied: Result<i64, _> =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await;
+        pool.close().await;
+        let applied = match applied {
+            Ok(n) => usize::try_from(n).unwrap_or(0),
+            // Not a table yet: nothing was ever migrated.
+            Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => 0,
+            Err(e) => return Err(e).context(format!("reading {}", file.display())),
+        };
+        let known = MIGRATOR.iter().count();
+        Ok(Probe {
+            file,
+            pending: Some(known.saturating_sub(applied)),
+        })
     }
 
     /// Closes every connection; the store is unusable afterwards.

@@ -99,7 +99,8 @@ const WAIT_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Send a document: its bytes are streamed into the vault and queued for processing
 /// with the dataset's current contract. The same body (or `Idempotency-Key`) twice
-/// gives back the first import, applied once.
+/// gives back the first import, applied once, with `duplicate_of` and an
+/// `Intake-Duplicate-Of` header naming it.
 #[utoipa::path(post, path = "/v1/datasets/{dataset}/imports", tag = "imports",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("Idempotency-Key" = Option<String>, Header, description = "Same key, same import"),
@@ -108,7 +109,8 @@ const WAIT_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
         content(("text/csv"), ("application/xml"), ("application/json"), ("application/x-ndjson"),
                 ("application/octet-stream"))),
     responses(
-        (status = 200, description = "Already received (the first import), or finished while waiting", body = ImportResponse),
+        (status = 200, description = "Finished while waiting, or already received: then the first import, with `duplicate_of` naming it", body = ImportResponse,
+         headers(("Intake-Duplicate-Of" = String, description = "Only for a document already received (same bytes or `Idempotency-Key`): the import it repeats"))),
         (status = 202, description = "Stored and queued", body = ImportResponse,
          headers(("Location" = String, description = "Where to poll the import"))),
         (status = 400, description = "Malformed name, key or body", body = Problem, content_type = "application/problem+json"),
@@ -160,13 +162,25 @@ pub(crate) async fn create_import(
         }
     }
     let done = import.status.is_finished() || !received.is_new;
-    let builder = if done {
+    let mut builder = if done {
         HttpResponse::Ok()
     } else {
         HttpResponse::Accepted()
     };
-    Ok(with_location(builder, &import))
+    if received.is_new {
+        return Ok(with_location(builder, &import));
+    }
+    // A repeated document: the earlier import, saying so.
+    let mut answer = ImportResponse::from(&import);
+    answer.duplicate_of = Some(import.id.to_string());
+    Ok(builder
+        .insert_header((header::LOCATION, location(&import)))
+        .insert_header((DUPLICATE_OF, import.id.to_string()))
+        .json(answer))
 }
+
+/// The header naming the import a repeated document repeats.
+const DUPLICATE_OF: &str = "Intake-Duplicate-Of";
 
 /// List a dataset's imports, newest first.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/imports", tag = "imports",

@@ -163,8 +163,16 @@ pub(crate) async fn import(
     }
 }
 
+/// A percentage as the Markr service's clients read it: to 2 decimals, half away
+/// from zero (`55.00000000000001` is `55.0`, `9.9216…` is `9.92`). The v1 and v2
+/// aggregates keep full precision.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 /// The statistics of one test's percentage scores: mean, population standard
-/// deviation, min, max, quartiles (linear interpolation) and count.
+/// deviation, min, max, quartiles (linear interpolation) and count, each to 2
+/// decimals (the v1 and v2 aggregates keep full precision).
 #[utoipa::path(get, path = "/results/{test_id}/aggregate", tag = "markr",
     params(("test_id" = String, Path, description = "The test's id", example = "9863")),
     responses(
@@ -201,12 +209,12 @@ pub(crate) async fn results_aggregate(
                 group.excluded
             )));
         };
-        let p = |f: f64| a.percentile(f).unwrap_or(a.mean);
+        let p = |f: f64| round2(a.percentile(f).unwrap_or(a.mean));
         to_json(&MarkrAggregateResponse {
-            mean: a.mean,
-            stddev: a.stddev,
-            min: a.min,
-            max: a.max,
+            mean: round2(a.mean),
+            stddev: round2(a.stddev),
+            min: round2(a.min),
+            max: round2(a.max),
             p25: p(0.25),
             p50: p(0.5),
             p75: p(0.75),

@@ -328,6 +328,21 @@ async fn the_markr_sample_is_imported_once_and_read_back(app: &TestApp) {
         again.body["id"], done.body["id"],
         "the same body is the same import"
     );
+    assert_eq!(
+        again.body["duplicate_of"], done.body["id"],
+        "{}",
+        again.body
+    );
+    assert_eq!(
+        again.header("intake-duplicate-of"),
+        done.body["id"].as_str(),
+        "said in a header too"
+    );
+    assert!(
+        done.body.get("duplicate_of").is_none(),
+        "a first import is no duplicate: {}",
+        done.body
+    );
     let dataset = app.get("/v1/datasets/exam-results").await;
     assert_eq!(dataset.body["revision"], 1, "applied once");
     assert_eq!(dataset.body["records"], expected.records.len() as u64);

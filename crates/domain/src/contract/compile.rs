@@ -99,9 +99,17 @@ impl Contract {
                     message: inner.to_string(),
                 }
             } else {
-                let message = strip_position(inner);
-                let field = field_at_fault(&e.path().to_string(), &message);
-                ContractError::Invalid(vec![ContractIssue::new(field, message)])
+                // serde stops at the first mistake: look at each part on its own, so
+                // that every mistake is listed at once.
+                let mut issues = serde_json::from_str::<serde_json::Value>(json)
+                    .map(|value| type_issues(&value))
+                    .unwrap_or_default();
+                if issues.is_empty() {
+                    let message = strip_position(inner);
+                    let field = field_at_fault(&e.path().to_string(), &message);
+                    issues.push(ContractIssue::new(field, message));
+                }
+                ContractError::Invalid(issues)
             }
         })?;
         de.end().map_err(|e| ContractError::Syntax {
@@ -152,6 +160,20 @@ impl Contract {
     /// What decoders need to know.
     pub fn format(&self) -> &DocumentFormat {
         &self.format
+    }
+
+    /// For CSV, the columns a header must name: each required field's column. Empty
+    /// for other formats.
+    pub fn required_columns(&self) -> Vec<&str> {
+        if !matches!(self.format, DocumentFormat::Csv { .. }) {
+            return Vec::new();
+        }
+        self.spec
+            .fields
+            .iter()
+            .filter(|(_, f)| f.required)
+            .map(|(name, f)| f.path.as_deref().unwrap_or(name))
+            .collect()
     }
 
     /// The merge policy.
@@ -224,6 +246,77 @@ fn find_nul(value: &serde_json::Value, path: &str, issues: &mut Vec<ContractIssu
 
 /// The field a shape error is about: its path, completed by the missing field's name
 /// when serde reports one ("missing field `on_invalid`").
+/// Every part of a contract that does not read as its type, each with its field: the
+/// top-level keys one by one, and each field and measure on its own.
+fn type_issues(value: &serde_json::Value) -> Vec<ContractIssue> {
+    use super::spec::{
+        CallbackSpec, CsvSpec, FieldSpec, FormatName, IdentitySpec, InvalidPolicy, MeasureSpec,
+        MergePolicy,
+    };
+    fn check<T: serde::de::DeserializeOwned>(
+        prefix: &str,
+        value: &serde_json::Value,
+        issues: &mut Vec<ContractIssue>,
+    ) {
+        if let Err(e) = serde_path_to_error::deserialize::<_, T>(value) {
+            let message = strip_position(e.inner());
+            let inner = e.path().to_string();
+            let path = match inner.as_str() {
+                "." => prefix.to_owned(),
+                rest => format!("{prefix}.{}", rest.trim_start_matches('.')),
+            };
+            issues.push(ContractIssue::new(field_at_fault(&path, &message), message));
+        }
+    }
+    fn each<T: serde::de::DeserializeOwned>(
+        prefix: &str,
+        value: &serde_json::Value,
+        issues: &mut Vec<ContractIssue>,
+    ) {
+        match value.as_object() {
+            Some(entries) => {
+                for (name, entry) in entries {
+                    check::<T>(&format!("{prefix}.{name}"), entry, issues);
+                }
+            }
+            None => issues.push(ContractIssue::new(prefix, "must be an object")),
+        }
+    }
+    let mut issues = Vec::new();
+    let Some(object) = value.as_object() else {
+        issues.push(ContractIssue::new("(contract)", "must be a JSON object"));
+        return issues;
+    };
+    for required in ["format", "fields", "key", "merge", "on_invalid"] {
+        if !object.contains_key(required) {
+            issues.push(ContractIssue::new(required, "required"));
+        }
+    }
+    for (key, value) in object {
+        match key.as_str() {
+            "description" | "records" | "version" => {
+                check::<Option<String>>(key, value, &mut issues)
+            }
+            "format" => check::<FormatName>(key, value, &mut issues),
+            "csv" => check::<CsvSpec>(key, value, &mut issues),
+            "fields" => each::<FieldSpec>(key, value, &mut issues),
+            "key" | "dimensions" => check::<Vec<String>>(key, value, &mut issues),
+            "measures" => each::<MeasureSpec>(key, value, &mut issues),
+            "merge" => check::<MergePolicy>(key, value, &mut issues),
+            "on_invalid" => check::<InvalidPolicy>(key, value, &mut issues),
+            "identity" => check::<IdentitySpec>(key, value, &mut issues),
+            "callback" => check::<CallbackSpec>(key, value, &mut issues),
+            other => issues.push(ContractIssue::new(
+                other,
+                "unknown field: a contract has format, fields, key, merge, on_invalid and \
+                 optionally description, records, csv, version, dimensions, measures, \
+                 identity, callback",
+            )),
+        }
+    }
+    issues
+}
+
 fn field_at_fault(path: &str, message: &str) -> String {
     let missing = message
         .strip_prefix("missing field `")

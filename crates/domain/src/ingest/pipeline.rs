@@ -162,6 +162,9 @@ pub(super) async fn dry_run(
             let mut session = MergeSession::new(&contract);
             for item in decoder.decode(contract.format(), Box::new(input)) {
                 session.push(item);
+                if session.is_over() {
+                    break;
+                }
             }
             let _ = done_tx.send_blocking(session.finish());
         })
@@ -199,6 +202,9 @@ fn decode_and_merge(
     for item in decoder.decode(contract.format(), Box::new(input)) {
         if let Some(mapped) = session.accept(item) {
             pending.push(mapped);
+        }
+        if session.is_over() {
+            break;
         }
         if pending.len() >= batch_size {
             flush(&mut session, &mut pending, steps, states)?;

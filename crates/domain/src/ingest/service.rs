@@ -454,11 +454,24 @@ impl ImportService {
                 .callbacks_cancelled(dataset, finished.cancelled.len() as u64);
         }
         let revision = finished.revision;
+        let outcome = match verdict {
+            Verdict::Commit => "applied",
+            Verdict::Reject => "rejected",
+        };
         tracing::info!(
+            %dataset,
             ?verdict,
             seen = report.seen,
             invalid = report.invalid,
-            "import processed"
+            "import of {dataset} processed: {outcome}; {} records seen, {} inserted, {} updated, \
+             {} unchanged, {} superseded, {} invalid, {} conflicts",
+            report.seen,
+            report.inserted,
+            report.updated,
+            report.unchanged,
+            report.superseded,
+            report.invalid,
+            report.conflicts,
         );
         Ok(Processed {
             verdict,

@@ -99,6 +99,10 @@ pub struct MergeSession<'c> {
     changes: Vec<Change>,
     conflicts: Vec<Conflict>,
     broke_off: bool,
+    /// Whether the first record was looked at for a header that cannot be right.
+    header_checked: bool,
+    /// The header lacks required columns: the document is refused whole, at once.
+    header_refused: bool,
 }
 
 impl<'c> MergeSession<'c> {
@@ -113,6 +117,8 @@ impl<'c> MergeSession<'c> {
             changes: Vec::new(),
             conflicts: Vec::new(),
             broke_off: false,
+            header_checked: false,
+            header_refused: false,
         }
     }
 
@@ -126,8 +132,19 @@ impl<'c> MergeSession<'c> {
     /// Counts the next item a decoder produced and maps it; a record that cannot be
     /// decoded or mapped is reported and gives `None`.
     pub fn accept(&mut self, item: Result<RawRecord, DecodeError>) -> Option<MappedRecord> {
+        if self.header_refused {
+            return None;
+        }
         match item {
             Ok(raw) => {
+                if !self.header_checked {
+                    self.header_checked = true;
+                    if let Some(error) = self.header_error(&raw) {
+                        self.header_refused = true;
+                        self.invalid(vec![error]);
+                        return None;
+                    }
+                }
                 self.report.seen += 1;
                 self.contract
                     .map(&raw)
@@ -154,10 +171,83 @@ impl<'c> MergeSession<'c> {
     /// Whether the document is already certain to be rejected (merging can stop; the
     /// rest is only validated for the report).
     pub fn is_rejected(&self) -> bool {
+        self.verdict() == Verdict::Reject
+    }
+
+    /// Whether nothing more of the document is worth reading (its CSV header lacks
+    /// required columns): a decoding loop stops.
+    pub fn is_over(&self) -> bool {
+        self.header_refused
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.header_refused {
+            return Verdict::Reject;
+        }
         self.contract
             .on_invalid()
             .verdict(self.report.invalid, self.broke_off)
-            == Verdict::Reject
+    }
+
+    /// For CSV, the first record's columns are the header: one error naming the
+    /// required columns it lacks, the columns it has, and the delimiter they suggest,
+    /// instead of every row missing the same fields.
+    fn header_error(&self, first: &RawRecord) -> Option<RecordError> {
+        let crate::contract::DocumentFormat::Csv { delimiter, .. } = self.contract.format() else {
+            return None;
+        };
+        let found: Vec<&String> = first.fields().keys().collect();
+        let missing: Vec<&str> = self
+            .contract
+            .required_columns()
+            .into_iter()
+            .filter(|c| !first.fields().contains_key(*c))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let quote = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let found_names: Vec<&str> = found.iter().map(|s| s.as_str()).collect();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let mut message = format!(
+            "the header lacks the required column{} {}; it has {} column{}: {}",
+            plural(missing.len()),
+            quote(&missing),
+            found.len(),
+            plural(found.len()),
+            quote(&found_names)
+        );
+        let read_as = char::from(*delimiter);
+        let guess = [';', '\t', '|', ',']
+            .into_iter()
+            .filter(|c| *c != read_as)
+            .find(|c| found_names.iter().any(|name| name.contains(*c)));
+        if let Some(guess) = guess {
+            let shown = if guess == '\t' {
+                "\\t".to_owned()
+            } else {
+                guess.to_string()
+            };
+            message.push_str(&format!(
+                ". The delimiter looks like '{shown}' where the contract reads '{read_as}': \
+                 set \"csv\": {{\"delimiter\": \"{shown}\"}} in the contract, or send the \
+                 file with '{read_as}'"
+            ));
+        }
+        Some(RecordError {
+            location: Location {
+                line: Some(1),
+                ..Location::default()
+            },
+            field: None,
+            message,
+        })
     }
 
     fn invalid(&mut self, errors: Vec<RecordError>) {
@@ -266,10 +356,7 @@ impl<'c> MergeSession<'c> {
 
     /// Ends the session with its verdict.
     pub fn finish(self) -> SessionResult {
-        let verdict = self
-            .contract
-            .on_invalid()
-            .verdict(self.report.invalid, self.broke_off);
+        let verdict = self.verdict();
         if verdict == Verdict::Reject {
             let report = ImportReport {
                 seen: self.report.seen,

@@ -111,6 +111,43 @@ pub async fn an_invalid_document_is_rejected_whole(s: Stores) {
     assert_eq!(s.datasets.get(&ds).await.expect("get").revision.get(), 0);
 }
 
+/// A CSV document whose header lacks required columns fails at once with one error
+/// naming them, the columns found and, when the header looks split by another
+/// character, that delimiter; nothing is applied and the rows are not reported one by
+/// one.
+pub async fn a_csv_header_without_required_columns_fails_with_one_error(s: Stores) {
+    let semicolons = b"id;group;value\na1;a;1\na2;a;2\n";
+    let processed = apply_document(&s, "semicolons", SIMPLE, semicolons).await;
+    assert_eq!(processed.verdict, Verdict::Reject);
+    assert_eq!(processed.report.errors.len(), 1, "{:?}", processed.report);
+    let error = &processed.report.errors[0];
+    assert_eq!(error.location.line, Some(1));
+    assert_eq!(
+        error.message,
+        "the header lacks the required columns \"group\", \"id\", \"value\"; it has 1 \
+         column: \"id;group;value\". The delimiter looks like ';' where the contract reads \
+         ',': set \"csv\": {\"delimiter\": \";\"} in the contract, or send the file with ','"
+    );
+    assert_eq!(processed.report.inserted, 0);
+
+    let renamed = b"ident,grp,value\na1,a,1\n";
+    let processed = apply_document(&s, "renamed", SIMPLE, renamed).await;
+    assert_eq!(processed.verdict, Verdict::Reject);
+    assert_eq!(
+        processed.report.errors[0].message,
+        "the header lacks the required columns \"group\", \"id\"; it has 3 columns: \
+         \"grp\", \"ident\", \"value\""
+    );
+    let ds = crate::DatasetName::parse("renamed").expect("name");
+    assert!(all_records(&s, &ds).await.is_empty());
+
+    // A header with the required columns (and others) is read as before.
+    let extra = b"value,id,group,extra\n1,a1,a,x\n";
+    let processed = apply_document(&s, "extra", SIMPLE, extra).await;
+    assert_eq!(processed.verdict, Verdict::Commit, "{:?}", processed.report);
+    assert_eq!(processed.report.inserted, 1);
+}
+
 /// Records list by canonical key, filtered by dimensions, page by page, with totals.
 pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
     let service = service(&s, 1000);
