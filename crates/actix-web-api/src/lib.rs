@@ -15,6 +15,7 @@ mod context;
 mod deadline;
 mod dto;
 mod error;
+mod export;
 mod gate;
 mod metrics;
 mod negotiate;

@@ -21,7 +21,7 @@ use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, VARY};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError as _};
+use actix_web::{HttpMessage as _, HttpResponse, ResponseError as _};
 use serde_json::Value;
 
 use crate::ApiError;
@@ -32,13 +32,25 @@ use crate::policy::Route;
 pub(crate) enum Format {
     Json,
     Xml,
+    /// `text/csv`, on an exporting route only ([`crate::policy::Policy::Export`]).
+    Csv,
+    /// `application/x-ndjson`, on an exporting route only.
+    Ndjson,
 }
 
 /// The format `accept` prefers (JSON on a tie), or `None` when it accepts neither.
+#[cfg(test)]
 pub(crate) fn choose(accept: Option<&str>) -> Option<Format> {
+    choose_with(accept, false)
+}
+
+/// The format `accept` prefers among JSON, XML and, when `exports`, CSV and NDJSON
+/// (JSON on a tie, then XML), or `None` when it accepts none of them.
+pub(crate) fn choose_with(accept: Option<&str>, exports: bool) -> Option<Format> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Some(Format::Json);
     };
+    let (mut csv, mut ndjson) = (0.0_f64, 0.0_f64);
     let (mut json, mut xml) = (0.0_f64, 0.0_f64);
     for range in accept.split(',') {
         let mut parts = range.split(';');
@@ -53,6 +65,14 @@ pub(crate) fn choose(accept: Option<&str>) -> Option<Format> {
             "application/xml" | "text/xml" | "application/problem+xml" => (false, true),
             "*/*" | "application/*" => (true, true),
             "text/*" => (false, true),
+            "text/csv" if exports => {
+                csv = csv.max(q);
+                (false, false)
+            }
+            "application/x-ndjson" if exports => {
+                ndjson = ndjson.max(q);
+                (false, false)
+            }
             _ => (false, false),
         };
         if j {
@@ -62,11 +82,20 @@ pub(crate) fn choose(accept: Option<&str>) -> Option<Format> {
             xml = xml.max(q);
         }
     }
-    match (json > 0.0, xml > 0.0) {
-        (false, false) => None,
-        _ if xml > json => Some(Format::Xml),
-        _ => Some(Format::Json),
-    }
+    let best = [
+        (json, Format::Json),
+        (xml, Format::Xml),
+        (csv, Format::Csv),
+        (ndjson, Format::Ndjson),
+    ]
+    .into_iter()
+    .filter(|(q, _)| *q > 0.0)
+    // The first of the highest: JSON on a tie, then XML.
+    .fold(None, |best: Option<(f64, Format)>, (q, f)| match best {
+        Some((bq, _)) if bq >= q => best,
+        _ => Some((q, f)),
+    });
+    best.map(|(_, f)| f)
 }
 
 /// The middleware (see the module documentation).
@@ -75,16 +104,31 @@ pub(crate) async fn negotiate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
     let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
-    let negotiated = Route::of(&req).policy.is_negotiated();
-    let format = choose(accept);
+    let policy = Route::of(&req).policy;
+    let negotiated = policy.is_negotiated();
+    let format = choose_with(accept, policy.exports());
     let Some(format) = format.or((!negotiated).then_some(Format::Json)) else {
+        let answers = if policy.exports() {
+            "application/json, application/xml, text/csv or application/x-ndjson"
+        } else {
+            "application/json or application/xml"
+        };
         let error = ApiError::NotAcceptable(format!(
-            "this route answers application/json or application/xml; Accept was {:?}",
+            "this route answers {answers}; Accept was {:?}",
             accept.unwrap_or_default()
         ));
         let res = error.error_response();
         return Ok(req.into_response(res).map_into_right_body());
     };
+    if matches!(format, Format::Csv | Format::Ndjson) {
+        // The handler streams the form asked for; its problems stay JSON.
+        req.extensions_mut().insert(format);
+        let res = next.call(req).await?.map_body(|_, b| b.boxed());
+        let (req, mut res) = res.into_parts();
+        res.headers_mut()
+            .append(VARY, HeaderValue::from_static("accept"));
+        return Ok(ServiceResponse::new(req, res).map_into_left_body());
+    }
     match next.call(req).await {
         Ok(res) => {
             let res = res.map_body(|_, b| b.boxed());
@@ -225,6 +269,25 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn exporting_routes_also_stream_csv_and_ndjson() {
+        assert_eq!(choose_with(Some("text/csv"), true), Some(Format::Csv));
+        assert_eq!(
+            choose_with(Some("text/csv"), false),
+            None,
+            "elsewhere a 406"
+        );
+        assert_eq!(
+            choose_with(Some("application/x-ndjson"), true),
+            Some(Format::Ndjson)
+        );
+        assert_eq!(
+            choose_with(Some("text/csv;q=0.5, application/json"), true),
+            Some(Format::Json)
+        );
+        assert_eq!(choose_with(Some("*/*"), true), Some(Format::Json));
+    }
 
     #[test]
     fn accept_chooses_by_quality_and_json_wins_ties() {

@@ -153,6 +153,27 @@ fn with_xml(response: &mut Response, all: bool) {
     }
 }
 
+/// The streamed forms of an exportable answer: CSV with a header row, and one JSON
+/// object per line.
+fn with_exports(response: &mut Response) {
+    let forms = [
+        (
+            "text/csv",
+            "CSV with a header row (`Accept: text/csv`), streamed",
+        ),
+        (
+            "application/x-ndjson",
+            "One JSON object per line (`Accept: application/x-ndjson`), streamed",
+        ),
+    ];
+    for (media, description) in forms {
+        let content = json!({"schema": {"type": "string", "description": description}});
+        if let Ok(content) = serde_json::from_value(content) {
+            response.content.entry(media.to_owned()).or_insert(content);
+        }
+    }
+}
+
 /// A problem answer, shared by every operation through `components.responses`.
 fn problem_response(description: &str, headers: serde_json::Value) -> RefOr<Response> {
     let response = json!({
@@ -245,9 +266,12 @@ impl Modify for Gatekeeping {
                 }
                 let policy = crate::policy::Policy::of_pattern(Some(path));
                 let negotiated = policy.is_negotiated();
-                for response in operation.responses.responses.values_mut() {
+                for (status, response) in &mut operation.responses.responses {
                     if let RefOr::T(response) = response {
                         with_xml(response, negotiated);
+                        if policy.exports() && status == "200" {
+                            with_exports(response);
+                        }
                     }
                 }
                 let mut shared = vec![("504", "Timeout")];
@@ -255,6 +279,7 @@ impl Modify for Gatekeeping {
                 if matches!(
                     policy,
                     crate::policy::Policy::Api
+                        | crate::policy::Policy::Export
                         | crate::policy::Policy::ApiDocument
                         | crate::policy::Policy::Markr
                         | crate::policy::Policy::Managed

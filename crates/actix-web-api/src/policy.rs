@@ -29,6 +29,9 @@ pub(crate) enum Policy {
     OpenDocument,
     /// The API: `read` for `GET`/`HEAD`, `write` otherwise; JSON or XML.
     Api,
+    /// The API's lists that also stream as CSV or NDJSON (records, aggregates): scopes
+    /// as the API; JSON, XML, `text/csv` or `application/x-ndjson`.
+    Export,
     /// An import's raw document: scopes as the API; its own media type.
     ApiDocument,
     /// What operators manage through the API (subscriptions, sources): `read` for
@@ -95,22 +98,33 @@ impl Policy {
             // method would otherwise pass unauthenticated to whatever route follows.
             Self::Open | Self::OpenDocument if reads => None,
             Self::Admin => Some(Scope::Admin),
-            Self::Api | Self::ApiDocument | Self::Markr | Self::Managed if reads => {
+            Self::Api | Self::Export | Self::ApiDocument | Self::Markr | Self::Managed if reads => {
                 Some(Scope::Read)
             }
             Self::Managed => Some(Scope::Admin),
-            Self::Open | Self::OpenDocument | Self::Api | Self::ApiDocument | Self::Markr => {
-                Some(Scope::Write)
-            }
+            Self::Open
+            | Self::OpenDocument
+            | Self::Api
+            | Self::Export
+            | Self::ApiDocument
+            | Self::Markr => Some(Scope::Write),
         }
     }
 
     /// Whether answers are JSON or XML by `Accept` (else the route's own type).
     pub(crate) fn is_negotiated(self) -> bool {
-        matches!(self, Self::Open | Self::Api | Self::Markr | Self::Managed)
+        matches!(
+            self,
+            Self::Open | Self::Api | Self::Export | Self::Markr | Self::Managed
+        )
     }
 
     /// Whether this is a Markr compatibility route.
+    /// Whether the route also streams CSV and NDJSON.
+    pub(crate) fn exports(self) -> bool {
+        self == Self::Export
+    }
+
     pub(crate) fn is_compatibility(self) -> bool {
         self == Self::Markr
     }

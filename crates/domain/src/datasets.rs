@@ -5,6 +5,7 @@
 //! the result; the rules (a dataset's first contract, how a key is read from a URL,
 //! what counts a dataset reports) live here, not in the API.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::contract::{Contract, ContractLimits, ContractTooLarge};
@@ -254,6 +255,56 @@ impl DatasetService {
         name: &DatasetName,
     ) -> Result<Vec<PublishedContract>, DatasetError> {
         self.ports.contracts.list(name).await.map_err(catalog)
+    }
+
+    /// The columns an export of `name` has: its current contract's dimensions and
+    /// measures, in the contract's order.
+    ///
+    /// # Errors
+    /// `UnknownDataset`.
+    pub async fn columns(
+        &self,
+        name: &DatasetName,
+    ) -> Result<(Vec<String>, Vec<String>), DatasetError> {
+        let (_, published) = self.current(name).await?;
+        let contract = &published.contract;
+        Ok((
+            contract.dimensions().to_vec(),
+            contract.measure_names().map(str::to_owned).collect(),
+        ))
+    }
+
+    /// The next page of an export: at most `limit` records matching `filters` whose
+    /// canonical keys sort after `after`, in key order, without a total (a page costs
+    /// the same wherever it starts).
+    ///
+    /// # Errors
+    /// `UnknownDataset`; `UnknownDimension` for a filter on a name that is not a
+    /// dimension of the current contract.
+    pub async fn scan(
+        &self,
+        name: &DatasetName,
+        filters: &BTreeMap<String, String>,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<crate::model::Record>, DatasetError> {
+        let (_, published) = self.current(name).await?;
+        let dimensions = published.contract.dimensions();
+        if let Some(unknown) = filters.keys().find(|k| !dimensions.contains(k)) {
+            return Err(DatasetError::UnknownDimension {
+                name: unknown.clone(),
+                dimensions: dimensions.to_vec(),
+            });
+        }
+        if filters.values().any(|v| v.contains('\0')) {
+            return Ok(Vec::new());
+        }
+        let scan = crate::ports::RecordScan {
+            filters: filters.clone(),
+            after,
+            limit,
+        };
+        self.ports.records.scan(name, &scan).await.map_err(store)
     }
 
     /// Records matching equality filters on dimensions, a page at a time. A filter

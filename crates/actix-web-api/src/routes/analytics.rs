@@ -20,7 +20,7 @@ const DEFAULT_K: u32 = 10;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource_in(super::V1_DATASET, "/aggregate", Policy::Api)
+        super::resource_in(super::V1_DATASET, "/aggregate", Policy::Export)
             .route(web::get().to(aggregate))
             .wrap(from_fn(conditional)),
     )
@@ -41,7 +41,9 @@ fn required(query: &mut BTreeMap<String, String>, name: &str) -> Result<String, 
 /// Aggregate a measure per group: count, sum, mean, population standard deviation,
 /// min, max and the quartiles (linear interpolation). Records without the measure (an
 /// undefined ratio) are left out and counted as `excluded`. Answers are cached until
-/// the next committed import.
+/// the next committed import. `Accept: text/csv` answers a row per group (`group`,
+/// `count`, `sum`, `mean`, `stddev`, `min`, `p25`, `p50`, `p75`, `max`, `excluded`),
+/// `Accept: application/x-ndjson` a JSON object per group.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/aggregate", tag = "analytics",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("measure" = String, Query, description = "The measure to aggregate", example = "percent"),
@@ -58,6 +60,7 @@ pub(crate) async fn aggregate(
     state: web::Data<ApiState>,
     path: web::Path<String>,
     query: web::Query<BTreeMap<String, String>>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
     let mut filters = query.into_inner();
@@ -70,6 +73,12 @@ pub(crate) async fn aggregate(
         filters,
         percentiles: Aggregate::QUARTILES.to_vec(),
     };
+    if let Some(format) = crate::export::requested(&req) {
+        let groups = state.datasets.aggregate(&question).await?;
+        let groups: Vec<GroupAggregateResponse> =
+            groups.iter().map(GroupAggregateResponse::from).collect();
+        return Ok(crate::export::groups(&groups, format));
+    }
     let render = || async {
         let groups = state.datasets.aggregate(&question).await?;
         to_json(&AggregateResponse {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use intake_domain::ports::{HistoryPage, RecordQuery};
 
 use super::{dataset_name, page};
@@ -19,11 +19,13 @@ use crate::{ApiError, ApiState};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     // Records, a record and its history change only with the dataset's revision.
-    let tagged =
-        |path| super::resource_in(super::V1_DATASET, path, Policy::Api).wrap(from_fn(conditional));
-    cfg.service(tagged("/records").route(web::get().to(list_records)))
-        .service(tagged("/records/{key}").route(web::get().to(get_record)))
-        .service(tagged("/records/{key}/history").route(web::get().to(get_history)))
+    let tagged = |path, policy| {
+        super::resource_in(super::V1_DATASET, path, policy).wrap(from_fn(conditional))
+    };
+    // The list also streams as CSV or NDJSON.
+    cfg.service(tagged("/records", Policy::Export).route(web::get().to(list_records)))
+        .service(tagged("/records/{key}", Policy::Api).route(web::get().to(get_record)))
+        .service(tagged("/records/{key}/history", Policy::Api).route(web::get().to(get_history)))
         .service(
             super::resource_in(super::V1_DATASET, "/conflicts", Policy::Api)
                 .route(web::get().to(list_conflicts)),
@@ -45,7 +47,11 @@ pub(crate) fn number<T: std::str::FromStr>(
 }
 
 /// List records ordered by key, a page at a time. Every query parameter other than
-/// `limit` and `offset` is an equality filter on a dimension (`?test_id=9863`).
+/// `limit` and `offset` is an equality filter on a dimension (`?test_id=9863`). With
+/// `Accept: text/csv` (a header row: `key`, each dimension, each measure, `version`,
+/// `attributes` as JSON) or `Accept: application/x-ndjson` (one record per line),
+/// every matching record is streamed in key order, whatever the size (`limit` and
+/// `offset` do not apply).
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/records", tag = "records",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"), PageQuery,
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
@@ -60,9 +66,16 @@ pub(crate) async fn list_records(
     state: web::Data<ApiState>,
     path: web::Path<String>,
     query: web::Query<BTreeMap<String, String>>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
     let mut filters = query.into_inner();
+    if let Some(format) = crate::export::requested(&req) {
+        filters.remove("limit");
+        filters.remove("offset");
+        let datasets = state.datasets.clone();
+        return crate::export::records(datasets, name, filters, format).await;
+    }
     let paging = PageQuery {
         limit: number(&filters, "limit")?,
         offset: number(&filters, "offset")?,

@@ -514,3 +514,113 @@ pub async fn a_records_history_is_paged_with_limit_and_cursor(app: &TestApp) {
         .await
         .problem(400, "bad_request");
 }
+
+/// With `Accept: text/csv` or `application/x-ndjson`, a record list streams every
+/// matching record (several pages of the store's reads), in key order, and an
+/// aggregate answers a row per group; other routes stay JSON or XML (`406`), and a
+/// bad filter is still a problem document.
+pub async fn records_and_aggregates_export_as_csv_and_ndjson(app: &TestApp) {
+    let contract = json!({"format": "csv",
+        "fields": {"id": {"type": "string", "required": true},
+                   "group": {"type": "string", "required": true},
+                   "value": {"type": "number", "required": true},
+                   "note": {"type": "string"}},
+        "key": ["id"], "dimensions": ["group"], "measures": {"value": "value"},
+        "merge": "last_wins", "on_invalid": "skip_record"});
+    let created = app
+        .post_json(
+            "/v1/datasets",
+            &json!({"name": "exported", "contract": contract}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let mut doc = String::from("id,group,value,note\n");
+    for i in 0..2500 {
+        doc.push_str(&format!(
+            "k{i:05},g{},{}.5,\"a, \"\"quoted\"\" note\"\n",
+            i % 3,
+            i
+        ));
+    }
+    let done = app.import("exported", "text/csv", doc.into_bytes()).await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+
+    let csv = app
+        .get_with(
+            "/v1/datasets/exported/records?limit=5",
+            ("accept", "text/csv"),
+        )
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let text = String::from_utf8(csv.bytes.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "key,group,value,version,attributes");
+    assert_eq!(lines.len(), 2501, "every record, not a page of 5");
+    assert_eq!(
+        lines[1],
+        "k00000,g0,0.5,,\"{\"\"id\"\":\"\"k00000\"\",\"\"note\"\":\"\"a, \\\"\"quoted\\\"\" note\"\"}\"",
+        "quoted as RFC 4180 has it"
+    );
+    let keys: Vec<&str> = lines[1..].iter().map(|l| &l[..6]).collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "key order, none twice"
+    );
+
+    let filtered = app
+        .get_with(
+            "/v1/datasets/exported/records?group=g1",
+            ("accept", "text/csv"),
+        )
+        .await;
+    let text = String::from_utf8(filtered.bytes.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1 + 833, "the filter holds");
+    assert!(text.lines().skip(1).all(|l| l.contains(",g1,")));
+
+    let ndjson = app
+        .get_with(
+            "/v1/datasets/exported/records",
+            ("accept", "application/x-ndjson"),
+        )
+        .await;
+    assert_eq!(ndjson.header("content-type"), Some("application/x-ndjson"));
+    let text = String::from_utf8(ndjson.bytes.clone()).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(records.len(), 2500);
+    assert_eq!(records[2499]["key"], "k02499");
+    assert_eq!(records[2499]["measures"]["value"], 2499.5);
+
+    let aggregate = app
+        .get_with(
+            "/v1/datasets/exported/aggregate?measure=value&group_by=group",
+            ("accept", "text/csv"),
+        )
+        .await;
+    let text = String::from_utf8(aggregate.bytes.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "group,count,sum,mean,stddev,min,p25,p50,p75,max,excluded"
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[1].starts_with("g0,834,"), "{text}");
+
+    let one = app
+        .get_with(
+            "/v1/datasets/exported/records/k00001",
+            ("accept", "text/csv"),
+        )
+        .await;
+    one.problem(406, "not_acceptable");
+    let bad = app
+        .get_with(
+            "/v1/datasets/exported/records?colour=red",
+            ("accept", "text/csv"),
+        )
+        .await;
+    bad.problem(400, "bad_request");
+}

@@ -24,6 +24,7 @@ use analytics::{
     an_import_changes_the_next_aggregate_at_once,
     answers_carry_an_etag_and_a_matching_if_none_match_is_304,
     markr_documents_give_the_aggregates_the_documents_imply,
+    records_and_aggregates_export_as_csv_and_ndjson,
 };
 
 use golden::v1_golden_exchanges_replay;
@@ -95,6 +96,7 @@ on_both_databases!(
     answers_carry_an_etag_and_a_matching_if_none_match_is_304,
     a_records_history_is_paged_with_limit_and_cursor,
     aggregate_and_top_answer_and_refuse_bad_questions,
+    records_and_aggregates_export_as_csv_and_ndjson,
     v1_golden_exchanges_replay,
     v2_pages_with_cursors_that_stay_stable_under_inserts,
     v2_aggregates_several_measures_with_any_percentiles,
