@@ -36,6 +36,10 @@ pub(crate) struct Budget<R> {
     inner: R,
     used: u64,
     limit: u64,
+    /// The last byte delivered through [`Read`] that is not ASCII whitespace.
+    last_visible: Option<u8>,
+    /// Whether [`Read`] has reported the end of the input.
+    is_at_end: bool,
 }
 
 impl<R> Budget<R> {
@@ -44,7 +48,19 @@ impl<R> Budget<R> {
             inner,
             used: 0,
             limit: limit as u64,
+            last_visible: None,
+            is_at_end: false,
         }
+    }
+
+    /// The last byte read so far that is not ASCII whitespace.
+    pub(crate) fn last_visible(&self) -> Option<u8> {
+        self.last_visible
+    }
+
+    /// Whether reading has reached the end of the input.
+    pub(crate) fn is_at_end(&self) -> bool {
+        self.is_at_end
     }
 
     /// A record boundary: the next record may use the whole limit again.
@@ -69,6 +85,12 @@ impl<R: Read> Read for Budget<R> {
         self.check()?;
         let n = self.inner.read(buf)?;
         self.used += n as u64;
+        if n == 0 && !buf.is_empty() {
+            self.is_at_end = true;
+        }
+        if let Some(&b) = buf[..n].iter().rev().find(|b| !b.is_ascii_whitespace()) {
+            self.last_visible = Some(b);
+        }
         Ok(n)
     }
 }

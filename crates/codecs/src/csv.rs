@@ -17,6 +17,7 @@ pub(crate) struct CsvRecords<R> {
     row: ByteRecord,
     count: u64,
     is_done: bool,
+    quote: u8,
 }
 
 type Item = Result<RawRecord, DecodeError>;
@@ -39,6 +40,7 @@ impl<R: Read> CsvRecords<R> {
             row: ByteRecord::new(),
             count: 0,
             is_done: false,
+            quote,
         }
     }
 
@@ -111,8 +113,16 @@ impl<R: Read> CsvRecords<R> {
                 Err(e) => return self.end(Some(Err(e))),
             }
         }
+        let start = self.reader.position().line();
         let result = self.reader.read_byte_record(&mut self.row);
         self.reader.get_mut().reset();
+        let has_row = match &result {
+            Ok(read) => *read,
+            Err(e) => matches!(e.kind(), ErrorKind::UnequalLengths { .. }),
+        };
+        if let Some(unclosed) = has_row.then(|| self.unclosed_quote(start)).flatten() {
+            return self.end(Some(Err(unclosed)));
+        }
         match result {
             Ok(false) => self.end(None),
             Ok(true) => {
@@ -120,8 +130,41 @@ impl<R: Read> CsvRecords<R> {
                 let line = self.row.position().map_or(0, |p| p.line());
                 Some(self.to_record(self.location(Some(line), Some(self.count))))
             }
-            Err(e) => self.read_error(&e),
+            Err(e) => self.read_error(&e, start),
         }
+    }
+
+    /// The error for a quote that is never closed, if the row just read (starting on
+    /// line `start`) is one: it ends at the end of the document, and its last field,
+    /// which holds a line break (only a quoted field can), does not end with a quote.
+    /// Everything after the quote then became that one field.
+    fn unclosed_quote(&self, start: u64) -> Option<DecodeError> {
+        let input = self.reader.get_ref();
+        let last = self.row.len().checked_sub(1)?;
+        let field = self.row.get(last)?;
+        let breaks = |f: &[u8]| f.iter().filter(|&&b| b == b'\n').count() as u64;
+        if !input.is_at_end() || breaks(field) == 0 || input.last_visible() == Some(self.quote) {
+            return None;
+        }
+        let opened = start + self.row.iter().take(last).map(breaks).sum::<u64>();
+        let column = self
+            .headers
+            .as_deref()
+            .and_then(|h| h.get(last))
+            .map_or_else(
+                || format!("column {}", last + 1),
+                |name| format!("column {name:?}"),
+            );
+        let message = format!(
+            "a quote opened on line {opened} ({column}) is never closed: the rest of the \
+             document, {} more lines, was read as that one field",
+            breaks(field.trim_ascii_end())
+        );
+        Some(error(
+            self.location(Some(opened), Some(self.count + 1)),
+            message,
+            true,
+        ))
     }
 
     fn end(&mut self, last: Option<Item>) -> Option<Item> {
@@ -129,7 +172,7 @@ impl<R: Read> CsvRecords<R> {
         last
     }
 
-    fn read_error(&mut self, e: &csv::Error) -> Option<Item> {
+    fn read_error(&mut self, e: &csv::Error, start: u64) -> Option<Item> {
         let line = e.position().map(|p| p.line());
         match e.kind() {
             ErrorKind::UnequalLengths {
@@ -141,9 +184,12 @@ impl<R: Read> CsvRecords<R> {
                 Some(Err(error(location, message, false)))
             }
             ErrorKind::Io(io) => {
-                let message = match TooLarge::find(io) {
-                    Some(t) => format!("{t} (an unterminated quote?)"),
-                    None => format!("reading the document failed: {io}"),
+                let (message, line) = match TooLarge::find(io) {
+                    Some(t) => (
+                        format!("{t} in the row starting on line {start} (an unterminated quote?)"),
+                        Some(start),
+                    ),
+                    None => (format!("reading the document failed: {io}"), line),
                 };
                 let location = self.location(line, Some(self.count + 1));
                 self.end(Some(Err(error(location, message, true))))

@@ -288,13 +288,46 @@ fn oversized_records_are_refused_one_by_one() {
 }
 
 #[test]
+fn an_unclosed_csv_quote_is_reported_where_it_opened() {
+    // In the last column: the row has the right number of fields.
+    let items = decode(CSV, "id,name\n1,ok\n2,\"never closed\n3,x\n4,y\n");
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(fields(&items[0]), json!({"id": "1", "name": "ok"}));
+    let err = fatal(
+        &items[1],
+        "a quote opened on line 3 (column \"name\") is never closed: the rest of the document, 2 more lines",
+    );
+    assert_eq!(err.location.line, Some(3));
+
+    // In a middle column: the row has too few fields.
+    let items = decode(CSV, "id,name,n\n1,\"oops,2\n2,x,3\n");
+    assert_eq!(items.len(), 1, "{items:?}");
+    let err = fatal(&items[0], "a quote opened on line 2 (column \"name\")");
+    assert_eq!(err.location.line, Some(2));
+
+    // After a closed quoted field that spans lines: counted from where it opened.
+    let items = decode(CSV, "id,name,n\n1,\"a\nb\",\"c\nd,e\n");
+    fatal(&items[0], "a quote opened on line 3 (column \"n\")");
+
+    // Closed quotes spanning lines are fields, also at the very end.
+    let items = decode(CSV, "id,name\n1,\"a\nb\"\n2,\"c\nd\"");
+    assert_eq!(fields(&items[0]), json!({"id": "1", "name": "a\nb"}));
+    assert_eq!(fields(&items[1]), json!({"id": "2", "name": "c\nd"}));
+    assert_eq!(items.len(), 2);
+}
+
+#[test]
 fn a_runaway_csv_quote_is_cut_off_at_the_record_cap() {
     let doc = format!("id,name\n1,ok\n2,\"never closed{}\n", "x".repeat(10_000));
     let items: Vec<_> = Codecs::with_max_record_bytes(1024)
         .decode_reader(&CSV, std::io::Cursor::new(doc))
         .collect();
     assert_eq!(fields(&items[0]), json!({"id": "1", "name": "ok"}));
-    fatal(&items[1], "larger than the limit of 1024 bytes");
+    let err = fatal(
+        &items[1],
+        "larger than the limit of 1024 bytes in the row starting on line 3",
+    );
+    assert_eq!(err.location.line, Some(3));
 }
 
 #[test]
