@@ -56,6 +56,30 @@ impl DatasetResponse {
     }
 }
 
+/// How to delete a dataset.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteDatasetQuery {
+    /// Also remove its documents from the vault and free its name (default: the
+    /// documents are kept, and the name stays taken until they are purged).
+    #[serde(default)]
+    pub purge: bool,
+}
+
+/// What deleting a dataset removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedDatasetResponse {
+    /// Its name.
+    pub name: String,
+    /// Records its latest state held; they, their history, events, callbacks,
+    /// subscriptions, sources and jobs are gone.
+    pub records: u64,
+    /// Documents it had in the vault: kept, or removed when `purged`.
+    pub documents: u64,
+    /// Whether the documents were removed and the name freed.
+    pub purged: bool,
+}
+
 /// Every dataset, by name.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DatasetListResponse {
@@ -195,6 +219,37 @@ pub struct ImportResponse {
     /// was stored or applied).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<String>,
+    /// Only while it is `processing`, when the instance answering is the one
+    /// processing it: how far it has come.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressResponse>,
+}
+
+/// How far an import being processed has come.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgressResponse {
+    /// Records decoded so far, valid or not.
+    pub records_seen: u64,
+    /// Bytes of the document read so far.
+    pub bytes_read: u64,
+    /// The document's size.
+    pub bytes_total: u64,
+    /// Records decoded per second since this attempt started.
+    pub records_per_second: f64,
+    /// When this attempt started.
+    pub started_at: DateTime<Utc>,
+}
+
+impl From<&intake_domain::ingest::ImportProgress> for ProgressResponse {
+    fn from(p: &intake_domain::ingest::ImportProgress) -> Self {
+        Self {
+            records_seen: p.records_seen,
+            bytes_read: p.bytes_read,
+            bytes_total: p.bytes_total,
+            records_per_second: (p.records_per_second * 10.0).round() / 10.0,
+            started_at: p.started_at,
+        }
+    }
 }
 
 impl From<&ImportSummary> for ImportResponse {
@@ -211,6 +266,7 @@ impl From<&ImportSummary> for ImportResponse {
             status: i.status.into(),
             report: i.report.as_ref().map(ReportResponse::from),
             duplicate_of: None,
+            progress: None,
         }
     }
 }

@@ -262,6 +262,7 @@ impl From<DatasetError> for ApiError {
             DatasetError::AlreadyExists => {
                 Self::Conflict("a dataset with this name exists already".into())
             }
+            e @ (DatasetError::Deleted | DatasetError::Busy(_)) => Self::Conflict(e.to_string()),
             DatasetError::UnknownContract => Self::NotFound("no such contract version".into()),
             DatasetError::UnknownRecord => Self::NotFound("no such record".into()),
             DatasetError::BadKey(e) => Self::field("key", e.to_string()),

@@ -18,11 +18,11 @@ use crate::dto::{
 };
 use crate::dto::{
     ConflictKindResponse, ConflictListResponse, ConflictResponse, ContractListResponse,
-    ContractResponse, DatasetBody, DatasetListResponse, DatasetResponse, DependencyResponse,
-    DifferenceResponse, DryRunBody, DryRunResponse, HealthResponse, HistoryResponse,
-    ImportListResponse, ImportResponse, LocationResponse, ReadyResponse, RecordErrorResponse,
-    RecordListResponse, RecordResponse, ReportResponse, ReprocessBody, StatusResponse,
-    VerdictResponse,
+    ContractResponse, DatasetBody, DatasetListResponse, DatasetResponse, DeletedDatasetResponse,
+    DependencyResponse, DifferenceResponse, DryRunBody, DryRunResponse, HealthResponse,
+    HistoryResponse, ImportListResponse, ImportResponse, LocationResponse, ProgressResponse,
+    ReadyResponse, RecordErrorResponse, RecordListResponse, RecordResponse, ReportResponse,
+    ReprocessBody, StatusResponse, VerdictResponse,
 };
 use crate::error::{FieldError, Problem};
 use crate::routes::admin::{
@@ -54,6 +54,7 @@ use crate::routes::{
         response carries the request's `X-Request-Id`."),
     paths(
         datasets::create_dataset, datasets::list_datasets, datasets::get_dataset,
+        datasets::delete_dataset,
         datasets::publish_contract, datasets::list_contracts, datasets::get_contract,
         datasets::dry_run,
         imports::create_import, imports::list_imports, imports::get_import,
@@ -78,8 +79,9 @@ use crate::routes::{
     ),
     components(schemas(
         Problem, FieldError, DatasetBody, DatasetResponse, DatasetListResponse,
+        DeletedDatasetResponse,
         ContractResponse, ContractListResponse, DryRunBody, DryRunResponse, VerdictResponse,
-        ImportResponse, ImportListResponse, StatusResponse, ReprocessBody, ReportResponse,
+        ImportResponse, ImportListResponse, ProgressResponse, StatusResponse, ReprocessBody, ReportResponse,
         RecordErrorResponse, LocationResponse, RecordResponse, RecordListResponse,
         HistoryResponse, ConflictResponse, ConflictListResponse, ConflictKindResponse,
         DifferenceResponse, HealthResponse, ReadyResponse, DependencyResponse,

@@ -123,7 +123,7 @@ pub enum Command {
     /// Read-only: it says where the database is and what migrations it lacks, and
     /// creates or migrates nothing.
     Check,
-    /// List, create or show datasets on a running server.
+    /// List, create, show or delete datasets on a running server.
     Datasets {
         /// What to do.
         #[command(subcommand)]
@@ -180,18 +180,35 @@ pub enum DatasetsAction {
         /// Its name.
         name: String,
     },
+    /// Delete a dataset (an `admin` token): its records, history, events,
+    /// subscriptions, sources and jobs. Its documents stay in the vault, and its name
+    /// taken, unless `--purge`.
+    Delete {
+        /// Its name.
+        name: String,
+        /// Also remove its documents and free the name.
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
-/// Where the running server is, and how to answer.
+/// Where the running server is, and how to answer (also after a subcommand:
+/// `intake datasets list --json`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Server {
     /// The running server.
-    #[arg(long, env = "INTAKE_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "INTAKE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub server: String,
-    /// A bearer token for it (`read` to read; `admin` to create a dataset).
-    #[arg(long, env = "INTAKE_TOKEN", hide_env_values = true)]
+    /// A bearer token for it (`read` to read, `write` to create a dataset, `admin` to
+    /// delete one).
+    #[arg(long, global = true, env = "INTAKE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the server's JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }

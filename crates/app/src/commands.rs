@@ -175,9 +175,10 @@ async fn process(
             .find(|k| k.kind == WorkKind::Imports)
             .and_then(|k| k.paused_since)
     };
+    let shown = Processing::new(import.size);
     let finishing = async {
-        let mut wait = Duration::from_secs(10);
         loop {
+            let mut wait = shown.every();
             if let Some(since) = paused_since() {
                 eprintln!(
                     "imports are paused on every instance (since {since}): nothing is processed \
@@ -189,10 +190,15 @@ async fn process(
             let now = services.imports.wait(dataset, &import.id, wait);
             let now = now.await?;
             if now.status.is_finished() {
+                shown.done();
                 return Ok(Some(now));
             }
-            if paused_since().is_none() {
-                eprintln!("still processing ({} s)", started.elapsed().as_secs());
+            match services.imports.progress(&import.id) {
+                Some(progress) => shown.show(&progress),
+                None if paused_since().is_none() => {
+                    shown.waiting(started.elapsed());
+                }
+                None => {}
             }
         }
     };
@@ -301,6 +307,70 @@ impl Progress {
     fn done(&self) {
         if let Some(bar) = &self.bar {
             bar.finish();
+        }
+    }
+}
+
+/// Processing shown as it goes: a bar of the bytes read with the records seen and
+/// their rate on a terminal, a line every 10 s otherwise.
+struct Processing {
+    bar: Option<ProgressBar>,
+}
+
+impl Processing {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let style =
+                ProgressStyle::with_template("processing {bar:40} {bytes}/{total_bytes} {msg}");
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { bar }
+    }
+
+    /// How long to wait between two looks.
+    fn every(&self) -> Duration {
+        match self.bar {
+            Some(_) => Duration::from_millis(250),
+            None => Duration::from_secs(10),
+        }
+    }
+
+    fn show(&self, progress: &intake_domain::ingest::ImportProgress) {
+        let records = format!(
+            "{} records, {:.0}/s",
+            progress.records_seen, progress.records_per_second
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(progress.bytes_read);
+                bar.set_message(records);
+            }
+            None => {
+                let percent = (progress.bytes_read * 100)
+                    .checked_div(progress.bytes_total)
+                    .unwrap_or(100);
+                eprintln!(
+                    "processing: {records}; {} of {} bytes read ({percent}%)",
+                    progress.bytes_read, progress.bytes_total
+                );
+            }
+        }
+    }
+
+    /// Not being processed yet (another import goes first, or a worker is starting).
+    fn waiting(&self, for_: Duration) {
+        if self.bar.is_none() {
+            eprintln!("waiting to be processed ({} s)", for_.as_secs());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

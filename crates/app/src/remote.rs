@@ -149,7 +149,7 @@ fn print(server: &Server, body: &Value, human: impl FnOnce(&Value) -> String) {
     }
 }
 
-/// `intake datasets list|create|show`.
+/// `intake datasets list|create|show|delete`.
 ///
 /// # Errors
 /// When the server is unreachable or refuses (its problem is said).
@@ -202,6 +202,31 @@ pub async fn datasets(
                     "created {} with contract version {}",
                     text(&body["name"]),
                     text(&body["current_contract"])
+                )
+            });
+        }
+        DatasetsAction::Delete { name, purge } => {
+            let request = api
+                .client
+                .delete(format!("{}/v1/datasets/{name}", api.base))
+                .query(&[("purge", purge)]);
+            let (status, body) = api.send(request).await?;
+            anyhow::ensure!(
+                status == 200,
+                "deleting {name}: {status} {}",
+                problem(&body)
+            );
+            print(server, &body, |body| {
+                let documents = if body["purged"] == true {
+                    "removed"
+                } else {
+                    "kept in the vault (--purge removes them)"
+                };
+                format!(
+                    "deleted {}: {} records; its {} documents {documents}",
+                    text(&body["name"]),
+                    text(&body["records"]),
+                    text(&body["documents"])
                 )
             });
         }

@@ -900,6 +900,20 @@ async fn the_command_line_reads_and_creates_through_a_running_server() {
         text(&unknown.stderr)
     );
 
+    let deleted = remote(&["datasets", "delete", "exam-results"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert_eq!(
+        text(&deleted.stdout).trim(),
+        "deleted exam-results: 81 records; its 1 documents kept in the vault (--purge removes them)"
+    );
+    let purged = remote(&["datasets", "delete", "exam-results", "--purge", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&purged.stdout).unwrap();
+    assert_eq!(answer["purged"], true, "{answer}");
+    assert_eq!(
+        text(&remote(&["datasets", "list"]).stdout).trim(),
+        "no datasets"
+    );
+
     sigterm(&child);
     let _ = child.wait_with_output();
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use crate::contract::{Contract, ContractLimits, ContractTooLarge};
 use crate::model::{Conflict, ContractVersion, DatasetName, ImportId, KeyError, RecordKey};
 use crate::ports::{
-    Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, HistoryEntries,
-    HistoryPage, PublishedContract, RecordPage, RecordQuery, RecordStore, StoreError, StoredRecord,
+    Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, DeletedDataset,
+    HistoryEntries, HistoryPage, PublishedContract, RecordPage, RecordQuery, RecordStore,
+    StoreError, StoredRecord,
 };
 
 mod analytics;
@@ -56,6 +57,18 @@ pub enum DatasetError {
     /// A dataset with this name exists already.
     #[error("a dataset with this name exists already")]
     AlreadyExists,
+    /// A deleted dataset of this name keeps its documents in the vault.
+    #[error(
+        "a deleted dataset of this name keeps its documents in the vault; deleting it \
+         again with ?purge=true removes them and frees the name"
+    )]
+    Deleted,
+    /// Imports of the dataset are waiting or being processed.
+    #[error(
+        "{0} imports of this dataset are waiting or being processed; delete it when they \
+         have finished"
+    )]
+    Busy(u64),
     /// The dataset has no such contract version.
     #[error("no such contract version")]
     UnknownContract,
@@ -151,6 +164,39 @@ impl DatasetService {
             .map_err(catalog)?;
         tracing::info!("dataset created");
         Ok(dataset)
+    }
+
+    /// Deletes a dataset and what it derived (ADR 37); its documents stay in the vault,
+    /// keeping the name taken, unless `purge`.
+    ///
+    /// # Errors
+    /// `UnknownDataset`; `Busy` while imports of it are waiting or being processed.
+    #[tracing::instrument(skip_all, fields(dataset = %name, purge), err(level = "debug"))]
+    pub async fn delete(
+        &self,
+        name: &DatasetName,
+        purge: bool,
+    ) -> Result<DeletedDataset, DatasetError> {
+        let deleted = self
+            .ports
+            .datasets
+            .delete(name, purge)
+            .await
+            .map_err(catalog)?;
+        self.known.changed(name);
+        let documents = if purge {
+            "removed"
+        } else {
+            "kept in the vault"
+        };
+        tracing::info!(
+            records = deleted.records,
+            documents = deleted.documents,
+            "dataset {name} deleted: {} records gone, its {} documents {documents}",
+            deleted.records,
+            deleted.documents
+        );
+        Ok(deleted)
     }
 
     /// Every dataset, by name.
@@ -445,6 +491,8 @@ fn catalog(e: CatalogError) -> DatasetError {
     match e {
         CatalogError::NotFound => DatasetError::UnknownDataset,
         CatalogError::AlreadyExists => DatasetError::AlreadyExists,
+        CatalogError::Deleted => DatasetError::Deleted,
+        CatalogError::Busy(n) => DatasetError::Busy(n),
         e @ CatalogError::Corrupt(_) => DatasetError::Unexpected(anyhow::Error::new(e)),
         CatalogError::Unexpected(e) => DatasetError::Unexpected(e),
     }

@@ -11,11 +11,13 @@
 mod events;
 mod fresh;
 mod pipeline;
+mod progress;
 mod service;
 mod shutdown;
 mod worker;
 
 pub use events::{change_event, change_kind, import_event};
+pub use progress::ImportProgress;
 pub(crate) use service::hex;
 pub use service::{
     DryRun, ImportObserver, ImportService, IngestPorts, IngestSettings, LookupError, ProcessError,

@@ -29,7 +29,9 @@ pub use analytics::{
     TopRecord,
 };
 pub use backups::{Backup, BackupContents, Backups};
-pub use catalog::{CatalogError, ContractStore, Dataset, DatasetStore, PublishedContract};
+pub use catalog::{
+    CatalogError, ContractStore, Dataset, DatasetStore, DeletedDataset, PublishedContract,
+};
 pub use clock::Clock;
 pub use control::PauseStore;
 pub use decoder::{DocumentDecoder, RecordStream};

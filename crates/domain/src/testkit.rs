@@ -195,6 +195,7 @@ macro_rules! storage_conformance {
             ingest::a_restart_takes_back_what_its_dead_predecessor_held,
             ingest::a_store_error_mid_import_rolls_everything_back,
             ingest::a_nul_character_invalidates_its_record_not_the_import,
+            ingest::a_deleted_dataset_keeps_its_documents_until_purged,
             analytics::aggregates_match_the_reference_and_known_values,
             analytics::an_undefined_ratio_is_excluded_and_counted,
             analytics::many_values_agree_to_1e_9,

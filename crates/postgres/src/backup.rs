@@ -149,7 +149,7 @@ impl PgStore {
     /// What the schema holds now, in `db`'s transaction.
     async fn contents(db: &mut sqlx::PgConnection) -> anyhow::Result<BackupContents> {
         let (datasets, records): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(records), 0)::bigint FROM datasets")
+            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(records), 0)::bigint FROM datasets WHERE deleted_at IS NULL")
                 .fetch_one(&mut *db)
                 .await?;
         let (imports, last): (i64, Option<DateTime<Utc>>) =

@@ -69,7 +69,7 @@ impl SubscriptionStore for PgStore {
             .map_err(anyhow::Error::new)?;
         let row = sqlx::query(&format!(
             "INSERT INTO subscriptions (id, dataset, url, events, secret) \
-             SELECT $1, name, $2, $3, $4 FROM datasets WHERE name = $5 RETURNING {SUBSCRIPTION}"
+             SELECT $1, name, $2, $3, $4 FROM datasets WHERE name = $5 AND deleted_at IS NULL RETURNING {SUBSCRIPTION}"
         ))
         .bind(format!("sub_{}", new_id()))
         .bind(&new.url)

@@ -133,7 +133,7 @@ impl JobStore for PgStore {
         let row = sqlx::query(&format!(
             "INSERT INTO jobs (id, dataset, kind, params, status) \
              SELECT $1, $2, $3, $4::json, 'queued' \
-             WHERE EXISTS (SELECT 1 FROM datasets WHERE name = $2) RETURNING {COLUMNS}"
+             WHERE EXISTS (SELECT 1 FROM datasets WHERE name = $2 AND deleted_at IS NULL) RETURNING {COLUMNS}"
         ))
         .bind(new_id())
         .bind(job.dataset.as_str())

@@ -138,12 +138,13 @@ impl Layout {
     }
 }
 
-/// Reads a dataset's layout; `None` when there is no such dataset.
+/// Reads a dataset's layout; `None` when there is no such dataset (or it was deleted:
+/// its table is gone).
 async fn read(conn: &mut PgConnection, dataset: &str) -> Result<Option<Layout>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT d.id, f.kind, f.name, f.col FROM datasets d \
          LEFT JOIN dataset_fields f ON f.dataset = d.name \
-         WHERE d.name = $1 ORDER BY f.kind, length(f.col), f.col",
+         WHERE d.name = $1 AND d.deleted_at IS NULL ORDER BY f.kind, length(f.col), f.col",
     )
     .bind(dataset)
     .fetch_all(conn)
@@ -317,6 +318,15 @@ impl Layouts {
 }
 
 impl Layouts {
+    /// Forgets a dataset's layout: it was deleted, and a dataset created again under
+    /// its name has a table of its own.
+    pub(crate) fn forget(&self, dataset: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(dataset);
+    }
+
     /// Caches a layout read from the catalog.
     fn remember(&self, dataset: &str, layout: Layout) -> Arc<Layout> {
         let layout = Arc::new(layout);

@@ -2,7 +2,8 @@
 //! `NOTIFY intake_work, '<schema>:<kind>'` when work commits, and those of
 //! `0008_import_finished_wakeups.sql` `'<schema>:finished:<import id>'` when an import
 //! finishes, and those of `0011_dataset_changes.sql` `'<schema>:dataset:<name>'` when a
-//! dataset's revision or current contract changes; [`PgStore::relay_wakeups`] listens on its own connection (never a pooled
+//! dataset's revision or current contract changes, and those of
+//! `0017_dataset_deletion.sql` `'<schema>:dropped:<name>'` when it is deleted; [`PgStore::relay_wakeups`] listens on its own connection (never a pooled
 //! one, so requests keep the whole pool) and passes each notification of its schema to
 //! the process's [`Wakeups`].
 
@@ -40,7 +41,7 @@ impl PgStore {
         };
         let relay = async {
             loop {
-                let outcome = relay(&own, &wakeups).await;
+                let outcome = relay(&own, &wakeups, &self.layouts).await;
                 // Until it listens again, changes of other instances go unheard.
                 wakeups.datasets().hearing(false);
                 if let Err(e) = outcome {
@@ -58,7 +59,11 @@ impl PgStore {
 }
 
 /// Listens until the connection is lost (`Ok`) or listening fails.
-async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<(), sqlx::Error> {
+async fn relay(
+    pool: &sqlx::PgPool,
+    wakeups: &Wakeups,
+    layouts: &crate::layout::Layouts,
+) -> Result<(), sqlx::Error> {
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(pool)
         .await?;
@@ -86,6 +91,12 @@ async fn relay(pool: &sqlx::PgPool, wakeups: &Wakeups) -> Result<(), sqlx::Error
                 wakeups.import_finished(&import);
             }
         } else if let Some(dataset) = what.strip_prefix("dataset:") {
+            if let Ok(dataset) = DatasetName::parse(dataset) {
+                wakeups.datasets().changed(&dataset);
+            }
+        } else if let Some(dataset) = what.strip_prefix("dropped:") {
+            // Deleted (ADR 37): a dataset created again under the name has its own table.
+            layouts.forget(dataset);
             if let Ok(dataset) = DatasetName::parse(dataset) {
                 wakeups.datasets().changed(&dataset);
             }

@@ -191,11 +191,12 @@ pub async fn verify(file: &Path) -> anyhow::Result<BackupContents> {
         let first: Vec<_> = problems.into_iter().take(5).collect();
         anyhow::bail!("{} is damaged: {}", file.display(), first.join("; "));
     }
-    let (datasets, records): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(records), 0) FROM datasets")
-            .fetch_one(&mut db)
-            .await
-            .with_context(|| format!("{} is not an Intake database", file.display()))?;
+    let (datasets, records): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(records), 0) FROM datasets WHERE deleted_at IS NULL",
+    )
+    .fetch_one(&mut db)
+    .await
+    .with_context(|| format!("{} is not an Intake database", file.display()))?;
     let (imports, last): (i64, Option<String>) =
         sqlx::query_as("SELECT COUNT(*), MAX(received_at) FROM imports")
             .fetch_one(&mut db)

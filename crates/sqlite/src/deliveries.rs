@@ -69,7 +69,7 @@ impl SubscriptionStore for SqliteStore {
             .map_err(anyhow::Error::new)?;
         let row = sqlx::query(&format!(
             "INSERT INTO subscriptions (id, dataset, url, events, secret, created_at) \
-             SELECT ?, name, ?, ?, ?, ? FROM datasets WHERE name = ? RETURNING {SUBSCRIPTION}"
+             SELECT ?, name, ?, ?, ?, ? FROM datasets WHERE name = ? AND deleted_at IS NULL RETURNING {SUBSCRIPTION}"
         ))
         .bind(format!("sub_{}", new_id()))
         .bind(&new.url)

@@ -136,7 +136,7 @@ impl JobStore for SqliteStore {
         let row = sqlx::query(&format!(
             "INSERT INTO jobs (id, dataset, kind, params, status, due_at, created_at, updated_at) \
              SELECT ?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?5 \
-             WHERE EXISTS (SELECT 1 FROM datasets WHERE name = ?2) RETURNING {COLUMNS}"
+             WHERE EXISTS (SELECT 1 FROM datasets WHERE name = ?2 AND deleted_at IS NULL) RETURNING {COLUMNS}"
         ))
         .bind(new_id())
         .bind(job.dataset.as_str())

@@ -89,7 +89,7 @@ impl SourceStore for SqliteStore {
     ) -> Result<Source, SourceStoreError> {
         let created = sqlx::query(&format!(
             "INSERT INTO sources (dataset, name, spec, paused, next_run_at, created_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM datasets WHERE name = ?1) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM datasets WHERE name = ?1 AND deleted_at IS NULL) \
              RETURNING {COLUMNS}"
         ))
         .bind(dataset.as_str())

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{dataset_name, import_id};
 use crate::dto::{
     ContractListResponse, ContractResponse, DatasetBody, DatasetListResponse, DatasetResponse,
-    DryRunBody, DryRunResponse, RecordResponse,
+    DeleteDatasetQuery, DeletedDatasetResponse, DryRunBody, DryRunResponse, RecordResponse,
 };
 use crate::error::Problem;
 use crate::policy::Policy;
@@ -25,14 +25,19 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 /// The routes of one dataset, below [`super::V1_DATASET`].
 pub(crate) fn configure_one(cfg: &mut web::ServiceConfig) {
     let resource = |path| super::resource_in(super::V1_DATASET, path, Policy::Api);
-    cfg.service(resource("").route(web::get().to(get_dataset)))
-        .service(
-            resource("/contracts")
-                .route(web::get().to(list_contracts))
-                .route(web::post().to(publish_contract)),
-        )
-        .service(resource("/contracts/dry-run").route(web::post().to(dry_run)))
-        .service(resource("/contracts/{version}").route(web::get().to(get_contract)));
+    // Reading a dataset needs `read`; deleting it, `admin`.
+    cfg.service(
+        super::resource_in(super::V1_DATASET, "", Policy::Managed)
+            .route(web::get().to(get_dataset))
+            .route(web::delete().to(delete_dataset)),
+    )
+    .service(
+        resource("/contracts")
+            .route(web::get().to(list_contracts))
+            .route(web::post().to(publish_contract)),
+    )
+    .service(resource("/contracts/dry-run").route(web::post().to(dry_run)))
+    .service(resource("/contracts/{version}").route(web::get().to(get_contract)));
 }
 
 /// A contract from the JSON of a request body.
@@ -46,7 +51,7 @@ fn contract(value: &Value) -> Result<Contract, ApiError> {
         (status = 201, description = "Created", body = DatasetResponse,
          headers(("Location" = String, description = "The dataset's URL"))),
         (status = 400, description = "Malformed body or name", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken (also by a deleted dataset whose documents were not purged)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid contract", body = Problem, content_type = "application/problem+json"),
@@ -92,6 +97,34 @@ pub(crate) async fn get_dataset(
     let overview = state.datasets.get(&name).await?;
     let body = DatasetResponse::new(&overview.dataset, Some(overview.records));
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// Delete a dataset (`admin` scope): its records, history, conflicts, events and their
+/// deliveries, callbacks, subscriptions, pull sources and jobs go at once. Its
+/// documents stay in the vault, and its name taken, unless `purge=true`, which removes
+/// them too and frees the name (also for a dataset deleted earlier without it).
+#[utoipa::path(delete, path = "/v1/datasets/{dataset}", tag = "datasets",
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
+           DeleteDatasetQuery),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedDatasetResponse),
+        (status = 400, description = "Malformed name or query", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Imports of the dataset are waiting or being processed: nothing was deleted", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_dataset(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<DeleteDatasetQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path)?;
+    let deleted = state.datasets.delete(&name, query.purge).await?;
+    Ok(HttpResponse::Ok().json(DeletedDatasetResponse {
+        name: name.to_string(),
+        records: deleted.records,
+        documents: deleted.documents,
+        purged: deleted.purged,
+    }))
 }
 
 /// Publish the next contract version; new imports are processed with it.

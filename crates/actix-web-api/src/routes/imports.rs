@@ -198,7 +198,7 @@ pub(crate) async fn list_imports(
     let name = dataset_name(&path)?;
     let (limit, offset) = page(&query)?;
     let imports = state.imports.list(&name, limit, offset).await?;
-    let imports = imports.iter().map(ImportResponse::from).collect();
+    let imports = imports.iter().map(|i| answer(&state, i)).collect();
     Ok(HttpResponse::Ok().json(ImportListResponse {
         imports,
         limit,
@@ -206,7 +206,8 @@ pub(crate) async fn list_imports(
     }))
 }
 
-/// Read an import: its status and, once processed, its report.
+/// Read an import: its status, its progress while it is processed, and, once
+/// processed, its report.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/imports/{import}", tag = "imports",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("import" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$", description = "The import's id")),
@@ -222,7 +223,16 @@ pub(crate) async fn get_import(
     let name = dataset_name(&path.0)?;
     let id = import_id("import", &path.1)?;
     let import = state.imports.get_in(&name, &id).await?;
-    Ok(HttpResponse::Ok().json(ImportResponse::from(&import)))
+    Ok(HttpResponse::Ok().json(answer(&state, &import)))
+}
+
+/// An import as answered: with its progress while this instance processes it.
+pub(super) fn answer(state: &ApiState, import: &ImportSummary) -> ImportResponse {
+    let mut answer = ImportResponse::from(import);
+    if import.status == intake_domain::ImportStatus::Processing {
+        answer.progress = state.imports.progress(&import.id).as_ref().map(Into::into);
+    }
+    answer
 }
 
 /// Download the document byte for byte, as it was received.

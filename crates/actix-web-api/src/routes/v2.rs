@@ -485,7 +485,7 @@ pub(crate) async fn list_imports(
     };
     let (items, next_cursor) = paging.page(
         found,
-        |i| ImportResponse::from(i),
+        |i| super::imports::answer(&state, i),
         |_, i| cursor("imports", name.as_str(), i.id.to_string()),
     )?;
     Ok(HttpResponse::Ok().json(ImportPage { items, next_cursor }))

@@ -11,6 +11,7 @@ mod deliveries;
 mod golden;
 mod limits;
 mod negotiation;
+mod progress;
 #[path = "../support/receiver.rs"]
 mod receiver;
 mod robustness;
@@ -100,6 +101,7 @@ on_both_databases!(
     v1_golden_exchanges_replay,
     v2_pages_with_cursors_that_stay_stable_under_inserts,
     v2_aggregates_several_measures_with_any_percentiles,
+    a_dataset_is_deleted_and_its_documents_kept_until_purged,
 );
 
 /// Runs a case; a failed one panics only after its server stopped and its database
@@ -125,6 +127,7 @@ on_both_databases!(with_db:
     deliveries::dead_deliveries_are_replayed_and_paused_ones_wait,
     deliveries::failing_subscriptions_are_disabled_and_delivered_events_pruned,
     callbacks::callbacks_fire_with_the_record_at_their_version_unless_cancelled,
+    progress::an_import_shows_its_progress_while_it_is_processed,
 );
 
 #[actix_web::test]
@@ -201,6 +204,95 @@ fn dry_run(contract: &str, document: &str) -> SessionResult {
         session.push(item);
     }
     session.finish()
+}
+
+/// `DELETE /v1/datasets/{ds}` takes the records, history, subscriptions and sources at
+/// once and keeps the documents, the name taken, until `?purge=true`; the name then
+/// makes a new, empty dataset.
+async fn a_dataset_is_deleted_and_its_documents_kept_until_purged(app: &TestApp) {
+    let created = app.create_example("customers", "customers.json").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let done = app
+        .import("customers", "text/csv", example("data", "customers.csv"))
+        .await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    let import = done.body["id"].as_str().unwrap().to_owned();
+    let records = app.get("/v1/datasets/customers").await.body["records"]
+        .as_u64()
+        .unwrap();
+    assert!(records > 0);
+    let hook = json!({"url": "https://93.184.216.34/hook"});
+    let subscribed = app
+        .post_json("/v1/datasets/customers/subscriptions", &hook)
+        .await;
+    assert_eq!(subscribed.status, 201, "{}", subscribed.body);
+
+    let bad = app.delete("/v1/datasets/customers?purge=maybe").await;
+    bad.problem(400, "bad_request");
+    let deleted = app.delete("/v1/datasets/customers").await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(
+        deleted.body,
+        json!({"name": "customers", "records": records, "documents": 1, "purged": false})
+    );
+    app.get("/v1/datasets/customers")
+        .await
+        .problem(404, "not_found");
+    let listed = app.get("/v1/datasets").await;
+    assert_eq!(listed.body["datasets"], json!([]));
+    app.get("/v1/datasets/customers/records")
+        .await
+        .problem(404, "not_found");
+    let subscriptions = app.get("/v1/datasets/customers/subscriptions").await;
+    assert_eq!(subscriptions.body, json!({"subscriptions": []}));
+    // Its documents are kept: each can still be read by its id, not processed again.
+    let kept = app
+        .get(&format!("/v1/datasets/customers/imports/{import}/document"))
+        .await;
+    assert_eq!(kept.bytes, example("data", "customers.csv"));
+    app.post_json(
+        &format!("/v1/datasets/customers/imports/{import}/reprocess"),
+        &json!({}),
+    )
+    .await
+    .problem(404, "not_found");
+    app.get("/v1/datasets/customers/imports")
+        .await
+        .problem(404, "not_found");
+    app.delete("/v1/datasets/customers")
+        .await
+        .problem(404, "not_found");
+    let taken = app.create_example("customers", "customers.json").await;
+    let problem = taken.problem(409, "conflict");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("?purge=true"),
+        "{problem}"
+    );
+
+    let purged = app.delete("/v1/datasets/customers?purge=true").await;
+    assert_eq!(
+        purged.body,
+        json!({"name": "customers", "records": 0, "documents": 1, "purged": true})
+    );
+    app.get(&format!("/v1/datasets/customers/imports/{import}/document"))
+        .await
+        .problem(404, "not_found");
+    let again = app.create_example("customers", "customers.json").await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    let fresh = app.get("/v1/datasets/customers").await;
+    assert_eq!(fresh.body["records"], 0, "{}", fresh.body);
+    let redone = app
+        .import("customers", "text/csv", example("data", "customers.csv"))
+        .await;
+    assert_eq!(redone.body["status"], "completed", "{}", redone.body);
+    assert_ne!(
+        redone.body["id"],
+        json!(import),
+        "a new document, not the purged one"
+    );
+    assert!(redone.body.get("duplicate_of").is_none(), "{}", redone.body);
+    let counted = app.get("/v1/datasets/customers").await;
+    assert_eq!(counted.body["records"], records);
 }
 
 async fn datasets_and_contracts_are_created_read_and_refused_when_bad(app: &TestApp) {

@@ -73,6 +73,24 @@ pub async fn tokens_and_scopes_guard_every_route(db: Db) {
         );
         let created = call(&app, "POST", "/v1/datasets", Some("writer-secret")).await;
         assert_eq!(created.status, 201, "{}", created.body);
+        // Reading a dataset needs `read`; deleting it, `admin`.
+        let read = call(&app, "GET", "/v1/datasets/accounts", Some("reader-secret")).await;
+        assert_eq!(read.status, 200, "{}", read.body);
+        let refused = call(
+            &app,
+            "DELETE",
+            "/v1/datasets/accounts",
+            Some("writer-secret"),
+        )
+        .await;
+        let problem = refused.problem(403, "forbidden");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("admin"),
+            "{problem}"
+        );
+        let spec = call(&app, "GET", "/openapi/v1.json", None).await;
+        let security = &spec.body["paths"]["/v1/datasets/{dataset}"]["delete"]["security"];
+        assert_eq!(security, &serde_json::json!([{"bearer": ["admin"]}]));
         let markr = call(&app, "POST", "/import", None).await;
         markr.problem(401, "unauthorized");
 

@@ -176,6 +176,16 @@ impl TestApp {
         Self::answer(req.send().await.expect("sent")).await
     }
 
+    pub async fn delete(&self, path: &str) -> Answer {
+        let res = self
+            .client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("sent");
+        Self::answer(res).await
+    }
+
     pub async fn patch_json(&self, path: &str, body: &Value) -> Answer {
         let res = self.client.patch(self.url(path)).send_json(body).await;
         Self::answer(res.expect("sent")).await

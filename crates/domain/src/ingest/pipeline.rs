@@ -12,6 +12,7 @@ use async_channel::{Receiver, Sender, bounded};
 use chrono::{DateTime, Utc};
 use futures_lite::future;
 
+use super::progress::Tally;
 use super::service::{IngestSettings, ProcessError};
 use crate::contract::Contract;
 use crate::mapping::MappedRecord;
@@ -97,6 +98,7 @@ pub(super) async fn run(
     writer: &mut dyn ImportWriter,
     mut renewal: Renewal,
     batching: Batching,
+    tally: Arc<Tally>,
 ) -> Result<(Verdict, ImportReport), ProcessError> {
     let batch_size = batching.size;
     let (chunk_tx, chunk_rx) = bounded::<Vec<u8>>(8);
@@ -104,16 +106,20 @@ pub(super) async fn run(
     let (state_tx, state_rx) = bounded::<State>(1);
     let span = tracing::Span::current();
     let input = ChannelReader::new(chunk_rx);
+    let counted = tally.clone();
     std::thread::Builder::new()
         .name("intake-decode".into())
         .spawn(move || {
             let _entered = span.enter();
-            let _ = decode_and_merge(&*decoder, &contract, input, &step_tx, &state_rx, batch_size);
+            let _ = decode_and_merge(
+                &*decoder, &contract, input, &step_tx, &state_rx, batch_size, &counted,
+            );
         })
         .map_err(|e| anyhow::Error::new(e).context("starting the decoding thread"))?;
 
     let feed = async move {
         while let Some(chunk) = reader.next_chunk().await.map_err(anyhow::Error::new)? {
+            tally.read(chunk.len());
             if chunk_tx.send(chunk).await.is_err() {
                 break; // the decoder stopped reading (a fatal error, or the end)
             }
@@ -196,10 +202,12 @@ fn decode_and_merge(
     steps: &Sender<Step>,
     states: &Receiver<State>,
     batch_size: usize,
+    tally: &Tally,
 ) -> Result<(), Stopped> {
     let mut session = MergeSession::new(contract);
     let mut pending = Vec::with_capacity(batch_size);
     for item in decoder.decode(contract.format(), Box::new(input)) {
+        tally.record();
         if let Some(mapped) = session.accept(item) {
             pending.push(mapped);
         }

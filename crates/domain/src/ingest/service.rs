@@ -213,6 +213,7 @@ pub struct ImportService {
     uploads: lookup::Slots,
     wakeups: Wakeups,
     fresh: FreshDocuments,
+    in_progress: super::progress::InProgress,
 }
 
 impl ImportService {
@@ -226,7 +227,14 @@ impl ImportService {
             settings,
             observer: Arc::new(Unobserved),
             wakeups: Wakeups::default(),
+            in_progress: super::progress::InProgress::default(),
         }
+    }
+
+    /// Where an import stands while this process works on it: records decoded, bytes
+    /// read of its size, and a rate. `None` when this process is not processing it.
+    pub fn progress(&self, import: &ImportId) -> Option<super::ImportProgress> {
+        self.in_progress.get(import, self.ports.clock.now())
     }
 
     /// The same service, waking its workers through `wakeups` (shared with the other
@@ -430,13 +438,25 @@ impl ImportService {
             None => self.ports.vault.open(&lease.import).await.map_err(anyhow)?,
         };
         let mut writer = self.ports.records.begin_apply(lease).await.map_err(store)?;
+        let tracking = self
+            .in_progress
+            .start(&lease.import, import.size, self.ports.clock.now());
         let renewal = Renewal::new(self.ports.clock.clone(), &self.settings);
         let decoder = self.ports.decoder.clone();
         let batch = pipeline::Batching {
             size: self.settings.batch_size,
             callback_scale: self.settings.callback_scale,
         };
-        let run = pipeline::run(reader, decoder, contract, writer.as_mut(), renewal, batch);
+        let tally = tracking.tally.clone();
+        let run = pipeline::run(
+            reader,
+            decoder,
+            contract,
+            writer.as_mut(),
+            renewal,
+            batch,
+            tally,
+        );
         let (verdict, report) = run.await?;
         let finished = writer.finish(verdict, &report).await.map_err(store)?;
         // Its revision is committed: the next answer about the dataset reads it.
@@ -527,17 +547,13 @@ impl ImportService {
             Err(e) => return Err(ReprocessError::Unexpected(anyhow(e))),
         };
         let dataset = &import.import.dataset;
-        let version = match contract {
-            Some(v) => v,
-            None => {
-                self.ports
-                    .datasets
-                    .get(dataset)
-                    .await
-                    .map_err(anyhow)?
-                    .current_contract
-            }
+        // A deleted dataset's documents are kept to be read, not processed (ADR 37).
+        let current = match self.ports.datasets.get(dataset).await {
+            Ok(d) => d.current_contract,
+            Err(CatalogError::NotFound) => return Err(ReprocessError::NotFound),
+            Err(e) => return Err(ReprocessError::Unexpected(anyhow(e))),
         };
+        let version = contract.unwrap_or(current);
         match self.ports.contracts.get(dataset, version).await {
             Ok(_) => {}
             Err(CatalogError::NotFound) => return Err(ReprocessError::UnknownContract),

@@ -1007,3 +1007,112 @@ pub async fn a_waiter_is_woken_when_its_import_is_processed(s: Stores) {
         "the waiter was not woken when its import was processed"
     );
 }
+
+/// Deleting a dataset (ADR 37) waits for its imports, takes what it derived at once and
+/// keeps its documents under a tombstone that holds the name, until a purge frees it;
+/// a dataset created again under the name starts empty, and other datasets keep theirs.
+pub async fn a_deleted_dataset_keeps_its_documents_until_purged(s: Stores) {
+    use crate::ports::{CatalogError, ClaimLimits, DeliveryClaim, NewSubscription};
+    let service = service(&s, 16);
+    let ds = dataset(&s, "doomed", SIMPLE).await;
+    let bystander = dataset(&s, "bystander", SIMPLE).await;
+    let new = NewSubscription {
+        dataset: ds.clone(),
+        url: "https://receiver.example/hook".into(),
+        events: None,
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+    };
+    s.subscriptions.create(&new).await.expect("subscribed");
+    let first = receive(&service, &ds, b"id,group,value\n1,a,1\n2,a,2\n", None).await;
+    receive(&service, &bystander, b"id,group,value\n1,a,1\n", None).await;
+    drain(&service).await;
+    let second = receive(&service, &ds, b"id,group,value\n2,b,5\n3,b,3\n", None).await;
+
+    let busy = s.datasets.delete(&ds, false).await;
+    assert!(matches!(busy, Err(CatalogError::Busy(1))), "{busy:?}");
+    assert_eq!(drain(&service).await.len(), 1);
+    assert_eq!(
+        all_records(&s, &ds).await.len(),
+        3,
+        "a refused delete deletes nothing"
+    );
+
+    let deleted = s.datasets.delete(&ds, false).await.expect("deleted");
+    assert_eq!(
+        (deleted.records, deleted.documents, deleted.purged),
+        (3, 2, false)
+    );
+    assert!(matches!(
+        s.datasets.get(&ds).await,
+        Err(CatalogError::NotFound)
+    ));
+    let names: Vec<_> = s.datasets.list().await.expect("list");
+    assert_eq!(
+        names.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        ["bystander"]
+    );
+    assert!(all_records(&s, &ds).await.is_empty());
+    let key = RecordKey::parse("1", 1).expect("key");
+    let history = s
+        .records
+        .history(&ds, &key, &crate::ports::HistoryPage::ALL)
+        .await;
+    assert!(matches!(history, Err(StoreError::NotFound)), "{history:?}");
+    assert!(s.subscriptions.list(&ds).await.expect("list").is_empty());
+    let claim = s
+        .deliveries
+        .claim(
+            "w",
+            chrono::Utc::now() + chrono::Duration::days(1),
+            Duration::from_secs(30),
+            &ClaimLimits::one(),
+        )
+        .await
+        .expect("claim");
+    assert!(
+        matches!(claim, DeliveryClaim::Idle(_)),
+        "its events went: {claim:?}"
+    );
+    for import in [&first, &second] {
+        let kept = s.vault.get(&import.id).await.expect("the document is kept");
+        assert_eq!(kept.import.dataset, ds);
+    }
+    assert!(matches!(
+        s.datasets.create(&ds, &contract(SIMPLE)).await,
+        Err(CatalogError::Deleted)
+    ));
+    assert!(matches!(
+        s.datasets.delete(&ds, false).await,
+        Err(CatalogError::NotFound)
+    ));
+    let refused = s.contracts.publish(&ds, &contract(SIMPLE)).await;
+    assert!(
+        matches!(refused, Err(CatalogError::NotFound)),
+        "{refused:?}"
+    );
+
+    let purged = s.datasets.delete(&ds, true).await.expect("purged");
+    assert_eq!(
+        (purged.records, purged.documents, purged.purged),
+        (0, 2, true)
+    );
+    assert!(
+        s.vault.get(&first.id).await.is_err(),
+        "the document is gone"
+    );
+    assert!(matches!(
+        s.datasets.delete(&ds, true).await,
+        Err(CatalogError::NotFound)
+    ));
+
+    let again = dataset(&s, "doomed", SIMPLE).await;
+    assert_eq!(s.datasets.get(&again).await.expect("get").revision.get(), 0);
+    // The same body as before is a new document of the new dataset.
+    let fresh = receive(&service, &again, b"id,group,value\n1,a,1\n2,a,2\n", None).await;
+    assert_ne!(fresh.id, first.id);
+    drain(&service).await;
+    assert_eq!(all_records(&s, &again).await.len(), 2);
+    assert_eq!(all_records(&s, &bystander).await.len(), 1);
+    let purged_at_once = s.datasets.delete(&bystander, true).await.expect("purged");
+    assert_eq!((purged_at_once.records, purged_at_once.documents), (1, 1));
+}
