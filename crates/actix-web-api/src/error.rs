@@ -271,6 +271,11 @@ impl From<DatasetError> for ApiError {
                 let message = DatasetError::UnknownDimension { name, dimensions }.to_string();
                 Self::field(field, message)
             }
+            DatasetError::UnknownField { name, fields } => {
+                let field = name.clone();
+                let message = DatasetError::UnknownField { name, fields }.to_string();
+                Self::field(field, message)
+            }
             e @ DatasetError::UnknownMeasure { .. } => Self::field("measure", e.to_string()),
             DatasetError::InvalidQuery { field, message } => Self::field(field, message),
             DatasetError::ContractTooLarge(e) => too_large(&e),

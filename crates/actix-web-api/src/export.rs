@@ -4,7 +4,7 @@
 //! key order ([`intake_domain::datasets::DatasetService::scan`]), so memory stays
 //! bounded whatever the dataset's size; each page is written before the next is read.
 
-use std::collections::BTreeMap;
+use intake_domain::ports::RecordFilter;
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
@@ -115,9 +115,11 @@ impl Shape {
 struct Cursor {
     datasets: Arc<DatasetService>,
     name: DatasetName,
-    filters: BTreeMap<String, String>,
+    filters: RecordFilter,
     shape: Shape,
     page: Vec<Record>,
+    /// Where the next page starts (`None`: this is the last).
+    next: Option<String>,
     header: Option<String>,
 }
 
@@ -130,11 +132,11 @@ struct Cursor {
 pub(crate) async fn records(
     datasets: Arc<DatasetService>,
     name: DatasetName,
-    filters: BTreeMap<String, String>,
+    filters: RecordFilter,
     format: Format,
 ) -> Result<HttpResponse, ApiError> {
     let (dimensions, measures) = datasets.columns(&name).await?;
-    let page = datasets.scan(&name, &filters, None, PAGE).await?;
+    let (page, next) = datasets.scan(&name, &filters, None, PAGE).await?;
     let shape = Shape {
         format,
         dimensions,
@@ -147,26 +149,26 @@ pub(crate) async fn records(
         filters,
         shape,
         page,
+        next,
     };
     let stream = futures_lite::stream::unfold(Some(cursor), |cursor| async move {
         let mut cursor = cursor?;
         let mut out = cursor.header.take().unwrap_or_default();
-        if cursor.page.is_empty() {
+        if cursor.page.is_empty() && cursor.next.is_none() {
             return (!out.is_empty()).then(|| (Ok(Bytes::from(out)), None));
         }
         for record in &cursor.page {
             out.push_str(&cursor.shape.line(record));
         }
-        let more = cursor.page.len() == PAGE as usize;
-        let after = cursor.page.last().map(|r| r.key.canonical());
-        let next = if more {
+        let next = if let Some(after) = cursor.next.take() {
             match cursor
                 .datasets
-                .scan(&cursor.name, &cursor.filters, after, PAGE)
+                .scan(&cursor.name, &cursor.filters, Some(after), PAGE)
                 .await
             {
-                Ok(page) => {
+                Ok((page, next)) => {
                     cursor.page = page;
+                    cursor.next = next;
                     Some(cursor)
                 }
                 Err(e) => {

@@ -147,11 +147,12 @@ pub enum Command {
         #[command(flatten)]
         server: Server,
     },
-    /// Records of a dataset, filtered by dimensions, from a running server.
+    /// Records of a dataset, filtered by fields, from a running server.
     Records {
         /// The dataset.
         dataset: String,
-        /// Only records whose dimension has this value (`NAME=VALUE`, repeatable).
+        /// Only records whose field has this value (`NAME=VALUE`, repeatable; a name
+        /// given twice keeps either value).
         #[arg(value_name = "NAME=VALUE", value_parser = crate::remote::parse_filter)]
         filters: Vec<(String, String)>,
         /// Records at most.

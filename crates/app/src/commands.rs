@@ -163,6 +163,11 @@ async fn process(
     if let Err(e) = services.workers.read().await {
         eprintln!("could not read which kinds of work are paused: {e:#}");
     }
+    // Ctrl-C is heard from here on, before anything is said that a user might answer
+    // with it (the handler is installed now, not when first polled).
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .inspect_err(|e| eprintln!("Ctrl-C cannot be heard ({e}); it stops the import at once"))
+        .ok();
     let workers = Workers::start(services, counts, None);
     let started = Instant::now();
     // An operator's pause holds this process's workers too: say so rather than wait
@@ -203,11 +208,14 @@ async fn process(
         }
     };
     let interrupted = async {
-        let _ = tokio::signal::ctrl_c().await;
+        match &mut sigint {
+            Some(sigint) => sigint.recv().await,
+            None => std::future::pending().await,
+        };
         Ok(None)
     };
     let outcome: anyhow::Result<Option<ImportSummary>> =
-        futures_lite::future::or(finishing, interrupted).await;
+        futures_lite::future::or(interrupted, finishing).await;
     // Workers roll back and release what they hold, so a server takes it at once.
     workers.stop().await;
     outcome?.ok_or_else(|| anyhow::anyhow!("interrupted: import {} stays queued", import.id))

@@ -75,12 +75,12 @@ impl RecordStore for Generated {
             .after
             .as_deref()
             .map_or(0, |k| k[1..].parse::<u64>().unwrap() + 1);
-        let wanted = scan.filters.get("group");
+        let wanted = scan.filters.dimensions.get("group");
         let mut page = Vec::with_capacity(scan.limit as usize);
         let mut i = start;
         while i < RECORDS && page.len() < scan.limit as usize {
             let r = record(i);
-            if wanted.is_none_or(|g| r.dimensions.get("group") == Some(g)) {
+            if wanted.is_none_or(|g| g.iter().any(|g| r.dimensions.get("group") == Some(g))) {
                 page.push(r);
             }
             i += 1;
@@ -91,7 +91,7 @@ impl RecordStore for Generated {
     async fn marks(
         &self,
         _: &DatasetName,
-        _: &BTreeMap<String, String>,
+        _: &intake_domain::ports::RecordFilter,
         _: u64,
     ) -> Result<Vec<String>, StoreError> {
         Err(unsupported())

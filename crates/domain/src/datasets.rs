@@ -5,24 +5,25 @@
 //! the result; the rules (a dataset's first contract, how a key is read from a URL,
 //! what counts a dataset reports) live here, not in the API.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::contract::{Contract, ContractLimits, ContractTooLarge};
 use crate::model::{Conflict, ContractVersion, DatasetName, ImportId, KeyError, RecordKey};
 use crate::ports::{
     Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, DeletedDataset,
-    HistoryEntries, HistoryPage, PublishedContract, RecordPage, RecordQuery, RecordStore,
-    StoreError, StoredRecord,
+    HistoryEntries, HistoryPage, PublishedContract, RecordFilter, RecordPage, RecordQuery,
+    RecordStore, StoreError, StoredRecord,
 };
 
 mod analytics;
 mod flights;
 mod known;
 mod marks;
+mod selection;
 
 pub use analytics::MAX_TOP_K;
 pub use known::KnownDatasets;
+use selection::Selection;
 
 /// The ports the dataset use cases work through.
 #[derive(Clone)]
@@ -82,6 +83,15 @@ pub enum DatasetError {
         name: String,
         /// The current contract's dimensions.
         dimensions: Vec<String>,
+    },
+    /// A record filter names something that is not a field (nor a measure) of the
+    /// current contract.
+    #[error("{name:?} is not a field of this dataset (its fields: {})", fields.join(", "))]
+    UnknownField {
+        /// The name filtered on.
+        name: String,
+        /// The fields and measures a filter may name.
+        fields: Vec<String>,
     },
     /// A measure that is not in the current contract.
     #[error("{name:?} is not a measure of this dataset (its measures: {})", measures.join(", "))]
@@ -320,72 +330,77 @@ impl DatasetService {
         ))
     }
 
-    /// The next page of an export: at most `limit` records matching `filters` whose
-    /// canonical keys sort after `after`, in key order, without a total (a page costs
-    /// the same wherever it starts).
+    /// The next page of an export: the records matching `filter` among at most
+    /// `limit` whose canonical keys sort after `after`, in key order, and where the
+    /// following page starts (`None`: this was the last). A page may hold fewer
+    /// records than it read, none even, when a filter on a field other than a dimension
+    /// is checked here (ADR 39). It costs the same wherever it starts.
     ///
     /// # Errors
-    /// `UnknownDataset`; `UnknownDimension` for a filter on a name that is not a
-    /// dimension of the current contract.
+    /// `UnknownDataset`; `UnknownField` for a filter on a name that is not a field of
+    /// the current contract.
     pub async fn scan(
         &self,
         name: &DatasetName,
-        filters: &BTreeMap<String, String>,
+        filter: &RecordFilter,
         after: Option<String>,
         limit: u32,
-    ) -> Result<Vec<crate::model::Record>, DatasetError> {
+    ) -> Result<(Vec<crate::model::Record>, Option<String>), DatasetError> {
         let (_, published) = self.current(name).await?;
-        let dimensions = published.contract.dimensions();
-        if let Some(unknown) = filters.keys().find(|k| !dimensions.contains(k)) {
-            return Err(DatasetError::UnknownDimension {
-                name: unknown.clone(),
-                dimensions: dimensions.to_vec(),
-            });
-        }
-        if filters.values().any(|v| v.contains('\0')) {
-            return Ok(Vec::new());
+        let selection = Selection::new(&published.contract, filter)?;
+        if selection.matches_nothing() {
+            return Ok((Vec::new(), None));
         }
         let scan = crate::ports::RecordScan {
-            filters: filters.clone(),
+            filters: selection.store.clone(),
             after,
             limit,
         };
-        self.ports.records.scan(name, &scan).await.map_err(store)
+        let mut page = self.ports.records.scan(name, &scan).await.map_err(store)?;
+        let next = (page.len() == limit as usize)
+            .then(|| page.last().map(|r| r.key.canonical()))
+            .flatten();
+        page.retain(|r| selection.keeps(r));
+        Ok((page, next))
     }
 
-    /// Records matching equality filters on dimensions, a page at a time. A filter
-    /// value holding a NUL character matches nothing (no stored text holds one). A
-    /// page at a deep offset starts after a mark (ADR 28): it costs about what
-    /// the first page costs, once the marks of the dataset's revision are made.
+    /// Records matching a filter, a page at a time: any of several values per
+    /// dimension, `updated_since`, and any other field the contract declares. A
+    /// filter value holding a NUL character matches nothing (no stored text holds
+    /// one). A page at a deep offset starts after a mark (ADR 28): it costs about what
+    /// the first page costs, once the marks of the dataset's revision are made. A
+    /// filter on a field other than a dimension reads every record the rest of the
+    /// filter keeps, to count them (ADR 39).
     ///
     /// # Errors
-    /// `UnknownDataset`; `UnknownDimension` for a filter on a name that is not a
-    /// dimension of the current contract.
+    /// `UnknownDataset`; `UnknownField` for a filter on a name that is not a field of
+    /// the current contract.
     pub async fn records(
         &self,
         name: &DatasetName,
         query: &RecordQuery,
     ) -> Result<RecordPage, DatasetError> {
         let (dataset, published) = self.current(name).await?;
-        let dimensions = published.contract.dimensions();
-        if let Some(unknown) = query.filters.keys().find(|k| !dimensions.contains(k)) {
-            return Err(DatasetError::UnknownDimension {
-                name: unknown.clone(),
-                dimensions: dimensions.to_vec(),
-            });
-        }
-        if query.filters.values().any(|v| v.contains('\0')) {
+        let selection = Selection::new(&published.contract, &query.filters)?;
+        if selection.matches_nothing() {
             return Ok(RecordPage {
                 records: Vec::new(),
                 total: 0,
             });
         }
+        let query = RecordQuery {
+            filters: selection.store.clone(),
+            ..query.clone()
+        };
+        if !selection.is_stored() {
+            return self.records_checked(name, &selection, &query).await;
+        }
         if query.offset < marks::EVERY || query.after.is_some() {
-            return self.ports.records.list(name, query).await.map_err(store);
+            return self.ports.records.list(name, &query).await.map_err(store);
         }
         let marks = self.marks(&dataset, &query.filters).await?;
         let Some((mark, offset)) = marks::start(&marks, query.offset) else {
-            return self.ports.records.list(name, query).await.map_err(store);
+            return self.ports.records.list(name, &query).await.map_err(store);
         };
         let from_mark = RecordQuery {
             after: Some(mark.to_owned()),
@@ -399,12 +414,53 @@ impl DatasetService {
             .map_err(store)
     }
 
+    /// A page of the records a field filter checked here keeps: every record the
+    /// store's part of the filter keeps is read, a page at a time, to count them; the
+    /// page's own are then read with where and when they came from.
+    async fn records_checked(
+        &self,
+        name: &DatasetName,
+        selection: &Selection<'_>,
+        query: &RecordQuery,
+    ) -> Result<RecordPage, DatasetError> {
+        const READ: u32 = 1000;
+        let mut scan = crate::ports::RecordScan {
+            filters: query.filters.clone(),
+            after: query.after.clone(),
+            limit: READ,
+        };
+        let (mut total, mut keys) = (0_u64, Vec::new());
+        loop {
+            let page = self.ports.records.scan(name, &scan).await.map_err(store)?;
+            for record in page.iter().filter(|r| selection.keeps(r)) {
+                if total >= query.offset && keys.len() < query.limit as usize {
+                    keys.push(record.key.clone());
+                }
+                total += 1;
+            }
+            if page.len() < READ as usize {
+                break;
+            }
+            scan.after = page.last().map(|r| r.key.canonical());
+        }
+        let mut records = Vec::with_capacity(keys.len());
+        for key in &keys {
+            match self.ports.records.get(name, key).await {
+                Ok(record) => records.push(record),
+                // Gone since it was read (a deletion); the page is one shorter.
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(store(e)),
+            }
+        }
+        Ok(RecordPage { records, total })
+    }
+
     /// The marks of `dataset` at its revision: kept, or made and kept unless an import
     /// committed while they were made (they may then count its keys).
     async fn marks(
         &self,
         dataset: &Dataset,
-        filters: &std::collections::BTreeMap<String, String>,
+        filters: &RecordFilter,
     ) -> Result<Arc<Vec<String>>, DatasetError> {
         if let Some(kept) = self.marks.get(dataset, filters) {
             return Ok(kept);

@@ -7,7 +7,7 @@
 
 use intake_domain::analytics::Aggregate;
 use intake_domain::ports::{
-    Analytics, AnalyticsError, AnalyticsQuery, GroupAggregate, TopQuery, TopRecord,
+    Analytics, AnalyticsError, AnalyticsQuery, GroupAggregate, RecordFilter, TopQuery, TopRecord,
 };
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
@@ -89,7 +89,7 @@ impl Analytics for PgStore {
             },
         };
         let value = layout.measure(&query.measure).unwrap_or("NULL::float8");
-        let (conditions, values) = layout.filters(&query.filters, 2);
+        let (conditions, values) = layout.filters(&RecordFilter::equal_to(&query.filters), 2);
         let sql = format!(
             "SELECT {grp} AS grp, count(*) AS total, count({value}) AS n, sum({value}) AS sum, \
              avg({value}) AS mean, stddev_pop({value}) AS stddev, min({value}) AS min, \
@@ -103,7 +103,7 @@ impl Analytics for PgStore {
         let statement = values
             .iter()
             .fold(sqlx::query(&sql).bind(&query.percentiles), |q, v| {
-                q.bind(*v)
+                q.bind(v.as_str())
             });
         let rows = self
             .fetch_all_bounded(statement)
@@ -149,7 +149,7 @@ impl Analytics for PgStore {
         ) else {
             return Ok(Vec::new());
         };
-        let (conditions, values) = layout.filters(&query.filters, 1);
+        let (conditions, values) = layout.filters(&RecordFilter::equal_to(&query.filters), 1);
         let sql = format!(
             "SELECT t.grp, t.value, r.record::text AS record FROM ( \
                SELECT {group} AS grp, {value} AS value, key, row_number() OVER ( \
@@ -163,7 +163,7 @@ impl Analytics for PgStore {
         );
         let statement = values
             .iter()
-            .fold(sqlx::query(&sql), |q, v| q.bind(*v))
+            .fold(sqlx::query(&sql), |q, v| q.bind(v.as_str()))
             .bind(i64::from(query.k));
         let rows = self
             .fetch_all_bounded(statement)

@@ -12,7 +12,9 @@
 //! lacks makes the next lookup read the catalog again (a contract published since, by
 //! this instance or another).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use intake_domain::ports::RecordFilter;
 use std::sync::{Arc, RwLock};
 
 use sqlx::{PgConnection, Row as _};
@@ -115,24 +117,32 @@ impl Layout {
 }
 
 impl Layout {
-    /// `AND col = $n …` for `dimension = value` filters, numbering parameters from
-    /// `first`, and the values to bind in order. A dimension no version declared
+    /// `AND col IN ($n, …) …` for the filter's dimensions and `AND updated_at >= $n`
+    /// for its time, numbering parameters from `first`, and the values to bind in order
+    /// (the time as RFC 3339 text, cast in SQL). A dimension no version declared
     /// matches nothing, as no record has it.
-    pub(crate) fn filters<'f>(
-        &self,
-        filters: &'f BTreeMap<String, String>,
-        first: usize,
-    ) -> (String, Vec<&'f str>) {
+    pub(crate) fn filters(&self, filter: &RecordFilter, first: usize) -> (String, Vec<String>) {
         let mut sql = String::new();
-        let mut values = Vec::new();
-        for (name, value) in filters {
+        let mut values: Vec<String> = Vec::new();
+        for (name, accepted) in &filter.dimensions {
             match self.dimension(name) {
-                Some(column) => {
-                    values.push(value.as_str());
-                    sql.push_str(&format!(" AND {column} = ${}", first + values.len() - 1));
+                Some(column) if !accepted.is_empty() => {
+                    let mut params = Vec::with_capacity(accepted.len());
+                    for value in accepted {
+                        values.push(value.clone());
+                        params.push(format!("${}", first + values.len() - 1));
+                    }
+                    sql.push_str(&format!(" AND {column} IN ({})", params.join(", ")));
                 }
-                None => sql.push_str(" AND false"),
+                _ => sql.push_str(" AND false"),
             }
+        }
+        if let Some(since) = filter.updated_since {
+            values.push(since.to_rfc3339());
+            sql.push_str(&format!(
+                " AND updated_at >= ${}::timestamptz",
+                first + values.len() - 1
+            ));
         }
         (sql, values)
     }

@@ -1,10 +1,8 @@
 //! Reading records, history and conflicts; opening an import's unit of work.
 
-use std::collections::BTreeMap;
-
 use intake_domain::ports::{
-    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordPage, RecordQuery, RecordScan,
-    RecordStore, StoreError, StoredRecord,
+    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordFilter, RecordPage, RecordQuery,
+    RecordScan, RecordStore, StoreError, StoredRecord,
 };
 use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
@@ -25,8 +23,9 @@ fn stored(row: &PgRow, at: &str) -> Result<StoredRecord, StoreError> {
 }
 
 /// The dimensions filtered on: a layout lacking one is read again.
-fn dimensions(filters: &BTreeMap<String, String>) -> Vec<(Kind, &str)> {
+fn dimensions(filters: &RecordFilter) -> Vec<(Kind, &str)> {
     filters
+        .dimensions
         .keys()
         .map(|name| (Kind::Dimension, name.as_str()))
         .collect()
@@ -37,14 +36,10 @@ fn dimensions(filters: &BTreeMap<String, String>) -> Vec<(Kind, &str)> {
 /// after, if any. Written only when there is one: a generic plan of `($n IS NULL OR
 /// key > $n)` (sqlx prepares statements; PostgreSQL goes generic after five runs)
 /// cannot seek the primary key, and read every key before the cursor.
-fn keyset<'a>(
-    conditions: &str,
-    mut values: Vec<&'a str>,
-    after: Option<&'a str>,
-) -> (String, Vec<&'a str>) {
+fn keyset(conditions: &str, mut values: Vec<String>, after: Option<&str>) -> (String, Vec<String>) {
     let mut selection = format!(" WHERE true{conditions}");
     if let Some(after) = after {
-        values.push(after);
+        values.push(after.to_owned());
         selection.push_str(&format!(" AND key > ${}", values.len()));
     }
     (selection, values)
@@ -111,7 +106,7 @@ impl RecordStore for PgStore {
             );
             values
                 .iter()
-                .fold(sqlx::query_scalar(&count), |q, v| q.bind(*v))
+                .fold(sqlx::query_scalar(&count), |q, v| q.bind(v.as_str()))
                 .fetch_one(&self.pool)
                 .await
                 .map_err(unexpected("counting records"))?
@@ -139,7 +134,7 @@ impl RecordStore for PgStore {
         };
         let page = binds
             .iter()
-            .fold(sqlx::query(&sql), |q, v| q.bind(*v))
+            .fold(sqlx::query(&sql), |q, v| q.bind(v.as_str()))
             .bind(i64::from(query.limit))
             .bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
         let rows = self
@@ -178,7 +173,7 @@ impl RecordStore for PgStore {
         );
         let rows = binds
             .iter()
-            .fold(sqlx::query(&sql), |q, v| q.bind(*v))
+            .fold(sqlx::query(&sql), |q, v| q.bind(v.as_str()))
             .bind(i64::from(scan.limit));
         let rows = self
             .fetch_all_bounded(rows)
@@ -192,7 +187,7 @@ impl RecordStore for PgStore {
     async fn marks(
         &self,
         dataset: &DatasetName,
-        filters: &BTreeMap<String, String>,
+        filters: &RecordFilter,
         every: u64,
     ) -> Result<Vec<String>, StoreError> {
         let Some(layout) = self
@@ -213,7 +208,7 @@ impl RecordStore for PgStore {
         );
         let marks: Vec<String> = values
             .iter()
-            .fold(sqlx::query_scalar(&sql), |q, v| q.bind(*v))
+            .fold(sqlx::query_scalar(&sql), |q, v| q.bind(v.as_str()))
             .bind(i64::try_from(every.max(1)).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await

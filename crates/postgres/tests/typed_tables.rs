@@ -66,10 +66,12 @@ fn query(group_by: Option<&str>, filters: &[(&str, &str)]) -> AnalyticsQuery {
 
 fn page(filters: &[(&str, &str)]) -> RecordQuery {
     RecordQuery {
-        filters: filters
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        filters: intake_domain::ports::RecordFilter::equal_to(
+            &filters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
         limit: 100,
         ..RecordQuery::default()
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use intake_domain::analytics::{Aggregate, InProcessAnalytics};
 use intake_domain::ports::{
-    Analytics, AnalyticsError, AnalyticsQuery, GroupAggregate, TopQuery, TopRecord,
+    Analytics, AnalyticsError, AnalyticsQuery, GroupAggregate, RecordFilter, TopQuery, TopRecord,
 };
 use sqlx::Row as _;
 
@@ -45,7 +45,7 @@ impl Analytics for SqliteStore {
         &self,
         query: &AnalyticsQuery,
     ) -> Result<Vec<GroupAggregate>, AnalyticsError> {
-        let (clause, binds) = filters(&query.filters);
+        let (clause, binds) = filters(&RecordFilter::equal_to(&query.filters));
         // A record without the grouping dimension belongs to no group; one without the
         // measure (measures are numbers, or absent) is counted as excluded. SQLite
         // keeps a document's parse for the next path asked of it: each document is

@@ -1,10 +1,8 @@
 //! Reading records, history and conflicts; opening an import's unit of work.
 
-use std::collections::BTreeMap;
-
 use intake_domain::ports::{
-    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordPage, RecordQuery, RecordScan,
-    RecordStore, StoreError, StoredRecord,
+    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordFilter, RecordPage, RecordQuery,
+    RecordScan, RecordStore, StoreError, StoredRecord,
 };
 use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
@@ -32,18 +30,30 @@ fn stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
     })
 }
 
-/// `AND <the dimension in the document h.record> = ?` per filter: `d` in the compact
-/// form, `dimensions` in the serde form stored before it (ADR 22). Names are checked
-/// identifiers, and values are bound.
-pub(crate) fn filters(filters: &BTreeMap<String, String>) -> (String, Vec<String>) {
+/// `AND <the dimension in the document h.record> IN (?, …)` per dimension filtered on:
+/// `d` in the compact form, `dimensions` in the serde form stored before it (ADR 22);
+/// `AND h.at_us >= ?` for `updated_since`. Names are checked identifiers, and values
+/// are bound.
+pub(crate) fn filters(filter: &RecordFilter) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds = Vec::new();
-    for (name, value) in filters {
-        sql.push_str(" AND coalesce(json_extract(h.record, ?), json_extract(h.record, ?)) = ?");
+    for (name, values) in &filter.dimensions {
+        if values.is_empty() {
+            sql.push_str(" AND false");
+            continue;
+        }
+        let params = vec!["?"; values.len()].join(", ");
+        sql.push_str(&format!(
+            " AND coalesce(json_extract(h.record, ?), json_extract(h.record, ?)) IN ({params})"
+        ));
         let (compact, serde) = member(name, "d", "dimensions");
         binds.push(compact);
         binds.push(serde);
-        binds.push(value.clone());
+        binds.extend(values.iter().cloned());
+    }
+    if let Some(since) = filter.updated_since {
+        sql.push_str(" AND h.at_us >= CAST(? AS INTEGER)");
+        binds.push(since.timestamp_micros().to_string());
     }
     (sql, binds)
 }
@@ -206,7 +216,7 @@ impl RecordStore for SqliteStore {
     async fn marks(
         &self,
         dataset: &DatasetName,
-        filters: &BTreeMap<String, String>,
+        filters: &RecordFilter,
         every: u64,
     ) -> Result<Vec<String>, StoreError> {
         let (clause, binds) = self::filters(filters);

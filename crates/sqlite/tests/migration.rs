@@ -160,10 +160,12 @@ fn seen(stored: &StoredRecord) -> (String, String, f64, String, DateTime<Utc>) {
 
 fn page(filters: &[(&str, &str)]) -> RecordQuery {
     RecordQuery {
-        filters: filters
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<BTreeMap<_, _>>(),
+        filters: intake_domain::ports::RecordFilter::equal_to(
+            &filters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
         limit: 100,
         ..RecordQuery::default()
     }
@@ -221,7 +223,9 @@ async fn records_and_history_read_the_same_after_the_migration() {
     let g2 = store.list(&ds(), &page(&[("group", "g2")])).await.unwrap();
     assert_eq!(g2.records.iter().map(seen).collect::<Vec<_>>(), [seen(&a)]);
     let scan = RecordScan {
-        filters: [("group".to_owned(), "g1".to_owned())].into(),
+        filters: intake_domain::ports::RecordFilter::equal_to(
+            &[("group".to_owned(), "g1".to_owned())].into(),
+        ),
         limit: 10,
         after: Some("b".into()),
     };

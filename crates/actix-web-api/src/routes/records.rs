@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use intake_domain::ports::{HistoryPage, RecordQuery};
+use intake_domain::ports::{HistoryPage, RecordFilter, RecordQuery};
 
 use super::{dataset_name, page};
 use crate::conditional::conditional;
@@ -46,43 +46,76 @@ pub(crate) fn number<T: std::str::FromStr>(
         .transpose()
 }
 
+/// A record list's query string: the `reserved` parameters by name (the last one
+/// given wins), and the rest as the records' filter: `updated_since` (RFC 3339), and
+/// every other name a field with each value it was given (`?test_id=9863&test_id=9864`:
+/// either).
+///
+/// # Errors
+/// A field error for an `updated_since` that is not RFC 3339.
+pub(crate) fn record_filter(
+    pairs: Vec<(String, String)>,
+    reserved: &[&str],
+) -> Result<(BTreeMap<String, String>, RecordFilter), ApiError> {
+    let mut kept = BTreeMap::new();
+    let mut filter = RecordFilter::default();
+    for (name, value) in pairs {
+        if reserved.contains(&name.as_str()) {
+            kept.insert(name, value);
+        } else if name == "updated_since" {
+            let since = chrono::DateTime::parse_from_rfc3339(&value).map_err(|_| {
+                ApiError::field(
+                    "updated_since",
+                    "updated_since must be an RFC 3339 time, such as 2026-12-06T09:00:00Z",
+                )
+            })?;
+            filter.updated_since = Some(since.with_timezone(&chrono::Utc));
+        } else {
+            filter.dimensions.entry(name).or_default().push(value);
+        }
+    }
+    Ok((kept, filter))
+}
+
 /// List records ordered by key, a page at a time. Every query parameter other than
-/// `limit` and `offset` is an equality filter on a dimension (`?test_id=9863`). With
+/// `limit`, `offset` and `updated_since` (RFC 3339: records committed since then) is a
+/// filter on a field the contract declares, a dimension or any other, or a measure:
+/// `?test_id=9863` keeps the records whose `test_id` is 9863, and a name given several
+/// times keeps any of its values (`?test_id=9863&test_id=9864`). A number matches by
+/// value (`55` is `55.0`). Filters on dimensions and time are the store's; one on
+/// another field reads every record the rest of the filter keeps. With
 /// `Accept: text/csv` (a header row: `key`, each dimension, each measure, `version`,
 /// `attributes` as JSON) or `Accept: application/x-ndjson` (one record per line),
 /// every matching record is streamed in key order, whatever the size (`limit` and
 /// `offset` do not apply).
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/records", tag = "records",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"), PageQuery,
+           ("updated_since" = Option<String>, Query, format = DateTime, description = "Only records committed at or after this time (RFC 3339)"),
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
-            description = "`<dimension>=<value>` pairs, all of which must hold")),
+            description = "`<field>=<value>` pairs, all of which must hold; a field given several times matches any of its values")),
     responses(
         (status = 200, description = "A page of records", body = RecordListResponse, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
-        (status = 400, description = "Malformed name or page", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed name, page, time or filter (a name that is not a field)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list_records(
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    query: web::Query<BTreeMap<String, String>>,
+    query: web::Query<Vec<(String, String)>>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
-    let mut filters = query.into_inner();
+    let (paging, filters) = record_filter(query.into_inner(), &["limit", "offset"])?;
     if let Some(format) = crate::export::requested(&req) {
-        filters.remove("limit");
-        filters.remove("offset");
         let datasets = state.datasets.clone();
         return crate::export::records(datasets, name, filters, format).await;
     }
     let paging = PageQuery {
-        limit: number(&filters, "limit")?,
-        offset: number(&filters, "offset")?,
+        limit: number(&paging, "limit")?,
+        offset: number(&paging, "offset")?,
     };
     let (limit, offset) = page(&paging)?;
-    filters.remove("limit");
-    filters.remove("offset");
     let query = RecordQuery {
         filters,
         limit,

@@ -403,15 +403,17 @@ pub(crate) async fn list_datasets(
 }
 
 /// List records by canonical key, a page at a time; records added while a client
-/// pages through do not shift the pages. Parameters other than `limit`, `cursor` and
-/// `fields` are equality filters on dimensions.
+/// pages through do not shift the pages. Parameters other than `limit`, `cursor`,
+/// `fields` and `updated_since` are filters on fields, as in v1: a name given several
+/// times matches any of its values.
 #[utoipa::path(get, path = "/v2/datasets/{dataset}/records", tag = "v2",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
            ("fields" = Option<String>, Query, description = "Members to keep, comma-separated: key, key_components, version, dimensions, measures, attributes, import_id, updated_at"),
+           ("updated_since" = Option<String>, Query, format = DateTime, description = "Only records committed at or after this time (RFC 3339)"),
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
-            description = "`<dimension>=<value>` pairs, all of which must hold")),
+            description = "`<field>=<value>` pairs, all of which must hold; a field given several times matches any of its values")),
     responses(
         (status = 200, description = "A page of records", body = RecordPage, headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
         (status = 304, description = "Not modified: If-None-Match names the current ETag; no body", headers(("ETag" = String, description = "W/\"<created>-<contract>-<revision>\": changes when an import commits"), ("Cache-Control" = String, description = "no-cache"))),
@@ -421,11 +423,12 @@ pub(crate) async fn list_datasets(
 pub(crate) async fn list_records(
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    query: web::Query<BTreeMap<String, String>>,
+    query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
-    let mut filters = query.into_inner();
-    let paging = Paging::take(&mut filters, RECORD_FIELDS)?;
+    let reserved = ["limit", "cursor", "fields"];
+    let (mut paging, filters) = super::records::record_filter(query.into_inner(), &reserved)?;
+    let paging = Paging::take(&mut paging, RECORD_FIELDS)?;
     let after = paging.position("records", name.as_str())?;
     let query = RecordQuery {
         filters,

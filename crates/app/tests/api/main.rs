@@ -33,7 +33,7 @@ use intake_codecs::Codecs;
 use intake_domain::Contract;
 use intake_domain::merge::{MergeSession, SessionResult};
 use serde_json::{Value, json};
-use support::{TestApp, example};
+use support::{Answer, TestApp, example};
 use v2::{
     v2_aggregates_several_measures_with_any_percentiles,
     v2_pages_with_cursors_that_stay_stable_under_inserts,
@@ -102,6 +102,7 @@ on_both_databases!(
     v2_pages_with_cursors_that_stay_stable_under_inserts,
     v2_aggregates_several_measures_with_any_percentiles,
     a_dataset_is_deleted_and_its_documents_kept_until_purged,
+    records_are_filtered_by_several_values_any_field_and_time,
 );
 
 /// Runs a case; a failed one panics only after its server stopped and its database
@@ -775,6 +776,98 @@ async fn a_draft_contract_is_tried_without_writing_anything(app: &TestApp) {
     assert_eq!(
         refused.problem(400, "bad_request")["errors"][0]["field"],
         "import_id"
+    );
+}
+
+/// Record lists keep any of several values given for one name, filter on any field
+/// the contract declares (customers have no dimension), and on `updated_since`; the
+/// same filters hold for v2 pages and exports, and mistakes are `400`s naming them.
+async fn records_are_filtered_by_several_values_any_field_and_time(app: &TestApp) {
+    app.create_example("customers", "customers.json").await;
+    let done = app
+        .import("customers", "text/csv", example("data", "customers.csv"))
+        .await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    let keys = |answer: &Answer, list: &str| -> Vec<String> {
+        answer.body[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", answer.body))
+            .iter()
+            .map(|r| r["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let two = app
+        .get("/v1/datasets/customers/records?first_name=Ada&first_name=Charles&limit=1")
+        .await;
+    assert_eq!(two.body["total"], 2, "{}", two.body);
+    assert_eq!(keys(&two, "records"), ["c-001"]);
+    let paged = app
+        .get("/v1/datasets/customers/records?first_name=Ada&first_name=Charles&limit=1&offset=1")
+        .await;
+    assert_eq!(keys(&paged, "records"), ["c-002"]);
+    let quoted = app
+        .get("/v1/datasets/customers/records?first_name=Grace%20%22Amazing%22")
+        .await;
+    assert_eq!(keys(&quoted, "records"), ["c-003"]);
+    let both = app
+        .get("/v1/datasets/customers/records?first_name=Ada&last_name=Turing")
+        .await;
+    assert_eq!(both.body["total"], 0, "every field must hold");
+    let v2 = app
+        .get("/v2/datasets/customers/records?last_name=Babbage&last_name=Hopper&limit=1")
+        .await;
+    assert_eq!(keys(&v2, "items"), ["c-002"]);
+    let next = v2.body["next_cursor"].as_str().unwrap();
+    let v2 = app
+        .get(&format!(
+            "/v2/datasets/customers/records?last_name=Babbage&last_name=Hopper&limit=1&cursor={next}"
+        ))
+        .await;
+    assert_eq!(keys(&v2, "items"), ["c-003"]);
+    let csv = app
+        .get_with(
+            "/v1/datasets/customers/records?last_name=Dijkstra&last_name=Lovelace",
+            ("accept", "text/csv"),
+        )
+        .await;
+    let text = String::from_utf8(csv.bytes.clone()).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).map(|l| &l[..5]).collect();
+    assert_eq!(rows, ["c-001", "c-006"], "{text}");
+
+    let since = chrono::Utc::now();
+    let later = app
+        .import(
+            "customers",
+            "text/csv",
+            b"id,first_name,last_name,email\nc-007,Barbara,Liskov,barbara@example.com\n".to_vec(),
+        )
+        .await;
+    assert_eq!(later.body["status"], "completed", "{}", later.body);
+    let since = since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let recent = app
+        .get(&format!(
+            "/v1/datasets/customers/records?updated_since={}",
+            since.replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(keys(&recent, "records"), ["c-007"], "{}", recent.body);
+
+    let unknown = app.get("/v1/datasets/customers/records?colour=red").await;
+    let problem = unknown.problem(400, "bad_request");
+    assert_eq!(problem["errors"][0]["field"], "colour");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not a field of this dataset (its fields: email, first_name"),
+        "{problem}"
+    );
+    let bad_time = app
+        .get("/v1/datasets/customers/records?updated_since=yesterday")
+        .await;
+    assert_eq!(
+        bad_time.problem(400, "bad_request")["errors"][0]["field"],
+        "updated_since"
     );
 }
 

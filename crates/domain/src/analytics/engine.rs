@@ -37,7 +37,7 @@ impl InProcessAnalytics {
         mut visit: impl FnMut(Record),
     ) -> Result<(), AnalyticsError> {
         let mut scan = RecordScan {
-            filters: filters.clone(),
+            filters: crate::ports::RecordFilter::equal_to(filters),
             after: None,
             limit: PAGE,
         };

@@ -8,11 +8,11 @@
 //! (dataset, creation, revision, filters), a few sets at most, and made again when the
 //! revision moves on.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::model::{DatasetName, Revision};
-use crate::ports::Dataset;
+use crate::ports::{Dataset, RecordFilter};
 
 /// Keys between two marks: a deep page skips fewer than this many.
 pub const EVERY: u64 = 1024;
@@ -25,11 +25,11 @@ struct Of {
     dataset: DatasetName,
     created: i64,
     revision: Revision,
-    filters: BTreeMap<String, String>,
+    filters: RecordFilter,
 }
 
 impl Of {
-    fn new(dataset: &Dataset, filters: &BTreeMap<String, String>) -> Self {
+    fn new(dataset: &Dataset, filters: &RecordFilter) -> Self {
         Self {
             dataset: dataset.name.clone(),
             created: dataset.created_at.timestamp_micros(),
@@ -51,7 +51,7 @@ impl Marks {
     pub(crate) fn get(
         &self,
         dataset: &Dataset,
-        filters: &BTreeMap<String, String>,
+        filters: &RecordFilter,
     ) -> Option<Arc<Vec<String>>> {
         let of = Of::new(dataset, filters);
         let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -60,12 +60,7 @@ impl Marks {
 
     /// Keeps marks made at `dataset`'s revision, replacing those of other revisions
     /// with the same filters, and the oldest set when [`KEPT`] are kept.
-    pub(crate) fn keep(
-        &self,
-        dataset: &Dataset,
-        filters: &BTreeMap<String, String>,
-        marks: Arc<Vec<String>>,
-    ) {
+    pub(crate) fn keep(&self, dataset: &Dataset, filters: &RecordFilter, marks: Arc<Vec<String>>) {
         let of = Of::new(dataset, filters);
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         kept.retain(|(o, _)| !(o.dataset == of.dataset && o.filters == of.filters));

@@ -120,13 +120,16 @@ fn an_overview_counts_the_records() {
 }
 
 #[test]
-fn a_filter_on_a_name_that_is_not_a_dimension_is_refused_naming_it() {
+fn a_filter_on_a_name_that_is_not_a_field_is_refused_naming_it() {
     let service = service(true, MockRecordStore::new());
     let mut query = RecordQuery::default();
-    query.filters.insert("tset_id".into(), "9863".into());
+    query
+        .filters
+        .dimensions
+        .insert("tset_id".into(), vec!["9863".into()]);
     let listed = block_on(service.records(&name(), &query));
     assert!(
-        matches!(&listed, Err(DatasetError::UnknownDimension { name, .. }) if name == "tset_id"),
+        matches!(&listed, Err(DatasetError::UnknownField { name, .. }) if name == "tset_id"),
         "{listed:?}"
     );
 }

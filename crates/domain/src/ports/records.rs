@@ -61,11 +61,39 @@ impl HistoryEntries {
     }
 }
 
-/// Which records to list: equality filters on dimensions, and a page.
+/// Which records a list, a scan or marks keep: every condition holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct RecordFilter {
+    /// Each named dimension has one of its listed values (a name with no value
+    /// matches nothing).
+    pub dimensions: BTreeMap<String, Vec<String>>,
+    /// Only records whose latest state was committed at or after this instant.
+    pub updated_since: Option<DateTime<Utc>>,
+}
+
+impl RecordFilter {
+    /// `dimension = value` for each pair.
+    pub fn equal_to(pairs: &BTreeMap<String, String>) -> Self {
+        Self {
+            dimensions: pairs
+                .iter()
+                .map(|(name, value)| (name.clone(), vec![value.clone()]))
+                .collect(),
+            updated_since: None,
+        }
+    }
+
+    /// Whether it keeps every record.
+    pub fn is_empty(&self) -> bool {
+        self.dimensions.is_empty() && self.updated_since.is_none()
+    }
+}
+
+/// Which records to list: a filter, and a page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecordQuery {
-    /// `dimension = value` filters, all of which must hold.
-    pub filters: BTreeMap<String, String>,
+    /// What the records must match.
+    pub filters: RecordFilter,
     /// Page size.
     pub limit: u32,
     /// Records to skip (ordered by canonical key), after `after`.
@@ -79,8 +107,8 @@ pub struct RecordQuery {
 /// canonical key sorts (bytewise) after `after`, in canonical key order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecordScan {
-    /// `dimension = value` filters, all of which must hold.
-    pub filters: BTreeMap<String, String>,
+    /// What the records must match.
+    pub filters: RecordFilter,
     /// The canonical key of the last record of the previous page (`None`: from the
     /// start).
     pub after: Option<String>,
@@ -232,7 +260,7 @@ pub trait RecordStore: Send + Sync {
     async fn marks(
         &self,
         dataset: &DatasetName,
-        filters: &BTreeMap<String, String>,
+        filters: &RecordFilter,
         every: u64,
     ) -> Result<Vec<String>, StoreError>;
 

@@ -10,7 +10,7 @@ use super::workloads::{EXAM_RESULTS, WORKLOADS};
 use crate::ingest::{ImportWorker, ReprocessError, shutdown_channel};
 use crate::merge::{MergeSession, SessionResult, Verdict};
 use crate::model::{ImportStatus, Record, RecordKey};
-use crate::ports::{RecordQuery, StoreError};
+use crate::ports::{RecordFilter, RecordQuery, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,10 +157,12 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
         .collect();
     import_simple(&service, &ds, &rows).await;
     let query = |group: Option<&str>, limit, offset| RecordQuery {
-        filters: group
-            .map(|g| ("group".to_owned(), g.to_owned()))
-            .into_iter()
-            .collect(),
+        filters: RecordFilter::equal_to(
+            &group
+                .map(|g| ("group".to_owned(), g.to_owned()))
+                .into_iter()
+                .collect(),
+        ),
         limit,
         offset,
         after: None,
@@ -242,7 +244,7 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
         .expect("list");
     assert_eq!((none.records.len(), none.total), (0, 0));
     let undeclared = RecordQuery {
-        filters: [("colour".to_owned(), "red".to_owned())].into(),
+        filters: RecordFilter::equal_to(&[("colour".to_owned(), "red".to_owned())].into()),
         ..query(None, 10, 0)
     };
     let none = s.records.list(&ds, &undeclared).await.expect("list");
@@ -256,6 +258,57 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
         s.records.get(&ds, &missing).await,
         Err(StoreError::NotFound)
     ));
+
+    // Several values of one dimension keep any of them; none keeps nothing.
+    let filtered = |values: &[&str], since| RecordQuery {
+        filters: RecordFilter {
+            dimensions: [(
+                "group".to_owned(),
+                values.iter().map(|v| (*v).to_owned()).collect(),
+            )]
+            .into(),
+            updated_since: since,
+        },
+        ..query(None, 100, 0)
+    };
+    let either = s
+        .records
+        .list(&ds, &filtered(&["a", "zzz", "b"], None))
+        .await;
+    assert_eq!(either.expect("list").total, 25);
+    let one = s.records.list(&ds, &filtered(&["b"], None)).await;
+    assert_eq!(one.expect("list").total, 12);
+    let neither = s.records.list(&ds, &filtered(&[], None)).await;
+    assert_eq!(neither.expect("list").total, 0);
+    // Records committed since a time: those a later import wrote.
+    let since = chrono::Utc::now();
+    sleep(Duration::from_millis(5)).await;
+    import_simple(&service, &ds, "k03,b,100\nk30,a,1\n").await;
+    let recent = RecordQuery {
+        filters: RecordFilter {
+            updated_since: Some(since),
+            ..RecordFilter::default()
+        },
+        ..query(None, 100, 0)
+    };
+    let page = s.records.list(&ds, &recent).await.expect("list");
+    assert_eq!(page.total, 2);
+    assert_eq!(keys_of(page), ["k03", "k30"]);
+    let page = s.records.list(&ds, &filtered(&["a"], Some(since))).await;
+    assert_eq!(keys_of(page.expect("list")), ["k30"]);
+    let scan = crate::ports::RecordScan {
+        filters: recent.filters.clone(),
+        after: None,
+        limit: 10,
+    };
+    let scanned = s.records.scan(&ds, &scan).await.expect("scan");
+    assert_eq!(scanned.len(), 2);
+    let marks = s
+        .records
+        .marks(&ds, &recent.filters, 1)
+        .await
+        .expect("marks");
+    assert_eq!(marks, ["k03", "k30"]);
 }
 
 /// A dataset's total counts each key once, however many imports wrote it, and only
@@ -331,10 +384,10 @@ pub async fn deep_offsets_give_the_keys_a_plain_offset_gives(s: Stores) {
         .map(|i| format!("k{i:05},{},{i}\n", ["a", "b", "c"][i % 3]))
         .collect();
     import_simple(&service, &ds, &rows).await;
-    let none = BTreeMap::new();
+    let none = RecordFilter::default();
     let marks = s.records.marks(&ds, &none, 1000).await.expect("marks");
     assert_eq!(marks, ["k00999", "k01999", "k02999"]);
-    let group_b: BTreeMap<String, String> = [("group".to_owned(), "b".to_owned())].into();
+    let group_b = RecordFilter::equal_to(&[("group".to_owned(), "b".to_owned())].into());
     let marks = s.records.marks(&ds, &group_b, 400).await.expect("marks");
     // Group b holds k00001, k00004, …: its 400th key is k01198.
     assert_eq!(marks, ["k01198", "k02398"]);
@@ -358,7 +411,7 @@ pub async fn deep_offsets_give_the_keys_a_plain_offset_gives(s: Stores) {
         let (datasets, ds, group_b) = (&datasets, &ds, &group_b);
         async move {
             for offset in [0, 1023, 1024, 1500, 2048, 2100, 2999, 3000, 4000, 10_000] {
-                for filters in [BTreeMap::new(), group_b.clone()] {
+                for filters in [RecordFilter::default(), group_b.clone()] {
                     let query = RecordQuery {
                         filters: filters.clone(),
                         limit: 7,
@@ -844,7 +897,7 @@ impl crate::ports::RecordStore for FailingRecords {
     async fn marks(
         &self,
         dataset: &crate::DatasetName,
-        filters: &BTreeMap<String, String>,
+        filters: &RecordFilter,
         every: u64,
     ) -> Result<Vec<String>, StoreError> {
         self.0.marks(dataset, filters, every).await
