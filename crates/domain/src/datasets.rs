@@ -11,8 +11,8 @@ use crate::contract::{Contract, ContractLimits, ContractTooLarge};
 use crate::model::{Conflict, ContractVersion, DatasetName, ImportId, KeyError, RecordKey};
 use crate::ports::{
     Analytics, Cache, CatalogError, ContractStore, Dataset, DatasetStore, DeletedDataset,
-    HistoryEntries, HistoryPage, PublishedContract, RecordFilter, RecordPage, RecordQuery,
-    RecordStore, StoreError, StoredRecord,
+    HistoryEntries, HistoryPage, PublishedContract, RecordFilter, RecordOrder, RecordPage,
+    RecordQuery, RecordStore, StoreError, StoredRecord,
 };
 
 mod analytics;
@@ -388,6 +388,25 @@ impl DatasetService {
                 total: 0,
             });
         }
+        if let RecordOrder::Measure { name: measure, .. } = &query.order {
+            let contract = &published.contract;
+            if !contract.measure_names().any(|m| m == measure) {
+                let measures: Vec<&str> = contract.measure_names().collect();
+                return Err(DatasetError::InvalidQuery {
+                    field: "sort".into(),
+                    message: format!(
+                        "{measure:?} is not a measure of this dataset (its measures: {})",
+                        measures.join(", ")
+                    ),
+                });
+            }
+            if query.after.is_some() {
+                return Err(DatasetError::InvalidQuery {
+                    field: "sort".into(),
+                    message: "a list sorted by a measure is paged by offset, not by cursor".into(),
+                });
+            }
+        }
         let query = RecordQuery {
             filters: selection.store.clone(),
             ..query.clone()
@@ -395,7 +414,7 @@ impl DatasetService {
         if !selection.is_stored() {
             return self.records_checked(name, &selection, &query).await;
         }
-        if query.offset < marks::EVERY || query.after.is_some() {
+        if query.offset < marks::EVERY || query.after.is_some() || query.order != RecordOrder::Key {
             return self.ports.records.list(name, &query).await.map_err(store);
         }
         let marks = self.marks(&dataset, &query.filters).await?;
@@ -430,10 +449,14 @@ impl DatasetService {
             limit: READ,
         };
         let (mut total, mut keys) = (0_u64, Vec::new());
+        // By a measure: every match's value and key, sorted once all are read.
+        let mut ranked: Vec<(Option<f64>, RecordKey)> = Vec::new();
         loop {
             let page = self.ports.records.scan(name, &scan).await.map_err(store)?;
             for record in page.iter().filter(|r| selection.keeps(r)) {
-                if total >= query.offset && keys.len() < query.limit as usize {
+                if let RecordOrder::Measure { name, .. } = &query.order {
+                    ranked.push((record.measures.get(name), record.key.clone()));
+                } else if total >= query.offset && keys.len() < query.limit as usize {
                     keys.push(record.key.clone());
                 }
                 total += 1;
@@ -442,6 +465,25 @@ impl DatasetService {
                 break;
             }
             scan.after = page.last().map(|r| r.key.canonical());
+        }
+        if let RecordOrder::Measure { descending, .. } = &query.order {
+            ranked.sort_by(|(a, ka), (b, kb)| {
+                let by_value = match (a, b) {
+                    (Some(a), Some(b)) if *descending => b.total_cmp(a),
+                    (Some(a), Some(b)) => a.total_cmp(b),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                };
+                by_value.then_with(|| ka.canonical().cmp(&kb.canonical()))
+            });
+            let start = usize::try_from(query.offset).unwrap_or(usize::MAX);
+            keys = ranked
+                .into_iter()
+                .skip(start)
+                .take(query.limit as usize)
+                .map(|(_, key)| key)
+                .collect();
         }
         let mut records = Vec::with_capacity(keys.len());
         for key in &keys {

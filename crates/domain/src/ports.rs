@@ -55,7 +55,8 @@ pub use jobs::{
 pub use limits::{RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use records::{
     CancelledCallback, Finished, HistoryEntries, HistoryPage, IdentityMap, ImportWriter,
-    RecordFilter, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
+    RecordFilter, RecordOrder, RecordPage, RecordQuery, RecordScan, RecordStore, StoreError,
+    StoredRecord,
 };
 pub use sources::{
     ExternalSource, FetchRequest, Fetched, FetchedPage, PageSaved, PageToSave, Progress, Source,

@@ -1,8 +1,8 @@
 //! Reading records, history and conflicts; opening an import's unit of work.
 
 use intake_domain::ports::{
-    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordFilter, RecordPage, RecordQuery,
-    RecordScan, RecordStore, StoreError, StoredRecord,
+    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordFilter, RecordOrder, RecordPage,
+    RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
 };
 use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
@@ -113,7 +113,23 @@ impl RecordStore for PgStore {
         };
         let (selection, binds) = keyset(&conditions, values, query.after.as_deref());
         let n = binds.len();
-        let sql = if query.offset == 0 {
+        let by_measure = match &query.order {
+            RecordOrder::Key => None,
+            // A measure no version declared: no record has it, key order remains.
+            RecordOrder::Measure { name, descending } => Some((
+                layout.measure(name).unwrap_or("NULL::float8"),
+                if *descending { "DESC" } else { "ASC" },
+            )),
+        };
+        let sql = if let Some((column, direction)) = by_measure {
+            format!(
+                "SELECT record::text AS record, import_id, updated_at FROM {t}{selection} \
+                 ORDER BY {column} {direction} NULLS LAST, key LIMIT ${l} OFFSET ${o}",
+                t = layout.table,
+                l = n + 1,
+                o = n + 2,
+            )
+        } else if query.offset == 0 {
             format!(
                 "SELECT record::text AS record, import_id, updated_at FROM {t}{selection} \
                  ORDER BY key LIMIT ${l}",

@@ -1,8 +1,8 @@
 //! Reading records, history and conflicts; opening an import's unit of work.
 
 use intake_domain::ports::{
-    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordFilter, RecordPage, RecordQuery,
-    RecordScan, RecordStore, StoreError, StoredRecord,
+    HistoryEntries, HistoryPage, ImportWriter, Lease, RecordFilter, RecordOrder, RecordPage,
+    RecordQuery, RecordScan, RecordStore, StoreError, StoredRecord,
 };
 use intake_domain::{Conflict, DatasetName, ImportId, Record, RecordKey};
 use sqlx::Row as _;
@@ -129,7 +129,23 @@ impl RecordStore for SqliteStore {
         } else {
             ""
         };
-        let page_sql = if clause.is_empty() && query.offset > 0 {
+        // By a measure: its value in the compact form (`m`) or the serde form, records
+        // without it last, then by key.
+        let (order, order_binds) = match &query.order {
+            RecordOrder::Key => ("r.key".to_owned(), None),
+            RecordOrder::Measure { name, descending } => {
+                let direction = if *descending { "DESC" } else { "ASC" };
+                (
+                    format!(
+                        "coalesce(json_extract(h.record, ?), json_extract(h.record, ?)) \
+                         {direction} NULLS LAST, r.key"
+                    ),
+                    Some(member(name, "m", "measures")),
+                )
+            }
+        };
+        let skips_keys = clause.is_empty() && query.offset > 0 && order_binds.is_none();
+        let page_sql = if skips_keys {
             // An offset is skipped on the keys alone, not by joining each skipped key
             // to its document.
             format!(
@@ -141,13 +157,13 @@ impl RecordStore for SqliteStore {
         } else {
             format!(
                 "SELECT {STORED} FROM {LATEST} WHERE r.dataset = ?{clause}{after} \
-                 ORDER BY r.key LIMIT ? OFFSET ?"
+                 ORDER BY {order} LIMIT ? OFFSET ?"
             )
         };
         // Anonymous parameters only: sqlx numbers a `?` after a `?1` from the first
         // argument again.
         let mut page = sqlx::query(&page_sql).bind(dataset.as_str());
-        if clause.is_empty() && query.offset > 0 {
+        if skips_keys {
             page = page.bind(dataset.as_str());
         }
         for b in &binds {
@@ -156,7 +172,10 @@ impl RecordStore for SqliteStore {
         if let Some(after) = &query.after {
             page = page.bind(after);
         }
-        let (first, second) = if clause.is_empty() && query.offset > 0 {
+        if let Some((compact, serde)) = &order_binds {
+            page = page.bind(compact).bind(serde);
+        }
+        let (first, second) = if skips_keys {
             (
                 i64::try_from(query.offset).unwrap_or(i64::MAX),
                 i64::from(query.limit),

@@ -64,6 +64,12 @@ async fn ensure_dataset(state: &ApiState) -> Result<DatasetName, ApiError> {
     match state.datasets.create(&name, &contract).await {
         // Another request created it meanwhile.
         Ok(_) | Err(DatasetError::AlreadyExists) => Ok(name),
+        // An operator deleted it and kept its documents (ADR 37): until they purge
+        // them, the route cannot make the dataset again.
+        Err(DatasetError::Deleted) => Err(ApiError::Conflict(format!(
+            "the {DATASET} dataset was deleted and its documents kept; \
+             DELETE /v1/datasets/{DATASET}?purge=true lets this route create it again"
+        ))),
         Err(e) => Err(e.into()),
     }
 }
@@ -119,6 +125,7 @@ fn rejected(import: &ImportSummary) -> HttpResponse {
         (status = 202, description = "Stored and queued, but processing outlasted the wait: poll `Location`", body = ImportResponse,
          headers(("Location" = String, description = "Where to poll the import"))),
         (status = 400, description = "The document was rejected whole", body = MarkrProblem, content_type = "application/problem+json"),
+        (status = 409, description = "The exam-results dataset was deleted and its documents kept: purging them lets the route create it again", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Document too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not `text/xml+markr`", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use intake_domain::ports::{HistoryPage, RecordFilter, RecordQuery};
+use intake_domain::ports::{HistoryPage, RecordFilter, RecordOrder, RecordQuery};
 
 use super::{dataset_name, page};
 use crate::conditional::conditional;
@@ -77,7 +77,35 @@ pub(crate) fn record_filter(
     Ok((kept, filter))
 }
 
-/// List records ordered by key, a page at a time. Every query parameter other than
+/// `sort`: `key` (the default), `<measure>` (lowest first) or `-<measure>` (highest
+/// first).
+fn order(sort: Option<&str>) -> Result<RecordOrder, ApiError> {
+    let bad = || {
+        ApiError::field(
+            "sort",
+            "sort must be key, a measure's name (lowest first) or - and a measure's name \
+             (highest first)",
+        )
+    };
+    match sort {
+        None | Some("key") => Ok(RecordOrder::Key),
+        Some(text) => {
+            let (name, descending) = match text.strip_prefix('-') {
+                Some(name) => (name, true),
+                None => (text, false),
+            };
+            if name.is_empty() || name == "key" {
+                return Err(bad());
+            }
+            Ok(RecordOrder::Measure {
+                name: name.to_owned(),
+                descending,
+            })
+        }
+    }
+}
+
+/// List records ordered by key (or by a measure: `sort`), a page at a time. Every query parameter other than
 /// `limit`, `offset` and `updated_since` (RFC 3339: records committed since then) is a
 /// filter on a field the contract declares, a dimension or any other, or a measure:
 /// `?test_id=9863` keeps the records whose `test_id` is 9863, and a name given several
@@ -91,6 +119,7 @@ pub(crate) fn record_filter(
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/records", tag = "records",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"), PageQuery,
            ("updated_since" = Option<String>, Query, format = DateTime, description = "Only records committed at or after this time (RFC 3339)"),
+           ("sort" = Option<String>, Query, description = "`key` (the default), `<measure>` (lowest first) or `-<measure>` (highest first); records without the measure come last, ties by key. Not for exports"),
            ("filters" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
             description = "`<field>=<value>` pairs, all of which must hold; a field given several times matches any of its values")),
     responses(
@@ -106,8 +135,13 @@ pub(crate) async fn list_records(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let name = dataset_name(&path)?;
-    let (paging, filters) = record_filter(query.into_inner(), &["limit", "offset"])?;
+    let (paging, filters) = record_filter(query.into_inner(), &["limit", "offset", "sort"])?;
+    let order = order(paging.get("sort").map(String::as_str))?;
     if let Some(format) = crate::export::requested(&req) {
+        if order != RecordOrder::Key {
+            let message = "an export is in key order: sort applies to pages";
+            return Err(ApiError::field("sort", message));
+        }
         let datasets = state.datasets.clone();
         return crate::export::records(datasets, name, filters, format).await;
     }
@@ -118,6 +152,7 @@ pub(crate) async fn list_records(
     let (limit, offset) = page(&paging)?;
     let query = RecordQuery {
         filters,
+        order,
         limit,
         offset,
         after: None,

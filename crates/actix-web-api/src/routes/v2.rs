@@ -432,6 +432,7 @@ pub(crate) async fn list_records(
     let after = paging.position("records", name.as_str())?;
     let query = RecordQuery {
         filters,
+        order: intake_domain::ports::RecordOrder::Key,
         limit: paging.limit + 1,
         offset: 0,
         after,

@@ -103,6 +103,7 @@ on_both_databases!(
     v2_aggregates_several_measures_with_any_percentiles,
     a_dataset_is_deleted_and_its_documents_kept_until_purged,
     records_are_filtered_by_several_values_any_field_and_time,
+    records_are_sorted_by_a_measure,
 );
 
 /// Runs a case; a failed one panics only after its server stopped and its database
@@ -294,6 +295,20 @@ async fn a_dataset_is_deleted_and_its_documents_kept_until_purged(app: &TestApp)
     assert!(redone.body.get("duplicate_of").is_none(), "{}", redone.body);
     let counted = app.get("/v1/datasets/customers").await;
     assert_eq!(counted.body["records"], records);
+
+    // The Markr route makes its dataset on first use, but not over a tombstone.
+    let sample = example("data", "markr-sample-results.xml");
+    let markr = || app.post_bytes("/import", Some("text/xml+markr"), sample.clone());
+    assert_eq!(markr().await.status, 200);
+    app.delete("/v1/datasets/exam-results").await;
+    let refused = markr().await;
+    let problem = refused.problem(409, "conflict");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("?purge=true"),
+        "{problem}"
+    );
+    app.delete("/v1/datasets/exam-results?purge=true").await;
+    assert_eq!(markr().await.status, 200);
 }
 
 async fn datasets_and_contracts_are_created_read_and_refused_when_bad(app: &TestApp) {
@@ -869,6 +884,98 @@ async fn records_are_filtered_by_several_values_any_field_and_time(app: &TestApp
         bad_time.problem(400, "bad_request")["errors"][0]["field"],
         "updated_since"
     );
+}
+
+/// `?sort=-percent` pages records highest first (ties by key), `?sort=percent` lowest
+/// first, with filters on dimensions or other fields; a name that is not a measure,
+/// a cursor or an export with `sort` is a `400` naming it.
+async fn records_are_sorted_by_a_measure(app: &TestApp) {
+    app.create_example("exam-results", "exam-results.json")
+        .await;
+    let sample = example("data", "markr-sample-results.xml");
+    let done = app.import("exam-results", "text/xml+markr", sample).await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    let all = app
+        .get("/v1/datasets/exam-results/records?limit=1000")
+        .await;
+    let mut expected: Vec<(f64, String, String)> = all.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["measures"]["percent"].as_f64().unwrap(),
+                r["key"].as_str().unwrap().to_owned(),
+                r["attributes"]["last_name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let keys = |answer: &Answer| -> Vec<String> {
+        answer.body["records"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", answer.body))
+            .iter()
+            .map(|r| r["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let top = app
+        .get("/v1/datasets/exam-results/records?sort=-percent&limit=5&offset=2")
+        .await;
+    let wanted: Vec<String> = expected[2..7].iter().map(|e| e.1.clone()).collect();
+    assert_eq!(keys(&top), wanted);
+    assert_eq!(top.body["total"], 81);
+    let lowest = app
+        .get("/v1/datasets/exam-results/records?sort=percent&limit=1")
+        .await;
+    let min = expected.iter().map(|e| e.0).fold(f64::INFINITY, f64::min);
+    let first = expected
+        .iter()
+        .filter(|e| e.0 == min)
+        .map(|e| &e.1)
+        .min()
+        .unwrap();
+    assert_eq!(&keys(&lowest), std::slice::from_ref(first));
+    // A field filter checked outside the database sorts the same way.
+    let name = &expected[0].2;
+    let theirs: Vec<String> = expected
+        .iter()
+        .filter(|e| &e.2 == name)
+        .map(|e| e.1.clone())
+        .collect();
+    let filtered = app
+        .get(&format!(
+            "/v1/datasets/exam-results/records?sort=-percent&last_name={}&limit=100",
+            name.replace(' ', "%20")
+        ))
+        .await;
+    assert_eq!(keys(&filtered), theirs);
+
+    let unknown = app
+        .get("/v1/datasets/exam-results/records?sort=-grade")
+        .await;
+    let problem = unknown.problem(400, "bad_request");
+    assert_eq!(problem["errors"][0]["field"], "sort");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("its measures: "),
+        "{problem}"
+    );
+    app.get("/v1/datasets/exam-results/records?sort=-")
+        .await
+        .problem(400, "bad_request");
+    let export = app
+        .get_with(
+            "/v1/datasets/exam-results/records?sort=-percent",
+            ("accept", "text/csv"),
+        )
+        .await;
+    assert_eq!(export.status, 400);
 }
 
 async fn records_are_filtered_paged_and_validated(app: &TestApp) {

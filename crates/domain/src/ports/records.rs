@@ -89,11 +89,28 @@ impl RecordFilter {
     }
 }
 
-/// Which records to list: a filter, and a page.
+/// The order of a record list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RecordOrder {
+    /// By canonical key, bytewise.
+    #[default]
+    Key,
+    /// By a measure's value, records without it last, then by key.
+    Measure {
+        /// The measure.
+        name: String,
+        /// Highest first.
+        descending: bool,
+    },
+}
+
+/// Which records to list: a filter, an order, and a page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecordQuery {
     /// What the records must match.
     pub filters: RecordFilter,
+    /// Their order; with an order other than by key, `after` is `None`.
+    pub order: RecordOrder,
     /// Page size.
     pub limit: u32,
     /// Records to skip (ordered by canonical key), after `after`.
@@ -229,7 +246,7 @@ pub trait RecordStore: Send + Sync {
     async fn get(&self, dataset: &DatasetName, key: &RecordKey)
     -> Result<StoredRecord, StoreError>;
 
-    /// Records matching a query, ordered by canonical key.
+    /// Records matching a query, in its order.
     ///
     /// # Errors
     /// - `Unexpected` only.

@@ -163,6 +163,7 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
                 .into_iter()
                 .collect(),
         ),
+        order: crate::ports::RecordOrder::Key,
         limit,
         offset,
         after: None,
@@ -309,6 +310,32 @@ pub async fn records_are_listed_by_dimension_and_page(s: Stores) {
         .await
         .expect("marks");
     assert_eq!(marks, ["k03", "k30"]);
+
+    // By a measure: highest or lowest first, ties by key, with filters and offsets.
+    let by_value = |descending, group: Option<&str>, limit, offset| RecordQuery {
+        order: crate::ports::RecordOrder::Measure {
+            name: "value".into(),
+            descending,
+        },
+        ..query(group, limit, offset)
+    };
+    let page = s.records.list(&ds, &by_value(true, None, 3, 0)).await;
+    let page = page.expect("list");
+    assert_eq!(page.total, 26);
+    assert_eq!(keys_of(page), ["k03", "k24", "k23"]);
+    let page = s.records.list(&ds, &by_value(false, None, 3, 1)).await;
+    assert_eq!(keys_of(page.expect("list")), ["k01", "k30", "k02"]);
+    let page = s.records.list(&ds, &by_value(true, Some("a"), 2, 1)).await;
+    assert_eq!(keys_of(page.expect("list")), ["k22", "k20"]);
+    let unknown = RecordQuery {
+        order: crate::ports::RecordOrder::Measure {
+            name: "undeclared".into(),
+            descending: true,
+        },
+        ..query(None, 2, 0)
+    };
+    let page = s.records.list(&ds, &unknown).await.expect("list");
+    assert_eq!(keys_of(page), ["k00", "k01"], "no record has it: key order");
 }
 
 /// A dataset's total counts each key once, however many imports wrote it, and only
@@ -414,6 +441,7 @@ pub async fn deep_offsets_give_the_keys_a_plain_offset_gives(s: Stores) {
                 for filters in [RecordFilter::default(), group_b.clone()] {
                     let query = RecordQuery {
                         filters: filters.clone(),
+                        order: crate::ports::RecordOrder::Key,
                         limit: 7,
                         offset,
                         after: None,
