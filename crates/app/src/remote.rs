@@ -383,15 +383,23 @@ pub async fn records(
                 .collect()
         };
         let (dimensions, measures) = (names("dimensions"), names("measures"));
+        // A dataset with neither (customers) shows its other fields instead.
+        let attributes = if dimensions.is_empty() && measures.is_empty() {
+            names("attributes")
+        } else {
+            BTreeSet::new()
+        };
         let mut header = vec!["KEY".to_owned()];
         header.extend(dimensions.iter().cloned());
         header.extend(measures.iter().cloned());
+        header.extend(attributes.iter().cloned());
         let rows: Vec<Vec<String>> = records
             .iter()
             .map(|r| {
                 let mut row = vec![text(&r["key"])];
                 row.extend(dimensions.iter().map(|d| text(&r["dimensions"][d])));
                 row.extend(measures.iter().map(|m| number(&r["measures"][m])));
+                row.extend(attributes.iter().map(|a| text(&r["attributes"][a])));
                 row
             })
             .collect();

@@ -900,6 +900,40 @@ async fn the_command_line_reads_and_creates_through_a_running_server() {
         text(&unknown.stderr)
     );
 
+    // A dataset without dimensions or measures shows its other fields.
+    let customers = example("contracts", "customers.json");
+    let created = remote(&[
+        "datasets",
+        "create",
+        "customers",
+        "--contract",
+        customers.to_str().unwrap(),
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let rows = example("data", "customers.csv");
+    let imported =
+        run(intake(dir.path()).args(["import", rows.to_str().unwrap(), "--dataset", "customers"]));
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let listed = remote(&[
+        "records",
+        "customers",
+        "last_name=Hopper",
+        "last_name=Dijkstra",
+    ]);
+    let table = text(&listed.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["KEY", "email", "first_name", "id", "last_name", "phone"],
+        "{table}"
+    );
+    assert!(lines[1].starts_with("c-003  grace@example.com"), "{table}");
+    assert!(lines[2].contains("Dijkstra"), "{table}");
+    assert_eq!(lines[3], "2 of 2 records", "{table}");
+    let purged = remote(&["datasets", "delete", "customers", "--purge"]);
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+
     let deleted = remote(&["datasets", "delete", "exam-results"]);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert_eq!(
