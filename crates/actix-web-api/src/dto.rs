@@ -348,6 +348,9 @@ pub struct ReportResponse {
     pub unchanged: u64,
     /// Records older than the state held, ignored.
     pub superseded: u64,
+    /// Records a deletion deleted (ADR 40); absent for an import of a document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
     /// Records that could not be decoded or mapped.
     pub invalid: u64,
     /// Conflicts reported.
@@ -373,6 +376,7 @@ impl From<&ImportReport> for ReportResponse {
             updated: r.updated,
             unchanged: r.unchanged,
             superseded: r.superseded,
+            deleted: (r.deleted > 0).then_some(r.deleted),
             invalid: r.invalid,
             conflicts: r.conflicts,
             undefined_ratios: r.undefined_ratios,
@@ -406,6 +410,11 @@ pub struct RecordResponse {
     /// When this state was committed (absent in a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// In a history, `true` for the entry of a deletion: the record had this state
+    /// until the import `import_id` deleted it at `updated_at` (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(value_type = Option<bool>)]
+    pub deleted: bool,
 }
 
 impl From<&Record> for RecordResponse {
@@ -423,6 +432,7 @@ impl From<&Record> for RecordResponse {
             attributes: r.attributes.to_json(),
             import_id: None,
             updated_at: None,
+            deleted: false,
         }
     }
 }
@@ -432,6 +442,7 @@ impl From<&StoredRecord> for RecordResponse {
         Self {
             import_id: Some(s.import.to_string()),
             updated_at: Some(s.updated_at),
+            deleted: s.deleted,
             ..Self::from(&s.record)
         }
     }
@@ -448,6 +459,18 @@ pub struct RecordListResponse {
     pub limit: u32,
     /// Records skipped.
     pub offset: u64,
+}
+
+/// A record deleted: the state it had, and the import that deleted it (ADR 40).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedRecordResponse {
+    /// The canonical key.
+    pub key: String,
+    /// The state the record had when the deletion was asked.
+    pub record: RecordResponse,
+    /// The deletion, an import of the dataset: `completed` once applied (its report
+    /// counts `deleted`), `queued` when the answer came before a worker applied it.
+    pub import: ImportResponse,
 }
 
 /// Every accepted state of one record, oldest first.
@@ -759,4 +782,16 @@ pub struct MarkrAggregateResponse {
     pub p75: f64,
     /// Results with a percentage (a result with zero available marks has none).
     pub count: u64,
+}
+
+/// Who is calling and what it may do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// The token's name (absent with authentication off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// Its scopes, `admin` implying the others: `read`, `write`, `admin`.
+    pub scopes: Vec<String>,
+    /// Whether the server asks for tokens at all.
+    pub authentication: bool,
 }

@@ -292,6 +292,7 @@ impl From<LookupError> for ApiError {
             LookupError::Busy => {
                 Self::Unavailable("as many dry runs as allowed are running; retry shortly".into())
             }
+            e @ LookupError::NotADocument => Self::Conflict(e.to_string()),
             LookupError::ContractTooLarge(e) => too_large(&e),
             LookupError::Unexpected(e) => Self::unexpected(e),
         }

@@ -19,10 +19,10 @@ use crate::dto::{
 use crate::dto::{
     ConflictKindResponse, ConflictListResponse, ConflictResponse, ContractListResponse,
     ContractResponse, DatasetBody, DatasetListResponse, DatasetResponse, DeletedDatasetResponse,
-    DependencyResponse, DifferenceResponse, DryRunBody, DryRunResponse, HealthResponse,
-    HistoryResponse, ImportListResponse, ImportResponse, LocationResponse, ProgressResponse,
-    ReadyResponse, RecordErrorResponse, RecordListResponse, RecordResponse, ReportResponse,
-    ReprocessBody, StatusResponse, VerdictResponse,
+    DeletedRecordResponse, DependencyResponse, DifferenceResponse, DryRunBody, DryRunResponse,
+    HealthResponse, HistoryResponse, ImportListResponse, ImportResponse, LocationResponse,
+    ProgressResponse, ReadyResponse, RecordErrorResponse, RecordListResponse, RecordResponse,
+    ReportResponse, ReprocessBody, SessionResponse, StatusResponse, VerdictResponse,
 };
 use crate::error::{FieldError, Problem};
 use crate::routes::admin::{
@@ -42,7 +42,7 @@ use crate::routes::subscriptions::{
     SubscriptionResponse, SubscriptionStatusResponse,
 };
 use crate::routes::{
-    admin, analytics, callbacks, datasets, health, imports, jobs, markr, records, sources,
+    admin, analytics, callbacks, console, datasets, health, imports, jobs, markr, records, sources,
     subscriptions, v2,
 };
 
@@ -59,7 +59,7 @@ use crate::routes::{
         datasets::dry_run,
         imports::create_import, imports::list_imports, imports::get_import,
         imports::get_document, imports::reprocess,
-        records::list_records, records::get_record, records::get_history,
+        records::list_records, records::get_record, records::delete_record, records::get_history,
         records::list_conflicts,
         analytics::aggregate, analytics::top,
         subscriptions::create_subscription, subscriptions::list_subscriptions,
@@ -73,7 +73,7 @@ use crate::routes::{
         jobs::cancel_job, jobs::restart_job, jobs::get_rollup,
         callbacks::list_callbacks,
         markr::import, markr::results_aggregate,
-        health::healthz, health::readyz, health::metrics,
+        health::healthz, health::readyz, health::metrics, console::session,
         admin::state, admin::get_log_level, admin::put_log_level, admin::pause, admin::resume,
         admin::list_backups, admin::make_backup,
     ),
@@ -82,7 +82,7 @@ use crate::routes::{
         DeletedDatasetResponse,
         ContractResponse, ContractListResponse, DryRunBody, DryRunResponse, VerdictResponse,
         ImportResponse, ImportListResponse, ProgressResponse, StatusResponse, ReprocessBody, ReportResponse,
-        RecordErrorResponse, LocationResponse, RecordResponse, RecordListResponse,
+        RecordErrorResponse, LocationResponse, RecordResponse, DeletedRecordResponse, RecordListResponse, SessionResponse,
         HistoryResponse, ConflictResponse, ConflictListResponse, ConflictKindResponse,
         DifferenceResponse, HealthResponse, ReadyResponse, DependencyResponse,
         AggregateResponse, GroupAggregateResponse, TopResponse, TopGroupResponse,

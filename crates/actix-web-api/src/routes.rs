@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod analytics;
 pub(crate) mod callbacks;
+pub(crate) mod console;
 pub(crate) mod datasets;
 pub(crate) mod health;
 pub(crate) mod imports;
@@ -33,6 +34,7 @@ pub(crate) const V2_DATASET: &str = "/v2/datasets/{dataset}";
 /// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    console::configure(cfg);
     admin::configure(cfg);
     datasets::configure(cfg);
     v2::configure(cfg);

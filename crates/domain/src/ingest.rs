@@ -8,6 +8,7 @@
 //! blocking thread while the store's writes run on the async runtime; bounded channels
 //! between them keep memory flat whatever the document's size.
 
+mod deletions;
 mod events;
 mod fresh;
 mod pipeline;
@@ -16,6 +17,7 @@ mod service;
 mod shutdown;
 mod worker;
 
+pub use deletions::MEDIA_TYPE as DELETIONS_MEDIA_TYPE;
 pub use events::{change_event, change_kind, import_event};
 pub use progress::ImportProgress;
 pub(crate) use service::hex;

@@ -70,7 +70,8 @@ impl Contract {
             (Decision::TakeIncoming(ChangeKind::Created), _) => {
                 MergeOutcome::Inserted(incoming.record.clone())
             }
-            (Decision::TakeIncoming(ChangeKind::Updated), _) => {
+            // A merge never deletes (only a deletion document does).
+            (Decision::TakeIncoming(ChangeKind::Updated | ChangeKind::Deleted), _) => {
                 MergeOutcome::Updated(incoming.record.clone())
             }
             (Decision::TakeMerged(record), _) => MergeOutcome::Updated(record),

@@ -466,9 +466,11 @@ impl RollupStore for PgStore {
         }
         let rows = sqlx::query(
             "SELECT h.seq, h.record::text AS record, h.created_at, h.import_id, \
-               p.record::text AS previous \
+               h.kind = 'deleted' AS deleted, \
+               CASE WHEN h.kind <> 'deleted' AND p.kind <> 'deleted' THEN p.record::text END \
+                 AS previous \
              FROM record_history h LEFT JOIN LATERAL ( \
-               SELECT record FROM record_history p WHERE p.dataset = h.dataset \
+               SELECT record, kind FROM record_history p WHERE p.dataset = h.dataset \
                  AND p.key = h.key AND p.seq < h.seq ORDER BY p.seq DESC LIMIT 1) p ON true \
              WHERE h.dataset = $1 AND h.seq > $2 ORDER BY h.seq LIMIT $3",
         )
@@ -491,6 +493,7 @@ impl RollupStore for PgStore {
                 previous: previous
                     .map(|p| intake_domain::Record::from_stored(&p))
                     .transpose()?,
+                deleted: row.try_get("deleted")?,
             })
         };
         Ok(rows.iter().map(read).collect::<anyhow::Result<_>>()?)

@@ -19,6 +19,10 @@ fn stored(row: &PgRow, at: &str) -> Result<StoredRecord, StoreError> {
         record: crate::rows::record(row, "record")?,
         import: ImportId::parse(import).map_err(anyhow::Error::new)?,
         updated_at: row.try_get(at).map_err(anyhow::Error::new)?,
+        // Only history rows have a kind; latest states are never deleted ones.
+        deleted: row
+            .try_get::<String, _>("kind")
+            .is_ok_and(|kind| kind == "deleted"),
     })
 }
 
@@ -240,7 +244,7 @@ impl RecordStore for PgStore {
     ) -> Result<HistoryEntries, StoreError> {
         // One more than asked: whether there is a next page.
         let rows = sqlx::query(
-            "SELECT record::text AS record, import_id, created_at, seq FROM record_history \
+            "SELECT record::text AS record, import_id, created_at, seq, kind FROM record_history \
              WHERE dataset = $1 AND key = $2 AND seq > $3 ORDER BY seq LIMIT $4",
         )
         .bind(dataset.as_str())

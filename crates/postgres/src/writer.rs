@@ -315,6 +315,7 @@ impl PgImportWriter {
                         key,
                         version,
                         replaced_by,
+                        deleted: false,
                     }),
             );
         let due: Vec<usize> = latest
@@ -345,6 +346,76 @@ impl PgImportWriter {
         .bind(&after)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    /// Deletes the keys' latest states (ADR 40). Each key whose row this statement
+    /// deleted gets a `deleted` history entry with the state the deletion saw, a
+    /// `record.deleted` event, and its pending callback cancelled; it leaves the
+    /// dataset's count.
+    async fn write_deletions(&mut self, deletions: &[&Change]) -> Result<(), sqlx::Error> {
+        let keys: Vec<String> = deletions.iter().map(|c| c.record.key.canonical()).collect();
+        let gone: Vec<String> = sqlx::query_scalar(&format!(
+            "DELETE FROM {} WHERE key = ANY($1::text[]) RETURNING key",
+            self.layout.table
+        ))
+        .bind(&keys)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        // An import writing beside this one may have deleted a key first.
+        let gone: std::collections::HashSet<String> = gone.into_iter().collect();
+        let deleted: Vec<(&String, &&Change)> = keys
+            .iter()
+            .zip(deletions)
+            .filter(|(key, _)| gone.contains(*key))
+            .collect();
+        self.added -= i64::try_from(deleted.len()).unwrap_or(i64::MAX);
+        let ds = self.dataset.as_str().to_owned();
+        let mut events = Fanout::default();
+        for (_, change) in &deleted {
+            if self.audience.wants(EventKind::RecordDeleted) {
+                let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+                events.add(&self.audience, kind, payload.to_string());
+            }
+        }
+        let (keys, records): (Vec<&str>, Vec<String>) = deleted
+            .iter()
+            .map(|(key, change)| (key.as_str(), change.record.to_stored()))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO record_history (dataset, key, kind, record, import_id) \
+             SELECT $1, k, 'deleted', r::json, $2 FROM UNNEST($3::text[], $4::text[]) \
+               WITH ORDINALITY AS t(k, r, n) ORDER BY n",
+        )
+        .bind(&ds)
+        .bind(self.lease.import.as_str())
+        .bind(&keys)
+        .bind(&records)
+        .execute(&mut *self.tx)
+        .await?;
+        events.write(&mut self.tx, &ds).await?;
+        if self.rebuild || keys.is_empty() {
+            return Ok(());
+        }
+        let cancelled: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "UPDATE callbacks SET status = 'cancelled', settled_at = clock_timestamp() \
+             WHERE dataset = $1 AND status = 'pending' AND key = ANY($2::text[]) \
+             RETURNING key, version",
+        )
+        .bind(&ds)
+        .bind(&keys)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        self.cancelled.extend(
+            cancelled
+                .into_iter()
+                .map(|(key, version)| CancelledCallback {
+                    key,
+                    version,
+                    replaced_by: None,
+                    deleted: true,
+                }),
+        );
         Ok(())
     }
 
@@ -550,9 +621,20 @@ impl ImportWriter for PgImportWriter {
     }
 
     async fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        self.write_changes(&batch.changes)
-            .await
-            .map_err(unexpected("applying a batch"))?;
+        let (deletions, changes): (Vec<&Change>, Vec<&Change>) = batch
+            .changes
+            .iter()
+            .partition(|c| c.kind == ChangeKind::Deleted);
+        let written = if deletions.is_empty() {
+            self.write_changes(&batch.changes).await
+        } else {
+            let changes: Vec<Change> = changes.into_iter().cloned().collect();
+            match self.write_changes(&changes).await {
+                Ok(()) => self.write_deletions(&deletions).await,
+                Err(e) => Err(e),
+            }
+        };
+        written.map_err(unexpected("applying a batch"))?;
         self.write_rest(batch)
             .await
             .map_err(unexpected("applying a batch"))?;

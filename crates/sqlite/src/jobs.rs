@@ -461,9 +461,11 @@ impl RollupStore for SqliteStore {
     ) -> Result<Vec<RecordChange>, RollupError> {
         // One writer at a time: `seq` order is commit order, nothing can come before.
         let rows = sqlx::query(
-            "SELECT h.seq, h.record, h.at_us, i.id AS import_id, \
-               (SELECT p.record FROM record_history p WHERE p.dataset = h.dataset \
-                 AND p.key = h.key AND p.seq < h.seq ORDER BY p.seq DESC LIMIT 1) AS previous \
+            "SELECT h.seq, h.record, h.at_us, i.id AS import_id, h.kind = 'deleted' AS deleted, \
+               CASE WHEN h.kind <> 'deleted' THEN \
+                 (SELECT CASE WHEN p.kind <> 'deleted' THEN p.record END \
+                  FROM record_history p WHERE p.dataset = h.dataset \
+                  AND p.key = h.key AND p.seq < h.seq ORDER BY p.seq DESC LIMIT 1) END AS previous \
              FROM record_history h JOIN imports i ON i.seq = h.import_seq \
              WHERE h.dataset = ? AND h.seq > ? ORDER BY h.seq LIMIT ?",
         )
@@ -483,6 +485,7 @@ impl RollupStore for SqliteStore {
                 previous: previous
                     .map(|p| intake_domain::Record::from_stored(&p))
                     .transpose()?,
+                deleted: row.try_get("deleted")?,
             })
         };
         Ok(rows.iter().map(read).collect::<anyhow::Result<_>>()?)

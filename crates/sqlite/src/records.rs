@@ -13,7 +13,7 @@ use crate::writer::SqliteImportWriter;
 use crate::{SqliteStore, from_micros, unexpected};
 
 /// The columns [`stored`] reads, from `record_history h` joined to `imports i`.
-const STORED: &str = "h.record, i.id AS import_id, h.at_us";
+const STORED: &str = "h.record, i.id AS import_id, h.at_us, h.kind";
 
 /// A record's latest state (`records r`) joined to the history row holding it and
 /// that row's import.
@@ -27,6 +27,9 @@ fn stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
         record: crate::rows::record(row, "record")?,
         import: ImportId::parse(import).map_err(anyhow::Error::new)?,
         updated_at: from_micros(at)?,
+        deleted: row
+            .try_get::<String, _>("kind")
+            .is_ok_and(|kind| kind == "deleted"),
     })
 }
 

@@ -200,6 +200,7 @@ impl SqliteImportWriter {
                         key,
                         version,
                         replaced_by,
+                        deleted: false,
                     }
                 }));
         }
@@ -225,7 +226,17 @@ impl SqliteImportWriter {
     async fn write_batch(&mut self, batch: &Batch) -> Result<(), sqlx::Error> {
         let now = now();
         let at = ts(now);
-        self.write_changes(&batch.changes, &at, micros(now)).await?;
+        let (deletions, changes): (Vec<&Change>, Vec<&Change>) = batch
+            .changes
+            .iter()
+            .partition(|c| c.kind == ChangeKind::Deleted);
+        if deletions.is_empty() {
+            self.write_changes(&batch.changes, &at, micros(now)).await?;
+        } else {
+            let changes: Vec<Change> = changes.into_iter().cloned().collect();
+            self.write_changes(&changes, &at, micros(now)).await?;
+            self.write_deletions(&deletions, &at, micros(now)).await?;
+        }
         let conflicts: Vec<Vec<String>> = batch.conflicts.iter().map(|c| vec![json(c)]).collect();
         self.each(
             "INSERT INTO conflicts (dataset, import_id, conflict) \
@@ -246,6 +257,86 @@ impl SqliteImportWriter {
             &at,
         )
         .await
+    }
+}
+
+impl SqliteImportWriter {
+    /// Deletes the keys' latest states (ADR 40). Each key that had one gets a
+    /// `deleted` history entry with that state, a `record.deleted` event, and its
+    /// pending callback cancelled; it leaves the dataset's count. The transaction
+    /// holds the write lock, so the states loaded are the ones deleted.
+    async fn write_deletions(
+        &mut self,
+        deletions: &[&Change],
+        at: &str,
+        at_us: i64,
+    ) -> Result<(), sqlx::Error> {
+        let keys: Vec<String> = deletions.iter().map(|c| c.record.key.canonical()).collect();
+        let gone: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM records WHERE dataset = ?1 \
+               AND key IN (SELECT value FROM json_each(?2)) RETURNING key",
+        )
+        .bind(self.dataset.as_str())
+        .bind(json(&keys))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let gone: std::collections::HashSet<String> = gone.into_iter().collect();
+        let mut rows = Vec::with_capacity(gone.len());
+        let mut events = Fanout::default();
+        for (key, change) in keys.iter().zip(deletions) {
+            if !gone.contains(key) {
+                continue;
+            }
+            if self.audience.wants(EventKind::RecordDeleted) {
+                let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+                events.add(&self.audience, kind, &payload);
+            }
+            rows.push((key, change.record.to_stored()));
+        }
+        self.added -= i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        for rows in rows.chunks(HISTORY_ROWS_PER_STATEMENT) {
+            let sql = history_insert(rows.len());
+            let mut query = sqlx::query(&sql);
+            for (key, record) in rows {
+                query = query
+                    .bind(self.dataset.as_str())
+                    .bind(*key)
+                    .bind("deleted")
+                    .bind(record)
+                    .bind(self.import_seq)
+                    .bind(at_us);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        events
+            .write(&mut self.tx, self.dataset.as_str(), at)
+            .await?;
+        if self.rebuild || rows.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&String> = rows.iter().map(|(key, _)| *key).collect();
+        let cancelled: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "UPDATE callbacks SET status = 'cancelled', settled_at = ?2 \
+             WHERE dataset = ?1 AND status = 'pending' \
+               AND key IN (SELECT value FROM json_each(?3)) \
+             RETURNING key, version",
+        )
+        .bind(self.dataset.as_str())
+        .bind(at)
+        .bind(json(&keys))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        self.cancelled.extend(
+            cancelled
+                .into_iter()
+                .map(|(key, version)| CancelledCallback {
+                    key,
+                    version,
+                    replaced_by: None,
+                    deleted: true,
+                }),
+        );
+        Ok(())
     }
 }
 

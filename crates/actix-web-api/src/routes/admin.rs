@@ -165,6 +165,8 @@ pub struct AdminStateResponse {
     pub config: serde_json::Value,
     /// The log filter in force.
     pub log_filter: String,
+    /// Whether the service backs its database up (`/admin/backups`; SQLite only).
+    pub backups: bool,
     /// Each dependency, checked now (2 s at most each).
     pub adapters: Vec<AdapterResponse>,
     /// Each kind of work.
@@ -264,6 +266,7 @@ pub(crate) async fn state(state: web::Data<ApiState>) -> Result<HttpResponse, Ap
         uptime_seconds: uptime.as_secs(),
         config: admin.config.clone(),
         log_filter: admin.log.current(),
+        backups: admin.backups.is_some(),
         adapters,
         workers: admin
             .workers

@@ -205,6 +205,7 @@ pub(crate) async fn get_contract(
         (status = 200, description = "What the draft would do", body = DryRunResponse),
         (status = 400, description = "Malformed body, name or import id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset or import", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The import deletes records: it has none to map", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid contract", body = Problem, content_type = "application/problem+json"),

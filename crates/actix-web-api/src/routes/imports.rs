@@ -44,7 +44,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn location(import: &ImportSummary) -> String {
+pub(super) fn location(import: &ImportSummary) -> String {
     format!(
         "/v1/datasets/{}/imports/{}",
         import.import.dataset, import.id
@@ -61,7 +61,7 @@ pub(super) fn with_location(
 }
 
 /// The `Idempotency-Key` header, when sent: 1–200 visible ASCII characters.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -145,21 +145,7 @@ pub(crate) async fn create_import(
         .await?;
     let mut import = received.import;
     if query.wait == Some(true) {
-        // The document is stored and queued: a failure to wait is no failure to import.
-        // Answer (202, with where to poll) before the request's deadline does.
-        let wait = intake_domain::deadline::current().map_or(state.settings.max_wait, |at| {
-            let left = at.saturating_duration_since(std::time::Instant::now());
-            state
-                .settings
-                .max_wait
-                .min(left.saturating_sub(WAIT_MARGIN))
-        });
-        match state.imports.wait(&name, &import.id, wait).await {
-            Ok(finished) => import = finished,
-            Err(e) => {
-                tracing::warn!(import = %import.id, error = %e, "waiting for the import failed")
-            }
-        }
+        import = wait_for(&state, import).await;
     }
     let done = import.status.is_finished() || !received.is_new;
     let mut builder = if done {
@@ -181,6 +167,28 @@ pub(crate) async fn create_import(
 
 /// The header naming the import a repeated document repeats.
 const DUPLICATE_OF: &str = "Intake-Duplicate-Of";
+
+/// The import once it has finished, or as it is when the wait runs out: the
+/// settings' `max_wait`, ending before the request's deadline does (to answer `202`
+/// with where to poll). The document is stored and queued: a failure to wait is no
+/// failure to import.
+pub(super) async fn wait_for(state: &ApiState, import: ImportSummary) -> ImportSummary {
+    let wait = intake_domain::deadline::current().map_or(state.settings.max_wait, |at| {
+        let left = at.saturating_duration_since(std::time::Instant::now());
+        state
+            .settings
+            .max_wait
+            .min(left.saturating_sub(WAIT_MARGIN))
+    });
+    let dataset = &import.import.dataset;
+    match state.imports.wait(dataset, &import.id, wait).await {
+        Ok(finished) => finished,
+        Err(e) => {
+            tracing::warn!(import = %import.id, error = %e, "waiting for the import failed");
+            import
+        }
+    }
+}
 
 /// List a dataset's imports, newest first.
 #[utoipa::path(get, path = "/v1/datasets/{dataset}/imports", tag = "imports",

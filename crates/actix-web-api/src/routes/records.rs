@@ -10,8 +10,8 @@ use intake_domain::ports::{HistoryPage, RecordFilter, RecordOrder, RecordQuery};
 use super::{dataset_name, page};
 use crate::conditional::conditional;
 use crate::dto::{
-    ConflictListResponse, ConflictResponse, HistoryQuery, HistoryResponse, PageQuery,
-    RecordListResponse, RecordResponse,
+    ConflictListResponse, ConflictResponse, DeletedRecordResponse, HistoryQuery, HistoryResponse,
+    PageQuery, RecordListResponse, RecordResponse,
 };
 use crate::error::Problem;
 use crate::policy::Policy;
@@ -24,7 +24,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     };
     // The list also streams as CSV or NDJSON.
     cfg.service(tagged("/records", Policy::Export).route(web::get().to(list_records)))
-        .service(tagged("/records/{key}", Policy::Api).route(web::get().to(get_record)))
+        .service(
+            tagged("/records/{key}", Policy::Api)
+                .route(web::get().to(get_record))
+                .route(web::delete().to(delete_record)),
+        )
         .service(tagged("/records/{key}/history", Policy::Api).route(web::get().to(get_history)))
         .service(
             super::resource_in(super::V1_DATASET, "/conflicts", Policy::Api)
@@ -183,6 +187,56 @@ pub(crate) async fn get_record(
     let name = dataset_name(&path.0)?;
     let record = state.datasets.record(&name, &path.1).await?;
     Ok(HttpResponse::Ok().json(RecordResponse::from(&record)))
+}
+
+/// Delete a record (`write` scope; ADR 40). The deletion is an import of the dataset
+/// (media type `application/vnd.intake.deletions+json`, source `api`), kept in the
+/// vault and replayed by a reprocess. Applied by a worker, it removes the record from
+/// the latest state, appends a `deleted` entry to its history (the state it had),
+/// emits `record.deleted` to subscribers and cancels the record's pending callback,
+/// all in one transaction. The answer waits for it as `?wait=true` waits for an
+/// import. The same `Idempotency-Key`, or a retry before anything changed the record,
+/// gives the same deletion back.
+#[utoipa::path(delete, path = "/v1/datasets/{dataset}/records/{key}", tag = "records",
+    params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
+           ("key" = String, Path, description = "The canonical key, URL-encoded as one segment (`9863%2F002299`)"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Same key, same deletion")),
+    responses(
+        (status = 200, description = "Deleted: the state the record had and the deletion's import", body = DeletedRecordResponse),
+        (status = 202, description = "Stored and queued, not applied yet: poll the import (`Location`)", body = DeletedRecordResponse,
+            headers(("Location" = String, description = "The deletion's import"))),
+        (status = 400, description = "Malformed name, key or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset or record", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many uploads at once; retry shortly", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_record(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let name = dataset_name(&path.0)?;
+    let key = super::imports::idempotency_key(&req)?;
+    let record = state.datasets.record(&name, &path.1).await?;
+    let received = state
+        .imports
+        .delete_record(&name, &record, "api", key)
+        .await?;
+    let import = super::imports::wait_for(&state, received.import).await;
+    let mut builder = if import.status.is_finished() {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::Accepted()
+    };
+    Ok(builder
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            super::imports::location(&import),
+        ))
+        .json(DeletedRecordResponse {
+            key: record.record.key.canonical(),
+            record: RecordResponse::from(&record),
+            import: super::imports::answer(&state, &import),
+        }))
 }
 
 /// Every accepted state of one record, oldest first.

@@ -69,9 +69,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Every kind of event, as clients name them.
-const KINDS: [EventKind; 5] = [
+const KINDS: [EventKind; 6] = [
     EventKind::RecordCreated,
     EventKind::RecordUpdated,
+    EventKind::RecordDeleted,
     EventKind::RecordCallback,
     EventKind::ImportCompleted,
     EventKind::ImportFailed,
@@ -85,8 +86,8 @@ pub struct SubscriptionBody {
     /// server allows private ones.
     #[schema(example = "https://example.com/webhooks/intake")]
     pub url: String,
-    /// The kinds wanted: `record.created`, `record.updated`, `record.callback`,
-    /// `import.completed`, `import.failed`. Absent: every kind.
+    /// The kinds wanted: `record.created`, `record.updated`, `record.deleted`,
+    /// `record.callback`, `import.completed`, `import.failed`. Absent: every kind.
     pub events: Option<Vec<String>>,
     /// The signing secret, `whsec_` and the base64 of 24 to 64 random bytes. Absent:
     /// one is generated.

@@ -204,7 +204,7 @@ pub async fn subscriptions_are_guarded_and_checked(db: Db) {
         assert_eq!(created.body["status"], "active");
         assert_eq!(
             created.body["events"].as_array().unwrap().len(),
-            5,
+            6,
             "every kind"
         );
         let id = created.body["id"].as_str().unwrap();

@@ -102,6 +102,7 @@ on_both_databases!(
     v2_pages_with_cursors_that_stay_stable_under_inserts,
     v2_aggregates_several_measures_with_any_percentiles,
     a_dataset_is_deleted_and_its_documents_kept_until_purged,
+    a_record_is_deleted_through_an_import_that_history_and_the_import_list_show,
     records_are_filtered_by_several_values_any_field_and_time,
     records_are_sorted_by_a_measure,
 );
@@ -211,6 +212,116 @@ fn dry_run(contract: &str, document: &str) -> SessionResult {
 /// `DELETE /v1/datasets/{ds}` takes the records, history, subscriptions and sources at
 /// once and keeps the documents, the name taken, until `?purge=true`; the name then
 /// makes a new, empty dataset.
+async fn a_record_is_deleted_through_an_import_that_history_and_the_import_list_show(
+    app: &TestApp,
+) {
+    let created = app.create_example("customers", "customers.json").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let done = app
+        .import("customers", "text/csv", example("data", "customers.csv"))
+        .await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    let before = app.get("/v1/datasets/customers").await.body["records"]
+        .as_u64()
+        .unwrap();
+    let record = app.get("/v1/datasets/customers/records/c-001").await;
+    assert_eq!(record.status, 200, "{}", record.body);
+
+    app.delete("/v1/datasets/customers/records/c-404")
+        .await
+        .problem(404, "not_found");
+    app.delete("/v1/datasets/nobody/records/c-001")
+        .await
+        .problem(404, "not_found");
+    let deleted = app.delete("/v1/datasets/customers/records/c-001").await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(deleted.body["key"], "c-001");
+    assert_eq!(deleted.body["record"], record.body, "the state it had");
+    let import = &deleted.body["import"];
+    assert_eq!(import["status"], "completed", "{import}");
+    assert_eq!(import["source"], "api");
+    assert_eq!(
+        import["content_type"],
+        "application/vnd.intake.deletions+json"
+    );
+    assert_eq!(import["report"]["deleted"], 1, "{import}");
+    let id = import["id"].as_str().unwrap();
+    assert!(
+        deleted.header("location").unwrap().ends_with(id),
+        "{:?}",
+        deleted.header("location")
+    );
+
+    app.get("/v1/datasets/customers/records/c-001")
+        .await
+        .problem(404, "not_found");
+    app.delete("/v1/datasets/customers/records/c-001")
+        .await
+        .problem(404, "not_found");
+    let after = app.get("/v1/datasets/customers").await;
+    assert_eq!(after.body["records"], before - 1, "{}", after.body);
+    let listed = app.get("/v1/datasets/customers/records?limit=1").await;
+    assert_eq!(listed.body["records"][0]["key"], "c-002", "{}", listed.body);
+    let history = app
+        .get("/v1/datasets/customers/records/c-001/history")
+        .await;
+    let entries = history.body["history"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{}", history.body);
+    assert!(entries[0].get("deleted").is_none(), "{}", history.body);
+    assert_eq!(entries[1]["deleted"], true);
+    assert_eq!(entries[1]["import_id"], id);
+    assert_eq!(entries[1]["attributes"], record.body["attributes"]);
+    // The deletion is an import of the dataset: listed, its document readable, and
+    // no contract can be tried on it.
+    let imports = app.get("/v1/datasets/customers/imports").await;
+    assert_eq!(imports.body["imports"][0]["id"], id, "{}", imports.body);
+    let document = app
+        .get(&format!("/v1/datasets/customers/imports/{id}/document"))
+        .await;
+    let document: Value = serde_json::from_slice(&document.bytes).unwrap();
+    assert_eq!(document["delete"][0]["key"], "c-001", "{document}");
+    let contract: Value = serde_json::from_slice(&example("contracts", "customers.json")).unwrap();
+    let tried = app
+        .post_json(
+            "/v1/datasets/customers/contracts/dry-run",
+            &json!({"import_id": id, "contract": contract}),
+        )
+        .await;
+    tried.problem(409, "conflict");
+    // Only the route writes deletion documents: an upload of one is refused, even to
+    // a dataset of JSON documents.
+    let accounts = app.create_example("accounts", "accounts.json").await;
+    assert_eq!(accounts.status, 201, "{}", accounts.body);
+    let forged = serde_json::to_vec(&document).unwrap();
+    app.post_bytes(
+        "/v1/datasets/accounts/imports",
+        Some("application/vnd.intake.deletions+json; charset=utf-8"),
+        forged,
+    )
+    .await
+    .problem(415, "unsupported_media_type");
+    // Reprocessing the first document brings the record back; the deletion stays in
+    // its history.
+    let first = done.body["id"].as_str().unwrap();
+    let requeued = app
+        .post_json(
+            &format!("/v1/datasets/customers/imports/{first}/reprocess"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(requeued.status, 202, "{}", requeued.body);
+    let mut back = app.get("/v1/datasets/customers/records/c-001").await;
+    for _ in 0..200 {
+        if back.status == 200 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        back = app.get("/v1/datasets/customers/records/c-001").await;
+    }
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(back.body["attributes"], record.body["attributes"]);
+}
+
 async fn a_dataset_is_deleted_and_its_documents_kept_until_purged(app: &TestApp) {
     let created = app.create_example("customers", "customers.json").await;
     assert_eq!(created.status, 201, "{}", created.body);

@@ -13,10 +13,12 @@ pub fn change_kind(change: &Change) -> EventKind {
     match change.kind {
         ChangeKind::Created => EventKind::RecordCreated,
         ChangeKind::Updated => EventKind::RecordUpdated,
+        ChangeKind::Deleted => EventKind::RecordDeleted,
     }
 }
 
-/// The `record.created`/`record.updated` event of one accepted change.
+/// The `record.created`/`record.updated`/`record.deleted` event of one accepted change
+/// (a deletion's record is the state the key had).
 pub fn change_event(
     dataset: &DatasetName,
     import: &ImportId,
@@ -54,7 +56,12 @@ pub(super) fn log_cancelled(
     cancelled: &[CancelledCallback],
 ) {
     for c in cancelled {
-        tracing::info!(%dataset, %import, key = %c.key, version = c.version,
-            replaced_by = c.replaced_by, "callback cancelled: a newer version arrived first");
+        if c.deleted {
+            tracing::info!(%dataset, %import, key = %c.key, version = c.version,
+                "callback cancelled: the record was deleted");
+        } else {
+            tracing::info!(%dataset, %import, key = %c.key, version = c.version,
+                replaced_by = c.replaced_by, "callback cancelled: a newer version arrived first");
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::merge::Verdict;
 use crate::model::{ContractVersion, DatasetName, ImportId, ImportReport, Revision};
 use crate::ports::{
     CatalogError, Clock, ContractStore, DatasetStore, DocumentDecoder, ImportQueue, ImportSummary,
-    ImportVault, Lease, NewImport, QueueError, RecordStore, VaultError,
+    ImportVault, Lease, NewImport, QueueError, RecordStore, StoredRecord, VaultError,
 };
 use crate::work::{Wakeups, WorkKind};
 
@@ -284,7 +284,7 @@ impl ImportService {
         content_type: &str,
         source: &str,
         idempotency_key: Option<String>,
-        mut body: S,
+        body: S,
     ) -> Result<Received, ReceiveError>
     where
         S: Stream<Item = Result<B, E>> + Unpin,
@@ -300,7 +300,8 @@ impl ImportService {
         };
         let format = self.ports.contracts.get(dataset, current).await;
         let format = format.map_err(anyhow)?.contract.format().clone();
-        if !format.accepts(content_type) {
+        // Deletion documents are written by `delete_record` alone (ADR 40).
+        if !format.accepts(content_type) || super::deletions::is_deletion(content_type) {
             return Err(ReceiveError::UnsupportedMediaType {
                 sent: content_type.to_owned(),
                 expected: format.media_type(),
@@ -313,7 +314,53 @@ impl ImportService {
             source: source.to_owned(),
             idempotency_key,
         };
-        let mut writer = match self.ports.vault.begin(&new).await {
+        self.store(&new, body).await
+    }
+
+    /// Deletes a record (ADR 40): stores a deletion document naming the state it has
+    /// and queues it like any import, so that the deletion is in the vault, in the
+    /// dataset's imports, replayed by a reprocess, and applied by a worker with its
+    /// history entry, `record.deleted` event and cancelled callback in one unit of
+    /// work. Asking again to delete the same state gives the first import back.
+    ///
+    /// # Errors
+    /// As [`ImportService::receive`].
+    #[tracing::instrument(skip_all, fields(dataset = %dataset, key = %record.record.key), err(level = "debug"))]
+    pub async fn delete_record(
+        &self,
+        dataset: &DatasetName,
+        record: &StoredRecord,
+        source: &str,
+        idempotency_key: Option<String>,
+    ) -> Result<Received, ReceiveError> {
+        let current = match self.ports.datasets.get(dataset).await {
+            Ok(d) => d.current_contract,
+            Err(CatalogError::NotFound) => return Err(ReceiveError::UnknownDataset),
+            Err(e) => return Err(ReceiveError::Unexpected(e.into())),
+        };
+        let new = NewImport {
+            dataset: dataset.clone(),
+            contract: current,
+            content_type: super::deletions::MEDIA_TYPE.to_owned(),
+            source: source.to_owned(),
+            idempotency_key,
+        };
+        let body = super::deletions::document(std::slice::from_ref(record));
+        self.store(
+            &new,
+            futures_lite::stream::once(Ok::<_, ReceiveError>(body)),
+        )
+        .await
+    }
+
+    /// Streams a body into the vault as `new`, hashing it on the way, and queues it.
+    async fn store<S, B, E>(&self, new: &NewImport, mut body: S) -> Result<Received, ReceiveError>
+    where
+        S: Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: Display,
+    {
+        let mut writer = match self.ports.vault.begin(new).await {
             Ok(w) => w,
             Err(e) => return earlier(e),
         };
@@ -448,16 +495,20 @@ impl ImportService {
             callback_scale: self.settings.callback_scale,
         };
         let tally = tracking.tally.clone();
-        let run = pipeline::run(
-            reader,
-            decoder,
-            contract,
-            writer.as_mut(),
-            renewal,
-            batch,
-            tally,
-        );
-        let (verdict, report) = run.await?;
+        let (verdict, report) = if import.import.content_type == super::deletions::MEDIA_TYPE {
+            super::deletions::apply(reader, &contract, writer.as_mut()).await?
+        } else {
+            let run = pipeline::run(
+                reader,
+                decoder,
+                contract,
+                writer.as_mut(),
+                renewal,
+                batch,
+                tally,
+            );
+            run.await?
+        };
         let finished = writer.finish(verdict, &report).await.map_err(store)?;
         // Its revision is committed: the next answer about the dataset reads it.
         self.wakeups.datasets().changed(dataset);
@@ -484,10 +535,11 @@ impl ImportService {
             seen = report.seen,
             invalid = report.invalid,
             "import of {dataset} processed: {outcome}; {} records seen, {} inserted, {} updated, \
-             {} unchanged, {} superseded, {} invalid, {} conflicts",
+             {} deleted, {} unchanged, {} superseded, {} invalid, {} conflicts",
             report.seen,
             report.inserted,
             report.updated,
+            report.deleted,
             report.unchanged,
             report.superseded,
             report.invalid,

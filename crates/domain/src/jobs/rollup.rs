@@ -216,7 +216,14 @@ fn apply(spec: &RollupSpec, state: &mut State, page: &[RecordChange]) -> Vec<Rol
     // Each group the import touched, with its last change of it.
     let mut touched: BTreeMap<String, i64> = BTreeMap::new();
     for (i, change) in page.iter().enumerate() {
-        if let Some((group, value)) = change.previous.as_ref().and_then(|p| contribution(spec, p)) {
+        // A deletion takes the state it had out of its group; anything else takes the
+        // previous state out and puts the new one in.
+        let (out, into) = if change.deleted {
+            (Some(&change.record), None)
+        } else {
+            (change.previous.as_ref(), Some(&change.record))
+        };
+        if let Some((group, value)) = out.and_then(|p| contribution(spec, p)) {
             state
                 .groups
                 .entry(group.to_owned())
@@ -224,7 +231,7 @@ fn apply(spec: &RollupSpec, state: &mut State, page: &[RecordChange]) -> Vec<Rol
                 .add(value, -1.0);
             touched.insert(group.to_owned(), change.seq);
         }
-        if let Some((group, value)) = contribution(spec, &change.record) {
+        if let Some((group, value)) = into.and_then(|r| contribution(spec, r)) {
             state
                 .groups
                 .entry(group.to_owned())
@@ -298,6 +305,22 @@ pub(crate) mod tests_support {
             at,
             record: record(key, now),
             previous: before.map(|b| record(key, Some(b))),
+            deleted: false,
+        }
+    }
+
+    /// `key`'s deletion by import `import`, from the state `was` (group, value).
+    pub(crate) fn deletion(
+        seq: i64,
+        import: &str,
+        at: DateTime<Utc>,
+        key: &str,
+        was: (&str, f64),
+    ) -> RecordChange {
+        RecordChange {
+            deleted: true,
+            previous: None,
+            ..change(seq, import, at, key, Some(was), None)
         }
     }
 

@@ -90,3 +90,26 @@ fn imports_written_side_by_side_give_one_point_per_import_and_group() {
     assert_eq!(keys, [("import-b", "1"), ("import-a", "1")], "{page:?}");
     assert_eq!(page[1].count, 3, "a's point as the page left it");
 }
+
+#[test]
+fn a_deleted_record_leaves_its_group_and_one_created_again_joins_it_once() {
+    use super::rollup::tests_support::deletion;
+    let t = |s| Utc.timestamp_opt(s, 0).single().expect("time");
+    let changes = vec![
+        change(1, "a", t(1), "k1", Some(("1", 40.0)), None),
+        change(2, "a", t(1), "k2", Some(("1", 80.0)), None),
+        deletion(3, "d", t(2), "k1", ("1", 40.0)),
+        // Created again: the store gives no previous state after a deletion.
+        change(4, "e", t(3), "k1", Some(("1", 20.0)), None),
+    ];
+    let points = apply_all(&changes, 2);
+    let at = |import: &str| {
+        points
+            .iter()
+            .rfind(|p| p.import.as_str().ends_with(import) && p.group == "1")
+            .unwrap_or_else(|| panic!("a point for {import}"))
+    };
+    assert_eq!((at("a").count, at("a").mean), (2, Some(60.0)));
+    assert_eq!((at("d").count, at("d").mean), (1, Some(80.0)), "k1 left");
+    assert_eq!((at("e").count, at("e").mean), (2, Some(50.0)), "k1 is back");
+}

@@ -25,13 +25,16 @@ use crate::mapping::MappedRecord;
 use crate::model::{Conflict, FieldValue, ImportReport, Location, Record, RecordError, RecordKey};
 use crate::raw::{DecodeError, RawRecord};
 
-/// Whether an accepted change created or updated its key.
+/// Whether an accepted change created, updated or deleted its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
     /// `record.created`.
     Created,
     /// `record.updated`.
     Updated,
+    /// `record.deleted`: the key has no record any more; the change's record is the
+    /// state it had (ADR 40). Only a deletion document makes these, never a merge.
+    Deleted,
 }
 
 /// One accepted change: a history entry, an outbox event and maybe a callback timer.
@@ -282,6 +285,7 @@ impl<'c> MergeSession<'c> {
         match kind {
             ChangeKind::Created => self.report.inserted += 1,
             ChangeKind::Updated => self.report.updated += 1,
+            ChangeKind::Deleted => self.report.deleted += 1,
         }
         self.records.insert(key, Held::Changed(self.changes.len()));
         self.changes.push(Change {

@@ -144,6 +144,9 @@ pub struct ImportReport {
     pub unchanged: u64,
     /// Records older than the state already held (`highest_version`), ignored.
     pub superseded: u64,
+    /// Keys whose record a deletion document deleted (ADR 40); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: u64,
     /// Records that could not be decoded or mapped.
     pub invalid: u64,
     /// Conflicts reported (identity, same version, duplicate key).
@@ -154,6 +157,10 @@ pub struct ImportReport {
     pub errors: Vec<RecordError>,
     /// Whether more errors happened than `errors` lists.
     pub errors_truncated: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ImportReport {

@@ -13,6 +13,9 @@ pub enum EventKind {
     /// A key's new state.
     #[serde(rename = "record.updated")]
     RecordUpdated,
+    /// A key's record was deleted (ADR 40).
+    #[serde(rename = "record.deleted")]
+    RecordDeleted,
     /// A callback timer fired.
     #[serde(rename = "record.callback")]
     RecordCallback,
@@ -30,6 +33,7 @@ impl EventKind {
         match self {
             Self::RecordCreated => "record.created",
             Self::RecordUpdated => "record.updated",
+            Self::RecordDeleted => "record.deleted",
             Self::RecordCallback => "record.callback",
             Self::ImportCompleted => "import.completed",
             Self::ImportFailed => "import.failed",

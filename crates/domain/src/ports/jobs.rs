@@ -321,10 +321,13 @@ pub struct RecordChange {
     pub import: ImportId,
     /// When it was committed.
     pub at: DateTime<Utc>,
-    /// The record as it became.
+    /// The record as it became; for a deletion, the state it had.
     pub record: Record,
-    /// The record as it was before, `None` when the change created it.
+    /// The record as it was before, `None` when the change created it (a key
+    /// created again after a deletion included). `None` for a deletion.
     pub previous: Option<Record>,
+    /// The change deleted the key's record (ADR 40).
+    pub deleted: bool,
 }
 
 /// A point of a rollup's series: a group's aggregate as one import left it.

@@ -18,6 +18,9 @@ pub struct StoredRecord {
     pub import: ImportId,
     /// When it was committed.
     pub updated_at: DateTime<Utc>,
+    /// A history entry of a deletion (ADR 40): the key had this state until `import`
+    /// deleted it. Latest states are never deleted ones.
+    pub deleted: bool,
 }
 
 /// Which part of a key's history to read.
@@ -218,7 +221,8 @@ pub struct Finished {
     pub cancelled: Vec<CancelledCallback>,
 }
 
-/// A pending callback that a newer version of its key cancelled (DESIGN §8).
+/// A pending callback that a newer version of its key, or its deletion, cancelled
+/// (DESIGN §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelledCallback {
     /// The key.
@@ -227,6 +231,8 @@ pub struct CancelledCallback {
     pub version: Option<i64>,
     /// The version that replaced it.
     pub replaced_by: Option<i64>,
+    /// The key's record was deleted instead (ADR 40).
+    pub deleted: bool,
 }
 
 /// Latest state, history and conflicts of records.

@@ -311,3 +311,34 @@ pub async fn timers_are_listed_with_their_outcome_and_settled_ones_pruned(s: Sto
         .collect();
     assert_eq!(left, [CallbackStatus::Pending, CallbackStatus::Pending]);
 }
+
+/// Deleting a record (ADR 40) cancels its pending callback in the deletion's unit of
+/// work: it never fires, and the other keys' timers still do.
+pub async fn a_deleted_record_never_calls_back(s: Stores) {
+    let service = service(&s, 16);
+    let ds = watched_accounts(&s).await;
+    receive(
+        &service,
+        &ds,
+        &accounts(&[("acc-1", 1), ("acc-2", 1)]),
+        None,
+    )
+    .await;
+    drain(&service).await;
+    assert_eq!(s.callbacks.pending().await.expect("pending"), 2);
+    let key = crate::RecordKey::parse("acc-1", 1).expect("key");
+    let state = s.records.get(&ds, &key).await.expect("acc-1");
+    service
+        .delete_record(&ds, &state, "test", None)
+        .await
+        .expect("stored");
+    let done = drain(&service).await;
+    assert_eq!(done.iter().map(|p| p.report.deleted).sum::<u64>(), 1);
+    assert_eq!(s.callbacks.pending().await.expect("pending"), 1);
+    let fired: Vec<String> = fire(&s, later(), 10)
+        .await
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(fired, ["acc-2"], "the deleted acc-1 never calls back");
+}

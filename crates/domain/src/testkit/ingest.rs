@@ -1197,3 +1197,120 @@ pub async fn a_deleted_dataset_keeps_its_documents_until_purged(s: Stores) {
     let purged_at_once = s.datasets.delete(&bystander, true).await.expect("purged");
     assert_eq!((purged_at_once.records, purged_at_once.documents), (1, 1));
 }
+
+/// Deleting a record (ADR 40) is an import of a deletion document: once applied, the
+/// key has no latest state and leaves the count, its history ends with a `deleted`
+/// entry holding the state it had, subscribers get `record.deleted`, and the revision
+/// moves. Asking again to delete the same state is the same import; a key created
+/// again after its deletion is created, not updated.
+pub async fn a_deleted_record_leaves_the_latest_state_and_stays_in_history(s: Stores) {
+    use crate::ingest::DELETIONS_MEDIA_TYPE;
+    use crate::ports::{ClaimLimits, DeliveryClaim, EventKind, HistoryPage, NewSubscription};
+    let service = service(&s, 16);
+    let ds = dataset(&s, "pruned", SIMPLE).await;
+    let new = NewSubscription {
+        dataset: ds.clone(),
+        url: "https://receiver.example/hook".into(),
+        events: Some(vec![EventKind::RecordDeleted]),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+    };
+    let subscription = s.subscriptions.create(&new).await.expect("subscribed");
+    import_simple(&service, &ds, "a,g,1\nb,g,2\n").await;
+    import_simple(&service, &ds, "a,h,3\n").await;
+    let a = RecordKey::parse("a", 1).expect("key");
+    let state = s.records.get(&ds, &a).await.expect("a has a record");
+    let revision = s.datasets.get(&ds).await.expect("get").revision;
+
+    let asked = service
+        .delete_record(&ds, &state, "test", None)
+        .await
+        .expect("stored");
+    assert!(asked.is_new);
+    assert_eq!(asked.import.import.content_type, DELETIONS_MEDIA_TYPE);
+    let done = drain(&service).await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].verdict, Verdict::Commit);
+    assert_eq!((done[0].report.seen, done[0].report.deleted), (1, 1));
+    assert!(done[0].revision > revision, "the revision moves");
+
+    assert!(matches!(
+        s.records.get(&ds, &a).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        all_records(&s, &ds)
+            .await
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        [RecordKey::parse("b", 1).expect("key")]
+    );
+    let count = RecordQuery {
+        limit: 0,
+        ..RecordQuery::default()
+    };
+    assert_eq!(s.records.list(&ds, &count).await.expect("list").total, 1);
+    let history = s
+        .records
+        .history(&ds, &a, &HistoryPage::ALL)
+        .await
+        .expect("history");
+    let flags: Vec<bool> = history.entries.iter().map(|e| e.deleted).collect();
+    assert_eq!(flags, [false, false, true]);
+    let last = history.entries.last().expect("an entry");
+    assert_eq!(last.record, state.record, "the state it had");
+    assert_eq!(last.import, asked.import.id);
+
+    let again = service
+        .delete_record(&ds, &state, "test", None)
+        .await
+        .expect("answered");
+    assert!(!again.is_new, "the same state asked twice is one deletion");
+    assert_eq!(again.import.id, asked.import.id);
+    assert!(drain(&service).await.is_empty());
+
+    let claim = s
+        .deliveries
+        .claim(
+            "w",
+            chrono::Utc::now() + chrono::Duration::seconds(1),
+            Duration::from_secs(30),
+            &ClaimLimits::one(),
+        )
+        .await
+        .expect("claim");
+    let DeliveryClaim::Claimed(claimed) = claim else {
+        panic!("the deletion's event: {claim:?}");
+    };
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].subscription, subscription.id);
+    assert_eq!(claimed[0].event.kind, EventKind::RecordDeleted);
+    assert_eq!(claimed[0].event.payload["key"], "a");
+    assert_eq!(
+        claimed[0].event.payload["record"]["dimensions"]["group"],
+        "h"
+    );
+
+    import_simple(&service, &ds, "a,g,9\n").await;
+    let history = s
+        .records
+        .history(&ds, &a, &HistoryPage::ALL)
+        .await
+        .expect("history");
+    assert_eq!(history.entries.len(), 4);
+    assert!(!history.entries[3].deleted);
+    assert_eq!(s.records.list(&ds, &count).await.expect("list").total, 2);
+    let reports: Vec<(u64, u64)> = s
+        .vault
+        .list(&ds, 10, 0)
+        .await
+        .expect("imports")
+        .iter()
+        .filter_map(|i| i.report.as_ref().map(|r| (r.inserted, r.updated)))
+        .collect();
+    assert_eq!(
+        reports[0],
+        (1, 0),
+        "created again, not updated: {reports:?}"
+    );
+}

@@ -679,3 +679,89 @@ pub async fn a_reprocess_rebuilds_a_dataset_as_if_its_imports_arrived_under_anot
         "a reprocess restarts from the beginning only"
     );
 }
+
+/// Record deletions (ADR 40) are imports: a reprocess replays them in order, so a
+/// deleted record stays deleted, and a rollup reads them as the state leaving its
+/// group (a key created again afterwards joins as new).
+pub async fn a_reprocess_keeps_deleted_records_deleted_and_rollups_see_them_go(s: Stores) {
+    let ds = dataset(&s, "forgotten", SIMPLE).await;
+    let imports = service(&s, 4);
+    receive(
+        &imports,
+        &ds,
+        b"id,group,value\na1,a,1\na2,a,2\nb1,b,5\n",
+        None,
+    )
+    .await;
+    drain(&imports).await;
+    for key in ["a2", "a1"] {
+        let key = crate::RecordKey::parse(key, 1).expect("key");
+        let state = s.records.get(&ds, &key).await.expect("a record");
+        imports
+            .delete_record(&ds, &state, "test", None)
+            .await
+            .expect("stored");
+        drain(&imports).await;
+    }
+    receive(&imports, &ds, b"id,group,value\na1,b,7\n", None).await;
+    drain(&imports).await;
+    let expected = [("a1".to_owned(), 7.0), ("b1".to_owned(), 5.0)];
+    assert_eq!(values(&s, &ds).await, expected);
+
+    let changes = s.rollups.changes(&ds, 0, 100).await.expect("changes");
+    let seen: Vec<(String, bool, bool)> = changes
+        .iter()
+        .map(|c| (c.record.key.canonical(), c.deleted, c.previous.is_some()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a1".to_owned(), false, false),
+            ("a2".to_owned(), false, false),
+            ("b1".to_owned(), false, false),
+            ("a2".to_owned(), true, false),
+            ("a1".to_owned(), true, false),
+            ("a1".to_owned(), false, false),
+        ],
+        "a deletion has no previous state, nor has the key created again"
+    );
+
+    let settings = JobSettings {
+        idle_poll: Duration::from_millis(50),
+        ..JobSettings::default()
+    };
+    let wakeups = Wakeups::default();
+    let jobs = job_service(&s, &imports, no_sources(&s), settings, &wakeups);
+    let rollup = JobSpec::Rollup(RollupSpec {
+        name: "by_group".into(),
+        measure: "value".into(),
+        group_by: "group".into(),
+        every: None,
+    });
+    let job = jobs.create(&ds, rollup).await.expect("created");
+    run_until_completed(&jobs, wakeups.clone(), &ds, &job.id).await;
+    let series = jobs
+        .series(&ds, "by_group", None, None, 100)
+        .await
+        .expect("series");
+    let last = |group: &str| {
+        series
+            .iter()
+            .rfind(|p| p.group == group)
+            .map(|p| (p.count, p.mean))
+    };
+    assert_eq!(last("a"), Some((0, None)), "both of group a were deleted");
+    assert_eq!(last("b"), Some((2, Some(6.0))));
+
+    let reprocess = JobSpec::Reprocess(ReprocessSpec {
+        contract_version: crate::ContractVersion::try_new(1).expect("a version"),
+    });
+    let job = jobs.create(&ds, reprocess).await.expect("created");
+    let view = run_until_completed(&jobs, wakeups, &ds, &job.id).await;
+    assert_eq!(
+        view.total,
+        Some(4),
+        "the document, two deletions, the document"
+    );
+    assert_eq!(values(&s, &ds).await, expected, "a2 stays deleted");
+}

@@ -38,6 +38,9 @@ pub enum LookupError {
     /// As many dry runs as allowed are running; try again shortly.
     #[error("too many dry runs at once")]
     Busy,
+    /// The import deletes records (ADR 40): it has no records to map.
+    #[error("the import deletes records: it has no records for a contract to map")]
+    NotADocument,
     /// The draft contract is larger than the settings allow.
     #[error(transparent)]
     ContractTooLarge(#[from] crate::contract::ContractTooLarge),
@@ -158,7 +161,10 @@ impl ImportService {
     ) -> Result<DryRun, LookupError> {
         self.settings.contract_limits.check(&contract)?;
         let _slot = self.dry_runs.take().ok_or(LookupError::Busy)?;
-        let (_, reader) = self.document(dataset, id).await?;
+        let (import, reader) = self.document(dataset, id).await?;
+        if import.import.content_type == crate::ingest::DELETIONS_MEDIA_TYPE {
+            return Err(LookupError::NotADocument);
+        }
         let decoder = self.ports.decoder.clone();
         let result = pipeline::dry_run(reader, decoder, contract).await?;
         Ok(DryRun {
