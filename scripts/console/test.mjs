@@ -1,9 +1,10 @@
 // End-to-end test of the console (issue 21, ADR 41) in headless Chromium (Debian's
 // package), driven by playwright-core with the system browser: nothing is downloaded.
 //
-//   node scripts/console/test.mjs BASE_URL TOKEN SCREENSHOT_DIR
+//   node scripts/console/test.mjs BASE_URL TOKEN SCREENSHOT_DIR READ_TOKEN
 //
-// Against a running `intake serve` whose TOKEN has the admin scope, with outbound
+// Against a running `intake serve` whose TOKEN has the admin scope and READ_TOKEN the
+// read scope alone (the console then hides what it may not do), with outbound
 // calls to private addresses allowed and one delivery attempt (so a delivery to a
 // closed local port dies at once). It signs in with the keyboard, creates a dataset,
 // imports a document and watches the histogram change within 2 s of a second import,
@@ -19,8 +20,8 @@ import path from 'node:path';
 const require = createRequire(import.meta.url);
 const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
 
-const [base, token, shots] = process.argv.slice(2);
-assert.ok(base && token && shots, 'usage: test.mjs BASE_URL TOKEN SCREENSHOT_DIR');
+const [base, token, shots, reader] = process.argv.slice(2);
+assert.ok(base && token && shots && reader, 'usage: test.mjs BASE_URL TOKEN SCREENSHOT_DIR READ_TOKEN');
 mkdirSync(shots, { recursive: true });
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const example = (folder, name) => readFileSync(path.join(root, 'examples', folder, name));
@@ -153,6 +154,25 @@ try {
   await layout(page, ['#workers']);
   await page.getByRole('button', { name: 'Resume imports' }).click();
   await page.locator('tr[data-kind="imports"] .status').filter({ hasText: 'running' }).waitFor();
+
+  // Every import, newest first, on the Imports page.
+  await page.getByRole('link', { name: 'Imports' }).click();
+  await page.locator('#all-imports tbody tr').nth(2).waitFor();
+  const listed = await page.locator('#all-imports tbody tr td:first-child').allTextContents();
+  assert.deepEqual(listed, [dataset, dataset, dataset], 'three imports of the dataset');
+
+  // A read-only token sees no operations and no buttons that change anything.
+  const readerPage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  readerPage.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  readerPage.on('pageerror', (e) => errors.push(e.message));
+  await readerPage.goto(`${base}/console/#/datasets/${dataset}`);
+  await readerPage.locator('#token').fill(reader);
+  await readerPage.keyboard.press('Enter');
+  await readerPage.locator('#imports tr[data-import]').first().waitFor();
+  assert.equal(await readerPage.getByRole('link', { name: 'Operations' }).isVisible(), false);
+  assert.equal(await readerPage.getByRole('button', { name: 'Reprocess' }).count(), 0);
+  assert.equal(await readerPage.getByRole('button', { name: 'Dry run' }).count(), 0);
+  assert.equal(await readerPage.getByRole('button', { name: 'Document' }).count(), 3);
 
   assert.deepEqual(errors, [], 'no console errors');
   console.log(`console test passed (dataset ${dataset}); screenshots in ${shots}`);

@@ -81,7 +81,12 @@ function go() {
     if (a.hasAttribute('aria-current')) a.setAttribute('aria-current', 'page');
   }
   refresh = null;
-  const pages = { datasets: rest.length ? datasetPage : datasetsPage, deliveries: deliveriesPage, operations: operationsPage };
+  const pages = {
+    datasets: rest.length ? datasetPage : datasetsPage,
+    imports: importsPage,
+    deliveries: deliveriesPage,
+    operations: operationsPage,
+  };
   const show = pages[page] || datasetsPage;
   main().replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   show(...rest.map(decodeURIComponent)).catch((e) => main().replaceChildren(failure(e)));
@@ -432,6 +437,51 @@ function axis(svg, lo, hi) {
     s('line', { class: 'axis', x1: PAD.left, x2: W - PAD.right, y1: H - PAD.bottom, y2: H - PAD.bottom }),
     s('text', { x: PAD.left - 4, y: H - PAD.bottom, 'text-anchor': 'end' }, fmt(lo)),
     s('text', { x: PAD.left - 4, y: PAD.top + 4, 'text-anchor': 'end' }, fmt(hi)));
+}
+
+// ---- imports ----
+
+const PAGE = 25;
+
+// Every import of the datasets, newest first, a page at a time (`#/imports/<page>`).
+async function importsPage(pageNumber = '1') {
+  const n = Math.max(1, Number.parseInt(pageNumber, 10) || 1);
+  const datasets = (await api('/v1/datasets')).body.datasets;
+  const contracts = new Map();
+  const lists = await Promise.all(datasets.map(async (d) => {
+    const base = `/v1/datasets/${enc(d.name)}`;
+    contracts.set(d.name, (await api(`${base}/contracts/${d.current_contract}`)).body.contract);
+    // Enough of each to fill the page asked for.
+    return (await api(`${base}/imports?limit=${Math.min(n * PAGE, 1000)}`)).body.imports;
+  }));
+  const all = lists.flat().sort((a, b) => b.received_at.localeCompare(a.received_at));
+  const shown = all.slice((n - 1) * PAGE, n * PAGE);
+  const byDataset = shown.map((i) => ({ ...i }));
+  const table = byDataset.length
+    ? h('table', { id: 'all-imports' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Dataset'), h('th', {}, 'Import'), h('th', {}, 'Status'),
+          h('th', {}, 'Received'), h('th', {}, 'Report'), h('th', {}, ''))),
+        h('tbody', {}, byDataset.map((i) => {
+          const row = importTable(i.dataset, [i], contracts.get(i.dataset)).querySelector('tbody tr');
+          row.prepend(h('td', {}, h('a', { href: `#/datasets/${enc(i.dataset)}` }, i.dataset)));
+          return row;
+        })))
+    : h('p', { class: 'muted' }, 'No import yet.');
+  const nav = h('p', { class: 'controls' },
+    n > 1 ? h('a', { href: `#/imports/${n - 1}` }, 'Newer') : null,
+    all.length > n * PAGE ? h('a', { href: `#/imports/${n + 1}` }, 'Older') : null);
+  main().replaceChildren(h('h1', {}, 'Imports'), h('div', { class: 'card' }, table, nav));
+  const unfinished = () => shown.some((i) => i.status === 'queued' || i.status === 'processing');
+  let newest = all[0]?.id;
+  every(async () => {
+    const latest = await Promise.all(datasets.map(async (d) =>
+      (await api(`/v1/datasets/${enc(d.name)}/imports?limit=1`)).body.imports[0]));
+    const top = latest.filter(Boolean).sort((a, b) => b.received_at.localeCompare(a.received_at))[0];
+    if (top?.id !== newest || unfinished()) {
+      newest = top?.id;
+      if (!main().contains(document.activeElement)) await importsPage(String(n));
+    }
+  });
 }
 
 // ---- deliveries ----
