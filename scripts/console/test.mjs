@@ -39,11 +39,15 @@ async function call(method, route, body, type = 'application/json') {
 }
 
 // Markr results of one test: `n` students with the given marks out of 20.
-function results(test, marks) {
-  const items = marks.map((m, i) => `<mcq-test-result scanned-on="2017-12-04T12:12:10+11:00">
-    <first-name>S</first-name><last-name>${i}</last-name><student-number>${test}${i}</student-number>
-    <test-id>${test}</test-id><summary-marks available="20" obtained="${m}" /></mcq-test-result>`);
-  return `<mcq-test-results>${items.join('')}</mcq-test-results>`;
+function results(test, marks, extra = '') {
+  const items = marks.map((m, i) => result(test, `${test}${i}`, `${i}`, m));
+  return `<mcq-test-results>${items.join('')}${extra}</mcq-test-results>`;
+}
+
+function result(test, student, lastName, marks) {
+  return `<mcq-test-result scanned-on="2017-12-04T12:12:10+11:00">
+    <first-name>S</first-name><last-name>${lastName}</last-name><student-number>${student}</student-number>
+    <test-id>${test}</test-id><summary-marks available="20" obtained="${marks}" /></mcq-test-result>`;
 }
 
 function closedPort() {
@@ -135,7 +139,9 @@ try {
   // A dead delivery, replayed from the Deliveries page.
   const port = await closedPort();
   await call('POST', `/v1/datasets/${dataset}/subscriptions`, { url: `http://127.0.0.1:${port}/hook`, events: ['import.completed'] });
-  await call('POST', `/v1/datasets/${dataset}/imports?wait=true`, results('103', [7]), 'text/xml+markr');
+  // Student 1010 under another name: an identity conflict, reported on the dataset's page.
+  const renamed = result('103', '1010', 'Other', 9);
+  await call('POST', `/v1/datasets/${dataset}/imports?wait=true`, results('103', [7], renamed), 'text/xml+markr');
   await page.getByRole('link', { name: 'Deliveries' }).click();
   const replay = page.getByRole('button', { name: /^Replay 1 dead/ });
   await replay.waitFor({ timeout: 15000 });
@@ -173,6 +179,9 @@ try {
   assert.equal(await readerPage.getByRole('button', { name: 'Reprocess' }).count(), 0);
   assert.equal(await readerPage.getByRole('button', { name: 'Dry run' }).count(), 0);
   assert.equal(await readerPage.getByRole('button', { name: 'Document' }).count(), 3);
+  await readerPage.locator('#conflicts summary').filter({ hasText: '1 conflict reported' }).click();
+  const conflict = await readerPage.locator('#conflicts-table tbody tr').first().textContent();
+  assert.match(conflict, /identity.*1010.*last_name/, conflict);
 
   assert.deepEqual(errors, [], 'no console errors');
   console.log(`console test passed (dataset ${dataset}); screenshots in ${shots}`);

@@ -203,7 +203,7 @@ async function datasetPage(name) {
   if (dimensions.length) groupBy.value = dimensions[0];
   const charts = h('div', { class: 'charts', id: 'charts' });
   const imports = h('div', { id: 'imports' });
-  const conflicts = h('p', { id: 'conflicts' });
+  const conflicts = h('div', { id: 'conflicts' });
   const versions = h('select', { id: 'version', 'aria-label': 'Contract version' },
     contracts.map((c) => h('option', { value: c.version }, `version ${c.version}`)));
   versions.value = String(current.version);
@@ -247,9 +247,16 @@ async function datasetPage(name) {
       h('span', { id: 'record-count' }, fmt(now.records, 0)), ' records · revision ',
       h('span', { id: 'revision' }, now.revision), ' · created ', when(now.created_at));
     const page = (await api(`${base}/conflicts?limit=100`)).body.conflicts;
-    conflicts.textContent = page.length
-      ? `${page.length === 100 ? '100 or more' : page.length} conflicts reported (GET ${base}/conflicts).`
-      : 'No conflicts reported.';
+    conflicts.replaceChildren(page.length
+      ? h('details', {}, h('summary', {}, page.length === 100 ? '100 or more conflicts reported'
+          : `${page.length} conflict${page.length === 1 ? '' : 's'} reported`),
+          h('table', { id: 'conflicts-table' },
+            h('thead', {}, h('tr', {}, h('th', {}, 'Kind'), h('th', {}, 'Key'), h('th', {}, 'Where'), h('th', {}, 'Disagreeing fields'))),
+            h('tbody', {}, page.slice(0, 20).map((c) => h('tr', {},
+              h('td', {}, c.kind), h('td', {}, c.key, c.identity ? ` (identity ${c.identity})` : ''),
+              h('td', {}, where(c.location)),
+              h('td', {}, c.differences.map((d) => `${d.field}: ${JSON.stringify(d.existing)} → ${JSON.stringify(d.incoming)}`).join('; ')))))))
+      : 'No conflicts reported.');
     const changed = now.revision !== revision;
     revision = now.revision;
     return changed;
@@ -624,11 +631,20 @@ async function sourcesTable(datasets) {
       rows.push(h('tr', {},
         h('td', {}, d.name), h('td', {}, src.name), h('td', {}, src.kind),
         h('td', {}, src.status, src.reason ? [h('br'), h('span', { class: 'error' }, src.reason)] : null),
-        h('td', {}, when(st.last_success_at)), h('td', {}, when(st.next_run_at))));
+        h('td', {}, when(st.last_success_at)), h('td', {}, when(st.next_run_at)),
+        h('td', {}, can('admin') ? h('button', { type: 'button', onclick: async (ev) => {
+          ev.target.disabled = true;
+          try {
+            await api(`/v1/datasets/${enc(d.name)}/sources/${enc(src.name)}/run`, { method: 'POST' });
+            ev.target.textContent = 'Running';
+          } catch (e) {
+            ev.target.replaceWith(failure(e));
+          }
+        } }, 'Run now') : null)));
     }
   }
   return rows.length
-    ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Dataset'), h('th', {}, 'Source'), h('th', {}, 'Kind'), h('th', {}, 'Health'), h('th', {}, 'Last success'), h('th', {}, 'Next run'))), h('tbody', {}, rows))
+    ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Dataset'), h('th', {}, 'Source'), h('th', {}, 'Kind'), h('th', {}, 'Health'), h('th', {}, 'Last success'), h('th', {}, 'Next run'), h('th', {}, ''))), h('tbody', {}, rows))
     : h('p', { class: 'muted' }, 'No pull source.');
 }
 
