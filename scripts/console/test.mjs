@@ -150,8 +150,12 @@ try {
   await page.keyboard.press('Enter');
   await page.locator('.replayed').filter({ hasText: '1 replayed' }).waitFor();
 
+  // A rollup job: listed with its progress on the Operations page.
+  const job = await call('POST', `/v1/datasets/${dataset}/jobs`, { kind: 'rollup', name: 'by_test', measure: 'percent', group_by: 'test_id' });
+
   // Pause and resume a kind of work from the Operations page.
   await page.getByRole('link', { name: 'Operations' }).click();
+  await page.locator(`tr[data-job="${job.id}"]`).waitFor();
   await page.getByRole('button', { name: 'Pause imports' }).click();
   await page.locator('tr[data-kind="imports"] .status').filter({ hasText: 'paused' }).waitFor();
   const state = await call('GET', '/admin/state');
