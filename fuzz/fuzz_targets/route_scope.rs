@@ -258,8 +258,9 @@ fn decoded(path: &str) -> Option<String> {
 }
 
 fn is_open(path: &str) -> bool {
-    ["/healthz", "/readyz", "/docs"].contains(&path)
+    ["/healthz", "/readyz", "/docs", "/console", "/v1/session"].contains(&path)
         || path.starts_with("/docs/")
+        || path.starts_with("/console/")
         || path.starts_with("/openapi/")
 }
 
