@@ -237,7 +237,7 @@ async function datasetPage(name) {
 
   const drawImports = async () => {
     const list = (await api(`${base}/imports?limit=10`)).body.imports;
-    unfinished = list.some((i) => i.status === 'queued' || i.status === 'processing');
+    unfinished = list.some((i) => i.status === 'received' || i.status === 'processing');
     imports.replaceChildren(importTable(name, list, current.contract));
   };
   const drawSummary = async () => {
@@ -478,7 +478,7 @@ async function importsPage(pageNumber = '1') {
     n > 1 ? h('a', { href: `#/imports/${n - 1}` }, 'Newer') : null,
     all.length > n * PAGE ? h('a', { href: `#/imports/${n + 1}` }, 'Older') : null);
   main().replaceChildren(h('h1', {}, 'Imports'), h('div', { class: 'card' }, table, nav));
-  const unfinished = () => shown.some((i) => i.status === 'queued' || i.status === 'processing');
+  const unfinished = () => shown.some((i) => i.status === 'received' || i.status === 'processing');
   let newest = all[0]?.id;
   every(async () => {
     const latest = await Promise.all(datasets.map(async (d) =>

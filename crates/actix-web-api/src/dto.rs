@@ -469,7 +469,7 @@ pub struct DeletedRecordResponse {
     /// The state the record had when the deletion was asked.
     pub record: RecordResponse,
     /// The deletion, an import of the dataset: `completed` once applied (its report
-    /// counts `deleted`), `queued` when the answer came before a worker applied it.
+    /// counts `deleted`), `received` or `processing` when the answer came first.
     pub import: ImportResponse,
 }
 

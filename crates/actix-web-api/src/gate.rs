@@ -44,7 +44,7 @@ fn rate_headers(headers: &mut HeaderMap, d: &RateDecision) {
 }
 
 /// The key a caller's bucket is kept under.
-fn rate_key(caller: &Caller, req: &ServiceRequest) -> String {
+pub(crate) fn rate_key(caller: &Caller, req: &actix_web::HttpRequest) -> String {
     match caller {
         Caller::Token(token) => format!("token:{}", token.name),
         Caller::Anyone | Caller::Unknown => {
@@ -107,7 +107,10 @@ pub(crate) async fn gate(
     }
     let mut rate = None;
     if let (Some(limiter), Some(limit)) = (&state.rate_limiter, state.settings.rate_limit) {
-        match limiter.acquire(&rate_key(&caller, &req), limit).await {
+        match limiter
+            .acquire(&rate_key(&caller, req.request()), limit)
+            .await
+        {
             Ok(decision) => rate = Some(decision),
             // Never refuse a request because the limiter failed.
             Err(e) => tracing::warn!(error.message = %e, "rate limiter failed; request allowed"),

@@ -350,37 +350,47 @@ impl PgImportWriter {
     }
 
     /// Deletes the keys' latest states (ADR 40). Each key whose row this statement
-    /// deleted gets a `deleted` history entry with the state the deletion saw, a
-    /// `record.deleted` event, and its pending callback cancelled; it leaves the
-    /// dataset's count.
+    /// deleted gets a `deleted` history entry with the state the row held (an import
+    /// writing beside this one may have changed it since it was loaded), a
+    /// `record.deleted` event with that state, and its pending callback cancelled; it
+    /// leaves the dataset's count.
     async fn write_deletions(&mut self, deletions: &[&Change]) -> Result<(), sqlx::Error> {
         let keys: Vec<String> = deletions.iter().map(|c| c.record.key.canonical()).collect();
-        let gone: Vec<String> = sqlx::query_scalar(&format!(
-            "DELETE FROM {} WHERE key = ANY($1::text[]) RETURNING key",
+        let gone: Vec<(String, String)> = sqlx::query_as(&format!(
+            "DELETE FROM {} WHERE key = ANY($1::text[]) RETURNING key, record::text",
             self.layout.table
         ))
         .bind(&keys)
         .fetch_all(&mut *self.tx)
         .await?;
-        // An import writing beside this one may have deleted a key first.
-        let gone: std::collections::HashSet<String> = gone.into_iter().collect();
-        let deleted: Vec<(&String, &&Change)> = keys
-            .iter()
-            .zip(deletions)
-            .filter(|(key, _)| gone.contains(*key))
-            .collect();
+        // In the document's order; a key another import deleted first is not here.
+        let mut held: HashMap<String, String> = gone.into_iter().collect();
+        let mut deleted: Vec<(String, String)> = Vec::with_capacity(held.len());
+        for key in keys {
+            if let Some(record) = held.remove(&key) {
+                deleted.push((key, record));
+            }
+        }
         self.added -= i64::try_from(deleted.len()).unwrap_or(i64::MAX);
         let ds = self.dataset.as_str().to_owned();
         let mut events = Fanout::default();
-        for (_, change) in &deleted {
-            if self.audience.wants(EventKind::RecordDeleted) {
-                let (kind, payload) = change_event(&self.dataset, &self.lease.import, change);
+        if self.audience.wants(EventKind::RecordDeleted) {
+            for (_, stored) in &deleted {
+                let record =
+                    Record::from_stored(stored).map_err(|e| sqlx::Error::Decode(e.into()))?;
+                let change = Change {
+                    kind: ChangeKind::Deleted,
+                    record,
+                    location: intake_domain::Location::default(),
+                    callback_after: None,
+                };
+                let (kind, payload) = change_event(&self.dataset, &self.lease.import, &change);
                 events.add(&self.audience, kind, payload.to_string());
             }
         }
-        let (keys, records): (Vec<&str>, Vec<String>) = deleted
+        let (keys, records): (Vec<&str>, Vec<&str>) = deleted
             .iter()
-            .map(|(key, change)| (key.as_str(), change.record.to_stored()))
+            .map(|(key, record)| (key.as_str(), record.as_str()))
             .unzip();
         sqlx::query(
             "INSERT INTO record_history (dataset, key, kind, record, import_id) \

@@ -423,3 +423,67 @@ async fn an_instance_that_never_saw_a_new_column_still_clears_it_on_update() {
     })
     .await;
 }
+
+/// A deletion (ADR 40) writes beside an import of the same dataset: when that import
+/// changes the key after the deletion loaded it, the history entry holds the state the
+/// deletion removed, not the one it loaded (rollups take that state out of its group).
+#[tokio::test]
+async fn a_deletion_records_the_state_it_deleted_not_the_one_it_loaded() {
+    use intake_domain::ImportReport;
+    use intake_domain::merge::{Change, ChangeKind, Verdict};
+    use intake_domain::ports::HistoryPage;
+    let t = support::fresh().await;
+    let store = t.store.clone();
+    guarded(vec![t], async move {
+        let service = service(&store, Duration::from_secs(30));
+        let docs = vec![support::csv("a", 1), b"id,group,value\na0,g5,50\n".to_vec()];
+        receive_all(&store, &service, docs).await;
+        let first = service.claim("w").await.unwrap().unwrap();
+        service.process(&first).await.unwrap();
+        let key = RecordKey::parse("a0", 1).unwrap();
+        let loaded = RecordStore::get(&store, &dataset(), &key).await.unwrap();
+        let asked = service
+            .delete_record(&dataset(), &loaded, "test", None)
+            .await
+            .unwrap();
+        let update = service.claim("w1").await.unwrap().unwrap();
+        let deletion = service.claim("w2").await.unwrap().unwrap();
+        assert_eq!(deletion.import, asked.import.id);
+
+        let mut deleting = store.begin_apply(&deletion).await.unwrap();
+        let (states, _) = deleting
+            .load(std::slice::from_ref(&key), &[])
+            .await
+            .unwrap();
+        assert_eq!(states[&key].measures.get("value"), Some(0.0));
+        // The update commits between the deletion's load and its write.
+        service.process(&update).await.unwrap();
+        let change = Change {
+            kind: ChangeKind::Deleted,
+            record: states[&key].clone(),
+            location: intake_domain::Location::default(),
+            callback_after: None,
+        };
+        deleting.apply(&batch(change)).await.unwrap();
+        deleting
+            .finish(Verdict::Commit, &ImportReport::default())
+            .await
+            .unwrap();
+
+        let history = RecordStore::history(&store, &dataset(), &key, &HistoryPage::ALL)
+            .await
+            .unwrap();
+        let seen: Vec<(Option<f64>, bool)> = history
+            .entries
+            .iter()
+            .map(|e| (e.record.measures.get("value"), e.deleted))
+            .collect();
+        assert_eq!(
+            seen,
+            [(Some(0.0), false), (Some(50.0), false), (Some(50.0), true)],
+            "the deletion took out the update's state"
+        );
+        assert!(RecordStore::get(&store, &dataset(), &key).await.is_err());
+    })
+    .await;
+}

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::{Caller, Scope, identify};
 use crate::dto::SessionResponse;
+use crate::gate::rate_key;
 use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
@@ -62,29 +63,49 @@ fn file(body: &'static str, media_type: &'static str) -> HttpResponse {
 
 /// Who the bearer token belongs to and the scopes it holds (`read`, `write`, `admin`),
 /// so that a client shows only what it may do: no scope for no token or an unknown one
-/// (this route itself needs none), every scope with authentication off.
+/// (this route itself needs none), every scope with authentication off. It counts
+/// against the caller's rate limit like any authenticated route (by token, or by
+/// address for an unknown one), so that guessing tokens here is limited too.
 #[utoipa::path(get, path = "/v1/session", tag = "operations",
     responses(
         (status = 200, description = "The caller and its scopes", body = SessionResponse),
+        (status = 429, description = "The caller's rate limit is spent", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn session(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+pub(crate) async fn session(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let all = [Scope::Read, Scope::Write, Scope::Admin];
-    let (caller, scopes): (Option<String>, Vec<Scope>) =
-        match identify(&state.settings.tokens, &req) {
-            Caller::Anyone => (None, all.to_vec()),
-            Caller::Token(token) => {
-                let scopes = if token.scopes().contains(&Scope::Admin) {
-                    all.to_vec()
-                } else {
-                    token.scopes().to_vec()
-                };
-                (Some(token.name.clone()), scopes)
+    let identified = identify(&state.settings.tokens, &req);
+    if let (Some(limiter), Some(limit)) = (&state.rate_limiter, state.settings.rate_limit) {
+        match limiter.acquire(&rate_key(&identified, &req), limit).await {
+            Ok(d) if !d.allowed => {
+                return Err(ApiError::TooManyRequests(format!(
+                    "the rate limit of {} requests is spent; retry in {} s",
+                    d.limit,
+                    d.retry_after.as_secs().max(1)
+                )));
             }
-            Caller::Unknown => (None, Vec::new()),
-        };
-    HttpResponse::Ok().json(SessionResponse {
+            Ok(_) => {}
+            // Never refuse a request because the limiter failed.
+            Err(e) => tracing::warn!(error.message = %e, "rate limiter failed; request allowed"),
+        }
+    }
+    let (caller, scopes): (Option<String>, Vec<Scope>) = match identified {
+        Caller::Anyone => (None, all.to_vec()),
+        Caller::Token(token) => {
+            let scopes = if token.scopes().contains(&Scope::Admin) {
+                all.to_vec()
+            } else {
+                token.scopes().to_vec()
+            };
+            (Some(token.name.clone()), scopes)
+        }
+        Caller::Unknown => (None, Vec::new()),
+    };
+    Ok(HttpResponse::Ok().json(SessionResponse {
         caller,
         scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
         authentication: !state.settings.tokens.is_empty(),
-    })
+    }))
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
+use intake_domain::ImportStatus;
 use intake_domain::ports::{HistoryPage, RecordFilter, RecordOrder, RecordQuery};
 
 use super::{dataset_name, page};
@@ -195,8 +196,9 @@ pub(crate) async fn get_record(
 /// the latest state, appends a `deleted` entry to its history (the state it had),
 /// emits `record.deleted` to subscribers and cancels the record's pending callback,
 /// all in one transaction. The answer waits for it as `?wait=true` waits for an
-/// import. The same `Idempotency-Key`, or a retry before anything changed the record,
-/// gives the same deletion back.
+/// import. Each request is a deletion of its own: once one is applied the record is
+/// gone and a retry answers `404`; the same `Idempotency-Key` while the record still
+/// exists gives the first deletion back.
 #[utoipa::path(delete, path = "/v1/datasets/{dataset}/records/{key}", tag = "records",
     params(("dataset" = String, Path, pattern = r"^[a-z][a-z0-9_-]{0,62}$", description = "The dataset's name"),
            ("key" = String, Path, description = "The canonical key, URL-encoded as one segment (`9863%2F002299`)"),
@@ -207,7 +209,7 @@ pub(crate) async fn get_record(
             headers(("Location" = String, description = "The deletion's import"))),
         (status = 400, description = "Malformed name, key or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such dataset or record", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Too many uploads at once; retry shortly", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The Idempotency-Key was first sent with an import that is not a deletion", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn delete_record(
     state: web::Data<ApiState>,
@@ -221,11 +223,24 @@ pub(crate) async fn delete_record(
         .imports
         .delete_record(&name, &record, "api", key)
         .await?;
+    if received.import.import.content_type != intake_domain::ingest::DELETIONS_MEDIA_TYPE {
+        return Err(ApiError::Conflict(format!(
+            "this Idempotency-Key was first sent with import {}, which is not a deletion",
+            received.import.id
+        )));
+    }
     let import = super::imports::wait_for(&state, received.import).await;
-    let mut builder = if import.status.is_finished() {
-        HttpResponse::Ok()
-    } else {
-        HttpResponse::Accepted()
+    let mut builder = match import.status {
+        ImportStatus::Completed => HttpResponse::Ok(),
+        ImportStatus::Failed => {
+            let why = import.report.as_ref().and_then(|r| r.errors.first());
+            return Err(ApiError::unexpected(anyhow::anyhow!(
+                "the deletion {} failed: {}",
+                import.id,
+                why.map_or("no reason given", |e| e.message.as_str())
+            )));
+        }
+        _ => HttpResponse::Accepted(),
     };
     Ok(builder
         .insert_header((

@@ -180,6 +180,10 @@ pub async fn rate_limits_answer_429_per_caller(db: Db) {
         call(&app, "GET", "/v1/datasets", Some("guess"))
             .await
             .problem(429, "too_many_requests");
+        // Nor is asking the console's session route whether a guess is a token.
+        call(&app, "GET", "/v1/session", Some("another-guess"))
+            .await
+            .problem(429, "too_many_requests");
         let health = call(&app, "GET", "/healthz", None).await;
         assert_eq!(health.status, 200, "health is never limited");
         assert!(health.header("ratelimit-limit").is_none());

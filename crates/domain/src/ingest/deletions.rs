@@ -1,8 +1,7 @@
 //! Deleting records (ADR 40). A deletion is a small JSON document in the vault,
-//! `{"delete": [{"key": "9863/002299", "import": "…", "updated_at": "…"}]}`, naming
-//! each key and the state it had when the deletion was asked (so that asking twice to
-//! delete the same state is the same document, and deleting a key created again is
-//! another). A worker applies it like any import, in one unit of work: each key that
+//! `{"delete": [{"key": "9863/002299", "import": "…", "updated_at": "…"}],
+//! "requested_at": "…"}`, naming each key, the state it had when the deletion was
+//! asked, and when. A worker applies it like any import, in one unit of work: each key that
 //! has a record loses it, with a `deleted` history entry holding the state it had, a
 //! `record.deleted` event and its pending callback cancelled. A key with no record
 //! by then changes nothing (`unchanged`); the state named is a record of what was
@@ -35,6 +34,10 @@ const MAX_BYTES: usize = 16 << 20;
 #[derive(Serialize, Deserialize)]
 struct Document {
     delete: Vec<Deletion>,
+    /// When it was asked: two requests are two documents, so a deletion that failed
+    /// never stands in for a later one (the vault keeps the first of identical ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requested_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,9 +52,10 @@ struct Deletion {
     updated_at: Option<DateTime<Utc>>,
 }
 
-/// The deletion document of these states.
-pub(super) fn document(states: &[StoredRecord]) -> Vec<u8> {
+/// The deletion document of these states, asked at `at`.
+pub(super) fn document(states: &[StoredRecord], at: DateTime<Utc>) -> Vec<u8> {
     let document = Document {
+        requested_at: Some(at),
         delete: states
             .iter()
             .map(|s| Deletion {

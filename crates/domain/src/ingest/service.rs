@@ -321,7 +321,8 @@ impl ImportService {
     /// and queues it like any import, so that the deletion is in the vault, in the
     /// dataset's imports, replayed by a reprocess, and applied by a worker with its
     /// history entry, `record.deleted` event and cancelled callback in one unit of
-    /// work. Asking again to delete the same state gives the first import back.
+    /// work. Each call is a document of its own; the same idempotency key gives the
+    /// first import back.
     ///
     /// # Errors
     /// As [`ImportService::receive`].
@@ -345,7 +346,8 @@ impl ImportService {
             source: source.to_owned(),
             idempotency_key,
         };
-        let body = super::deletions::document(std::slice::from_ref(record));
+        let at = self.ports.clock.now();
+        let body = super::deletions::document(std::slice::from_ref(record), at);
         self.store(
             &new,
             futures_lite::stream::once(Ok::<_, ReceiveError>(body)),
