@@ -320,6 +320,34 @@ async fn a_record_is_deleted_through_an_import_that_history_and_the_import_list_
     }
     assert_eq!(back.status, 200, "{}", back.body);
     assert_eq!(back.body["attributes"], record.body["attributes"]);
+    // An Idempotency-Key first sent with an upload names no deletion: refused.
+    let reused = app
+        .client
+        .post(app.url("/v1/datasets/customers/imports?wait=true"))
+        .insert_header(("Content-Type", "text/csv"))
+        .insert_header(("Idempotency-Key", "shared-key"))
+        .send_body("id,first_name,last_name,email,phone\nc-900,A,B,a@example.com,\n")
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 200);
+    let refused = app
+        .client
+        .delete(app.url("/v1/datasets/customers/records/c-002"))
+        .insert_header(("Idempotency-Key", "shared-key"))
+        .send()
+        .await
+        .unwrap();
+    let refused = TestApp::answer(refused).await;
+    let problem = refused.problem(409, "conflict");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a deletion"),
+        "{problem}"
+    );
+    let kept = app.get("/v1/datasets/customers/records/c-002").await;
+    assert_eq!(kept.status, 200, "nothing deleted: {}", kept.body);
 }
 
 async fn a_dataset_is_deleted_and_its_documents_kept_until_purged(app: &TestApp) {
