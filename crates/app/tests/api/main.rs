@@ -942,14 +942,6 @@ async fn records_are_filtered_by_several_values_any_field_and_time(app: &TestApp
         .import("customers", "text/csv", example("data", "customers.csv"))
         .await;
     assert_eq!(done.body["status"], "completed", "{}", done.body);
-    let keys = |answer: &Answer, list: &str| -> Vec<String> {
-        answer.body[list]
-            .as_array()
-            .unwrap_or_else(|| panic!("{}", answer.body))
-            .iter()
-            .map(|r| r["key"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let two = app
         .get("/v1/datasets/customers/records?first_name=Ada&first_name=Charles&limit=1")
         .await;
@@ -1053,19 +1045,11 @@ async fn records_are_sorted_by_a_measure(app: &TestApp) {
         })
         .collect();
     expected.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let keys = |answer: &Answer| -> Vec<String> {
-        answer.body["records"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{}", answer.body))
-            .iter()
-            .map(|r| r["key"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let top = app
         .get("/v1/datasets/exam-results/records?sort=-percent&limit=5&offset=2")
         .await;
     let wanted: Vec<String> = expected[2..7].iter().map(|e| e.1.clone()).collect();
-    assert_eq!(keys(&top), wanted);
+    assert_eq!(keys(&top, "records"), wanted);
     assert_eq!(top.body["total"], 81);
     let lowest = app
         .get("/v1/datasets/exam-results/records?sort=percent&limit=1")
@@ -1077,7 +1061,7 @@ async fn records_are_sorted_by_a_measure(app: &TestApp) {
         .map(|e| &e.1)
         .min()
         .unwrap();
-    assert_eq!(&keys(&lowest), std::slice::from_ref(first));
+    assert_eq!(&keys(&lowest, "records"), std::slice::from_ref(first));
     // A field filter checked outside the database sorts the same way.
     let name = &expected[0].2;
     let theirs: Vec<String> = expected
@@ -1091,7 +1075,7 @@ async fn records_are_sorted_by_a_measure(app: &TestApp) {
             name.replace(' ', "%20")
         ))
         .await;
-    assert_eq!(keys(&filtered), theirs);
+    assert_eq!(keys(&filtered, "records"), theirs);
 
     let unknown = app
         .get("/v1/datasets/exam-results/records?sort=-grade")
@@ -1244,4 +1228,14 @@ async fn operations_endpoints_report_health_metrics_and_the_api(app: &TestApp) {
     );
     let asset = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(asset.status, 200, "assets are served from the binary");
+}
+
+/// The `key` of each item of the answer's `list` (`records`, `items`), in order.
+fn keys(answer: &Answer, list: &str) -> Vec<String> {
+    answer.body[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", answer.body))
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_owned())
+        .collect()
 }
