@@ -17,7 +17,7 @@ use sqlx::SqliteConnection;
 
 use crate::deliveries::audience;
 use crate::writer::Fanout;
-use crate::{SqliteStore, is_busy, parse_ts, ts, unexpected};
+use crate::{SqliteStore, lock_timed_out, parse_ts, ts, unexpected};
 
 /// JSON text of `rows`, for `json_each`.
 fn json_rows(rows: &[serde_json::Value]) -> String {
@@ -32,9 +32,9 @@ impl CallbackTimers for SqliteStore {
         limit: u32,
     ) -> Result<CallbackFiring, DeliveryError> {
         let at = ts(now);
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+        let mut tx = match self.writes.begin_with("BEGIN IMMEDIATE").await {
             // An import holds the single write lock: nothing can be fired now.
-            Err(e) if is_busy(&e) => return Ok(CallbackFiring::Idle(None)),
+            Err(e) if lock_timed_out(&e) => return Ok(CallbackFiring::Idle(None)),
             other => other.map_err(unexpected("firing callbacks"))?,
         };
         let rows: Vec<(i64, String, String, Option<i64>, String, String)> = sqlx::query_as(
@@ -183,7 +183,7 @@ impl CallbackTimers for SqliteStore {
         )
         .bind(ts(before))
         .bind(i64::from(limit))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("pruning settled callbacks"))?;
         Ok(pruned.rows_affected())

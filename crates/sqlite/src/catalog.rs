@@ -17,7 +17,7 @@ impl DatasetStore for SqliteStore {
     ) -> Result<Dataset, CatalogError> {
         let created = ts(now());
         let mut tx = self
-            .pool
+            .writes
             .begin()
             .await
             .map_err(unexpected("creating a dataset"))?;
@@ -88,7 +88,7 @@ impl DatasetStore for SqliteStore {
     ) -> Result<DeletedDataset, CatalogError> {
         const DOING: &str = "deleting a dataset";
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected(DOING))?;
@@ -167,7 +167,7 @@ impl ContractStore for SqliteStore {
         contract: &Contract,
     ) -> Result<PublishedContract, CatalogError> {
         let mut tx = self
-            .pool
+            .writes
             .begin()
             .await
             .map_err(unexpected("publishing a contract"))?;

@@ -19,7 +19,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, SqliteConnection};
 
 use crate::queue::expiry;
-use crate::{SqliteStore, is_busy, new_id, now, parse_ts, ts, unexpected};
+use crate::{SqliteStore, lock_timed_out, new_id, now, parse_ts, ts, unexpected};
 
 const SUBSCRIPTION: &str = "id, dataset, url, events, secret, status, created_at";
 
@@ -77,7 +77,7 @@ impl SubscriptionStore for SqliteStore {
         .bind(&new.secret)
         .bind(ts(now()))
         .bind(new.dataset.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await
         .map_err(unexpected("creating a subscription"))?;
         Ok(subscription(&row.ok_or(DeliveryError::UnknownDataset)?)?)
@@ -111,7 +111,7 @@ impl SubscriptionStore for SqliteStore {
 
     async fn delete(&self, dataset: &DatasetName, id: &str) -> Result<(), DeliveryError> {
         let mut tx = self
-            .pool
+            .writes
             .begin()
             .await
             .map_err(unexpected("deleting a subscription"))?;
@@ -195,7 +195,7 @@ impl SubscriptionStore for SqliteStore {
         .bind(change.secret.as_deref())
         .bind(dataset.as_str())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await
         .map_err(unexpected("changing a subscription"))?;
         Ok(subscription(&row.ok_or(DeliveryError::NotFound)?)?)
@@ -210,7 +210,7 @@ impl SubscriptionStore for SqliteStore {
              WHERE status = 'active' AND failing_since < ? RETURNING {SUBSCRIPTION}"
         ))
         .bind(ts(since))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writes)
         .await
         .map_err(unexpected("disabling failing subscriptions"))?;
         Ok(rows
@@ -239,9 +239,9 @@ impl DeliveryQueue for SqliteStore {
         limits: &ClaimLimits,
     ) -> Result<DeliveryClaim, DeliveryError> {
         let token = new_id();
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+        let mut tx = match self.writes.begin_with("BEGIN IMMEDIATE").await {
             // An import holds the single write lock: nothing can be claimed now.
-            Err(e) if is_busy(&e) => return Ok(DeliveryClaim::Idle(None)),
+            Err(e) if lock_timed_out(&e) => return Ok(DeliveryClaim::Idle(None)),
             other => other.map_err(unexpected("claiming deliveries"))?,
         };
         // Subscriptions in a random order, so a batch full of the first ones never
@@ -341,7 +341,7 @@ impl DeliveryQueue for SqliteStore {
             ]
         }));
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected("recording deliveries"))?;
@@ -388,7 +388,7 @@ impl DeliveryQueue for SqliteStore {
     ) -> Result<(), DeliveryError> {
         let at = ts(now());
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected("recording a failed delivery"))?;
@@ -436,7 +436,7 @@ impl DeliveryQueue for SqliteStore {
         .bind(&delivery.subscription)
         .bind(&delivery.event.id)
         .bind(&delivery.token)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("releasing a delivery"))?;
         match released.rows_affected() {
@@ -496,7 +496,7 @@ impl DeliveryQueue for SqliteStore {
         .bind(which)
         .bind(event)
         .bind(since.map(ts))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("replaying deliveries"))?;
         Ok(replayed.rows_affected())
@@ -506,7 +506,7 @@ impl DeliveryQueue for SqliteStore {
     /// a round with nothing to prune reads a row or two.
     async fn prune(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, DeliveryError> {
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected("pruning delivered events"))?;

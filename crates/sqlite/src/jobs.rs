@@ -116,7 +116,7 @@ impl SqliteStore {
         .bind(&job.lease_token)
         .bind(ts(now()))
         .bind(text)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected(doing))?;
         if ended.rows_affected() == 0 {
@@ -143,7 +143,7 @@ impl JobStore for SqliteStore {
         .bind(&job.kind)
         .bind(job.params.to_string())
         .bind(at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await;
         self.job_row(row, "creating a job").await
     }
@@ -209,7 +209,7 @@ impl JobStore for SqliteStore {
         .bind(&token)
         .bind(ts(lease_end(lease)))
         .bind(at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await
         .map_err(unexpected("claiming a job"))?;
         let Some(row) = row else { return Ok(None) };
@@ -238,7 +238,7 @@ impl JobStore for SqliteStore {
         keep: u32,
     ) -> Result<Directive, JobError> {
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected("saving a job's progress"))?;
@@ -311,7 +311,7 @@ impl JobStore for SqliteStore {
         .bind(status)
         .bind(i64_of(done))
         .bind(error)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("finishing a job"))?;
         if ended.rows_affected() == 0 {
@@ -384,7 +384,7 @@ impl JobStore for SqliteStore {
         .bind(to)
         .bind(at)
         .bind(current.status.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await;
         match self.job_row(row, "changing a job").await {
             // It changed meanwhile (a worker finished it): answer as it is now.
@@ -397,7 +397,7 @@ impl JobStore for SqliteStore {
 
     async fn restart(&self, dataset: &DatasetName, id: &str, n: u32) -> Result<JobView, JobError> {
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected("restarting a job"))?;
@@ -512,7 +512,7 @@ impl RollupStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected("saving rollup points"))?;

@@ -3,8 +3,11 @@
 //! One [`SqliteStore`] implements the dataset and contract stores, the raw vault, the
 //! import queue and the record store over one database file in WAL mode. SQLite has
 //! one writer at a time: an import's unit of work holds the write lock from
-//! `begin_apply` to `finish`, so imports are applied one after another while readers
-//! carry on. Migrations are in `migrations/sqlite` ([`MIGRATOR`]).
+//! its first batch to `finish`, so imports are applied one after another while readers
+//! carry on. Every write of the process goes through one pooled connection (ADR 42),
+//! so writers queue in the pool, woken in turn, instead of each holding a connection
+//! while SQLite's busy handler sleeps and retries. Migrations are in
+//! `migrations/sqlite` ([`MIGRATOR`]).
 
 mod analytics;
 mod backup;
@@ -80,7 +83,14 @@ pub struct Probe {
 /// The storage ports over one SQLite database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Connections for reading.
     pool: SqlitePool,
+    /// The one connection every write of this process takes (ADR 42). A writer waits
+    /// here, holding no connection, until the one before it commits: the reading pool
+    /// stays free for the readers a writer itself needs (an import reads its document's
+    /// chunks while it holds the write lock). Other processes on the same file are still
+    /// kept apart by SQLite's lock and busy timeout.
+    writes: SqlitePool,
     /// The database file's lock, held shared while this store lives, so a restore
     /// knows the file is in use.
     _lock: Option<Arc<std::fs::File>>,
@@ -127,7 +137,18 @@ impl SqliteStore {
                 opened => break opened.with_context(|| format!("opening {}", settings.url))?,
             }
         };
-        Ok(Self { pool, _lock: lock })
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            // Waiting for the writer before this one is waiting for SQLite's lock.
+            .acquire_timeout(settings.busy_timeout)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening {} for writing", settings.url))?;
+        Ok(Self {
+            pool,
+            writes,
+            _lock: lock,
+        })
     }
 
     /// Looks at the database without changing anything (`intake check`): whether its
@@ -175,6 +196,7 @@ impl SqliteStore {
 
     /// Closes every connection; the store is unusable afterwards.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
@@ -189,7 +211,7 @@ impl SqliteStore {
             .run(&self.pool)
             .await
             .context("migrating the SQLite database")?;
-        let swept = vault::sweep_abandoned_uploads(&self.pool, ABANDONED_AFTER).await?;
+        let swept = vault::sweep_abandoned_uploads(&self.writes, ABANDONED_AFTER).await?;
         if swept > 0 {
             tracing::info!(
                 uploads = swept,
@@ -206,7 +228,7 @@ impl SqliteStore {
     /// # Errors
     /// When the database fails.
     pub async fn sweep_abandoned_uploads(&self, older_than: Duration) -> anyhow::Result<u64> {
-        vault::sweep_abandoned_uploads(&self.pool, older_than).await
+        vault::sweep_abandoned_uploads(&self.writes, older_than).await
     }
 
     /// Whether the database answers.
@@ -292,6 +314,12 @@ fn unexpected(doing: &'static str) -> impl FnOnce(sqlx::Error) -> anyhow::Error 
             anyhow::Error::new(e).context(doing)
         }
     }
+}
+
+/// The write lock not had within the busy timeout: SQLite's lock held by another
+/// process ([`is_busy`]), or this process's writing connection by another writer.
+pub(crate) fn lock_timed_out(e: &sqlx::Error) -> bool {
+    is_busy(e) || matches!(e, sqlx::Error::PoolTimedOut)
 }
 
 /// SQLite's "database is locked" (`SQLITE_BUSY`, primary code 5).

@@ -36,12 +36,12 @@ impl PauseStore for SqliteStore {
             )
             .bind(kind.as_str())
             .bind(ts(at))
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await
         } else {
             sqlx::query("DELETE FROM worker_pauses WHERE kind = ?")
                 .bind(kind.as_str())
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await
         }
         .map_err(unexpected("pausing or resuming a kind of work"))?;

@@ -10,7 +10,7 @@ use intake_domain::{ContractVersion, ImportId};
 use crate::rebuild::NOT_REPROCESSING;
 use crate::rows::{IMPORT_COLUMNS, import_row};
 use crate::vault::get;
-use crate::{SqliteStore, is_busy, new_id, now, ts, unexpected};
+use crate::{SqliteStore, lock_timed_out, new_id, now, ts, unexpected};
 
 pub(crate) fn expiry(from: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     from + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
@@ -33,12 +33,12 @@ impl ImportQueue for SqliteStore {
         .bind(&token)
         .bind(ts(expires_at))
         .bind(ts(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await;
         let claimed = match claimed {
             // Another import holds the single write lock for longer than the busy
             // timeout: nothing can be claimed now, which is not an error.
-            Err(e) if is_busy(&e) => {
+            Err(e) if lock_timed_out(&e) => {
                 tracing::debug!("the database is busy with another import; nothing claimed");
                 return Ok(None);
             }
@@ -65,7 +65,7 @@ impl ImportQueue for SqliteStore {
         .bind(ts(expires_at))
         .bind(lease.import.as_str())
         .bind(&lease.token)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("renewing a lease"))?;
         if renewed.rows_affected() == 0 {
@@ -85,7 +85,7 @@ impl ImportQueue for SqliteStore {
         )
         .bind(lease.import.as_str())
         .bind(&lease.token)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("releasing an import"))?;
         match released.rows_affected() {
@@ -115,7 +115,7 @@ impl ImportQueue for SqliteStore {
         .bind(ts(at - chrono::Duration::seconds(1)))
         .bind(worker)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("expiring leases"))?;
         Ok(expired.rows_affected())
@@ -146,7 +146,7 @@ impl ImportQueue for SqliteStore {
         ))
         .bind(i64::from(contract.get()))
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await
         .map_err(unexpected("requeueing an import"))?;
         if let Some(row) = requeued {

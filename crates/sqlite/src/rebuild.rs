@@ -7,7 +7,7 @@ use intake_domain::ports::{Lease, RebuildError, RebuildStore};
 use intake_domain::{ContractVersion, DatasetName, ImportId};
 
 use crate::queue::expiry;
-use crate::{SqliteStore, is_busy, new_id, now, ts, unexpected};
+use crate::{SqliteStore, lock_timed_out, new_id, now, ts, unexpected};
 
 /// Imports of a dataset whose reprocess job has not ended are the job's alone: the
 /// import queue's claim leaves them (`i` is the import row).
@@ -17,7 +17,7 @@ pub(crate) const NOT_REPROCESSING: &str = "NOT EXISTS (SELECT 1 FROM jobs j \
 
 fn busy_or(doing: &'static str) -> impl FnOnce(sqlx::Error) -> RebuildError {
     move |e| {
-        if is_busy(&e) {
+        if lock_timed_out(&e) {
             RebuildError::Busy
         } else {
             RebuildError::Unexpected(unexpected(doing)(e))
@@ -35,7 +35,7 @@ impl RebuildStore for SqliteStore {
     ) -> Result<u64, RebuildError> {
         const DOING: &str = "clearing a dataset for a reprocess";
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(busy_or(DOING))?;
@@ -111,7 +111,7 @@ impl RebuildStore for SqliteStore {
         .bind(ts(expires_at))
         .bind(job)
         .bind(ts(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await
         .map_err(busy_or(DOING))?;
         let Some((id, attempt)) = claimed else {

@@ -9,7 +9,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
 use crate::rows::json;
-use crate::writer::SqliteImportWriter;
+use crate::writer::LazyImportWriter;
 use crate::{SqliteStore, from_micros, unexpected};
 
 /// The columns [`stored`] reads, from `record_history h` joined to `imports i`.
@@ -75,9 +75,20 @@ pub(crate) fn member(name: &str, compact: &str, serde: &str) -> (String, String)
 #[async_trait::async_trait]
 impl RecordStore for SqliteStore {
     async fn begin_apply(&self, lease: &Lease) -> Result<Box<dyn ImportWriter>, StoreError> {
-        Ok(Box::new(
-            SqliteImportWriter::begin(&self.pool, lease).await?,
-        ))
+        // A lease already lost is refused at once; the transaction checks it again
+        // when it opens (it is the one that counts).
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM imports WHERE id = ? AND lease_token = ? AND status = 'processing'",
+        )
+        .bind(lease.import.as_str())
+        .bind(&lease.token)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unexpected("checking an import's lease"))?;
+        if held.is_none() {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(Box::new(LazyImportWriter::new(&self.writes, lease)))
     }
 
     async fn get(

@@ -98,7 +98,7 @@ impl SourceStore for SqliteStore {
         .bind(spec.paused)
         .bind(ts(first_run))
         .bind(ts(now()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await;
         match created {
             Ok(Some(row)) => Ok(source_row(&row)?),
@@ -150,7 +150,7 @@ impl SourceStore for SqliteStore {
         .bind(spec_json(spec)?)
         .bind(spec.paused)
         .bind(restart)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await;
         self.source_or_not_found(row, "changing a source").await
     }
@@ -159,7 +159,7 @@ impl SourceStore for SqliteStore {
         let deleted = sqlx::query("DELETE FROM sources WHERE dataset = ?1 AND name = ?2")
             .bind(dataset.as_str())
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await
             .map_err(unexpected("deleting a source"))?;
         if deleted.rows_affected() == 0 {
@@ -189,7 +189,7 @@ impl SourceStore for SqliteStore {
         .bind(dataset.as_str())
         .bind(name)
         .bind(ts(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await;
         self.source_or_not_found(row, "scheduling a source").await
     }
@@ -213,7 +213,7 @@ impl SourceStore for SqliteStore {
         .bind(worker)
         .bind(&token)
         .bind(ts(lease_end(now, lease)))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writes)
         .await;
         let row = match claimed {
             // An import holds the single write lock: nothing can be claimed now.
@@ -248,7 +248,7 @@ impl SourceStore for SqliteStore {
         progress: &Progress,
     ) -> Result<Option<PageSaved>, SourceStoreError> {
         let mut tx = self
-            .pool
+            .writes
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unexpected("saving a page"))?;
@@ -362,7 +362,7 @@ impl SourceStore for SqliteStore {
         .bind(reason)
         .bind(ts(retry_at))
         .bind(degraded)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("recording a source's failure"))?;
         if failed.rows_affected() == 0 {
@@ -379,7 +379,7 @@ impl SourceStore for SqliteStore {
         .bind(lease.source.dataset.as_str())
         .bind(&lease.source.spec.name)
         .bind(&lease.token)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(unexpected("releasing a source"))?;
         if released.rows_affected() == 0 {

@@ -16,6 +16,8 @@ const CHUNK: usize = 256 * 1024;
 
 struct SqliteVaultWriter {
     pool: SqlitePool,
+    /// The store's one writing connection (see [`SqliteStore`]).
+    writes: SqlitePool,
     id: String,
     import: NewImport,
     buffer: Vec<u8>,
@@ -34,7 +36,7 @@ impl SqliteVaultWriter {
             .bind(&self.id)
             .bind(self.chunks)
             .bind(&self.buffer)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await
             .map_err(unexpected("writing a vault chunk"))?;
         self.chunks += 1;
@@ -75,7 +77,7 @@ impl VaultWriter for SqliteVaultWriter {
         .bind(i64::try_from(self.size).unwrap_or(i64::MAX))
         .bind(sha256)
         .bind(ts(now()))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await;
         match inserted {
             Ok(_) => {
@@ -98,7 +100,7 @@ impl Drop for SqliteVaultWriter {
         if self.committed || self.committing || self.chunks == 0 {
             return;
         }
-        let (pool, id) = (self.pool.clone(), self.id.clone());
+        let (pool, id) = (self.writes.clone(), self.id.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let deleted = sqlx::query("DELETE FROM vault_chunks WHERE import_id = ?")
@@ -178,6 +180,7 @@ impl ImportVault for SqliteStore {
         }
         Ok(Box::new(SqliteVaultWriter {
             pool: self.pool.clone(),
+            writes: self.writes.clone(),
             id: new_id(),
             import: import.clone(),
             buffer: Vec::with_capacity(CHUNK),

@@ -1,5 +1,5 @@
-//! An import's unit of work: one SQLite transaction, holding the write lock from
-//! `begin_apply` to `finish`.
+//! An import's unit of work: one SQLite transaction, holding the write lock from its
+//! first use (the first batch's load) to `finish`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -626,5 +626,67 @@ impl ImportWriter for SqliteImportWriter {
             revision,
             cancelled,
         })
+    }
+}
+
+/// An import's unit of work as `begin_apply` gives it: its transaction, and with it
+/// the write lock, opens at its first use. The first batch of a document is decoded,
+/// mapped and merged before the store is asked for its keys' state, so that work runs
+/// while another writer (the import before, a source saving a page) holds the lock,
+/// not while it waits for this one.
+pub(crate) struct LazyImportWriter {
+    pool: SqlitePool,
+    lease: Lease,
+    open: Option<SqliteImportWriter>,
+}
+
+impl LazyImportWriter {
+    pub(crate) fn new(pool: &SqlitePool, lease: &Lease) -> Self {
+        Self {
+            pool: pool.clone(),
+            lease: lease.clone(),
+            open: None,
+        }
+    }
+
+    /// The transaction, taken out, opened now if it is not yet.
+    async fn take(&mut self) -> Result<SqliteImportWriter, StoreError> {
+        match self.open.take() {
+            Some(writer) => Ok(writer),
+            None => SqliteImportWriter::begin(&self.pool, &self.lease).await,
+        }
+    }
+
+    /// The transaction, opened now if it is not yet.
+    async fn open(&mut self) -> Result<&mut SqliteImportWriter, StoreError> {
+        let writer = self.take().await?;
+        Ok(self.open.insert(writer))
+    }
+}
+
+#[async_trait::async_trait]
+impl ImportWriter for LazyImportWriter {
+    async fn load(
+        &mut self,
+        keys: &[RecordKey],
+        identities: &[String],
+    ) -> Result<(HashMap<RecordKey, Record>, IdentityMap), StoreError> {
+        self.open().await?.load(keys, identities).await
+    }
+
+    async fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        self.open().await?.apply(batch).await
+    }
+
+    async fn renew(&mut self, by: Duration) -> Result<DateTime<Utc>, StoreError> {
+        self.open().await?.renew(by).await
+    }
+
+    async fn finish(
+        mut self: Box<Self>,
+        verdict: Verdict,
+        report: &ImportReport,
+    ) -> Result<Finished, StoreError> {
+        Box::new(self.take().await?).finish(verdict, report).await
     }
 }
