@@ -102,6 +102,7 @@ fn decoders(c: &mut Criterion) {
             "xml",
             DocumentFormat::Xml {
                 records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
+                members: None,
             },
             markr_xml(0),
         ),
@@ -109,7 +110,19 @@ fn decoders(c: &mut Criterion) {
             "xml_answers",
             DocumentFormat::Xml {
                 records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
+                members: None,
             },
+            markr_xml(20),
+        ),
+        (
+            // The same, keeping what the Markr contract reads (its compiled format).
+            "xml_answers_contract",
+            Contract::parse(include_str!(
+                "../../../examples/contracts/exam-results.json"
+            ))
+            .expect("the Markr contract")
+            .format()
+            .clone(),
             markr_xml(20),
         ),
         (

@@ -64,9 +64,10 @@ impl Codecs {
         let mut input = BufReader::with_capacity(64 * 1024, input);
         skip_byte_order_mark(&mut input);
         match format {
-            DocumentFormat::Xml { records } => Box::new(xml::XmlRecords::new(
+            DocumentFormat::Xml { records, members } => Box::new(xml::XmlRecords::new(
                 input,
                 records.clone(),
+                members.clone(),
                 self.max_record_bytes,
             )),
             DocumentFormat::Csv { delimiter, quote } => Box::new(csv::CsvRecords::new(

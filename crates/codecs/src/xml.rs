@@ -3,7 +3,12 @@
 //! list, text-only children become their text), own text as `#text`. The root element
 //! must be the path's first element: a document with another root is invalid, not
 //! empty. XML has no way to resynchronise after a syntax error, so those are fatal.
+//!
+//! Given the members a contract reads, a record's other children are parsed (the
+//! document must still be well formed) but not built, and its other attributes are
+//! dropped; what is not built does not count towards the record's size limit.
 
+use std::collections::BTreeSet;
 use std::io::BufRead;
 
 use intake_domain::{DecodeError, Location, RawRecord};
@@ -19,6 +24,10 @@ pub(crate) struct XmlRecords<R> {
     reader: Reader<LineCounter<R>>,
     buf: Vec<u8>,
     records_path: Vec<String>,
+    /// The record's children and attributes to keep; `None`: all.
+    members: Option<BTreeSet<String>>,
+    /// How many elements deep the decoder is inside a child it does not keep.
+    skipping: usize,
     stack: Vec<String>,
     record: Option<Builder>,
     is_root_seen: bool,
@@ -78,13 +87,20 @@ type Item = Result<RawRecord, DecodeError>;
 const MAX_DEPTH: usize = 256;
 
 impl<R: BufRead> XmlRecords<R> {
-    pub(crate) fn new(input: R, records_path: Vec<String>, max_bytes: usize) -> Self {
+    pub(crate) fn new(
+        input: R,
+        records_path: Vec<String>,
+        members: Option<BTreeSet<String>>,
+        max_bytes: usize,
+    ) -> Self {
         let mut reader = Reader::from_reader(LineCounter::new(input, max_bytes));
         reader.config_mut().expand_empty_elements = true;
         Self {
             reader,
             buf: Vec::with_capacity(4096),
             records_path,
+            members,
+            skipping: 0,
             stack: Vec::new(),
             record: None,
             is_root_seen: false,
@@ -185,6 +201,10 @@ impl<R: BufRead> XmlRecords<R> {
             );
         }
         self.stack.push(name.clone());
+        if self.skipping > 0 || self.is_unread_child(&name) {
+            self.skipping += 1;
+            return None;
+        }
         if self.record.is_none() && self.stack == self.records_path {
             self.count += 1;
             let mut location = self.location_at(offset);
@@ -199,11 +219,16 @@ impl<R: BufRead> XmlRecords<R> {
         }
         // Attributes outside records are never read, so they cannot spoil anything.
         let max = self.max_bytes;
+        let is_record = self.stack.len() == self.records_path.len();
+        let members = self.members.as_ref().filter(|_| is_record);
         let record = self.record.as_mut()?;
-        let attrs = attributes(tag).unwrap_or_else(|problem| {
+        let mut attrs = attributes(tag).unwrap_or_else(|problem| {
             record.problem.get_or_insert(problem);
             Vec::new()
         });
+        if let Some(members) = members {
+            attrs.retain(|(name, _)| members.contains(name));
+        }
         record.grow(
             // The `@` of each attribute's name is not in the document.
             name.len()
@@ -221,8 +246,19 @@ impl<R: BufRead> XmlRecords<R> {
         None
     }
 
+    /// Whether `name`, just opened, is a child of the record that is not kept.
+    fn is_unread_child(&self, name: &str) -> bool {
+        self.record.is_some()
+            && self.stack.len() == self.records_path.len() + 1
+            && self.members.as_ref().is_some_and(|m| !m.contains(name))
+    }
+
     fn close(&mut self) -> Option<Item> {
         self.stack.pop();
+        if self.skipping > 0 {
+            self.skipping -= 1;
+            return None;
+        }
         let record = self.record.as_mut()?;
         let node = record.nodes.pop()?;
         if let Some(parent) = record.nodes.last_mut() {
@@ -243,6 +279,9 @@ impl<R: BufRead> XmlRecords<R> {
 
     /// Text of the current element; never ends a record, so it answers `None`.
     fn text(&mut self, text: &str) -> Option<Item> {
+        if self.skipping > 0 {
+            return None;
+        }
         let max = self.max_bytes;
         let record = self.record.as_mut()?;
         record.grow(text.len(), max);
@@ -254,6 +293,9 @@ impl<R: BufRead> XmlRecords<R> {
 
     /// An entity or character reference inside text.
     fn reference(&mut self, reference: &quick_xml::events::BytesRef<'_>) -> Option<Item> {
+        if self.skipping > 0 {
+            return None;
+        }
         let name: &str = reference;
         let resolved = match reference.resolve_char_ref() {
             Ok(Some(c)) => Some(c.to_string()),

@@ -142,6 +142,7 @@ fn a_200_mb_csv_and_a_200_mb_xml_decode_in_bounded_heap() {
     );
     let format = DocumentFormat::Xml {
         records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
+        members: None,
     };
     let (results, errors, peak) = decode_counting(Codecs::default(), &format, xml);
     assert!(errors.is_empty(), "{errors:?}");
@@ -206,6 +207,7 @@ fn a_runaway_token_in_any_format_costs_the_record_cap_not_the_document() {
             "XML text node",
             DocumentFormat::Xml {
                 records: vec!["a".into(), "b".into()],
+                members: None,
             },
             Generated::new("<a><b>", xs, "</b></a>", SIZE),
         ),

@@ -20,6 +20,7 @@ fn decode(format: DocumentFormat, doc: &str) -> Vec<Result<RawRecord, DecodeErro
 fn xml(records: &str) -> DocumentFormat {
     DocumentFormat::Xml {
         records: records.split('/').map(str::to_owned).collect(),
+        members: None,
     }
 }
 
@@ -69,6 +70,35 @@ fn xml_records_carry_attributes_children_text_and_location() {
     );
     assert_eq!(loc.path.as_deref(), Some("results/result[1]"));
     assert_eq!(fields(&items[1]), json!({"name": ""}));
+}
+
+/// Given the members a contract reads, a record keeps those children and attributes
+/// only; the rest is still parsed, so a malformed part is still fatal, with its path.
+#[test]
+fn xml_records_keep_only_the_members_read() {
+    let doc = "<results>\n  <result scanned-on=\"2017-12-04\" batch=\"7\">\n    <name>K &amp; J</name>\n    <marks available=\"20\" obtained=\"13\"/>\n    <answer q=\"0\"><mark>D</mark>&unknown;</answer><answer q=\"1\">A</answer>\n    <more><answer>nested</answer></more>\n  </result>\n  <result><name>Z</name></result>\n</results>\n";
+    let members = ["@scanned-on", "name", "marks"].map(str::to_owned);
+    let format = DocumentFormat::Xml {
+        records: vec!["results".into(), "result".into()],
+        members: Some(members.into_iter().collect()),
+    };
+    let items = decode(format.clone(), doc);
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        fields(&items[0]),
+        json!({"@scanned-on": "2017-12-04", "name": "K & J", "marks": {"@available": "20", "@obtained": "13"}})
+    );
+    let loc = items[0].as_ref().unwrap().location();
+    assert_eq!((loc.record, loc.line), (Some(1), Some(2)));
+    assert_eq!(fields(&items[1]), json!({"name": "Z"}));
+
+    let broken = "<results><result><name>A</name><answer><x>1</y></answer></result></results>";
+    let items = decode(format, broken);
+    let err = fatal(&items[0], "malformed XML");
+    assert_eq!(
+        err.location.path.as_deref(),
+        Some("results/result/answer/x")
+    );
 }
 
 #[test]

@@ -63,7 +63,21 @@ fn the_reference_contracts_compile() {
     assert_eq!(
         exam.format(),
         &DocumentFormat::Xml {
-            records: vec!["mcq-test-results".into(), "mcq-test-result".into()]
+            records: vec!["mcq-test-results".into(), "mcq-test-result".into()],
+            // What the fields read; a result's answers are not among them.
+            members: Some(
+                [
+                    "test-id",
+                    "student-number",
+                    "first-name",
+                    "last-name",
+                    "@scanned-on",
+                    "summary-marks",
+                ]
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+            )
         }
     );
     assert_eq!(exam.merge_policy(), MergePolicy::MaxMeasures);

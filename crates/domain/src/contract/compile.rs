@@ -1,6 +1,6 @@
 //! Validation and compilation of a [`ContractSpec`] into a [`Contract`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::checks::{
@@ -20,6 +20,9 @@ pub enum DocumentFormat {
     Xml {
         /// Element names from the root to the record element.
         records: Vec<String>,
+        /// The record element's children and attributes (`@name`) the contract reads;
+        /// the others are parsed but not kept. `None`: every one is kept.
+        members: Option<BTreeSet<String>>,
     },
     /// CSV with a header row.
     Csv {
@@ -130,8 +133,18 @@ impl Contract {
         if let Ok(json) = serde_json::to_value(&spec) {
             find_nul(&json, "", &mut issues);
         }
-        let format = compile_format(&spec, &mut issues);
+        let mut format = compile_format(&spec, &mut issues);
         let fields = compile_fields(&spec, &mut issues);
+        // Mapping reads a record only at its fields' paths: an XML decoder need not
+        // build the rest (a Markr result's answers are most of its bytes).
+        if let DocumentFormat::Xml { members, .. } = &mut format {
+            *members = Some(
+                fields
+                    .iter()
+                    .filter_map(|f| f.path.first().cloned())
+                    .collect(),
+            );
+        }
         let by_name: BTreeMap<&str, &CompiledField> =
             fields.iter().map(|f| (f.name.as_str(), f)).collect();
         check_key(&spec, &by_name, &mut issues);

@@ -57,7 +57,10 @@ mod tests {
 
     #[test]
     fn each_format_takes_its_own_media_types_and_octet_stream() {
-        let xml = DocumentFormat::Xml { records: vec![] };
+        let xml = DocumentFormat::Xml {
+            records: vec![],
+            members: None,
+        };
         let csv = DocumentFormat::Csv {
             delimiter: b',',
             quote: b'"',

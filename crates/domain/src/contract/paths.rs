@@ -19,6 +19,7 @@ pub(super) fn compile_format(
     match spec.format {
         FormatName::Xml => DocumentFormat::Xml {
             records: xml_records_path(records, issues),
+            members: None,
         },
         FormatName::Json => DocumentFormat::Json {
             records: records
