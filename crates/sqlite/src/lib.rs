@@ -6,7 +6,8 @@
 //! its first batch to `finish`, so imports are applied one after another while readers
 //! carry on. Every write of the process goes through one pooled connection (ADR 42),
 //! so writers queue in the pool, woken in turn, instead of each holding a connection
-//! while SQLite's busy handler sleeps and retries. Migrations are in
+//! while SQLite's busy handler sleeps and retries; the WAL is checkpointed by a task
+//! beside them, not inside their commits. Migrations are in
 //! `migrations/sqlite` ([`MIGRATOR`]).
 
 mod analytics;
@@ -14,6 +15,7 @@ mod backup;
 mod callbacks;
 mod catalog;
 mod changes;
+mod checkpoints;
 mod deliveries;
 mod jobs;
 mod pauses;
@@ -94,6 +96,8 @@ pub struct SqliteStore {
     /// The database file's lock, held shared while this store lives, so a restore
     /// knows the file is in use.
     _lock: Option<Arc<std::fs::File>>,
+    /// The task copying the WAL into the database file while the store lives.
+    checkpoints: Arc<checkpoints::Checkpoints>,
 }
 
 impl SqliteStore {
@@ -110,6 +114,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(settings.busy_timeout)
             .foreign_keys(true)
+            // Checkpoints run beside the writers, not in their commits (ADR 42).
+            .pragma("wal_autocheckpoint", "0")
             // A slow statement is worth a debug line, not a warning holding raw SQL.
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         if let Some(dir) = options
@@ -141,13 +147,14 @@ impl SqliteStore {
             .max_connections(1)
             // Waiting for the writer before this one is waiting for SQLite's lock.
             .acquire_timeout(settings.busy_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening {} for writing", settings.url))?;
         Ok(Self {
             pool,
             writes,
             _lock: lock,
+            checkpoints: checkpoints::Checkpoints::start(options),
         })
     }
 
@@ -196,6 +203,7 @@ impl SqliteStore {
 
     /// Closes every connection; the store is unusable afterwards.
     pub async fn close(&self) {
+        self.checkpoints.close().await;
         self.writes.close().await;
         self.pool.close().await;
     }
